@@ -1,0 +1,43 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both install into .venv first if needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# On machines without an NVIDIA GPU, constrain torch to its CPU build; GPU users get the default.
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+ifeq ($(HAS_GPU),1)
+TORCH_CONSTRAINT :=
+else
+TORCH_CONSTRAINT := -c constraints/cpu.txt
+# Use the PyTorch CPU wheel index when it is reachable; otherwise rely on the configured indexes.
+TORCH_CPU_INDEX := $(shell curl -sfI --max-time 3 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
+endif
+
+.PHONY: install demo test test-slow benchmark lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints/cpu.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install $(TORCH_CONSTRAINT) $(TORCH_CPU_INDEX) -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m assimilate.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+benchmark: $(STAMP)
+	$(BIN)/python benchmarks/simulate.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check pde assimilate tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache
