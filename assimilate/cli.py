@@ -1,0 +1,88 @@
+"""The ``assimilate`` command. Thin: parse, validate, call the function of the same name."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pde.config import ConfigError
+from pde.store import StoreError
+
+__all__ = ["main", "build_parser"]
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from assimilate.config import load_config
+    from pde.generate import simulate
+
+    config = load_config(args.config)
+    summary = simulate(
+        config,
+        args.out,
+        trajectories=args.trajectories,
+        steps=args.steps,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    print(summary)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pde.store import export
+
+    written = export(args.store, args.to, overwrite=args.overwrite)
+    print(f"wrote {written}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assimilate", description="Amortised data assimilation with diffusion models."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    simulate = verbs.add_parser("simulate", help="write a trajectory store from a config")
+    simulate.add_argument("config", help="YAML configuration (configs/*.yaml)")
+    simulate.add_argument("--out", required=True, help="output Zarr store directory")
+    simulate.add_argument("--trajectories", type=_positive, help="override dataset.trajectories")
+    simulate.add_argument("--steps", type=_positive, help="override dataset.steps")
+    simulate.add_argument("--workers", type=_positive, default=1,
+                          help="Dask worker processes (1: run in this process)")
+    simulate.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    simulate.add_argument("--overwrite", action="store_true",
+                          help="replace a store written with another configuration")
+    simulate.add_argument("--quiet", action="store_true", help="no progress bar")
+    simulate.set_defaults(handler=_simulate)
+
+    export = verbs.add_parser("export", help="write a trajectory store as NetCDF")
+    export.add_argument("store", help="trajectory store directory")
+    export.add_argument("--to", required=True, help="output NetCDF file")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.set_defaults(handler=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ConfigError, StoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

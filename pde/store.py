@@ -1,0 +1,265 @@
+"""The trajectory store: a Zarr (v3) store with a fixed, self-describing schema.
+
+Layout (``F`` = ``u`` for Kuramoto-Sivashinsky, ``vorticity`` for Kolmogorov flow)::
+
+    F         (trajectory, time, x)  or  (trajectory, time, y, x)   float32
+    complete  (trajectory,)                                          bool
+    coords    trajectory, time (model time after burn-in), x [, y]  with units
+
+Chunks are one trajectory by a block of consecutive states by the whole field, sized
+near 256 KiB, so a random training window (a few consecutive states of one trajectory)
+touches one or two chunks, and every trajectory can be written by its own task without
+touching another's chunks.
+
+The attributes rebuild the simulator (``config`` is the resolved configuration as JSON,
+and each simulator parameter is also a plain attribute), record provenance (seed,
+package versions, creation time) and carry a ``schema`` tag. The ``complete`` mask is
+set only after a trajectory's data are on disk, so an interrupted run never leaves
+anything that a reader could mistake for data: :func:`open_trajectories` refuses a
+store with unfinished trajectories unless asked for the finished ones only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from pde.config import SimulationConfig
+from pde.simulator import Simulator
+
+__all__ = [
+    "SCHEMA",
+    "StoreError",
+    "create_store",
+    "open_trajectories",
+    "read_completion",
+    "write_trajectories",
+    "stored_config",
+    "export",
+]
+
+SCHEMA = "assimilate.trajectories/1"
+COMPLETE = "complete"
+_CHUNK_BYTES = 256 * 1024
+_VARIABLES = {"kuramoto_sivashinsky": ("u", ("x",)), "kolmogorov": ("vorticity", ("y", "x"))}
+
+
+# Consolidated metadata is a zarr-python extension to Zarr v3; we rely on it knowingly.
+warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
+
+
+class StoreError(ValueError):
+    """A store is missing, foreign, of the wrong kind, incomplete or cannot be written."""
+
+
+def time_chunk(n_steps: int, field_shape: tuple[int, ...]) -> int:
+    """States per chunk: about 256 KiB of float32, at least one, at most all."""
+    state_bytes = 4 * int(np.prod(field_shape))
+    return int(max(1, min(n_steps, _CHUNK_BYTES // state_bytes)))
+
+
+def _provenance() -> dict[str, str]:
+    versions = {}
+    for package in ("assimilate", "jax", "jax-cfd", "xarray", "zarr"):
+        try:
+            versions[f"{package.replace('-', '_')}_version"] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[f"{package.replace('-', '_')}_version"] = "unknown"
+    versions["package_version"] = versions.pop("assimilate_version")
+    return versions
+
+
+def _skeleton(config: SimulationConfig, simulator: Simulator) -> xr.Dataset:
+    """The store's lazy skeleton: metadata and coordinates, no field data."""
+    n_traj, n_steps = config.dataset.trajectories, config.dataset.steps
+    coords = simulator.coordinates()
+    shape = tuple(len(values) for _, values, _ in coords)
+    chunks = (1, time_chunk(n_steps, shape), *shape)
+    field = da.zeros((n_traj, n_steps, *shape), dtype=np.float32, chunks=chunks)
+    dims = ("trajectory", "time", *(name for name, _, _ in coords))
+    ds = xr.Dataset(
+        {
+            simulator.variable: (dims, field, {"long_name": simulator.variable, "units": "1"}),
+            COMPLETE: (("trajectory",), da.zeros(n_traj, dtype=bool, chunks=1)),
+        },
+        coords={
+            "trajectory": ("trajectory", np.arange(n_traj), {"long_name": "trajectory index"}),
+            "time": (
+                "time",
+                np.arange(n_steps) * simulator.interval,
+                {"units": "1", "long_name": "model time after burn-in"},
+            ),
+            **{name: (name, values, attrs) for name, values, attrs in coords},
+        },
+    )
+    ds[COMPLETE].attrs["long_name"] = "trajectory fully written"
+    ds.attrs = {
+        "schema": SCHEMA,
+        **simulator.attrs(),
+        "seed": config.dataset.seed,
+        "config": config.canonical_json(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **_provenance(),
+    }
+    return ds
+
+
+def create_store(path: str | Path, config: SimulationConfig, simulator: Simulator) -> None:
+    """Write the store's metadata at ``path`` atomically (temporary sibling, then rename)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise StoreError(f"cannot create store '{path}': directory '{parent}' does not exist")
+    try:
+        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=parent))
+    except OSError as error:
+        raise StoreError(f"cannot create store '{path}': {error.strerror} ({parent})") from None
+    try:
+        target = scratch / "store.zarr"
+        _skeleton(config, simulator).to_zarr(
+            target, mode="w-", compute=False, zarr_format=3, consolidated=True
+        )
+        os.replace(target, path)
+    except OSError as error:
+        raise StoreError(f"cannot create store '{path}': {error}") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def write_trajectories(path: str | Path, variable: str, start: int, fields: np.ndarray) -> None:
+    """Write ``fields`` (batch, time, *space) as trajectories ``start...``, then mark them done.
+
+    The mask is written after the data, so a crash in between leaves the trajectories
+    marked unfinished and a rerun recomputes them.
+    """
+    stop = start + len(fields)
+    dims = ("trajectory", "time", *(["y", "x"] if fields.ndim == 4 else ["x"]))
+    region = {"trajectory": slice(start, stop)}
+    xr.Dataset({variable: (dims, fields.astype(np.float32))}).to_zarr(
+        path, region=region, mode="r+", zarr_format=3, consolidated=False
+    )
+    done = xr.Dataset({COMPLETE: (("trajectory",), np.ones(stop - start, dtype=bool))})
+    done.to_zarr(path, region=region, mode="r+", zarr_format=3, consolidated=False)
+
+
+def read_completion(path: str | Path) -> np.ndarray:
+    """The per-trajectory completion mask; an unreadable mask chunk counts as unfinished."""
+    import zarr
+
+    array = zarr.open_array(Path(path) / COMPLETE, mode="r")
+    mask = np.zeros(array.shape[0], dtype=bool)
+    for index in range(array.shape[0]):
+        try:
+            mask[index] = bool(array[index])
+        except Exception:  # a chunk torn by a kill mid-write: recompute that trajectory
+            mask[index] = False
+    return mask
+
+
+def _open_raw(path: Path) -> xr.Dataset:
+    if not path.exists():
+        raise StoreError(f"no store at '{path}'")
+    if not path.is_dir() or not (path / "zarr.json").is_file():
+        raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
+    try:
+        return xr.open_zarr(path, consolidated=True, zarr_format=3)
+    except Exception as error:
+        raise StoreError(f"'{path}' cannot be opened as a Zarr v3 store: {error}") from None
+
+
+def stored_config(path: str | Path) -> dict[str, Any]:
+    """The resolved configuration a trajectory store was written with."""
+    path = Path(path)
+    ds = _open_raw(path)
+    _check_schema(ds, path)
+    return json.loads(ds.attrs["config"])
+
+
+def _check_schema(ds: xr.Dataset, path: Path, pde: str | None = None) -> str:
+    if ds.attrs.get("schema") != SCHEMA:
+        raise StoreError(
+            f"'{path}' is a Zarr store but not a trajectory store: attribute 'schema' is "
+            f"{ds.attrs.get('schema')!r}, expected {SCHEMA!r}"
+        )
+    missing = [key for key in ("pde", "config", "seed", "created") if key not in ds.attrs]
+    if missing:
+        raise StoreError(f"trajectory store '{path}' lacks attributes: {', '.join(missing)}")
+    kind = ds.attrs["pde"]
+    if kind not in _VARIABLES:
+        raise StoreError(f"trajectory store '{path}' has unknown pde {kind!r}")
+    if pde is not None and kind != pde:
+        raise StoreError(f"trajectory store '{path}' holds {kind!r} data, expected {pde!r}")
+    variable, space = _VARIABLES[kind]
+    expected = {variable: ("trajectory", "time", *space), COMPLETE: ("trajectory",)}
+    for name, dims in expected.items():
+        if name not in ds.variables or not (path / name / "zarr.json").is_file():
+            raise StoreError(f"trajectory store '{path}' lacks variable '{name}'")
+        if ds[name].dims != dims:
+            raise StoreError(
+                f"variable '{name}' in '{path}' has dims {ds[name].dims}, expected {dims}"
+            )
+    return variable
+
+
+def open_trajectories(
+    path: str | Path, *, pde: str | None = None, finished_only: bool = False
+) -> xr.Dataset:
+    """Open a trajectory store lazily (Dask-backed) after validating its schema.
+
+    Args:
+        path: the store directory.
+        pde: if given, the store must hold this PDE (``"kuramoto_sivashinsky"``, ...).
+        finished_only: return only finished trajectories instead of refusing a store
+            that an interrupted run left incomplete.
+    """
+    path = Path(path)
+    ds = _open_raw(path)
+    _check_schema(ds, path, pde)
+    complete = read_completion(path)
+    if not complete.all():
+        if not finished_only:
+            missing = np.flatnonzero(~complete)
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise StoreError(
+                f"trajectory store '{path}' is incomplete: {len(missing)} of {len(complete)} "
+                f"trajectories unfinished ({shown}); rerun the same `assimilate simulate` "
+                "command to finish it"
+            )
+        ds = ds.isel(trajectory=np.flatnonzero(complete))
+    return ds
+
+
+def export(store: str | Path, to: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a finished trajectory store to NetCDF-4 (atomically: temporary file, rename)."""
+    store, to = Path(store), Path(to)
+    if to.exists() and not overwrite:
+        raise StoreError(f"'{to}' exists; pass overwrite=True (--overwrite) to replace it")
+    if to.is_dir():
+        raise StoreError(f"'{to}' is a directory, expected a NetCDF file path")
+    ds = open_trajectories(store)
+    ds[COMPLETE] = ds[COMPLETE].astype("i1")  # NetCDF-4 has no boolean type
+    ds[COMPLETE].attrs["flag_values"] = "0 1"
+    parent = to.parent if str(to.parent) else Path(".")
+    try:
+        handle, scratch = tempfile.mkstemp(prefix=f".{to.name}.partial-", dir=parent)
+        os.close(handle)
+    except OSError as error:
+        raise StoreError(f"cannot write '{to}': {error.strerror} ({parent})") from None
+    try:
+        ds.to_netcdf(scratch, engine="netcdf4", format="NETCDF4")
+        os.replace(scratch, to)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
+    return to

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny configurations that run in seconds on two CPU cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_KS = {
+    "simulator": {
+        "pde": "kuramoto_sivashinsky",
+        "length": 22.0,
+        "n_points": 32,
+        "dt": 0.05,
+        "interval": 0.2,
+        "burn_in": 2.0,
+    },
+    "dataset": {"trajectories": 6, "steps": 12, "seed": 3, "batch_size": 2},
+}
+
+TINY_KOLMOGOROV = {
+    "simulator": {
+        "pde": "kolmogorov",
+        "reynolds": 100.0,
+        "solver_grid": 16,
+        "stored_grid": 8,
+        "forcing_wavenumber": 2,
+        "interval": 0.2,
+        "burn_in": 1.0,
+    },
+    "dataset": {"trajectories": 2, "steps": 5, "seed": 1, "batch_size": 2},
+}
+
+
+def write_config(directory: Path, data: dict, name: str = "config.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def tiny_ks(tmp_path: Path) -> Path:
+    return write_config(tmp_path, TINY_KS, "tiny-ks.yaml")
+
+
+@pytest.fixture
+def tiny_kolmogorov(tmp_path: Path) -> Path:
+    return write_config(tmp_path, TINY_KOLMOGOROV, "tiny-kolmogorov.yaml")
