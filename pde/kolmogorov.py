@@ -10,7 +10,7 @@ The reference set-up (Re = 1000, k = 4, α = 0.1, 256² solver grid coarsened to
 computational fluid dynamics" (Kochkov et al. 2021, arXiv:2102.01010) and "Score-based
 Data Assimilation" (Rozet & Louppe 2023, arXiv:2306.10574). At Re = 40, α = 0, k = 4 the
 dissipation rate bursts intermittently ("A variational approach to probing extreme events
-in turbulent dynamical systems", Farazmand & Sapsis 2017, arXiv:1704.04116).
+in turbulent dynamical systems", Farazmand & Sapsis, Science Advances 2017).
 
 Numerics: ``NavierStokes2D`` with the 2/3 rule on the nonlinear term, stepped by the
 Crank–Nicolson/low-storage RK4 scheme. The state is ``rfft2`` of ω on the solver grid in

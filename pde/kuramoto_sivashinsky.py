@@ -180,6 +180,11 @@ class KuramotoSivashinsky:
         object.__setattr__(self, "_rollout", jax.jit(self._scan, static_argnums=1))
 
     @property
+    def inner_steps(self) -> int:
+        """Solver steps per stored interval."""
+        return round(self.interval / self.dt)
+
+    @property
     def _precision(self) -> Any:
         """Context in which all tracing and calls run (x64 on iff ``dtype="float64"``)."""
         return jax.enable_x64(self.dtype == "float64")
