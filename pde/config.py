@@ -20,6 +20,7 @@ in the simulators' constructors, so the rules are written once.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -166,6 +167,9 @@ def _describe(error: ValidationError, path: Path, model: type[BaseModel]) -> str
         loc = [str(part) for part in item["loc"] if str(part) not in _TAGS]
         key = ".".join(loc) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
+        named = re.match(r"\w+: (\w+)=", message)  # simulators name the offending parameter
+        if item["type"] == "value_error" and named:
+            key = f"{key}.{named.group(1)}"
         if item["type"] == "extra_forbidden":
             allowed = _allowed_keys(model, item["loc"][:-1])
             message = f"unknown key; allowed keys here: {', '.join(allowed)}"
