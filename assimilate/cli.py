@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pde.config import ConfigError
 from pde.store import StoreError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _simulate(args: argparse.Namespace) -> None:

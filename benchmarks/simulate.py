@@ -73,7 +73,7 @@ def ks_row(batch: int, n_points: int, dtype: str, n_steps: int) -> tuple:
 
 def kolmogorov_row(n_traj: int, n_steps: int) -> tuple:
     import jax_cfd.base as cfd
-    import jax_cfd.spectral as spectral
+    from jax_cfd import spectral
     from jax_cfd.base import forcings
 
     config = load_config(REPO / "configs" / "kolmogorov-small.yaml").with_dataset(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -31,12 +31,12 @@ from pde.simulator import Simulator
 
 __all__ = [
     "ConfigError",
-    "KuramotoSivashinskyConfig",
-    "KolmogorovConfig",
     "DatasetConfig",
+    "KolmogorovConfig",
+    "KuramotoSivashinskyConfig",
     "SimulationConfig",
-    "load_yaml_model",
     "load_simulation_config",
+    "load_yaml_model",
 ]
 
 
@@ -48,7 +48,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class KuramotoSivashinskyConfig(_Section):
+class _SimulatorSection(_Section):
+    """A simulator's parameters; valid only if the simulator accepts them."""
+
+    @model_validator(mode="after")
+    def _physical(self) -> _SimulatorSection:
+        self.build()  # the constructor owns the physical rules (stability, grids)
+        return self
+
+    def build(self) -> Simulator:
+        raise NotImplementedError
+
+
+class KuramotoSivashinskyConfig(_SimulatorSection):
     """u_t + u u_x + u_xx + u_xxxx = 0 on [0, length), ETDRK4 pseudo-spectral."""
 
     pde: Literal["kuramoto_sivashinsky"]
@@ -59,18 +71,13 @@ class KuramotoSivashinskyConfig(_Section):
     burn_in: float = Field(100.0, ge=0, description="model time discarded before storing")
     dtype: Literal["float64", "float32"] = "float64"
 
-    @model_validator(mode="after")
-    def _physical(self) -> KuramotoSivashinskyConfig:
-        self.build()
-        return self
-
     def build(self) -> Simulator:
         from pde.kuramoto_sivashinsky import KuramotoSivashinsky
 
         return KuramotoSivashinsky(**self.model_dump(exclude={"pde"}))
 
 
-class KolmogorovConfig(_Section):
+class KolmogorovConfig(_SimulatorSection):
     """2-D Navier-Stokes with Kolmogorov forcing and drag, via ``jax_cfd.spectral``."""
 
     pde: Literal["kolmogorov"]
@@ -87,11 +94,6 @@ class KolmogorovConfig(_Section):
     max_courant: float = Field(0.5, gt=0, le=1.0)
     peak_wavenumber: float = Field(4.0, gt=0, description="initial-condition spectrum peak")
 
-    @model_validator(mode="after")
-    def _physical(self) -> KolmogorovConfig:
-        self.build()
-        return self
-
     def build(self) -> Simulator:
         from pde.kolmogorov import KolmogorovFlow
 
@@ -99,7 +101,7 @@ class KolmogorovConfig(_Section):
 
 
 SimulatorConfig = Annotated[
-    Union[KuramotoSivashinskyConfig, KolmogorovConfig], Field(discriminator="pde")
+    KuramotoSivashinskyConfig | KolmogorovConfig, Field(discriminator="pde")
 ]
 
 

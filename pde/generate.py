@@ -30,7 +30,7 @@ from pde.config import SimulationConfig
 from pde.simulator import Simulator
 from pde.store import StoreError, create_store, read_completion, stored_config, write_trajectories
 
-__all__ = ["simulate", "SimulationSummary", "simulate_batch", "plan_batches"]
+__all__ = ["SimulationSummary", "plan_batches", "simulate", "simulate_batch"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Simulator", "Coordinate"]
+__all__ = ["Coordinate", "Simulator"]
 
 # (name, values, attributes) of one spatial coordinate on the stored grid.
 Coordinate = tuple[str, np.ndarray, dict[str, str]]

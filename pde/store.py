@@ -42,11 +42,11 @@ __all__ = [
     "SCHEMA",
     "StoreError",
     "create_store",
+    "export",
     "open_trajectories",
     "read_completion",
-    "write_trajectories",
     "stored_config",
-    "export",
+    "write_trajectories",
 ]
 
 SCHEMA = "assimilate.trajectories/1"
@@ -162,7 +162,7 @@ def read_completion(path: str | Path) -> np.ndarray:
     for index in range(array.shape[0]):
         try:
             mask[index] = bool(array[index])
-        except Exception:  # a chunk torn by a kill mid-write: recompute that trajectory
+        except Exception:  # noqa: BLE001 - a chunk torn by a kill mid-write: recompute it
             mask[index] = False
     return mask
 
@@ -174,7 +174,7 @@ def _open_raw(path: Path) -> xr.Dataset:
         raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
     try:
         return xr.open_zarr(path, consolidated=True, zarr_format=3)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
         raise StoreError(f"'{path}' cannot be opened as a Zarr v3 store: {error}") from None
 
 
