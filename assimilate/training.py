@@ -1,0 +1,269 @@
+"""One training loop for every model in the project (emulator, forecaster, controller).
+
+The loop is plain and reads top to bottom: draw the batch of this step, compute the mean
+of a per-sample loss, clip, step AdamW, update the EMA weights, log, validate, and write
+an atomic checkpoint now and then. Randomness is a function of ``(seed, step, rank)``
+only, so a run resumed from a checkpoint continues exactly as the uninterrupted run.
+
+Checkpoints are plain dictionaries of tensors and strings, loaded with
+``torch.load(..., weights_only=True)``: model and EMA ``state_dict``, optimizer state,
+step, the validated configuration (JSON) and normalisation statistics. No code is pickled.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel
+(gloo on CPU, nccl on CUDA); each rank draws its own batches and rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from tqdm.auto import tqdm
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "TrainingConfig",
+    "TrainingError",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+    "select_device",
+]
+
+CHECKPOINT_FORMAT = "assimilate.checkpoint/1"
+# (model, batch, generator) -> per-sample loss (batch,)
+LossFn = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
+# (step, generator) -> the batch of that step
+BatchFn = Callable[[int, torch.Generator], Any]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite loss, a checkpoint of another run, ...)."""
+
+
+class TrainingConfig(BaseModel):
+    """Optimisation settings shared by every model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int = Field(2000, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(100, ge=0)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0)
+    validate_every: int = Field(250, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    log_every: int = Field(25, ge=1)
+    seed: int = Field(0, ge=0)
+    mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA; ignored on CPU")
+
+
+def select_device() -> torch.device:
+    """CUDA when present (the local rank's GPU under torchrun), else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically: a temporary sibling, then a rename."""
+    path = Path(path)
+    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, **payload}, scratch)
+        os.replace(scratch, path)
+    finally:
+        if os.path.exists(scratch):
+            os.remove(scratch)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at '{path}'")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means "not ours"
+        raise TrainingError(f"'{path}' is not a readable checkpoint: {error}") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"'{path}' is not an assimilate checkpoint ({CHECKPOINT_FORMAT})")
+    return payload
+
+
+@contextlib.contextmanager
+def _distributed(device: torch.device) -> Iterator[tuple[int, int]]:
+    """``(rank, world_size)``; initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        yield 0, 1
+        return
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    torch.distributed.init_process_group(backend)
+    try:
+        yield torch.distributed.get_rank(), world
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+class _EMA:
+    """Exponential moving average of a model's floating-point parameters and buffers."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, decay: float) -> None:
+        for average, current in zip(self.model.state_dict().values(),
+                                    model.state_dict().values(), strict=True):
+            if average.dtype.is_floating_point:
+                average.lerp_(current, 1.0 - decay)
+            else:
+                average.copy_(current)
+
+
+def _learning_rate(config: TrainingConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
+    return config.learning_rate * warm
+
+
+def _step_generator(config: TrainingConfig, step: int, rank: int, device: torch.device):
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed * 1_000_003 + step * 1009 + rank)
+    return generator
+
+
+def fit(
+    model: nn.Module,
+    loss_fn: LossFn,
+    batch_fn: BatchFn,
+    config: TrainingConfig,
+    out: str | Path,
+    *,
+    metadata: dict[str, Any],
+    validation_fn: Callable[[nn.Module], float] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train ``model`` for ``config.steps`` steps, checkpointing to ``out``; resume if present.
+
+    ``metadata`` must hold ``config`` (the resolved experiment configuration as JSON) and
+    may hold ``normalisation`` (a dict of tensors) and ``kind``; it is stored in every
+    checkpoint. An existing checkpoint at ``out`` with the same ``config`` is resumed; one
+    with another ``config`` is refused. Metrics go to ``out`` + ``.metrics.jsonl``.
+    """
+    out = Path(out)
+    device = select_device()
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    ema = _EMA(model)
+    start = _resume(out, metadata, model, ema, optimizer)
+    log_path = out.with_name(out.name + ".metrics.jsonl")
+    _truncate_log(log_path, start)
+    with _distributed(device) as (rank, world):
+        trained = model
+        if world > 1:
+            trained = nn.parallel.DistributedDataParallel(model, device_ids=None
+                                                          if device.type == "cpu" else [device])
+        writer = rank == 0
+        autocast = config.mixed_precision and device.type == "cuda"
+        bar = tqdm(total=config.steps, initial=start, disable=not (progress and writer),
+                   unit="step", desc=metadata.get("kind", "train"))
+        last_good, tick, samples = start, time.perf_counter(), 0
+        for step in range(start, config.steps):
+            generator = _step_generator(config, step, rank, device)
+            batch = batch_fn(step, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(config, step)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(trained, batch, generator).mean()
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"loss became {loss.item()} at step {step}; the last good checkpoint is "
+                    f"'{out}' at step {last_good}" + ("" if out.exists() else " (none written)")
+                    + "; lower training.learning_rate or check the data"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            ema.update(model, config.ema_decay)
+            samples += config.batch_size * world
+            done = step + 1
+            bar.update(1)
+            if writer and (done % config.log_every == 0 or done == config.steps):
+                rate = samples / max(time.perf_counter() - tick, 1e-9)
+                record = {"step": done, "loss": loss.item(), "grad_norm": float(grad_norm),
+                          "lr": _learning_rate(config, step), "samples_per_s": rate}
+                if validation_fn is not None and (done % config.validate_every == 0
+                                                  or done == config.steps):
+                    record["validation_loss"] = float(validation_fn(ema.model))
+                _append_jsonl(log_path, record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{rate:.0f}")
+                tick, samples = time.perf_counter(), 0
+            if writer and (done % config.checkpoint_every == 0 or done == config.steps):
+                save_checkpoint(out, _payload(done, metadata, model, ema, optimizer, config))
+                last_good = done
+        bar.close()
+    return out
+
+
+def _payload(step, metadata, model, ema, optimizer, config) -> dict[str, Any]:
+    return {
+        **metadata,
+        "step": step,
+        "training": config.model_dump_json(),
+        "model": model.state_dict(),
+        "ema": ema.model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+    }
+
+
+def _resume(out: Path, metadata: dict[str, Any], model, ema, optimizer) -> int:
+    """Load the checkpoint at ``out`` if it belongs to this run; return the step reached."""
+    if out.is_dir():
+        raise TrainingError(f"checkpoint path '{out}' is a directory, expected a file")
+    if not out.exists():
+        if not out.parent.is_dir():
+            raise TrainingError(f"directory '{out.parent}' for checkpoint '{out}' does not exist")
+        return 0
+    saved = load_checkpoint(out, map_location=next(model.parameters()).device)
+    if saved.get("config") != metadata["config"]:
+        raise TrainingError(
+            f"checkpoint '{out}' was trained with another configuration; "
+            "choose another --out or delete it to start over"
+        )
+    model.load_state_dict(saved["model"])
+    ema.model.load_state_dict(saved["ema"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return int(saved["step"])
+
+
+def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    clean = {key: (None if isinstance(v, float) and not math.isfinite(v) else v)
+             for key, v in record.items()}
+    with path.open("a") as handle:
+        handle.write(json.dumps(clean) + "\n")
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop records past ``step``: a resumed run rewrites them."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    path.write_text("".join(line + "\n" for line in kept))
