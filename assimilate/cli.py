@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from pde.config import ConfigError
+from assimilate.errors import TrainingError
 from pde.store import StoreError
 
 __all__ = ["build_parser", "main"]
@@ -35,6 +37,23 @@ def _export(args: argparse.Namespace) -> None:
 
     written = export(args.store, args.to, overwrite=args.overwrite)
     print(f"wrote {written}")
+
+
+def _train_emulator(args: argparse.Namespace) -> None:
+    from assimilate.config import load_config
+    from assimilate.emulator import train_emulator
+
+    out = train_emulator(load_config(args.config), args.data, args.out, nu=args.nu,
+                         steps=args.steps, progress=not args.quiet)
+    print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
+
+
+def _sample_emulator(args: argparse.Namespace) -> None:
+    from assimilate.emulator import sample_emulator
+
+    out = sample_emulator(args.checkpoint, args.n, args.out, batch_size=args.batch_size,
+                          seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {args.n} samples to {out}")
 
 
 def _positive(text: str) -> int:
@@ -68,6 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--to", required=True, help="output NetCDF file")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export.set_defaults(handler=_export)
+
+    train = verbs.add_parser("train", help="train a model").add_subparsers(
+        dest="model", required=True, metavar="MODEL")
+    emulator = train.add_parser("emulator", help="unconditional (t-)EDM / (t-)Flow of states")
+    emulator.add_argument("config", help="YAML configuration with an emulator section")
+    emulator.add_argument("--data", required=True, help="trajectory store to learn from")
+    emulator.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
+    emulator.add_argument("--nu", type=float, help="Student-t degrees of freedom (> 2)")
+    emulator.add_argument("--steps", type=_positive, help="override emulator.training.steps")
+    emulator.add_argument("--quiet", action="store_true", help="no progress bar")
+    emulator.set_defaults(handler=_train_emulator)
+
+    sample = verbs.add_parser("sample", help="draw samples from a model").add_subparsers(
+        dest="model", required=True, metavar="MODEL")
+    emulator = sample.add_parser("emulator", help="draw states from an emulator checkpoint")
+    emulator.add_argument("checkpoint", help="emulator checkpoint")
+    emulator.add_argument("--n", type=_positive, required=True, help="number of samples")
+    emulator.add_argument("--out", required=True, help="output Zarr store")
+    emulator.add_argument("--batch-size", type=_positive, default=64)
+    emulator.add_argument("--seed", type=int, default=0)
+    emulator.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    emulator.set_defaults(handler=_sample_emulator)
     return parser
 
 
@@ -75,7 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.handler(args)
-    except (ConfigError, StoreError) as error:
+    except (ConfigError, StoreError, TrainingError, FileNotFoundError, ValueError) as error:
+        if os.environ.get("ASSIMILATE_DEBUG"):
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -31,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
+from assimilate.errors import TrainingError
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "TrainingConfig",
@@ -46,10 +48,6 @@ CHECKPOINT_FORMAT = "assimilate.checkpoint/1"
 LossFn = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
 # (step, generator) -> the batch of that step
 BatchFn = Callable[[int, torch.Generator], Any]
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (non-finite loss, a checkpoint of another run, ...)."""
 
 
 class TrainingConfig(BaseModel):
@@ -161,9 +159,9 @@ def fit(
     """Train ``model`` for ``config.steps`` steps, checkpointing to ``out``; resume if present.
 
     ``metadata`` must hold ``config`` (the resolved experiment configuration as JSON) and
-    may hold ``normalisation`` (a dict of tensors) and ``kind``; it is stored in every
-    checkpoint. An existing checkpoint at ``out`` with the same ``config`` is resumed; one
-    with another ``config`` is refused. Metrics go to ``out`` + ``.metrics.jsonl``.
+    may hold ``normalisation`` (a dict of tensors), ``kind`` and ``identity`` (what must
+    match to resume; default ``config``); it is stored in every checkpoint. An existing
+    checkpoint at ``out`` with the same identity is resumed; another is refused. Metrics go to ``out`` + ``.metrics.jsonl``.
     """
     out = Path(out)
     device = select_device()
@@ -242,7 +240,7 @@ def _resume(out: Path, metadata: dict[str, Any], model, ema, optimizer) -> int:
             raise TrainingError(f"directory '{out.parent}' for checkpoint '{out}' does not exist")
         return 0
     saved = load_checkpoint(out, map_location=next(model.parameters()).device)
-    if saved.get("config") != metadata["config"]:
+    if saved.get("identity", saved.get("config")) != metadata.get("identity", metadata["config"]):
         raise TrainingError(
             f"checkpoint '{out}' was trained with another configuration; "
             "choose another --out or delete it to start over"

@@ -190,7 +190,11 @@ def simulate(
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    config = config.with_dataset(trajectories=trajectories, steps=steps)
+    # The store depends on the simulator and dataset sections only: other sections of an
+    # experiment file (models, assimilation) must not change its identity.
+    config = SimulationConfig.model_validate(
+        config.with_dataset(trajectories=trajectories, steps=steps).model_dump(
+            include={"simulator", "dataset"}))
     path = Path(out)
     _prepare(path, config, overwrite)
     batches = plan_batches(~read_completion(path), config.dataset.batch_size)

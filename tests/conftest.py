@@ -49,3 +49,11 @@ def tiny_ks(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_kolmogorov(tmp_path: Path) -> Path:
     return write_config(tmp_path, TINY_KOLMOGOROV, "tiny-kolmogorov.yaml")
+
+TINY_EMULATOR = {
+    "family": "edm",
+    "backbone": "tiny",
+    "training": {"steps": 30, "batch_size": 16, "learning_rate": 1e-3, "warmup_steps": 5,
+                 "checkpoint_every": 10, "log_every": 10, "validate_every": 10},
+    "sampling": {"sampler": "heun", "steps": 4},
+}

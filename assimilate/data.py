@@ -1,0 +1,126 @@
+"""From trajectory stores to PyTorch batches.
+
+Fields are standardised with one mean and one standard deviation per store, computed
+once with Dask over the training trajectories and saved in every checkpoint, so a model
+always undoes exactly the normalisation it was trained with. Trajectories, not states,
+are split into training and validation sets, because neighbouring states of one
+trajectory are strongly correlated.
+
+Small stores (below ``memory_limit`` bytes) are read into memory once; larger ones are
+read lazily, one batch of random states at a time, from the store's chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+__all__ = [
+    "Normalisation",
+    "StateSampler",
+    "split_trajectories",
+    "write_dataset",
+]
+
+DEFAULT_MEMORY_LIMIT = 2 * 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalisation:
+    """x_normalised = (x - mean) / std, one scalar pair per field."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def of(cls, field: xr.DataArray) -> Normalisation:
+        """Statistics over every element of ``field`` (lazy inputs are reduced with Dask)."""
+        wide = field.astype(np.float64)
+        mean, std = wide.mean(), wide.std()
+        mean, std = float(mean.compute()), float(std.compute())
+        if not np.isfinite([mean, std]).all() or std <= 0:
+            raise ValueError(f"field '{field.name}' has no spread (mean {mean}, std {std})")
+        return cls(mean, std)
+
+    def to_state(self) -> dict[str, torch.Tensor]:
+        return {"mean": torch.tensor(self.mean, dtype=torch.float64),
+                "std": torch.tensor(self.std, dtype=torch.float64)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> Normalisation:
+        return cls(float(state["mean"]), float(state["std"]))
+
+    def normalise(self, values: torch.Tensor) -> torch.Tensor:
+        return (values - self.mean) / self.std
+
+    def denormalise(self, values: torch.Tensor) -> torch.Tensor:
+        return values * self.std + self.mean
+
+
+def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1):
+    """``(train, validation)`` trajectory indices; the last ones validate (at least one)."""
+    if n_trajectories < 2:
+        return np.arange(n_trajectories), np.arange(0)
+    n_validation = max(1, int(round(validation_fraction * n_trajectories)))
+    n_validation = min(n_validation, n_trajectories - 1)
+    indices = np.arange(n_trajectories)
+    return indices[:-n_validation], indices[-n_validation:]
+
+
+class StateSampler:
+    """Random single states ``(batch, 1, *space)``, normalised, from chosen trajectories."""
+
+    def __init__(self, field: xr.DataArray, trajectories: np.ndarray,
+                 normalisation: Normalisation, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+        if len(trajectories) == 0:
+            raise ValueError("no trajectories to sample states from")
+        self.field = field.isel(trajectory=np.asarray(trajectories))
+        self.normalisation = normalisation
+        n_traj, n_time = self.field.shape[:2]
+        self.shape = (n_traj, n_time)
+        self.in_memory: torch.Tensor | None = None
+        if self.field.size * 4 <= memory_limit:
+            values = np.asarray(self.field.values, dtype=np.float32)
+            self.in_memory = torch.from_numpy(values.reshape(-1, *values.shape[2:]))
+
+    @property
+    def n_states(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        flat = torch.randint(0, self.n_states, (batch_size,), generator=generator,
+                             device=generator.device).cpu()
+        if self.in_memory is not None:
+            states = self.in_memory[flat]
+        else:
+            trajectory, time = np.divmod(flat.numpy(), self.shape[1])
+            picked = self.field.isel(trajectory=xr.DataArray(trajectory, dims="batch"),
+                                     time=xr.DataArray(time, dims="batch"))
+            states = torch.from_numpy(np.asarray(picked.values, dtype=np.float32))
+        return self.normalisation.normalise(states).float().unsqueeze(1)
+
+
+def write_dataset(ds: xr.Dataset, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` as a Zarr v3 store atomically (temporary sibling, then rename)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output path '{path}' is a file, expected a store directory")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise ValueError(f"'{path}' exists; pass --overwrite to replace it")
+    parent = path.parent if str(path.parent) else Path(".")
+    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=parent))
+    try:
+        ds.to_zarr(scratch / "store.zarr", mode="w-", zarr_format=3, consolidated=True)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(scratch / "store.zarr", path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path

@@ -1,0 +1,217 @@
+"""The emulator: an unconditional diffusion model of single PDE states.
+
+It learns the distribution of one stored state (KS ``u(x)`` or Kolmogorov vorticity
+``ω(y, x)``), with Gaussian noise (EDM, "Elucidating the Design Space of Diffusion-Based
+Generative Models", arXiv 2206.00364) or Student-t noise (t-EDM, "Heavy-Tailed Diffusion
+Models", arXiv 2410.14171), in the denoiser family ``edm`` or the flow family ``flow``
+(Gaussian flow matching, or t-Flow when ``nu`` is set). Samples are written into a
+store with dims ``(sample, x)`` or ``(sample, y, x)`` and provenance attributes.
+
+    train_emulator(config, data, out)      # = assimilate train emulator CONFIG --data --out
+    sample_emulator(checkpoint, n, out)    # = assimilate sample emulator CKPT --n --out
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from assimilate.config import EmulatorConfig, ExperimentConfig
+from assimilate.data import Normalisation, StateSampler, split_trajectories, write_dataset
+from assimilate.diffusion import (
+    Denoiser,
+    FlowDenoiser,
+    edm_loss,
+    flow_loss,
+    flow_sigmas,
+    karras_sigmas,
+    make_noise,
+    prior_sample,
+    sample_euler,
+    sample_heun,
+    sample_stochastic,
+)
+from assimilate.nets import build_unet
+from assimilate.training import fit, load_checkpoint, select_device
+from pde.store import open_trajectories
+
+__all__ = ["SAMPLES_SCHEMA", "build_model", "load_emulator", "sample_emulator", "train_emulator"]
+
+SAMPLES_SCHEMA = "assimilate.samples/1"
+_VALIDATION_STATES = 256
+
+
+def build_model(config: EmulatorConfig, dims: int) -> nn.Module:
+    """The denoiser (``D(x, sigma, cond=None)``) for one-channel fields of ``dims`` dims."""
+    backbone = build_unet(config.backbone, dims=dims, channels=1)
+    noise = make_noise(config.nu)
+    if config.family == "flow":
+        return FlowDenoiser(backbone, noise)
+    return Denoiser(backbone, noise, sigma_data=config.sigma_data)
+
+
+def _loss(family: str):
+    def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+        inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        if family == "flow":
+            return flow_loss(inner, batch, generator=generator)
+        return edm_loss(inner, batch, generator=generator)
+
+    return loss_fn
+
+
+def train_emulator(
+    config: ExperimentConfig,
+    data: str | Path,
+    out: str | Path,
+    *,
+    nu: float | None = None,
+    steps: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train the emulator of ``config`` on the trajectory store ``data``; checkpoint at ``out``.
+
+    ``nu`` and ``steps`` override ``emulator.nu`` and ``emulator.training.steps``. Rerunning
+    resumes from ``out``; a larger ``steps`` continues a finished run.
+    """
+    config = config.with_changes("emulator", nu=nu, **{"training.steps": steps})
+    settings = config.emulator
+    ds = open_trajectories(data, pde=config.simulator.pde)
+    field = ds[_variable(ds)]
+    train, validation = split_trajectories(field.sizes["trajectory"])
+    normalisation = Normalisation.of(field.isel(trajectory=train))
+    states = StateSampler(field, train, normalisation)
+    model = build_model(settings, dims=field.ndim - 2)
+    device = select_device()
+
+    def batch_fn(step: int, generator: torch.Generator) -> torch.Tensor:
+        return states(settings.training.batch_size, generator).to(device)
+
+    validation_fn = None
+    if len(validation):
+        held_out = StateSampler(field, validation, normalisation)
+        fixed = held_out(_VALIDATION_STATES, torch.Generator().manual_seed(0)).to(device)
+
+        def validation_fn(ema: nn.Module) -> float:
+            generator = torch.Generator(device=device).manual_seed(1)
+            with torch.no_grad():
+                return float(_loss(settings.family)(ema, fixed, generator).mean())
+
+    identity = config.model_dump(mode="json")
+    identity["emulator"]["training"].pop("steps")
+    meta = {
+        "kind": "emulator",
+        "config": config.model_dump_json(),
+        "identity": json.dumps(identity, sort_keys=True),
+        "normalisation": normalisation.to_state(),
+        "variable": field.name,
+        "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
+                        for name in field.dims[2:]},
+        "data": str(Path(data).resolve()),
+    }
+    return fit(model, _loss(settings.family), batch_fn, settings.training, out, metadata=meta,
+               validation_fn=validation_fn, progress=progress)
+
+
+def _variable(ds: xr.Dataset) -> str:
+    return "u" if ds.attrs["pde"] == "kuramoto_sivashinsky" else "vorticity"
+
+
+def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, dict[str, Any]]:
+    """``(denoiser with EMA weights, config, checkpoint payload)`` from an emulator checkpoint."""
+    payload = load_checkpoint(checkpoint)
+    if payload.get("kind") != "emulator":
+        raise ValueError(f"'{checkpoint}' is a {payload.get('kind')!r} checkpoint, "
+                         "expected an emulator")
+    config = ExperimentConfig.model_validate_json(payload["config"])
+    model = build_model(config.emulator, dims=len(payload["coordinates"]))
+    model.load_state_dict(payload["ema"])
+    return model.eval(), config, payload
+
+
+def _sigmas(config: EmulatorConfig) -> torch.Tensor:
+    sampling = config.sampling
+    if config.family == "flow":
+        return flow_sigmas(sampling.steps, t_start=1.0 / (1.0 + sampling.sigma_max))
+    return karras_sigmas(sampling.steps, sampling.sigma_min, sampling.sigma_max, sampling.rho)
+
+
+def _draw(model: nn.Module, config: EmulatorConfig, shape: tuple[int, ...],
+          generator: torch.Generator) -> torch.Tensor:
+    sigmas = _sigmas(config).to(generator.device)
+    noise = model.noise
+    x = prior_sample(shape, float(sigmas[0]), noise, generator=generator,
+                     device=generator.device)
+    sampler = config.sampling.sampler
+    if sampler == "stochastic":
+        return sample_stochastic(model, x, sigmas, noise=noise, generator=generator)
+    return (sample_heun if sampler == "heun" else sample_euler)(model, x, sigmas)
+
+
+def sample_emulator(
+    checkpoint: str | Path,
+    n: int,
+    out: str | Path,
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Draw ``n`` states from the emulator at ``checkpoint`` into the store ``out``."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    model, config, payload = load_emulator(checkpoint)
+    device = select_device()
+    model.to(device)
+    coords = {name: values.numpy() for name, values in payload["coordinates"].items()}
+    shape = tuple(len(values) for values in coords.values())
+    normalisation = Normalisation.from_state(payload["normalisation"])
+    generator = torch.Generator(device=device).manual_seed(seed)
+    started, chunks = time.perf_counter(), []
+    with torch.no_grad():
+        for first in range(0, n, batch_size):
+            count = min(batch_size, n - first)
+            drawn = _draw(model, config.emulator, (count, 1, *shape), generator)
+            chunks.append(normalisation.denormalise(drawn[:, 0].double()).float().cpu())
+    seconds = time.perf_counter() - started
+    samples = torch.cat(chunks).numpy()
+    ds = _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds)
+    return write_dataset(ds, out, overwrite=overwrite)
+
+
+def _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds) -> xr.Dataset:
+    steps = config.emulator.sampling.steps
+    nfe = 2 * steps - 1 if config.emulator.sampling.sampler != "euler" else steps
+    variable = payload["variable"]
+    ds = xr.Dataset(
+        {variable: (("sample", *coords), samples, {"units": "1"})},
+        coords={"sample": np.arange(len(samples)),
+                **{name: (name, values, {"units": "1"}) for name, values in coords.items()}},
+    )
+    ds.attrs = {
+        "schema": SAMPLES_SCHEMA,
+        "kind": "emulator",
+        "pde": config.simulator.pde,
+        "family": config.emulator.family,
+        "nu": "gaussian" if config.emulator.nu is None else config.emulator.nu,
+        "sampler": config.emulator.sampling.sampler,
+        "sampling_steps": steps,
+        "nfe": nfe,
+        "seed": seed,
+        "checkpoint": str(Path(checkpoint).resolve()),
+        "training_step": int(payload["step"]),
+        "config": payload["config"],
+        "wall_time_s": round(seconds, 3),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "package_version": metadata.version("assimilate"),
+    }
+    return ds
