@@ -7,8 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pde.config import ConfigError
 from assimilate.errors import TrainingError
+from pde.config import ConfigError
 from pde.store import StoreError
 
 __all__ = ["build_parser", "main"]

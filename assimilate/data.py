@@ -68,7 +68,7 @@ def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1):
     """``(train, validation)`` trajectory indices; the last ones validate (at least one)."""
     if n_trajectories < 2:
         return np.arange(n_trajectories), np.arange(0)
-    n_validation = max(1, int(round(validation_fraction * n_trajectories)))
+    n_validation = max(1, round(validation_fraction * n_trajectories))
     n_validation = min(n_validation, n_trajectories - 1)
     indices = np.arange(n_trajectories)
     return indices[:-n_validation], indices[-n_validation:]
