@@ -38,7 +38,7 @@ def test_train_and_sample_through_the_cli(ks_store: Path, tmp_path: Path, family
     saved = load_checkpoint(checkpoint)
     assert saved["step"] == 30 and saved["kind"] == "emulator"
     assert json.loads(saved["config"])["emulator"]["nu"] == nu
-    log = [json.loads(line) for line in Path(f"{checkpoint}.metrics.jsonl").read_text().split()]
+    log = [json.loads(line) for line in Path(f"{checkpoint}.metrics.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 30 and np.isfinite(log[-1]["validation_loss"])
 
     samples = tmp_path / "samples.zarr"
