@@ -44,7 +44,15 @@ from assimilate.nets import build_unet
 from assimilate.training import fit, load_checkpoint, select_device
 from pde.store import open_trajectories
 
-__all__ = ["SAMPLES_SCHEMA", "build_model", "load_emulator", "sample_emulator", "train_emulator"]
+__all__ = [
+    "SAMPLES_SCHEMA",
+    "build_model",
+    "generate",
+    "loss_function",
+    "load_emulator",
+    "sample_emulator",
+    "train_emulator",
+]
 
 SAMPLES_SCHEMA = "assimilate.samples/1"
 _VALIDATION_STATES = 256
@@ -59,7 +67,8 @@ def build_model(config: EmulatorConfig, dims: int) -> nn.Module:
     return Denoiser(backbone, noise, sigma_data=config.sigma_data)
 
 
-def _loss(family: str):
+def loss_function(family: str):
+    """Per-sample training loss ``(model, batch, generator) -> (batch,)`` of a model family."""
     def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator):
         inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         if family == "flow":
@@ -104,7 +113,7 @@ def train_emulator(
         def validation_fn(ema: nn.Module) -> float:
             generator = torch.Generator(device=device).manual_seed(1)
             with torch.no_grad():
-                return float(_loss(settings.family)(ema, fixed, generator).mean())
+                return float(loss_function(settings.family)(ema, fixed, generator).mean())
 
     identity = config.model_dump(mode="json")
     identity["emulator"]["training"].pop("steps")
@@ -118,8 +127,8 @@ def train_emulator(
                         for name in field.dims[2:]},
         "data": str(Path(data).resolve()),
     }
-    return fit(model, _loss(settings.family), batch_fn, settings.training, out, metadata=meta,
-               validation_fn=validation_fn, progress=progress)
+    return fit(model, loss_function(settings.family), batch_fn, settings.training, out,
+               metadata=meta, validation_fn=validation_fn, progress=progress)
 
 
 def _variable(ds: xr.Dataset) -> str:
@@ -145,8 +154,9 @@ def _sigmas(config: EmulatorConfig) -> torch.Tensor:
     return karras_sigmas(sampling.steps, sampling.sigma_min, sampling.sigma_max, sampling.rho)
 
 
-def _draw(model: nn.Module, config: EmulatorConfig, shape: tuple[int, ...],
-          generator: torch.Generator) -> torch.Tensor:
+def generate(model: nn.Module, config: EmulatorConfig, shape: tuple[int, ...],
+             generator: torch.Generator) -> torch.Tensor:
+    """Normalised samples ``shape = (n, 1, *space)`` drawn with ``config.sampling``."""
     sigmas = _sigmas(config).to(generator.device)
     noise = model.noise
     x = prior_sample(shape, float(sigmas[0]), noise, generator=generator,
@@ -180,7 +190,7 @@ def sample_emulator(
     with torch.no_grad():
         for first in range(0, n, batch_size):
             count = min(batch_size, n - first)
-            drawn = _draw(model, config.emulator, (count, 1, *shape), generator)
+            drawn = generate(model, config.emulator, (count, 1, *shape), generator)
             chunks.append(normalisation.denormalise(drawn[:, 0].double()).float().cpu())
     seconds = time.perf_counter() - started
     samples = torch.cat(chunks).numpy()
