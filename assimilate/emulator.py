@@ -48,8 +48,8 @@ __all__ = [
     "SAMPLES_SCHEMA",
     "build_model",
     "generate",
-    "loss_function",
     "load_emulator",
+    "loss_function",
     "sample_emulator",
     "train_emulator",
 ]
@@ -99,6 +99,7 @@ def train_emulator(
     train, validation = split_trajectories(field.sizes["trajectory"])
     normalisation = Normalisation.of(field.isel(trajectory=train))
     states = StateSampler(field, train, normalisation)
+    torch.manual_seed(settings.training.seed)  # initial weights depend on the seed alone
     model = build_model(settings, dims=field.ndim - 2)
     device = select_device()
 

@@ -79,3 +79,33 @@ def test_configuration_errors(ks_store: Path, tmp_path: Path, capsys) -> None:
         train_emulator(load_config(kolmogorov), ks_store / "ks.zarr", tmp_path / "k.pt",
                        progress=False)
     assert not (tmp_path / "k.pt").exists() and not (tmp_path / "x.pt").exists()
+
+
+def test_kill_minus_nine_then_rerun_resumes_exactly(ks_store: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    settings = TINY_EMULATOR | {"training": TINY_EMULATOR["training"] | {"steps": 60}}
+    config = write_config(tmp_path, TINY_KS | {"emulator": settings})
+    command = [sys.executable, "-m", "assimilate.cli", "train", "emulator", str(config),
+               "--data", str(ks_store / "ks.zarr"), "--quiet"]
+    killed, clean = tmp_path / "killed.pt", tmp_path / "clean.pt"
+    process = subprocess.Popen([*command, "--out", str(killed)])
+    deadline = time.monotonic() + 240
+    while not killed.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    reached = load_checkpoint(killed)["step"]
+    assert reached < 60, "training finished before it could be killed"
+    subprocess.run([*command, "--out", str(killed)], check=True, timeout=300)
+    subprocess.run([*command, "--out", str(clean)], check=True, timeout=300)
+    resumed, reference = load_checkpoint(killed), load_checkpoint(clean)
+    assert resumed["step"] == reference["step"] == 60
+    for name, value in reference["ema"].items():
+        assert torch.equal(value, resumed["ema"][name]), f"ema.{name} differs after resume"
