@@ -24,7 +24,7 @@ import xarray as xr
 
 __all__ = [
     "Normalisation",
-    "StateSampler",
+    "WindowSampler",
     "split_trajectories",
     "write_dataset",
 ]
@@ -74,37 +74,49 @@ def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1):
     return indices[:-n_validation], indices[-n_validation:]
 
 
-class StateSampler:
-    """Random single states ``(batch, 1, *space)``, normalised, from chosen trajectories."""
+class WindowSampler:
+    """Random windows of consecutive states ``(batch, window, *space)``, normalised.
+
+    ``window = 1`` gives single states (the emulator); ``window = k + 1`` gives a history of
+    ``k`` states and the state that follows (the forecaster). Windows never cross from one
+    trajectory into the next.
+    """
 
     def __init__(self, field: xr.DataArray, trajectories: np.ndarray,
-                 normalisation: Normalisation, memory_limit: int = DEFAULT_MEMORY_LIMIT):
+                 normalisation: Normalisation, window: int = 1,
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT):
         if len(trajectories) == 0:
-            raise ValueError("no trajectories to sample states from")
+            raise ValueError("no trajectories to sample windows from")
+        if not 1 <= window <= field.sizes["time"]:
+            raise ValueError(f"window={window} must lie in [1, {field.sizes['time']}] "
+                             "(the number of stored states per trajectory)")
         self.field = field.isel(trajectory=np.asarray(trajectories))
         self.normalisation = normalisation
-        n_traj, n_time = self.field.shape[:2]
-        self.shape = (n_traj, n_time)
+        self.window = window
         self.in_memory: torch.Tensor | None = None
         if self.field.size * 4 <= memory_limit:
-            values = np.asarray(self.field.values, dtype=np.float32)
-            self.in_memory = torch.from_numpy(values.reshape(-1, *values.shape[2:]))
+            self.in_memory = torch.from_numpy(np.asarray(self.field.values, dtype=np.float32))
 
     @property
-    def n_states(self) -> int:
-        return self.shape[0] * self.shape[1]
+    def n_windows(self) -> int:
+        n_traj, n_time = self.field.shape[:2]
+        return n_traj * (n_time - self.window + 1)
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
-        flat = torch.randint(0, self.n_states, (batch_size,), generator=generator,
+        flat = torch.randint(0, self.n_windows, (batch_size,), generator=generator,
                              device=generator.device).cpu()
+        starts_per_trajectory = self.field.shape[1] - self.window + 1
+        trajectory, start = np.divmod(flat.numpy(), starts_per_trajectory)
+        time = start[:, None] + np.arange(self.window)[None, :]
         if self.in_memory is not None:
-            states = self.in_memory[flat]
+            windows = self.in_memory[trajectory[:, None], time]
         else:
-            trajectory, time = np.divmod(flat.numpy(), self.shape[1])
-            picked = self.field.isel(trajectory=xr.DataArray(trajectory, dims="batch"),
-                                     time=xr.DataArray(time, dims="batch"))
-            states = torch.from_numpy(np.asarray(picked.values, dtype=np.float32))
-        return self.normalisation.normalise(states).float().unsqueeze(1)
+            picked = self.field.isel(
+                trajectory=xr.DataArray(np.broadcast_to(trajectory[:, None], time.shape),
+                                        dims=("batch", "window")),
+                time=xr.DataArray(time, dims=("batch", "window")))
+            windows = torch.from_numpy(np.asarray(picked.values, dtype=np.float32))
+        return self.normalisation.normalise(windows).float()
 
 
 def write_dataset(ds: xr.Dataset, path: str | Path, *, overwrite: bool = False) -> Path:

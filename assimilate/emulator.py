@@ -26,7 +26,7 @@ import xarray as xr
 from torch import nn
 
 from assimilate.config import EmulatorConfig, ExperimentConfig
-from assimilate.data import Normalisation, StateSampler, split_trajectories, write_dataset
+from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
 from assimilate.diffusion import (
     Denoiser,
     FlowDenoiser,
@@ -98,7 +98,7 @@ def train_emulator(
     field = ds[_variable(ds)]
     train, validation = split_trajectories(field.sizes["trajectory"])
     normalisation = Normalisation.of(field.isel(trajectory=train))
-    states = StateSampler(field, train, normalisation)
+    states = WindowSampler(field, train, normalisation)
     torch.manual_seed(settings.training.seed)  # initial weights depend on the seed alone
     model = build_model(settings, dims=field.ndim - 2)
     device = select_device()
@@ -108,7 +108,7 @@ def train_emulator(
 
     validation_fn = None
     if len(validation):
-        held_out = StateSampler(field, validation, normalisation)
+        held_out = WindowSampler(field, validation, normalisation)
         fixed = held_out(_VALIDATION_STATES, torch.Generator().manual_seed(0)).to(device)
 
         def validation_fn(ema: nn.Module) -> float:
