@@ -16,7 +16,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from assimilate.training import TrainingConfig
 from pde.config import ConfigError, SimulationConfig, load_yaml_model
 
-__all__ = ["ConfigError", "EmulatorConfig", "ExperimentConfig", "SamplingConfig", "load_config"]
+__all__ = [
+    "ConfigError",
+    "EmulatorConfig",
+    "ExperimentConfig",
+    "ForecasterConfig",
+    "SamplingConfig",
+    "load_config",
+]
 
 BackboneSize = Literal["tiny", "small", "base", "large"]
 
@@ -35,13 +42,13 @@ class SamplingConfig(_Section):
     rho: float = Field(7.0, gt=0)
 
 
-class EmulatorConfig(_Section):
-    """Unconditional diffusion model of single states (EDM / t-EDM, or (t-)Flow)."""
+class _DiffusionModelConfig(_Section):
+    """What every diffusion model of the project chooses: family, noise, backbone, budget."""
 
     family: Literal["edm", "flow"] = "edm"
     nu: float | None = Field(None, description="Student-t degrees of freedom (> 2); null: Gaussian")
     backbone: BackboneSize = "small"
-    sigma_data: float = Field(1.0, gt=0, description="data std after normalisation")
+    sigma_data: float = Field(1.0, gt=0, description="target std after normalisation")
     training: TrainingConfig = TrainingConfig()
     sampling: SamplingConfig = SamplingConfig()
 
@@ -54,10 +61,28 @@ class EmulatorConfig(_Section):
         return None if nu is not None and math.isinf(nu) else nu
 
 
+class EmulatorConfig(_DiffusionModelConfig):
+    """Unconditional diffusion model of single states (EDM / t-EDM, or (t-)Flow)."""
+
+
+class ForecasterConfig(_DiffusionModelConfig):
+    """Autoregressive diffusion model (ARDM) of x_{t+1} given the last ``history`` states.
+
+    ``sampling.steps`` is the number of denoising sub-steps S per forecast step; the
+    default sampler is deterministic Euler, the DDIM step.
+    """
+
+    history: int = Field(1, ge=1, description="previous states the model conditions on (k)")
+    target: Literal["increment", "state"] = Field(
+        "increment", description="denoise x_{t+1} - x_t (rescaled) or x_{t+1} itself")
+    sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
+
+
 class ExperimentConfig(SimulationConfig):
     """Everything one configuration file describes."""
 
     emulator: EmulatorConfig = EmulatorConfig()
+    forecaster: ForecasterConfig = ForecasterConfig()
 
     def with_changes(self, section: str, **changes: Any) -> ExperimentConfig:
         """A validated copy with keys of ``section`` (dotted for nesting) replaced.

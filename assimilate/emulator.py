@@ -25,9 +25,10 @@ import torch
 import xarray as xr
 from torch import nn
 
-from assimilate.config import EmulatorConfig, ExperimentConfig
+from assimilate.config import EmulatorConfig, ExperimentConfig, ForecasterConfig
 from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
 from assimilate.diffusion import (
+    Correction,
     Denoiser,
     FlowDenoiser,
     edm_loss,
@@ -58,9 +59,10 @@ SAMPLES_SCHEMA = "assimilate.samples/1"
 _VALIDATION_STATES = 256
 
 
-def build_model(config: EmulatorConfig, dims: int) -> nn.Module:
-    """The denoiser (``D(x, sigma, cond=None)``) for one-channel fields of ``dims`` dims."""
-    backbone = build_unet(config.backbone, dims=dims, channels=1)
+def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
+                cond_channels: int = 0) -> nn.Module:
+    """The denoiser ``D(x, sigma, cond)`` for one-channel fields of ``dims`` dims."""
+    backbone = build_unet(config.backbone, dims=dims, channels=1, cond_channels=cond_channels)
     noise = make_noise(config.nu)
     if config.family == "flow":
         return FlowDenoiser(backbone, noise)
@@ -68,12 +70,16 @@ def build_model(config: EmulatorConfig, dims: int) -> nn.Module:
 
 
 def loss_function(family: str):
-    """Per-sample training loss ``(model, batch, generator) -> (batch,)`` of a model family."""
-    def loss_fn(model: nn.Module, batch: torch.Tensor, generator: torch.Generator):
+    """Per-sample loss ``(model, batch, generator) -> (batch,)`` of a model family.
+
+    ``batch`` is the clean target ``(batch, 1, *space)``, or a pair ``(target, cond)``.
+    """
+    def loss_fn(model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
         inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        target, cond = batch if isinstance(batch, tuple) else (batch, None)
         if family == "flow":
-            return flow_loss(inner, batch, generator=generator)
-        return edm_loss(inner, batch, generator=generator)
+            return flow_loss(inner, target, generator=generator, cond=cond)
+        return edm_loss(inner, target, generator=generator, cond=cond)
 
     return loss_fn
 
@@ -148,24 +154,35 @@ def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, 
     return model.eval(), config, payload
 
 
-def _sigmas(config: EmulatorConfig) -> torch.Tensor:
+def _sigmas(config: EmulatorConfig | ForecasterConfig) -> torch.Tensor:
     sampling = config.sampling
     if config.family == "flow":
         return flow_sigmas(sampling.steps, t_start=1.0 / (1.0 + sampling.sigma_max))
     return karras_sigmas(sampling.steps, sampling.sigma_min, sampling.sigma_max, sampling.rho)
 
 
-def generate(model: nn.Module, config: EmulatorConfig, shape: tuple[int, ...],
-             generator: torch.Generator) -> torch.Tensor:
-    """Normalised samples ``shape = (n, 1, *space)`` drawn with ``config.sampling``."""
+def generate(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
+             shape: tuple[int, ...], generator: torch.Generator, *,
+             cond: torch.Tensor | None = None, correction: Correction | None = None,
+             sub_steps: int | None = None) -> torch.Tensor:
+    """Normalised samples ``shape = (n, 1, *space)`` drawn with ``config.sampling``.
+
+    ``cond`` ``(n, cond_channels, *space)`` conditions the denoiser; ``correction`` is the
+    samplers' per-sub-step hook; ``sub_steps`` overrides ``config.sampling.steps``.
+    """
+    if sub_steps is not None:
+        config = config.model_copy(update={"sampling": config.sampling.model_copy(
+            update={"steps": sub_steps})})
     sigmas = _sigmas(config).to(generator.device)
     noise = model.noise
     x = prior_sample(shape, float(sigmas[0]), noise, generator=generator,
                      device=generator.device)
     sampler = config.sampling.sampler
     if sampler == "stochastic":
-        return sample_stochastic(model, x, sigmas, noise=noise, generator=generator)
-    return (sample_heun if sampler == "heun" else sample_euler)(model, x, sigmas)
+        return sample_stochastic(model, x, sigmas, cond=cond, correction=correction,
+                                 noise=noise, generator=generator)
+    chosen = sample_heun if sampler == "heun" else sample_euler
+    return chosen(model, x, sigmas, cond=cond, correction=correction)
 
 
 def sample_emulator(

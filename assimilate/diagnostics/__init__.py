@@ -1,8 +1,8 @@
 """Diagnostics of generated fields against reference data (tails, extremes)."""
 
+from assimilate.diagnostics.quantiles import histogram_quantile
 from assimilate.diagnostics.tails import (
     exceedance_ratios,
-    histogram_quantile,
     kurtosis,
     kurtosis_ratio,
     log_density_distance,
