@@ -48,6 +48,24 @@ def _train_emulator(args: argparse.Namespace) -> None:
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
 
 
+def _train_forecaster(args: argparse.Namespace) -> None:
+    from assimilate.config import load_config
+    from assimilate.forecast import train_forecaster
+
+    out = train_forecaster(load_config(args.config), args.data, args.out, steps=args.steps,
+                           progress=not args.quiet)
+    print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
+
+
+def _forecast(args: argparse.Namespace) -> None:
+    from assimilate.forecast import forecast
+
+    out = forecast(args.checkpoint, args.init, trajectory=args.trajectory, time=args.time,
+                   steps=args.steps, members=args.members, out=args.out, seed=args.seed,
+                   sub_steps=args.sub_steps, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {args.members} member(s) x {args.steps} steps to {out}")
+
+
 def _sample_emulator(args: argparse.Namespace) -> None:
     from assimilate.emulator import sample_emulator
 
@@ -98,6 +116,28 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--steps", type=_positive, help="override emulator.training.steps")
     emulator.add_argument("--quiet", action="store_true", help="no progress bar")
     emulator.set_defaults(handler=_train_emulator)
+
+    forecaster = train.add_parser("forecaster", help="autoregressive diffusion forecaster")
+    forecaster.add_argument("config", help="YAML configuration with a forecaster section")
+    forecaster.add_argument("--data", required=True, help="trajectory store to learn from")
+    forecaster.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
+    forecaster.add_argument("--steps", type=_positive, help="override forecaster.training.steps")
+    forecaster.add_argument("--quiet", action="store_true", help="no progress bar")
+    forecaster.set_defaults(handler=_train_forecaster)
+
+    run = verbs.add_parser("forecast", help="ensemble forecast from a stored state")
+    run.add_argument("checkpoint", help="forecaster checkpoint")
+    run.add_argument("--init", required=True, help="trajectory store holding the initial state")
+    run.add_argument("--trajectory", type=int, default=0, help="trajectory index in --init")
+    run.add_argument("--time", type=int, default=0, help="time index of the initial state")
+    run.add_argument("--steps", type=_positive, required=True, help="forecast steps")
+    run.add_argument("--members", type=_positive, default=1, help="ensemble members")
+    run.add_argument("--sub-steps", type=_positive, help="denoising sub-steps per step")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", required=True, help="output Zarr store")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_forecast)
 
     sample = verbs.add_parser("sample", help="draw samples from a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")

@@ -57,3 +57,12 @@ TINY_EMULATOR = {
                  "checkpoint_every": 10, "log_every": 10, "validate_every": 10},
     "sampling": {"sampler": "heun", "steps": 4},
 }
+
+TINY_FORECASTER = {
+    "backbone": "tiny",
+    "history": 1,
+    "training": {"steps": 60, "batch_size": 16, "learning_rate": 2e-3, "warmup_steps": 5,
+                 "ema_decay": 0.8,
+                 "checkpoint_every": 30, "log_every": 10, "validate_every": 10},
+    "sampling": {"sampler": "euler", "steps": 4},
+}

@@ -1,0 +1,262 @@
+"""The autoregressive diffusion forecaster (ARDM) and its rollouts.
+
+Q(x_{0:T}) = p(x_0) Π_t q_θ(x_{t+1} | x_{t-k+1..t}): each forecast step runs S denoising
+sub-steps of one conditional diffusion model, whose conditioning channels are the last
+``k`` states ("Control-Augmented Autoregressive Diffusion for Data Assimilation",
+Srivastava et al., arXiv 2510.06637). By default the model denoises the increment
+x_{t+1} − x_t, rescaled to unit variance, which keeps small time steps well resolved.
+
+``rollout`` accepts a ``control`` hook: called with the forecast step and the current
+history, it returns the samplers' per-sub-step ``correction`` — the one place where
+guidance and the data-assimilation controller enter, without a second sampling loop.
+
+    train_forecaster(config, data, out)   # = assimilate train forecaster CONFIG --data --out
+    forecast(checkpoint, init, ...)       # = assimilate forecast CKPT --init STORE ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+from tqdm.auto import tqdm
+
+from assimilate.config import ExperimentConfig
+from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
+from assimilate.diffusion import Correction
+from assimilate.emulator import build_model, generate, loss_function
+from assimilate.training import fit, load_checkpoint, select_device
+from pde.store import open_trajectories
+
+__all__ = ["Control", "Forecaster", "forecast", "load_forecaster", "rollout", "train_forecaster"]
+
+FORECAST_SCHEMA = "assimilate.forecast/1"
+# (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
+Control = Callable[[int, torch.Tensor], Correction | None]
+_VALIDATION_WINDOWS = 256
+
+
+@dataclasses.dataclass
+class Forecaster:
+    """A trained ARDM with everything needed to run it on physical fields."""
+
+    model: nn.Module
+    config: ExperimentConfig
+    normalisation: Normalisation
+    increment_std: float
+    variable: str
+    coordinates: dict[str, np.ndarray]
+    interval: float
+    checkpoint: str
+
+    @property
+    def history(self) -> int:
+        return self.config.forecaster.history
+
+    def step(self, history: torch.Tensor, generator: torch.Generator, *,
+             correction: Correction | None = None, sub_steps: int | None = None) -> torch.Tensor:
+        """Next normalised state ``(batch, 1, *space)`` from a normalised history ``(batch, k, *space)``."""
+        settings = self.config.forecaster
+        shape = (history.shape[0], 1, *history.shape[2:])
+        drawn = generate(self.model, settings, shape, generator, cond=history,
+                         correction=correction, sub_steps=sub_steps)
+        if settings.target == "increment":
+            return history[:, -1:] + self.increment_std * drawn
+        return drawn
+
+
+def _increment_std(field: xr.DataArray, normalisation: Normalisation) -> float:
+    """Std of x_{t+1} − x_t in normalised units (Dask-reduced over the training set)."""
+    increments = field.astype(np.float64).diff("time") / normalisation.std
+    std = float(increments.std().compute())
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"field '{field.name}' does not change in time (increment std {std})")
+    return std
+
+
+def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path, *,
+                     steps: int | None = None, progress: bool = True) -> Path:
+    """Train the forecaster of ``config`` on the store ``data``; checkpoint at ``out``."""
+    config = config.with_changes("forecaster", **{"training.steps": steps})
+    settings = config.forecaster
+    ds = open_trajectories(data, pde=config.simulator.pde)
+    field = ds["u" if ds.attrs["pde"] == "kuramoto_sivashinsky" else "vorticity"]
+    train, validation = split_trajectories(field.sizes["trajectory"])
+    normalisation = Normalisation.of(field.isel(trajectory=train))
+    increment_std = (_increment_std(field.isel(trajectory=train), normalisation)
+                     if settings.target == "increment" else 1.0)
+    k = settings.history
+    windows = WindowSampler(field, train, normalisation, window=k + 1)
+    device = select_device()
+
+    def split(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        history, following = window[:, :k], window[:, k:]
+        if settings.target == "increment":
+            following = (following - history[:, -1:]) / increment_std
+        return following.to(device), history.to(device)
+
+    def batch_fn(step: int, generator: torch.Generator):
+        return split(windows(settings.training.batch_size, generator))
+
+    validation_fn = None
+    if len(validation):
+        held_out = WindowSampler(field, validation, normalisation, window=k + 1)
+        fixed = split(held_out(_VALIDATION_WINDOWS, torch.Generator().manual_seed(0)))
+
+        def validation_fn(ema: nn.Module) -> float:
+            generator = torch.Generator(device=device).manual_seed(1)
+            with torch.no_grad():
+                return float(loss_function(settings.family)(ema, fixed, generator).mean())
+
+    torch.manual_seed(settings.training.seed)
+    model = build_model(settings, dims=field.ndim - 2, cond_channels=k)
+    identity = config.model_dump(mode="json")
+    identity["forecaster"]["training"].pop("steps")
+    meta = {
+        "kind": "forecaster",
+        "config": config.model_dump_json(),
+        "identity": json.dumps(identity, sort_keys=True),
+        "normalisation": normalisation.to_state(),
+        "increment_std": torch.tensor(increment_std, dtype=torch.float64),
+        "variable": field.name,
+        "interval": torch.tensor(float(ds.attrs["interval"]), dtype=torch.float64),
+        "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
+                        for name in field.dims[2:]},
+        "data": str(Path(data).resolve()),
+    }
+    return fit(model, loss_function(settings.family), batch_fn, settings.training, out,
+               metadata=meta, validation_fn=validation_fn, progress=progress)
+
+
+def load_forecaster(checkpoint: str | Path) -> Forecaster:
+    """The forecaster (EMA weights, on the selected device) stored at ``checkpoint``."""
+    payload = load_checkpoint(checkpoint)
+    if payload.get("kind") != "forecaster":
+        raise ValueError(f"'{checkpoint}' is a {payload.get('kind')!r} checkpoint, "
+                         "expected a forecaster")
+    config = ExperimentConfig.model_validate_json(payload["config"])
+    coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}
+    model = build_model(config.forecaster, dims=len(coordinates),
+                        cond_channels=config.forecaster.history)
+    model.load_state_dict(payload["ema"])
+    model.eval().requires_grad_(False).to(select_device())
+    return Forecaster(model, config, Normalisation.from_state(payload["normalisation"]),
+                      float(payload["increment_std"]), payload["variable"], coordinates,
+                      float(payload["interval"]), str(Path(checkpoint).resolve()))
+
+
+def rollout_tensor(forecaster: Forecaster, history: torch.Tensor, n_steps: int,
+                   generator: torch.Generator, *, control: Control | None = None,
+                   sub_steps: int | None = None, progress: bool = False) -> torch.Tensor:
+    """Normalised forecast ``(batch, n_steps, *space)`` from a normalised history ``(batch, k, *space)``."""
+    states = []
+    for step in tqdm(range(n_steps), disable=not progress, unit="step", desc="forecast"):
+        correction = None if control is None else control(step, history)
+        following = forecaster.step(history, generator, correction=correction,
+                                    sub_steps=sub_steps)
+        states.append(following[:, 0])
+        history = torch.cat([history[:, 1:], following], dim=1)
+    return torch.stack(states, dim=1)
+
+
+def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
+            n_members: int = 1, sub_steps: int | None = None, *, seed: int = 0,
+            control: Control | None = None, progress: bool = False) -> xr.Dataset:
+    """An ensemble forecast from physical ``initial_states`` ``(k, *space)``.
+
+    Returns a Dataset with ``variable`` of dims ``(member, time, *space)``; ``time`` runs
+    over lead times ``0, interval, ..., n_steps * interval`` (lead 0 is the last initial
+    state). Members differ only in the diffusion noise; they are batched together.
+    """
+    k = forecaster.history
+    initial = np.asarray(initial_states, dtype=np.float32)
+    space = tuple(len(values) for values in forecaster.coordinates.values())
+    if initial.shape != (k, *space):
+        raise ValueError(f"initial_states must have shape {(k, *space)} (history, *space), "
+                         f"got {initial.shape}")
+    if n_steps < 1 or n_members < 1:
+        raise ValueError(f"n_steps and n_members must be >= 1, got {n_steps}, {n_members}")
+    device = next(forecaster.model.parameters()).device
+    history = forecaster.normalisation.normalise(torch.from_numpy(initial).double()).float()
+    history = history.to(device).unsqueeze(0).expand(n_members, *history.shape).contiguous()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    started = time.perf_counter()
+    with torch.no_grad():
+        states = rollout_tensor(forecaster, history, n_steps, generator, control=control,
+                                sub_steps=sub_steps, progress=progress)
+    seconds = time.perf_counter() - started
+    states = forecaster.normalisation.denormalise(states.double()).float().cpu().numpy()
+    states = np.concatenate([np.broadcast_to(initial[-1], (n_members, 1, *space)), states], 1)
+    return _forecast_dataset(forecaster, states, sub_steps, seed, seconds)
+
+
+def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int | None,
+                      seed: int, seconds: float) -> xr.Dataset:
+    settings = forecaster.config.forecaster
+    steps = sub_steps or settings.sampling.steps
+    n_members, n_times = states.shape[:2]
+    per_step = steps if settings.sampling.sampler == "euler" else 2 * steps - 1
+    coords = forecaster.coordinates
+    ds = xr.Dataset(
+        {forecaster.variable: (("member", "time", *coords), states, {"units": "1"})},
+        coords={"member": np.arange(n_members),
+                "time": ("time", np.arange(n_times) * forecaster.interval,
+                         {"units": "1", "long_name": "lead time"}),
+                **{name: (name, values, {"units": "1"}) for name, values in coords.items()}},
+    )
+    ds.attrs = {
+        "schema": FORECAST_SCHEMA,
+        "method": "ardm",
+        "pde": forecaster.config.simulator.pde,
+        "family": settings.family,
+        "nu": "gaussian" if settings.nu is None else settings.nu,
+        "sampler": settings.sampling.sampler,
+        "sub_steps": steps,
+        "nfe": per_step * (n_times - 1),
+        "seed": seed,
+        "wall_time_s": round(seconds, 3),
+        "checkpoint": forecaster.checkpoint,
+        "config": forecaster.config.model_dump_json(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "package_version": metadata.version("assimilate"),
+    }
+    return ds
+
+
+def forecast(checkpoint: str | Path, init: str | Path, *, trajectory: int, time: int,
+             steps: int, members: int, out: str | Path, seed: int = 0,
+             sub_steps: int | None = None, overwrite: bool = False,
+             progress: bool = True) -> Path:
+    """Forecast from state ``time`` of ``trajectory`` in the store ``init``; write ``out``.
+
+    The stored continuation, where the store has it, is saved beside the forecast as
+    ``truth`` (NaN past the end of the trajectory).
+    """
+    forecaster = load_forecaster(checkpoint)
+    field = open_trajectories(init, pde=forecaster.config.simulator.pde)[forecaster.variable]
+    n_traj, n_time = field.shape[:2]
+    k = forecaster.history
+    if not 0 <= trajectory < n_traj:
+        raise ValueError(f"--trajectory {trajectory} outside 0..{n_traj - 1} of '{init}'")
+    if not k - 1 <= time < n_time:
+        raise ValueError(f"--time {time} must lie in {k - 1}..{n_time - 1}: the forecaster "
+                         f"needs {k} stored states up to it")
+    states = field.isel(trajectory=trajectory)
+    initial = states.isel(time=slice(time - k + 1, time + 1)).values
+    ds = rollout(forecaster, initial, steps, members, sub_steps, seed=seed, progress=progress)
+    truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
+    available = states.isel(time=slice(time, time + steps + 1)).values
+    truth[: len(available)] = available
+    ds["truth"] = (ds[forecaster.variable].dims[1:], truth, {"units": "1"})
+    ds.attrs.update(init_store=str(Path(init).resolve()), init_trajectory=trajectory,
+                    init_time=time)
+    return write_dataset(ds, out, overwrite=overwrite)

@@ -1,0 +1,95 @@
+"""The autoregressive forecaster: training, rollouts, the correction hook, the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from assimilate.cli import main
+from assimilate.forecast import load_forecaster, rollout
+from tests.conftest import TINY_FORECASTER, TINY_KS, write_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("forecast")
+    data = TINY_KS | {"dataset": TINY_KS["dataset"] | {"steps": 40},
+                      "forecaster": TINY_FORECASTER}
+    config = write_config(root, data)
+    store, checkpoint = root / "ks.zarr", root / "forecaster.pt"
+    assert main(["simulate", str(config), "--out", str(store), "--quiet"]) == 0
+    assert main(["train", "forecaster", str(config), "--data", str(store),
+                 "--out", str(checkpoint), "--quiet"]) == 0
+    return {"root": root, "store": store, "checkpoint": checkpoint}
+
+
+def test_training_reduces_the_validation_loss(trained) -> None:
+    log = Path(f"{trained['checkpoint']}.metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(line)["validation_loss"] for line in log]
+    assert len(losses) == 6 and losses[-1] < 0.7 * losses[0], losses
+
+
+def test_rollout_shapes_dims_and_attributes(trained) -> None:
+    forecaster = load_forecaster(trained["checkpoint"])
+    initial = xr.open_zarr(trained["store"])["u"].isel(trajectory=0, time=[5]).values
+    ds = rollout(forecaster, initial, n_steps=4, n_members=3, seed=1)
+    assert ds["u"].dims == ("member", "time", "x") and ds["u"].shape == (3, 5, 32)
+    np.testing.assert_allclose(ds["time"].values, np.arange(5) * 0.2)
+    np.testing.assert_array_equal(ds["u"].isel(time=0).values, np.repeat(initial, 3, 0))
+    assert ds.attrs["method"] == "ardm" and ds.attrs["nfe"] == 16 and ds.attrs["sub_steps"] == 4
+    assert ds.attrs["wall_time_s"] > 0 and ds.attrs["checkpoint"]
+    members = ds["u"].isel(time=-1).values
+    assert np.isfinite(members).all() and not np.allclose(members[0], members[1])
+    again = rollout(forecaster, initial, n_steps=4, n_members=3, seed=1)
+    np.testing.assert_array_equal(again["u"].values, ds["u"].values)
+    with pytest.raises(ValueError, match="initial_states must have shape \\(1, 32\\)"):
+        rollout(forecaster, initial[0], n_steps=2)
+
+
+def test_correction_hook_runs_at_every_sub_step(trained) -> None:
+    forecaster = load_forecaster(trained["checkpoint"])
+    initial = xr.open_zarr(trained["store"])["u"].isel(trajectory=1, time=[3]).values
+    calls: list[tuple[int, int]] = []
+
+    def control(step: int, history: torch.Tensor):
+        assert history.shape == (2, 1, 32)
+
+        def correction(x_next: torch.Tensor, sigma_next: float, index: int) -> torch.Tensor:
+            calls.append((step, index))
+            return x_next + 0.5 if index == 3 else x_next  # shift the clean sample only
+
+        return correction
+
+    plain = rollout(forecaster, initial, n_steps=1, n_members=2, seed=7)
+    shifted = rollout(forecaster, initial, n_steps=1, n_members=2, seed=7, control=control)
+    assert calls == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    expected = 0.5 * forecaster.increment_std * forecaster.normalisation.std
+    difference = (shifted["u"] - plain["u"]).isel(time=1).values
+    np.testing.assert_allclose(difference, expected, rtol=1e-4)
+    calls.clear()
+    rollout(forecaster, initial, n_steps=3, n_members=2, seed=7, sub_steps=2, control=control)
+    assert calls == [(step, index) for step in range(3) for index in range(2)]
+
+
+def test_forecast_cli_writes_forecast_and_truth(trained, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "forecast.zarr"
+    args = ["forecast", str(trained["checkpoint"]), "--init", str(trained["store"]),
+            "--trajectory", "2", "--time", "30", "--steps", "15", "--members", "2",
+            "--out", str(out), "--quiet"]
+    assert main(args) == 0
+    ds = xr.open_zarr(out)
+    truth = xr.open_zarr(trained["store"])["u"].isel(trajectory=2)
+    np.testing.assert_array_equal(ds["truth"].isel(time=slice(0, 10)).values,
+                                  truth.isel(time=slice(30, 40)).values)
+    assert np.isnan(ds["truth"].isel(time=10).values).all(), "past the stored trajectory"
+    assert ds.attrs["init_trajectory"] == 2 and ds.attrs["init_time"] == 30
+    assert main(args[:-1] + ["--time", "99"]) == 2
+    assert "--time 99 must lie in 0..39" in capsys.readouterr().err
+    assert main(["forecast", str(trained["checkpoint"]), "--init", str(trained["store"]),
+                 "--steps", "2", "--out", str(out), "--quiet"]) == 2
+    assert "exists" in capsys.readouterr().err
