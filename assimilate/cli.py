@@ -24,6 +24,7 @@ def _simulate(args: argparse.Namespace) -> None:
         args.out,
         trajectories=args.trajectories,
         steps=args.steps,
+        seed=args.seed,
         workers=args.workers,
         scheduler=args.scheduler,
         overwrite=args.overwrite,
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="output Zarr store directory")
     simulate.add_argument("--trajectories", type=_positive, help="override dataset.trajectories")
     simulate.add_argument("--steps", type=_positive, help="override dataset.steps")
+    simulate.add_argument("--seed", type=int, help="override dataset.seed (e.g. for a test set)")
     simulate.add_argument("--workers", type=_positive, default=1,
                           help="Dask worker processes (1: run in this process)")
     simulate.add_argument("--scheduler", help="address of an existing Dask scheduler")

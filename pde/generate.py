@@ -176,6 +176,7 @@ def simulate(
     *,
     trajectories: int | None = None,
     steps: int | None = None,
+    seed: int | None = None,
     workers: int = 1,
     scheduler: str | None = None,
     overwrite: bool = False,
@@ -183,7 +184,8 @@ def simulate(
 ) -> SimulationSummary:
     """Write (or finish) the trajectory store ``out`` for ``config``.
 
-    ``trajectories`` and ``steps`` override the config's dataset section. Rerunning
+    ``trajectories``, ``steps`` and ``seed`` override the config's dataset section (use
+    another seed for a test set). Rerunning
     on a finished store does nothing; on an interrupted one it computes only the
     unfinished trajectories; on a store of another config it refuses unless
     ``overwrite``.
@@ -193,7 +195,7 @@ def simulate(
     # The store depends on the simulator and dataset sections only: other sections of an
     # experiment file (models, assimilation) must not change its identity.
     config = SimulationConfig.model_validate(
-        config.with_dataset(trajectories=trajectories, steps=steps).model_dump(
+        config.with_dataset(trajectories=trajectories, steps=steps, seed=seed).model_dump(
             include={"simulator", "dataset"}))
     path = Path(out)
     _prepare(path, config, overwrite)
