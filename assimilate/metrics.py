@@ -1,0 +1,148 @@
+"""Skill metrics on xarray objects: small functions, explicit dims, lazy where inputs are.
+
+Fields have spatial dims ``x`` (1-D) or ``y, x`` (2-D) on a periodic domain; ensembles
+have a ``member`` dim. Every metric reduces the dims it names and keeps the others (for
+example ``time`` for skill against lead time).
+
+- ``rmse`` and ``correlation`` (Pearson over space, the anomaly correlation for zero-mean
+  fields); ``high_correlation_time``: the first lead at which correlation drops below a
+  threshold (0.8), the horizon if it never does;
+- ``energy_spectrum`` (radially binned for 2-D) and ``log_spectral_distance``
+  sqrt(mean_k (log10 E_a(k) − log10 E_b(k))²);
+- ``total_variation`` Σ_i |u_{i+1} − u_i| (periodic), the KS metric of arXiv 2510.06637;
+- ``crps_ensemble`` (scoringrules) and ``spread_skill_ratio``;
+- ``bounded``: whether a rollout stayed within a factor of the climatological energy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scoringrules
+import xarray as xr
+
+__all__ = [
+    "bounded",
+    "correlation",
+    "crps_ensemble",
+    "energy_spectrum",
+    "high_correlation_time",
+    "log_spectral_distance",
+    "rmse",
+    "space_dims",
+    "spread_skill_ratio",
+    "total_variation",
+]
+
+
+def space_dims(field: xr.DataArray) -> tuple[str, ...]:
+    """The spatial dims of ``field``: ``("y", "x")`` or ``("x",)``."""
+    dims = tuple(dim for dim in ("y", "x") if dim in field.dims)
+    if "x" not in dims:
+        raise ValueError(f"field '{field.name}' has dims {field.dims}; expected an 'x' dim")
+    return dims
+
+
+def rmse(forecast: xr.DataArray, truth: xr.DataArray,
+         dims: Sequence[str] | None = None) -> xr.DataArray:
+    """Root-mean-square error over ``dims`` (default: space)."""
+    dims = space_dims(truth) if dims is None else dims
+    return np.sqrt(((forecast - truth) ** 2).mean(dims))
+
+
+def correlation(forecast: xr.DataArray, truth: xr.DataArray,
+                dims: Sequence[str] | None = None) -> xr.DataArray:
+    """Pearson correlation over ``dims`` (default: space)."""
+    dims = space_dims(truth) if dims is None else dims
+    return xr.corr(forecast, truth, dim=list(dims))
+
+
+def high_correlation_time(correlation: xr.DataArray, threshold: float = 0.8,
+                          dim: str = "time") -> xr.DataArray:
+    """First ``dim`` coordinate where ``correlation < threshold`` (the last one if never)."""
+    below = correlation < threshold
+    first = below.argmax(dim)
+    never = ~below.any(dim)
+    times = correlation[dim]
+    return xr.where(never, times[-1], times.isel({dim: first})).drop_vars(dim, errors="ignore")
+
+
+def energy_spectrum(field: xr.DataArray) -> xr.DataArray:
+    """Energy per wavenumber, ½|û(k)|² normalised per grid point; dim ``wavenumber``.
+
+    1-D: one value per Fourier mode 0..N/2. 2-D: summed over shells of integer
+    |k| = round(sqrt(kx² + ky²)), 0..N/2 (the corner modes beyond N/2 are left out).
+    """
+    dims = space_dims(field)
+    if len(dims) == 1:
+        return xr.apply_ufunc(_spectrum_1d, field, input_core_dims=[dims],
+                              output_core_dims=[["wavenumber"]], dask="parallelized",
+                              dask_gufunc_kwargs={"output_sizes": {
+                                  "wavenumber": field.sizes["x"] // 2 + 1}},
+                              output_dtypes=[np.float64])
+    return xr.apply_ufunc(_spectrum_2d, field, input_core_dims=[dims],
+                          output_core_dims=[["wavenumber"]], dask="parallelized",
+                          dask_gufunc_kwargs={"output_sizes": {
+                              "wavenumber": min(field.sizes["x"], field.sizes["y"]) // 2 + 1}},
+                          output_dtypes=[np.float64])
+
+
+def _spectrum_1d(u: np.ndarray) -> np.ndarray:
+    n = u.shape[-1]
+    energy = 0.5 * np.abs(np.fft.rfft(u, axis=-1) / n) ** 2
+    energy[..., 1:(n + 1) // 2] *= 2  # the negative wavenumbers
+    return energy
+
+
+def _spectrum_2d(w: np.ndarray) -> np.ndarray:
+    ny, nx = w.shape[-2:]
+    energy = 0.5 * np.abs(np.fft.fft2(w, axes=(-2, -1)) / (nx * ny)) ** 2
+    ky, kx = np.meshgrid(np.fft.fftfreq(ny, 1 / ny), np.fft.fftfreq(nx, 1 / nx), indexing="ij")
+    shell = np.rint(np.hypot(kx, ky)).astype(int).ravel()
+    n_shells = min(nx, ny) // 2 + 1
+    flat = energy.reshape(*energy.shape[:-2], -1)
+    keep = shell < n_shells
+    out = np.zeros((*flat.shape[:-1], n_shells))
+    for index in range(n_shells):
+        out[..., index] = flat[..., keep & (shell == index)].sum(-1)
+    return out
+
+
+def log_spectral_distance(spectrum: xr.DataArray, reference: xr.DataArray,
+                          floor: float = 1e-30) -> xr.DataArray:
+    """sqrt(mean_k (log10 E(k) − log10 E_ref(k))²) over ``wavenumber`` >= 1."""
+    a = np.log10(spectrum.isel(wavenumber=slice(1, None)) + floor)
+    b = np.log10(reference.isel(wavenumber=slice(1, None)) + floor)
+    return np.sqrt(((a - b) ** 2).mean("wavenumber"))
+
+
+def total_variation(u: xr.DataArray, dim: str = "x") -> xr.DataArray:
+    """Σ_i |u_{i+1} − u_i| along the periodic ``dim``."""
+    return abs(u.roll({dim: -1}, roll_coords=False) - u).sum(dim)
+
+
+def crps_ensemble(forecast: xr.DataArray, truth: xr.DataArray,
+                  member_dim: str = "member") -> xr.DataArray:
+    """Pointwise ensemble CRPS (fair=False) via ``scoringrules.crps_ensemble``."""
+    return xr.apply_ufunc(
+        lambda f, o: scoringrules.crps_ensemble(o, f, m_axis=-1),
+        forecast, truth, input_core_dims=[[member_dim], []], dask="parallelized",
+        output_dtypes=[np.float64])
+
+
+def spread_skill_ratio(forecast: xr.DataArray, truth: xr.DataArray,
+                       member_dim: str = "member",
+                       dims: Sequence[str] | None = None) -> xr.DataArray:
+    """sqrt((M+1)/M · mean ensemble variance) / RMSE of the ensemble mean (1: calibrated)."""
+    dims = space_dims(truth) if dims is None else dims
+    n_members = forecast.sizes[member_dim]
+    spread = np.sqrt((n_members + 1) / n_members * forecast.var(member_dim, ddof=1).mean(dims))
+    return spread / rmse(forecast.mean(member_dim), truth, dims)
+
+
+def bounded(field: xr.DataArray, climatological_energy: float, factor: float = 10.0,
+            dim: str = "time") -> xr.DataArray:
+    """True where mean(field²) stayed finite and below ``factor`` × climatology at every step."""
+    energy = (field**2).mean(space_dims(field))
+    return (np.isfinite(energy) & (energy < factor * climatological_energy)).all(dim)
