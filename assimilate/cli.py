@@ -67,6 +67,18 @@ def _forecast(args: argparse.Namespace) -> None:
     print(f"wrote {args.members} member(s) x {args.steps} steps to {out}")
 
 
+def _evaluate_forecast(args: argparse.Namespace) -> None:
+    from assimilate.evaluate import evaluate_forecast, format_table, plot_skill
+
+    result = evaluate_forecast(args.checkpoint, args.data, args.out, n_steps=args.steps,
+                               n_members=args.members, n_initial=args.initial,
+                               sub_steps=args.sub_steps, seed=args.seed,
+                               overwrite=args.overwrite, progress=not args.quiet)
+    print(format_table(result))
+    figure = plot_skill(result, f"{args.out}.png")
+    print(f"wrote {args.out} and {figure}")
+
+
 def _sample_emulator(args: argparse.Namespace) -> None:
     from assimilate.emulator import sample_emulator
 
@@ -140,6 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace an existing store")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(handler=_forecast)
+
+    evaluate = verbs.add_parser("evaluate", help="measure a model's skill").add_subparsers(
+        dest="model", required=True, metavar="MODEL")
+    skill = evaluate.add_parser("forecast", help="forecast skill against baselines")
+    skill.add_argument("checkpoint", help="forecaster checkpoint")
+    skill.add_argument("--data", required=True, help="held-out trajectory store")
+    skill.add_argument("--out", required=True, help="results store (a PNG figure lands beside)")
+    skill.add_argument("--steps", type=_positive, help="lead steps (KS 640, Kolmogorov 180)")
+    skill.add_argument("--members", type=_positive, default=4, help="ensemble members")
+    skill.add_argument("--initial", type=_positive, help="initial states (default: all)")
+    skill.add_argument("--sub-steps", type=_positive, help="denoising sub-steps per step")
+    skill.add_argument("--seed", type=int, default=0)
+    skill.add_argument("--overwrite", action="store_true", help="replace existing results")
+    skill.add_argument("--quiet", action="store_true", help="no progress bar")
+    skill.set_defaults(handler=_evaluate_forecast)
 
     sample = verbs.add_parser("sample", help="draw samples from a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")

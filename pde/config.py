@@ -127,8 +127,13 @@ class SimulationConfig(_Section):
         return type(self).model_validate(self.model_dump() | {"dataset": dataset})
 
     def canonical_json(self) -> str:
-        """Sorted-key JSON of the resolved configuration, stored in every output."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """Sorted-key JSON of the simulator and dataset sections, stored in every store.
+
+        Other sections of an experiment file (models, assimilation) are left out: they do
+        not change the data.
+        """
+        return json.dumps(self.model_dump(mode="json", include={"simulator", "dataset"}),
+                          sort_keys=True)
 
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -93,3 +93,33 @@ def test_forecast_cli_writes_forecast_and_truth(trained, tmp_path: Path, capsys)
     assert main(["forecast", str(trained["checkpoint"]), "--init", str(trained["store"]),
                  "--steps", "2", "--out", str(out), "--quiet"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_evaluate_on_a_constant_store_gives_zero_persistence_error(trained, tmp_path,
+                                                                   capsys) -> None:
+    from assimilate.config import load_config
+    from pde.store import create_store, write_trajectories
+
+    config = load_config(trained["root"] / "config.yaml").with_dataset(trajectories=3, steps=12)
+    store = tmp_path / "constant.zarr"
+    create_store(store, config, config.simulator.build())
+    x = np.arange(32) * 22.0 / 32
+    profile = (np.sin(2 * np.pi * 2 * x / 22.0) * np.ones((3, 12, 1))).astype(np.float32)
+    write_trajectories(store, "u", 0, profile)
+    out = tmp_path / "skill.zarr"
+    assert main(["evaluate", "forecast", str(trained["checkpoint"]), "--data", str(store),
+                 "--out", str(out), "--steps", "10", "--members", "2", "--quiet"]) == 0
+    table = capsys.readouterr().out
+    assert "| persistence |" in table and "| ardm |" in table
+    result = xr.open_zarr(out)
+    persistence = result.sel({"method": "persistence"})
+    np.testing.assert_array_equal(persistence["rmse"].values, 0.0)
+    assert float(persistence["high_correlation_time"]) == pytest.approx(2.0)
+    climatology = result.sel({"method": "climatology"})
+    mean = load_forecaster(trained["checkpoint"]).normalisation.mean
+    np.testing.assert_allclose(climatology["rmse"].values,
+                               np.sqrt(((profile[0, 0] - mean) ** 2).mean()), rtol=1e-5)
+    assert result["crps"].sel({"method": "ardm"}).notnull().all()
+    assert result["crps"].sel({"method": "persistence"}).isnull().all()
+    assert set(result["method"].values) == {"ardm", "simulator", "persistence", "climatology"}
+    assert (tmp_path / "skill.zarr.png").stat().st_size > 10_000
