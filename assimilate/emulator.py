@@ -239,7 +239,7 @@ def _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds
         "training_step": int(payload["step"]),
         "config": payload["config"],
         "wall_time_s": round(seconds, 3),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "package_version": metadata.version("assimilate"),
     }
     return ds

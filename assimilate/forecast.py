@@ -226,7 +226,7 @@ def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int
         "wall_time_s": round(seconds, 3),
         "checkpoint": forecaster.checkpoint,
         "config": forecaster.config.model_dump_json(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "package_version": metadata.version("assimilate"),
     }
     return ds

@@ -109,7 +109,7 @@ def _skeleton(config: SimulationConfig, simulator: Simulator) -> xr.Dataset:
         **simulator.attrs(),
         "seed": config.dataset.seed,
         "config": config.canonical_json(),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         **_provenance(),
     }
     return ds
