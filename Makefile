@@ -14,7 +14,7 @@ TORCH_CONSTRAINT := -c constraints/cpu.txt
 TORCH_CPU_INDEX := $(shell curl -sfI --max-time 3 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
 endif
 
-.PHONY: install demo test test-slow benchmark lint clean
+.PHONY: install demo test test-slow benchmark benchmark-emulator lint clean
 
 install: $(STAMP)
 
@@ -35,6 +35,10 @@ test-slow: $(STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/simulate.py
+
+# About an hour on 2 CPU cores: trains 18 small emulators.
+benchmark-emulator: $(STAMP)
+	$(BIN)/python benchmarks/emulator_tails.py --json benchmarks/results/emulator_tails.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check pde assimilate tests benchmarks

@@ -1,7 +1,10 @@
 """``make demo``: the main job on small default settings.
 
-Simulates the small Kuramoto-Sivashinsky and Kolmogorov stores into ``demo-output/``
-and prints what was written, where, and how fast. Rerunning reuses finished stores.
+1. Simulates the small Kuramoto-Sivashinsky and Kolmogorov stores into ``demo-output/``
+   and prints what was written, where, and how fast (finished stores are reused).
+2. With the shipped forecaster checkpoints (``checkpoints/*-forecaster.pt``), forecasts
+   held-out trajectories (a seed the forecasters never saw) and prints their skill against
+   persistence, climatology and the perturbed true simulator, with a skill figure.
 """
 
 from __future__ import annotations
@@ -14,6 +17,40 @@ from pde import open_trajectories, simulate
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = ("ks-small", "kolmogorov-small")
+HELD_OUT_SEED = 1000
+DEMO_LEADS = {"ks-small": 200, "kolmogorov-small": 60}
+
+
+def simulate_stores(out: Path) -> None:
+    print(f"Simulating {len(CONFIGS)} small trajectory stores into {out}/ ...")
+    for name in CONFIGS:
+        config = load_config(REPO / "configs" / f"{name}.yaml")
+        summary = simulate(config, out / f"{name}.zarr")
+        ds = open_trajectories(summary.path)
+        field = ds["u" if "u" in ds else "vorticity"]
+        print(f"  {summary}")
+        print(f"    {field.name}{tuple(field.shape)} dims={field.dims} "
+              f"mean={float(field.mean()):+.3f} std={float(field.std()):.3f}")
+
+
+def forecast_skill(out: Path) -> None:
+    from assimilate.evaluate import evaluate_forecast, format_table, plot_skill
+
+    for name in CONFIGS:
+        checkpoint = REPO / "checkpoints" / f"{name}-forecaster.pt"
+        if not checkpoint.exists():
+            print(f"\n(no shipped checkpoint {checkpoint.relative_to(REPO)}; skipping its forecast)")
+            continue
+        steps = DEMO_LEADS[name]
+        config = load_config(REPO / "configs" / f"{name}.yaml")
+        test = simulate(config, out / f"{name}-test.zarr", trajectories=4, steps=steps + 1,
+                        seed=HELD_OUT_SEED, progress=False)
+        print(f"\nForecast skill of {checkpoint.relative_to(REPO)}: 4 held-out initial states, "
+              f"4 members, {steps} steps")
+        result = evaluate_forecast(checkpoint, test.path, out / f"{name}-skill.zarr",
+                                   n_steps=steps, n_members=4, overwrite=True)
+        print(format_table(result))
+        print(f"  figure: {plot_skill(result, out / f'{name}-skill.png')}")
 
 
 def main() -> None:
@@ -22,19 +59,9 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"Simulating {len(CONFIGS)} small trajectory stores into {out}/ ...")
-    for name in CONFIGS:
-        config = load_config(REPO / "configs" / f"{name}.yaml")
-        summary = simulate(config, out / f"{name}.zarr")
-        ds = open_trajectories(summary.path)
-        variable = next(iter(ds.data_vars.keys() - {"complete"}))
-        field = ds[variable]
-        print(f"  {summary}")
-        print(
-            f"    {variable}{tuple(field.shape)} dims={field.dims} "
-            f"mean={float(field.mean()):+.3f} std={float(field.std()):.3f}"
-        )
-    print("Open a store with: pde.open_trajectories('demo-output/ks-small.zarr')")
+    simulate_stores(out)
+    forecast_skill(out)
+    print("\nOpen a store with: pde.open_trajectories('demo-output/ks-small.zarr')")
 
 
 if __name__ == "__main__":
