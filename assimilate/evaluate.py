@@ -11,6 +11,10 @@ trajectory and compares, lead by lead, against the stored truth:
 - ``persistence``: the initial state, held;
 - ``climatology``: the climatological mean, a constant field.
 
+The spectrum distance at the last lead is reported over the energetic range (wavenumbers
+holding at least 1e-6 of the peak energy) as ``spectrum_distance`` and over every
+wavenumber as ``spectrum_distance_all``.
+
 Metrics: RMSE (raw and over the climatological std), correlation, high-correlation time
 (correlation > 0.8), CRPS and spread-skill ratio (ensembles), the log-spectral distance
 at the last lead, stability (rollouts whose energy stays below 10× climatology), total
@@ -137,7 +141,8 @@ def _score(name: str, forecast: xr.DataArray, truth: xr.DataArray, std: float, p
         "nrmse": rmse / std,
         "correlation": corr,
         "high_correlation_time": metrics.high_correlation_time(corr),
-        "spectrum_distance": metrics.log_spectral_distance(spectrum, reference),
+        "spectrum_distance": metrics.log_spectral_distance(spectrum, reference, 1e-6),
+        "spectrum_distance_all": metrics.log_spectral_distance(spectrum, reference),
         "stable_fraction": metrics.bounded(forecast, energy).mean(("initial", "member")),
     })
     if forecast.sizes["member"] > 1:

@@ -45,6 +45,10 @@ def test_log_spectral_distance_of_a_factor() -> None:
     a = xr.DataArray(np.array([1.0, 2.0, 3.0, 4.0]), dims="wavenumber")
     assert float(metrics.log_spectral_distance(a, a)) == 0.0
     assert float(metrics.log_spectral_distance(100 * a, a)) == pytest.approx(2.0)
+    tail = xr.DataArray(np.array([1.0, 1.0, 1e-3, 1e-12]), dims="wavenumber")
+    noisy = tail.copy(data=[1.0, 1.0, 1e-3, 1e-8])
+    assert float(metrics.log_spectral_distance(noisy, tail)) == pytest.approx(np.sqrt(16 / 3))
+    assert float(metrics.log_spectral_distance(noisy, tail, dynamic_range=1e-6)) == 0.0
 
 
 def test_total_variation_is_periodic() -> None:
