@@ -94,6 +94,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _training_parser(verbs, model: str, description: str) -> argparse.ArgumentParser:
+    """``assimilate train MODEL CONFIG --data STORE --out CKPT [--steps N] [--quiet]``."""
+    parser = verbs.add_parser(model, help=description)
+    parser.add_argument("config", help=f"YAML configuration with a {model} section")
+    parser.add_argument("--data", required=True, help="trajectory store to learn from")
+    parser.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
+    parser.add_argument("--steps", type=_positive, help=f"override {model}.training.steps")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assimilate", description="Amortised data assimilation with diffusion models."
@@ -122,21 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = verbs.add_parser("train", help="train a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")
-    emulator = train.add_parser("emulator", help="unconditional (t-)EDM / (t-)Flow of states")
-    emulator.add_argument("config", help="YAML configuration with an emulator section")
-    emulator.add_argument("--data", required=True, help="trajectory store to learn from")
-    emulator.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
+    emulator = _training_parser(train, "emulator", "unconditional (t-)EDM / (t-)Flow of states")
     emulator.add_argument("--nu", type=float, help="Student-t degrees of freedom (> 2)")
-    emulator.add_argument("--steps", type=_positive, help="override emulator.training.steps")
-    emulator.add_argument("--quiet", action="store_true", help="no progress bar")
     emulator.set_defaults(handler=_train_emulator)
 
-    forecaster = train.add_parser("forecaster", help="autoregressive diffusion forecaster")
-    forecaster.add_argument("config", help="YAML configuration with a forecaster section")
-    forecaster.add_argument("--data", required=True, help="trajectory store to learn from")
-    forecaster.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
-    forecaster.add_argument("--steps", type=_positive, help="override forecaster.training.steps")
-    forecaster.add_argument("--quiet", action="store_true", help="no progress bar")
+    forecaster = _training_parser(train, "forecaster", "autoregressive diffusion forecaster")
     forecaster.set_defaults(handler=_train_forecaster)
 
     run = verbs.add_parser("forecast", help="ensemble forecast from a stored state")

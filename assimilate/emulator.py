@@ -14,7 +14,6 @@ store with dims ``(sample, x)`` or ``(sample, y, x)`` and provenance attributes.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from importlib import metadata
 from pathlib import Path
@@ -25,63 +24,16 @@ import torch
 import xarray as xr
 from torch import nn
 
-from assimilate.config import EmulatorConfig, ExperimentConfig, ForecasterConfig
+from assimilate.config import ExperimentConfig
 from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
-from assimilate.diffusion import (
-    Correction,
-    Denoiser,
-    FlowDenoiser,
-    edm_loss,
-    flow_loss,
-    flow_sigmas,
-    karras_sigmas,
-    make_noise,
-    prior_sample,
-    sample_euler,
-    sample_heun,
-    sample_stochastic,
-)
-from assimilate.nets import build_unet
+from assimilate.models import build_model, checkpoint_metadata, generate, loss_function
 from assimilate.training import fit, load_checkpoint, select_device
 from pde.store import open_trajectories
 
-__all__ = [
-    "SAMPLES_SCHEMA",
-    "build_model",
-    "generate",
-    "load_emulator",
-    "loss_function",
-    "sample_emulator",
-    "train_emulator",
-]
+__all__ = ["SAMPLES_SCHEMA", "load_emulator", "sample_emulator", "train_emulator"]
 
 SAMPLES_SCHEMA = "assimilate.samples/1"
 _VALIDATION_STATES = 256
-
-
-def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
-                cond_channels: int = 0) -> nn.Module:
-    """The denoiser ``D(x, sigma, cond)`` for one-channel fields of ``dims`` dims."""
-    backbone = build_unet(config.backbone, dims=dims, channels=1, cond_channels=cond_channels)
-    noise = make_noise(config.nu)
-    if config.family == "flow":
-        return FlowDenoiser(backbone, noise)
-    return Denoiser(backbone, noise, sigma_data=config.sigma_data)
-
-
-def loss_function(family: str):
-    """Per-sample loss ``(model, batch, generator) -> (batch,)`` of a model family.
-
-    ``batch`` is the clean target ``(batch, 1, *space)``, or a pair ``(target, cond)``.
-    """
-    def loss_fn(model: nn.Module, batch, generator: torch.Generator) -> torch.Tensor:
-        inner = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-        target, cond = batch if isinstance(batch, tuple) else (batch, None)
-        if family == "flow":
-            return flow_loss(inner, target, generator=generator, cond=cond)
-        return edm_loss(inner, target, generator=generator, cond=cond)
-
-    return loss_fn
 
 
 def train_emulator(
@@ -122,18 +74,7 @@ def train_emulator(
             with torch.no_grad():
                 return float(loss_function(settings.family)(ema, fixed, generator).mean())
 
-    identity = config.model_dump(mode="json")
-    identity["emulator"]["training"].pop("steps")
-    meta = {
-        "kind": "emulator",
-        "config": config.model_dump_json(),
-        "identity": json.dumps(identity, sort_keys=True),
-        "normalisation": normalisation.to_state(),
-        "variable": field.name,
-        "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
-                        for name in field.dims[2:]},
-        "data": str(Path(data).resolve()),
-    }
+    meta = checkpoint_metadata("emulator", config, ds, field, normalisation, data)
     return fit(model, loss_function(settings.family), batch_fn, settings.training, out,
                metadata=meta, validation_fn=validation_fn, progress=progress)
 
@@ -152,37 +93,6 @@ def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, 
     model = build_model(config.emulator, dims=len(payload["coordinates"]))
     model.load_state_dict(payload["ema"])
     return model.eval(), config, payload
-
-
-def _sigmas(config: EmulatorConfig | ForecasterConfig) -> torch.Tensor:
-    sampling = config.sampling
-    if config.family == "flow":
-        return flow_sigmas(sampling.steps, t_start=1.0 / (1.0 + sampling.sigma_max))
-    return karras_sigmas(sampling.steps, sampling.sigma_min, sampling.sigma_max, sampling.rho)
-
-
-def generate(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
-             shape: tuple[int, ...], generator: torch.Generator, *,
-             cond: torch.Tensor | None = None, correction: Correction | None = None,
-             sub_steps: int | None = None) -> torch.Tensor:
-    """Normalised samples ``shape = (n, 1, *space)`` drawn with ``config.sampling``.
-
-    ``cond`` ``(n, cond_channels, *space)`` conditions the denoiser; ``correction`` is the
-    samplers' per-sub-step hook; ``sub_steps`` overrides ``config.sampling.steps``.
-    """
-    if sub_steps is not None:
-        config = config.model_copy(update={"sampling": config.sampling.model_copy(
-            update={"steps": sub_steps})})
-    sigmas = _sigmas(config).to(generator.device)
-    noise = model.noise
-    x = prior_sample(shape, float(sigmas[0]), noise, generator=generator,
-                     device=generator.device)
-    sampler = config.sampling.sampler
-    if sampler == "stochastic":
-        return sample_stochastic(model, x, sigmas, cond=cond, correction=correction,
-                                 noise=noise, generator=generator)
-    chosen = sample_heun if sampler == "heun" else sample_euler
-    return chosen(model, x, sigmas, cond=cond, correction=correction)
 
 
 def sample_emulator(

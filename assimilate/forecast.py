@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 from assimilate.config import ExperimentConfig
 from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
 from assimilate.diffusion import Correction
-from assimilate.emulator import build_model, generate, loss_function
+from assimilate.models import build_model, checkpoint_metadata, generate, loss_function
 from assimilate.training import fit, load_checkpoint, select_device
 from pde.store import open_trajectories
 
@@ -119,20 +118,10 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
 
     torch.manual_seed(settings.training.seed)
     model = build_model(settings, dims=field.ndim - 2, cond_channels=k)
-    identity = config.model_dump(mode="json")
-    identity["forecaster"]["training"].pop("steps")
-    meta = {
-        "kind": "forecaster",
-        "config": config.model_dump_json(),
-        "identity": json.dumps(identity, sort_keys=True),
-        "normalisation": normalisation.to_state(),
-        "increment_std": torch.tensor(increment_std, dtype=torch.float64),
-        "variable": field.name,
-        "interval": torch.tensor(float(ds.attrs["interval"]), dtype=torch.float64),
-        "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
-                        for name in field.dims[2:]},
-        "data": str(Path(data).resolve()),
-    }
+    meta = checkpoint_metadata(
+        "forecaster", config, ds, field, normalisation, data,
+        increment_std=torch.tensor(increment_std, dtype=torch.float64),
+        interval=torch.tensor(float(ds.attrs["interval"]), dtype=torch.float64))
     return fit(model, loss_function(settings.family), batch_fn, settings.training, out,
                metadata=meta, validation_fn=validation_fn, progress=progress)
 

@@ -35,7 +35,7 @@ import xarray as xr
 
 from assimilate.config import EmulatorConfig, SamplingConfig, load_config
 from assimilate.diagnostics import tail_scores
-from assimilate.emulator import build_model, generate, loss_function
+from assimilate.models import build_model, generate, loss_function
 from assimilate.training import TrainingConfig, fit
 from pde import open_trajectories, simulate
 
