@@ -123,3 +123,27 @@ def test_evaluate_on_a_constant_store_gives_zero_persistence_error(trained, tmp_
     assert result["crps"].sel({"method": "persistence"}).isnull().all()
     assert set(result["method"].values) == {"ardm", "simulator", "persistence", "climatology"}
     assert (tmp_path / "skill.zarr.png").stat().st_size > 10_000
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "checkpoints").glob("*-forecaster.pt"))
+
+
+@pytest.mark.parametrize("checkpoint", SHIPPED, ids=lambda path: path.name)
+def test_shipped_checkpoints_load_and_forecast_ten_steps(checkpoint: Path) -> None:
+    forecaster = load_forecaster(checkpoint)
+    space = tuple(len(values) for values in forecaster.coordinates.values())
+    config = forecaster.config.with_dataset(trajectories=1, steps=1)
+    simulator = config.simulator.build()
+    import jax
+
+    state = simulator.burn_in(simulator.initial_state(jax.random.PRNGKey(7), 1))
+    initial = np.asarray(simulator.to_physical(state))
+    ds = rollout(forecaster, initial, n_steps=10, n_members=2, seed=0)
+    field = ds[forecaster.variable]
+    assert field.shape == (2, 11, *space) and np.isfinite(field.values).all()
+    climatological = forecaster.normalisation.std
+    assert float(np.abs(field).max()) < 10 * climatological, "a shipped model stays bounded"
+
+
+def test_a_checkpoint_is_shipped() -> None:
+    assert any(path.name == "ks-small-forecaster.pt" for path in SHIPPED)
