@@ -147,3 +147,24 @@ def test_shipped_checkpoints_load_and_forecast_ten_steps(checkpoint: Path) -> No
 
 def test_a_checkpoint_is_shipped() -> None:
     assert any(path.name == "ks-small-forecaster.pt" for path in SHIPPED)
+
+
+def test_kolmogorov_forecaster_end_to_end(tmp_path: Path) -> None:
+    from tests.conftest import TINY_KOLMOGOROV
+
+    settings = TINY_FORECASTER | {"training": TINY_FORECASTER["training"] | {"steps": 10}}
+    data = TINY_KOLMOGOROV | {"dataset": TINY_KOLMOGOROV["dataset"] | {"steps": 8},
+                              "forecaster": settings}
+    config = write_config(tmp_path, data)
+    store, checkpoint = tmp_path / "kf.zarr", tmp_path / "kf.pt"
+    assert main(["simulate", str(config), "--out", str(store), "--quiet"]) == 0
+    assert main(["train", "forecaster", str(config), "--data", str(store),
+                 "--out", str(checkpoint), "--quiet"]) == 0
+    out = tmp_path / "skill.zarr"
+    assert main(["evaluate", "forecast", str(checkpoint), "--data", str(store), "--out", str(out),
+                 "--steps", "4", "--members", "2", "--quiet"]) == 0
+    result = xr.open_zarr(out)
+    assert {"enstrophy_error", "dissipation_error", "crps"} <= set(result.data_vars)
+    assert result["rmse"].dims == ("method", "time") and result.sizes["time"] == 5
+    simulator = result.sel({"method": "simulator"})
+    assert float(simulator["nrmse"].isel(time=0)) < 0.2, "1 % perturbation plus coarse-graining"
