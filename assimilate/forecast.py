@@ -167,7 +167,7 @@ def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
     state). Members differ only in the diffusion noise; they are batched together.
     """
     k = forecaster.history
-    initial = np.asarray(initial_states, dtype=np.float32)
+    initial = np.array(initial_states, dtype=np.float32)  # a writable copy
     space = tuple(len(values) for values in forecaster.coordinates.values())
     if initial.shape != (k, *space):
         raise ValueError(f"initial_states must have shape {(k, *space)} (history, *space), "
