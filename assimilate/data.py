@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import dask
 import numpy as np
 import torch
 import xarray as xr
@@ -43,8 +44,7 @@ class Normalisation:
     def of(cls, field: xr.DataArray) -> Normalisation:
         """Statistics over every element of ``field`` (lazy inputs are reduced with Dask)."""
         wide = field.astype(np.float64)
-        mean, std = wide.mean(), wide.std()
-        mean, std = float(mean.compute()), float(std.compute())
+        mean, std = (float(value) for value in dask.compute(wide.mean(), wide.std()))
         if not np.isfinite([mean, std]).all() or std <= 0:
             raise ValueError(f"field '{field.name}' has no spread (mean {mean}, std {std})")
         return cls(mean, std)
