@@ -46,7 +46,8 @@ class Normalisation:
         wide = field.astype(np.float64)
         mean, std = (float(value) for value in dask.compute(wide.mean(), wide.std()))
         if not np.isfinite([mean, std]).all() or std <= 0:
-            raise ValueError(f"field '{field.name}' has no spread (mean {mean}, std {std})")
+            raise ValueError(f"field '{field.name}' has non-finite values or no spread "
+                             f"(mean {mean}, std {std})")
         return cls(mean, std)
 
     def to_state(self) -> dict[str, torch.Tensor]:
