@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -116,9 +117,18 @@ def test_distributed_data_parallel_on_two_cpu_processes(tmp_path: Path) -> None:
     out = str(tmp_path / "ddp.pt")
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT.format(tests=str(Path(__file__).parent), out=out))
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    "--nproc_per_node", "2", str(script)], check=True, timeout=300,
-                   capture_output=True)
+    # Everything on the loopback interface: a host name that resolves to an unreachable
+    # address (common in containers) would otherwise stall the rendezvous or gloo's connect.
+    env = os.environ | {"GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+               "--nproc-per-node", "2", "--rdzv-backend", "c10d",
+               "--rdzv-endpoint", "127.0.0.1:0", "--local-addr", "127.0.0.1", str(script)]
+    try:
+        done = subprocess.run(command, check=False, timeout=240, capture_output=True,
+                              text=True, env=env)
+    except subprocess.TimeoutExpired as error:
+        pytest.fail(f"torchrun did not finish in 240 s; its output:\n{error.stdout}\n{error.stderr}")
+    assert done.returncode == 0, f"torchrun failed:\n{done.stdout}\n{done.stderr}"
     rank0 = torch.load(out + ".rank0", weights_only=True)
     rank1 = torch.load(out + ".rank1", weights_only=True)
     for name in rank0:
