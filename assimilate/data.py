@@ -7,15 +7,21 @@ are split into training and validation sets, because neighbouring states of one
 trajectory are strongly correlated.
 
 Small stores (below ``memory_limit`` bytes) are read into memory once; larger ones are
-read lazily, one batch of random states at a time, from the store's chunks.
+read lazily, one batch of random windows at a time, from the store's chunks, by
+background threads that stay a few training steps ahead (``WindowSampler.loader``).
+Which windows a training step sees depends only on the seed, the step and the rank, so
+both paths give the same batches and a resumed run sees the batches it would have seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import dask
@@ -25,6 +31,7 @@ import xarray as xr
 
 __all__ = [
     "Normalisation",
+    "Prefetcher",
     "WindowSampler",
     "split_trajectories",
     "write_dataset",
@@ -118,6 +125,61 @@ class WindowSampler:
                 time=xr.DataArray(time, dims=("batch", "window")))
             windows = torch.from_numpy(np.asarray(picked.values, dtype=np.float32))
         return self.normalisation.normalise(windows).float()
+
+    @contextlib.contextmanager
+    def loader(self, batch_size: int, seed: int, *, stop: int | None = None,
+               rank: int | None = None, workers: int = 2,
+               depth: int = 4) -> Iterator[Callable[[int], torch.Tensor]]:
+        """``batch(step)``: the windows of one training step, a pure function of the step.
+
+        The windows come from a generator seeded by ``(seed, step, rank)`` (``rank`` from
+        the ``RANK`` environment variable under torchrun). On the lazy path ``workers``
+        threads read the next ``depth`` steps' windows while the model trains (Zarr
+        decompression and Dask release the GIL); ``stop`` is the first step not to read.
+        """
+        rank = int(os.environ.get("RANK", "0")) if rank is None else rank
+
+        def draw(step: int) -> torch.Tensor:
+            entropy = np.random.SeedSequence([seed, step, rank]).generate_state(2)
+            generator = torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
+            return self(batch_size, generator)
+
+        if self.in_memory is not None or workers == 0:
+            yield draw
+            return
+        with contextlib.closing(Prefetcher(draw, workers=workers, depth=depth,
+                                           stop=stop)) as prefetched:
+            yield prefetched
+
+
+class Prefetcher:
+    """``make(step)`` computed ahead on background threads for the next ``depth`` steps.
+
+    Calling it with ``step`` returns ``make(step)`` (waiting if it is not ready yet) and
+    schedules the steps after it; steps may be skipped or revisited (after a resume).
+    An exception raised by ``make`` surfaces at the call that asks for that step.
+    """
+
+    def __init__(self, make: Callable[[int], torch.Tensor], *, workers: int = 2,
+                 depth: int = 4, stop: int | None = None) -> None:
+        if workers < 1 or depth < 1:
+            raise ValueError(f"workers and depth must be >= 1, got {workers}, {depth}")
+        self._make, self._depth, self._stop = make, depth, stop
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="assimilate-batches")
+        self._pending: dict[int, Future] = {}
+
+    def __call__(self, step: int) -> torch.Tensor:
+        for stale in [ahead for ahead in self._pending if ahead < step]:
+            self._pending.pop(stale).cancel()
+        last = step + self._depth if self._stop is None else min(step + self._depth, self._stop)
+        for ahead in range(step, max(last, step + 1)):
+            if ahead not in self._pending:
+                self._pending[ahead] = self._pool.submit(self._make, ahead)
+        return self._pending.pop(step).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
 
 
 def write_dataset(ds: xr.Dataset, path: str | Path, *, overwrite: bool = False) -> Path:

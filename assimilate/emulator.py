@@ -25,7 +25,13 @@ import xarray as xr
 from torch import nn
 
 from assimilate.config import ExperimentConfig
-from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
+from assimilate.data import (
+    DEFAULT_MEMORY_LIMIT,
+    Normalisation,
+    WindowSampler,
+    split_trajectories,
+    write_dataset,
+)
 from assimilate.models import build_model, checkpoint_metadata, generate, loss_function
 from assimilate.training import fit, load_checkpoint, select_device
 from pde.store import open_trajectories
@@ -44,11 +50,13 @@ def train_emulator(
     nu: float | None = None,
     steps: int | None = None,
     progress: bool = True,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
 ) -> Path:
     """Train the emulator of ``config`` on the trajectory store ``data``; checkpoint at ``out``.
 
     ``nu`` and ``steps`` override ``emulator.nu`` and ``emulator.training.steps``. Rerunning
-    resumes from ``out``; a larger ``steps`` continues a finished run.
+    resumes from ``out``; a larger ``steps`` continues a finished run. Stores larger than
+    ``memory_limit`` bytes are read lazily by background threads.
     """
     config = config.with_changes("emulator", nu=nu, **{"training.steps": steps})
     settings = config.emulator
@@ -56,13 +64,10 @@ def train_emulator(
     field = ds[_variable(ds)]
     train, validation = split_trajectories(field.sizes["trajectory"])
     normalisation = Normalisation.of(field.isel(trajectory=train))
-    states = WindowSampler(field, train, normalisation)
+    states = WindowSampler(field, train, normalisation, memory_limit=memory_limit)
     torch.manual_seed(settings.training.seed)  # initial weights depend on the seed alone
     model = build_model(settings, dims=field.ndim - 2)
     device = select_device()
-
-    def batch_fn(step: int, generator: torch.Generator) -> torch.Tensor:
-        return states(settings.training.batch_size, generator).to(device)
 
     validation_fn = None
     if len(validation):
@@ -75,8 +80,11 @@ def train_emulator(
                 return float(loss_function(settings.family)(ema, fixed, generator).mean())
 
     meta = checkpoint_metadata("emulator", config, ds, field, normalisation, data)
-    return fit(model, loss_function(settings.family), batch_fn, settings.training, out,
-               metadata=meta, validation_fn=validation_fn, progress=progress)
+    training = settings.training
+    with states.loader(training.batch_size, training.seed, stop=training.steps) as batch:
+        return fit(model, loss_function(settings.family),
+                   lambda step, generator: batch(step).to(device), training, out,
+                   metadata=meta, validation_fn=validation_fn, progress=progress)
 
 
 def _variable(ds: xr.Dataset) -> str:

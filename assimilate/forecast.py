@@ -30,7 +30,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from assimilate.config import ExperimentConfig
-from assimilate.data import Normalisation, WindowSampler, split_trajectories, write_dataset
+from assimilate.data import (
+    DEFAULT_MEMORY_LIMIT,
+    Normalisation,
+    WindowSampler,
+    split_trajectories,
+    write_dataset,
+)
 from assimilate.diffusion import Correction
 from assimilate.models import build_model, checkpoint_metadata, generate, loss_function
 from assimilate.training import fit, load_checkpoint, select_device
@@ -83,8 +89,12 @@ def _increment_std(field: xr.DataArray, normalisation: Normalisation) -> float:
 
 
 def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path, *,
-                     steps: int | None = None, progress: bool = True) -> Path:
-    """Train the forecaster of ``config`` on the store ``data``; checkpoint at ``out``."""
+                     steps: int | None = None, progress: bool = True,
+                     memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Path:
+    """Train the forecaster of ``config`` on the store ``data``; checkpoint at ``out``.
+
+    Stores larger than ``memory_limit`` bytes are read lazily by background threads.
+    """
     config = config.with_changes("forecaster", **{"training.steps": steps})
     settings = config.forecaster
     ds = open_trajectories(data, pde=config.simulator.pde)
@@ -94,7 +104,8 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
     increment_std = (_increment_std(field.isel(trajectory=train), normalisation)
                      if settings.target == "increment" else 1.0)
     k = settings.history
-    windows = WindowSampler(field, train, normalisation, window=k + 1)
+    windows = WindowSampler(field, train, normalisation, window=k + 1,
+                            memory_limit=memory_limit)
     device = select_device()
 
     def split(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,9 +113,6 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
         if settings.target == "increment":
             following = (following - history[:, -1:]) / increment_std
         return following.to(device), history.to(device)
-
-    def batch_fn(step: int, generator: torch.Generator):
-        return split(windows(settings.training.batch_size, generator))
 
     validation_fn = None
     if len(validation):
@@ -122,8 +130,11 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
         "forecaster", config, ds, field, normalisation, data,
         increment_std=torch.tensor(increment_std, dtype=torch.float64),
         interval=torch.tensor(float(ds.attrs["interval"]), dtype=torch.float64))
-    return fit(model, loss_function(settings.family), batch_fn, settings.training, out,
-               metadata=meta, validation_fn=validation_fn, progress=progress)
+    training = settings.training
+    with windows.loader(training.batch_size, training.seed, stop=training.steps) as batch:
+        return fit(model, loss_function(settings.family),
+                   lambda step, generator: split(batch(step)), training, out,
+                   metadata=meta, validation_fn=validation_fn, progress=progress)
 
 
 def load_forecaster(checkpoint: str | Path) -> Forecaster:

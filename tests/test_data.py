@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
 import xarray as xr
 
-from assimilate.data import Normalisation, WindowSampler, split_trajectories
+from assimilate.data import Normalisation, Prefetcher, WindowSampler, split_trajectories
 
 
 @pytest.fixture
@@ -39,6 +41,47 @@ def test_lazy_and_in_memory_draw_the_same_windows(field) -> None:
     draws = [WindowSampler(field, np.arange(5), normalisation, window=2, memory_limit=limit)(
         16, torch.Generator().manual_seed(3)) for limit in (2**30, 0)]
     torch.testing.assert_close(draws[0], draws[1])
+
+
+def test_loader_batches_are_a_function_of_the_step_on_both_paths(field) -> None:
+    normalisation = Normalisation(mean=0.0, std=1.0)
+    batches = {}
+    for limit in (2**30, 0):
+        sampler = WindowSampler(field, np.arange(5), normalisation, window=2,
+                                memory_limit=limit)
+        with sampler.loader(8, seed=4, stop=10, rank=0) as batch:
+            # forwards, then a jump back as after a resume: still the same windows
+            batches[limit] = [batch(step) for step in (*range(10), 3)]
+    for lazy, eager in zip(batches[0], batches[2**30], strict=True):
+        torch.testing.assert_close(lazy, eager)
+    torch.testing.assert_close(batches[0][3], batches[0][-1])
+    assert not torch.equal(batches[0][0], batches[0][1]), "each step draws new windows"
+    sampler = WindowSampler(field, np.arange(5), normalisation, window=2, memory_limit=0)
+    with sampler.loader(8, seed=4, rank=1, workers=0) as other_rank:
+        assert not torch.equal(other_rank(0), batches[0][0]), "ranks see different windows"
+
+
+def test_prefetcher_reads_ahead_on_background_threads_and_surfaces_errors() -> None:
+    seen: dict[int, str] = {}
+
+    def make(step: int) -> torch.Tensor:
+        seen[step] = threading.current_thread().name
+        if step == 6:
+            raise OSError("chunk 6 is unreadable")
+        return torch.tensor(step)
+
+    prefetcher = Prefetcher(make, workers=2, depth=3, stop=7)
+    try:
+        assert int(prefetcher(0)) == 0
+        assert int(prefetcher(4)) == 4  # skipped steps are dropped, not waited for
+        with pytest.raises(OSError, match="chunk 6"):
+            prefetcher(6)
+    finally:
+        prefetcher.close()
+    assert set(seen) >= {0, 4, 5, 6} and 7 not in seen, "reads ahead, never past stop"
+    assert all(name.startswith("assimilate-batches") for name in seen.values())
+    with pytest.raises(ValueError, match="workers and depth"):
+        Prefetcher(make, workers=0)
 
 
 def test_normalisation_statistics_and_round_trip(field) -> None:

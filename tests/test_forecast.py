@@ -11,7 +11,9 @@ import torch
 import xarray as xr
 
 from assimilate.cli import main
-from assimilate.forecast import load_forecaster, rollout
+from assimilate.config import load_config
+from assimilate.forecast import load_forecaster, rollout, train_forecaster
+from assimilate.training import load_checkpoint
 from tests.conftest import TINY_FORECASTER, TINY_KS, write_config
 
 
@@ -32,6 +34,18 @@ def test_training_reduces_the_validation_loss(trained) -> None:
     log = Path(f"{trained['checkpoint']}.metrics.jsonl").read_text().splitlines()
     losses = [json.loads(line)["validation_loss"] for line in log]
     assert len(losses) == 6 and losses[-1] < 0.7 * losses[0], losses
+
+
+def test_lazy_prefetched_training_matches_in_memory_training(trained) -> None:
+    config = load_config(trained["root"] / "config.yaml")
+    weights = []
+    for limit in (2**30, 0):
+        out = trained["root"] / f"limit-{limit}.pt"
+        train_forecaster(config, trained["store"], out, steps=4, progress=False,
+                         memory_limit=limit)
+        weights.append(load_checkpoint(out)["model"])
+    for name, tensor in weights[0].items():
+        torch.testing.assert_close(weights[1][name], tensor, msg=name)
 
 
 def test_rollout_shapes_dims_and_attributes(trained) -> None:
