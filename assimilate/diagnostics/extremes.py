@@ -195,9 +195,10 @@ def _minimise(nll: Callable[[np.ndarray], float], start: np.ndarray,
     start = np.asarray(start, dtype=np.float64)
     simplex = start + np.vstack([np.zeros(len(start)),
                                  np.diag(0.1 * np.maximum(np.abs(start), 0.5))])
-    return optimize.minimize(nll, start, method="Nelder-Mead",
-                             options={"xatol": tolerance, "fatol": tolerance, "maxiter": 20_000,
-                                      "initial_simplex": simplex})
+    with np.errstate(invalid="ignore"):  # inf - inf where a vertex leaves the support
+        return optimize.minimize(nll, start, method="Nelder-Mead",
+                                 options={"xatol": tolerance, "fatol": tolerance,
+                                          "maxiter": 20_000, "initial_simplex": simplex})
 
 
 def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index: int,
@@ -231,10 +232,30 @@ def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index
         if outside is None:
             bounds.append(np.nan)  # the likelihood stays high up to the parameter's limit
             continue
-        nuisance = np.delete(theta, index)
-        bounds.append(optimize.brentq(lambda v: profile(v) - target, min(inside, outside),
-                                      max(inside, outside), xtol=1e-5, rtol=1e-6))
+        bounds.append(_crossing(lambda v: profile(v) - target, inside, outside))
     return bounds[0], bounds[1]
+
+
+def _crossing(f: Callable[[float], float], inside: float, outside: float) -> float:
+    """Where ``f`` turns positive between ``inside`` (f <= 0) and ``outside`` (f > 0).
+
+    Brent's method, falling back to bisection: the profile is only known to the
+    optimiser's tolerance, so re-evaluated end points may disagree in sign.
+    """
+    try:
+        return optimize.brentq(f, min(inside, outside), max(inside, outside), xtol=1e-6,
+                               rtol=1e-6)
+    except ValueError:
+        pass
+    for _ in range(60):
+        if abs(outside - inside) <= 1e-6 * max(1.0, abs(inside)):
+            break
+        middle = 0.5 * (inside + outside)
+        if f(middle) > 0:
+            outside = middle
+        else:
+            inside = middle
+    return 0.5 * (inside + outside)
 
 
 def _check_sample(data: np.ndarray, name: str, what: str) -> np.ndarray:

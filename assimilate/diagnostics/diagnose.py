@@ -1,0 +1,454 @@
+"""Extreme-event diagnostics of any gridded field, computed lazily with Dask.
+
+``diagnose(ds)`` turns a field with named dims (our trajectory, sample and forecast
+stores, or any xarray/Zarr/NetCDF data such as a (time, lat, lon) reanalysis) into one
+small Dataset of schema ``assimilate.diagnostics/1``, the input of ``assimilate.report``.
+
+Dims have roles: one *time* dim (``time`` by default), *space* dims (``y``, ``x``,
+``lat``, ``lon``, ``latitude``, ``longitude`` by default) and *realisation* dims (all
+others: trajectories, ensemble members, samples), which are pooled as independent copies.
+
+The store is read about once: a pre-pass over a few evenly spread chunks fixes the
+thresholds and a shift for the moments, then one Dask pass (``statistics``, lazy until
+computed) gives power sums, extrema, exact exceedance counts, a relative-resolution
+histogram (``sketch``) from which quantiles and densities follow, maps over space, and
+the physical series (spatial maximum; energy, enstrophy and dissipation for Kolmogorov
+flow; total variation for Kuramoto-Sivashinsky). No step holds more than a few chunks, so
+stores larger than the workers' memory stream through. The extreme-value analysis of one
+series (``extremes``, in memory: series are small) follows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import scoringrules
+import xarray as xr
+
+from assimilate import metrics
+from assimilate.diagnostics import extremes, sketch, tails
+from pde import kolmogorov
+
+__all__ = [
+    "DEFAULT_PROBABILITIES",
+    "SCHEMA",
+    "Layout",
+    "diagnose",
+    "layout",
+    "open_data",
+    "statistics",
+]
+
+SCHEMA = "assimilate.diagnostics/1"
+SPACE_NAMES = ("y", "x", "lat", "lon", "latitude", "longitude")
+DEFAULT_PROBABILITIES = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 0.9999)
+THRESHOLD_QUANTILES = (0.9, 0.99, 0.999)
+INTERVAL = ["estimate", "lower", "upper"]
+DISPLAY_BINS = 120
+PRE_PASS_CHUNKS = 32  # chunks read to fix the thresholds before the main pass
+PRE_PASS_VALUES = 2_000_000
+
+
+class Layout:
+    """The roles of a field's dims: time, space, and pooled realisations."""
+
+    def __init__(self, field: xr.DataArray, time: str | None, space: Sequence[str]) -> None:
+        self.time = time
+        self.space = tuple(space)
+        self.realisation = tuple(d for d in field.dims if d != time and d not in self.space)
+
+    @property
+    def pooled(self) -> tuple[str, ...]:
+        """Dims reduced to form a map: realisations and time."""
+        return self.realisation + ((self.time,) if self.time else ())
+
+    def attrs(self) -> dict[str, str]:
+        return {"time_dim": self.time or "", "space_dims": json.dumps(list(self.space)),
+                "realisation_dims": json.dumps(list(self.realisation))}
+
+
+# --- input ---------------------------------------------------------------------------------
+
+
+def open_data(path: str | Path) -> xr.Dataset:
+    """Open a Zarr store or NetCDF file lazily (Dask-backed); our trajectory stores are
+    validated and only their finished trajectories are used."""
+    from pde.store import open_trajectories
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no data at '{path}'")
+    try:
+        if path.is_file():
+            return xr.open_dataset(path, chunks={})
+        ds = xr.open_zarr(path)
+    except Exception as error:  # noqa: BLE001 - report any reader failure with the path
+        raise ValueError(f"'{path}' is neither a Zarr store nor a NetCDF file that xarray "
+                         f"can read: {error}") from None
+    if ds.attrs.get("schema", "").startswith("assimilate.trajectories"):
+        return open_trajectories(path, finished_only=True)
+    return ds
+
+
+def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,
+           dims: Sequence[str] | None = None, *, source: str = "the data"
+           ) -> tuple[xr.DataArray, Layout]:
+    """The field to diagnose and its dims' roles.
+
+    ``variable`` defaults to the only numeric non-boolean data variable. ``dims`` names the
+    time dim first, then the space dims (``""`` first for data without time); by default
+    ``time`` and the space dims found among ``SPACE_NAMES``.
+    """
+    if isinstance(ds, xr.DataArray):
+        field = ds
+    else:
+        numeric = [name for name, v in ds.data_vars.items()
+                   if v.ndim and np.issubdtype(v.dtype, np.number) and v.dtype != bool]
+        if variable is None:
+            if len(numeric) != 1:
+                raise ValueError(f"{source} has {len(numeric)} numeric variables "
+                                 f"({', '.join(map(str, numeric)) or 'none'}); choose one with "
+                                 "--var NAME")
+            variable = str(numeric[0])
+        if variable not in ds.data_vars:
+            raise ValueError(f"{source} has no variable '{variable}'; its variables are: "
+                             f"{', '.join(map(str, ds.data_vars)) or 'none'}")
+        field = ds[variable]
+        if variable not in numeric:
+            raise ValueError(f"variable '{variable}' of {source} is not a numeric field "
+                             f"(dtype {field.dtype}, dims {field.dims})")
+    if dims is None:
+        time = "time" if "time" in field.dims else None
+        space = [d for d in field.dims if d in SPACE_NAMES]
+    else:
+        dims = list(dims)
+        missing = [d for d in dims if d and d not in field.dims]
+        if not dims or missing:
+            raise ValueError(f"variable '{field.name}' of {source} lacks the dims {missing or dims}; "
+                             f"its dims are {', '.join(map(str, field.dims))}")
+        time, space = (dims[0] or None), dims[1:]
+    return field, Layout(field, time, space)
+
+
+# --- the lazy pass -------------------------------------------------------------------------
+
+
+def statistics(field: xr.DataArray, lay: Layout, thresholds: Sequence[float],
+               map_threshold: float, *, shift: float = 0.0, pde: str = "",
+               viscosity: float | None = None) -> xr.Dataset:
+    """Everything the one pass over ``field`` yields, lazy for Dask-backed input.
+
+    ``thresholds`` get exact exceedance counts; ``map_threshold`` the exceedance map;
+    ``shift`` (near the mean) keeps the float64 power sums accurate.
+    """
+    if not isinstance(field.data, da.Array):
+        field = field.chunk()
+    wide = field.astype(np.float64) - shift
+    out = xr.Dataset({
+        "count": field.count(),
+        **{f"power_sum_{k}": (wide**k).sum() for k in range(1, 5)},
+        "minimum": field.min(),
+        "maximum": field.max(),
+        "sketch": ("sketch_bin", sketch.sketch_counts(field.data)),
+        "exceedance_count": xr.concat([(field > t).sum() for t in thresholds], "threshold")
+        if len(thresholds) else xr.DataArray(np.zeros(0, int), dims="threshold"),
+    })
+    if lay.space and lay.pooled:
+        out["temporal_maximum"] = field.max(lay.pooled)
+        out["exceedance_map"] = (field > map_threshold).mean(lay.pooled)
+    if lay.time and lay.space:
+        out["spatial_maximum"] = field.max(lay.space)
+    if pde == "kolmogorov" and set(lay.space) == {"y", "x"}:
+        whole = field.chunk({"y": -1, "x": -1})
+        for name, function in (("energy", kolmogorov.energy),
+                               ("enstrophy", kolmogorov.enstrophy)):
+            out[name] = xr.apply_ufunc(function, whole.transpose(..., "y", "x"),
+                                       input_core_dims=[["y", "x"]], dask="parallelized",
+                                       output_dtypes=[np.float64])
+        if viscosity is not None:
+            out["dissipation"] = 2.0 * viscosity * out["enstrophy"]
+        out["energy_spectrum"] = metrics.energy_spectrum(whole).mean(lay.pooled)
+    elif pde == "kuramoto_sivashinsky" and lay.space == ("x",):
+        out["total_variation"] = metrics.total_variation(field.chunk({"x": -1}))
+        out["energy_spectrum"] = metrics.energy_spectrum(field.chunk({"x": -1})).mean(lay.pooled)
+    return out
+
+
+def _pre_pass(field: xr.DataArray) -> np.ndarray:
+    """Finite values from up to ``PRE_PASS_CHUNKS`` chunks spread evenly over the store."""
+    data = field.data if isinstance(field.data, da.Array) else da.from_array(field.values)
+    n_blocks = int(np.prod(data.numblocks))
+    chosen = np.unique(np.linspace(0, n_blocks - 1, min(PRE_PASS_CHUNKS, n_blocks)).astype(int))
+    blocks = [data.blocks[np.unravel_index(i, data.numblocks)] for i in chosen]
+    values = np.concatenate([np.ravel(b) for b in dask.compute(*blocks)]).astype(np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) > PRE_PASS_VALUES:
+        values = np.random.default_rng(0).choice(values, PRE_PASS_VALUES, replace=False)
+    return values
+
+
+# --- from the pass to the diagnostics ------------------------------------------------------
+
+
+def _moments(c: xr.Dataset, shift: float) -> dict[str, float]:
+    n = float(c["count"])
+    s1, s2, s3, s4 = (float(c[f"power_sum_{k}"]) / n for k in range(1, 5))
+    m2 = s2 - s1**2
+    m3 = s3 - 3 * s1 * s2 + 2 * s1**3
+    m4 = s4 - 4 * s1 * s3 + 6 * s1**2 * s2 - 3 * s1**4
+    return {"count": n, "mean": shift + s1, "variance": m2,
+            "skewness": m3 / m2**1.5 if m2 > 0 else np.nan,
+            "kurtosis": m4 / m2**2 if m2 > 0 else np.nan}
+
+
+def _display_histogram(counts: np.ndarray, lo: float, hi: float,
+                       edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Density on ``DISPLAY_BINS`` even bins over [lo, hi] from sketch counts."""
+    if edges is None:
+        edges = np.linspace(lo, hi, DISPLAY_BINS + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+    left, right = sketch.bin_edges()
+    filled = counts > 0
+    centre = np.clip(0.5 * (np.maximum(left, lo) + np.minimum(right, hi)), lo, hi)[filled]
+    histogram, _ = np.histogram(np.clip(centre, edges[0], edges[-1]), bins=edges,
+                                weights=counts[filled])
+    return histogram / max(counts.sum(), 1) / np.diff(edges), edges
+
+
+def _time_step(field: xr.DataArray, time: str) -> tuple[float, str]:
+    values = field[time].values if time in field.coords else np.arange(field.sizes[time])
+    units = field[time].attrs.get("units", "steps") if time in field.coords else "steps"
+    if np.issubdtype(np.asarray(values).dtype, np.datetime64):
+        steps = np.diff(values).astype("timedelta64[s]").astype(float) / 86400.0
+        units = "days"
+    else:
+        steps = np.diff(np.asarray(values, dtype=np.float64))
+    step = float(np.median(steps)) if len(steps) else 1.0
+    if not step > 0:
+        raise ValueError(f"time coordinate '{time}' is not increasing")
+    return step, units
+
+
+def _series_matrix(series: xr.DataArray, lay: Layout) -> np.ndarray:
+    """``(realisation, time)`` values of a series (realisation dims flattened row-major)."""
+    values = series.transpose(*lay.realisation, lay.time).values
+    return values.reshape(-1, series.sizes[lay.time])
+
+
+def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0.95,
+                   run_length: int | None = None, block_steps: int | None = None,
+                   return_periods: Sequence[float] | None = None,
+                   confidence: float = 0.95) -> tuple[xr.Dataset, dict]:
+    """POT/GPD and block-maxima/GEV analysis of one series; ``(variables, attrs)``.
+
+    A fit the data cannot support leaves a note in the attrs (and a warning) instead of
+    failing the whole diagnosis.
+    """
+    name = str(series.name)
+    x = _series_matrix(series, lay)
+    step, units = _time_step(series, lay.time)
+    finite = x[np.isfinite(x)]
+    if finite.size == 0:
+        raise ValueError(f"series '{name}' holds no finite values")
+    run_length = run_length or extremes.decorrelation_steps(x)
+    attrs = {"extremes_series": name, "pot_run_length": int(run_length),
+             "pot_quantile": pot_quantile, "confidence": confidence, "time_units": units}
+    out = xr.Dataset()
+    threshold = float(np.quantile(finite, pot_quantile))
+    duration = x.size * step
+    rate = fit = gev = None
+    try:
+        peaks = extremes.peaks_over_threshold(x, threshold, run_length, step, name=name)
+        times = series[lay.time].values[peaks.time_index] if lay.time in series.coords \
+            else peaks.time_index * step
+        out = out.assign(peak_value=("peak", peaks.values), peak_time=("peak", times),
+                         peak_realisation=("peak", peaks.realisation),
+                         pot_threshold=threshold, n_exceedances=peaks.n_exceedances,
+                         n_clusters=peaks.n_clusters, cluster_rate=peaks.rate,
+                         extremal_index=peaks.extremal_index)
+        rate = peaks.rate
+        fit = extremes.fit_gpd(peaks.values - threshold, confidence,
+                               name=f"the cluster maxima of '{name}' above its "
+                                    f"{pot_quantile} quantile")
+        out["gpd_shape"] = ("interval", list(fit.parameters["shape"]))
+        out["gpd_scale"] = ("interval", list(fit.parameters["scale"]))
+    except ValueError as error:
+        attrs["pot_note"] = str(error)
+        warnings.warn(f"no GPD fit: {error}", stacklevel=2)
+    if block_steps is None:
+        block_steps = max(4 * run_length, 1)
+        while block_steps > 1 and x.shape[0] * (x.shape[1] // block_steps) < 40:
+            block_steps //= 2
+    block_steps = min(block_steps, x.shape[1])
+    attrs["block_length"] = block_steps * step
+    try:
+        maxima = extremes.block_maxima(x, block_steps)
+        out["block_maximum"] = ("block", maxima)
+        gev = extremes.fit_gev(maxima, confidence, name=f"the {len(maxima)} block maxima "
+                                                         f"of '{name}'")
+        for key in ("shape", "location", "scale"):
+            out[f"gev_{key}"] = ("interval", list(gev.parameters[key]))
+    except ValueError as error:
+        attrs["gev_note"] = str(error)
+        warnings.warn(f"no GEV fit: {error}", stacklevel=2)
+    if return_periods is None:
+        shortest = max(2.0 / rate if rate else 0.0, 2.0 * attrs["block_length"])
+        return_periods = np.geomspace(shortest, max(10.0 * duration, 2 * shortest), 12)
+    periods = np.asarray(return_periods, dtype=np.float64)
+    out = out.assign_coords(return_period=("return_period", periods, {"units": units}),
+                            interval=INTERVAL)
+    if fit is not None:
+        out["return_level"] = (("return_period", "interval"),
+                               extremes.gpd_return_levels(fit, threshold, rate, periods))
+    if gev is not None:
+        out["gev_return_level"] = (("return_period", "interval"),
+                                   extremes.gev_return_levels(gev, attrs["block_length"],
+                                                              periods))
+    return out, attrs
+
+
+def _comparison(field: xr.DataArray, others: Mapping[str, xr.DataArray], lay: Layout,
+                tail_quantile: float, tail_threshold: float,
+                edges: np.ndarray) -> xr.Dataset:
+    """Tail scores of each compared field against ``field`` (the truth)."""
+    rows = []
+    for label, other in others.items():
+        other = other if isinstance(other.data, da.Array) else other.chunk()
+        scores = tails.tail_scores(other, field, quantile=tail_quantile).compute()
+        counts, lo, hi = dask.compute(sketch.sketch_counts(other.data), other.min(), other.max())
+        density, _ = _display_histogram(np.asarray(counts), float(lo), float(hi), edges)
+        scores["compared_histogram_density"] = ("bin", density)
+        scores["twcrps"] = _twcrps(other, field, tail_threshold)
+        rows.append(scores.expand_dims(compared=[label]))
+    out = xr.concat(rows, "compared")
+    return out.rename({"quantile": "tail_quantile"}) if "quantile" in out.dims else out
+
+
+def _twcrps(forecast: xr.DataArray, truth: xr.DataArray, threshold: float) -> float:
+    """Mean threshold-weighted CRPS (weight on values above ``threshold``) of a paired
+    ensemble (dim ``member``); NaN when ``forecast`` is not an ensemble of ``truth``."""
+    if "member" not in forecast.dims:
+        return np.nan
+    rest = forecast.isel(member=0, drop=True)
+    if dict(rest.sizes) != dict(truth.sizes):
+        return np.nan
+    forecast, truth = xr.align(forecast, truth, join="exact", exclude=["member"])
+    score = xr.apply_ufunc(
+        lambda f, o: scoringrules.twcrps_ensemble(o, f, threshold, np.inf, m_axis=-1),
+        forecast, truth, input_core_dims=[["member"], []], dask="parallelized",
+        output_dtypes=[np.float64])
+    return float(score.mean().compute())
+
+
+@contextlib.contextmanager
+def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[None]:
+    """A Dask cluster for the duration: an address to join, N local workers, or none."""
+    if scheduler is None and not workers:
+        yield
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler):
+            yield
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        yield
+
+
+def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
+             dims: Sequence[str] | None = None, thresholds: Sequence[float] = (),
+             probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
+             tail_quantile: float = 0.99, series: str | None = None,
+             pot_quantile: float = 0.95, run_length: int | None = None,
+             block_steps: int | None = None, return_periods: Sequence[float] | None = None,
+             confidence: float = 0.95, compare: Mapping[str, xr.Dataset | xr.DataArray] | None = None,
+             label: str = "", source: str = "", workers: int | None = None,
+             scheduler: str | None = None, progress: bool = False) -> xr.Dataset:
+    """Diagnostics of one field (see the module docstring), an in-memory Dataset.
+
+    ``thresholds`` are counted exactly besides the levels at ``THRESHOLD_QUANTILES``;
+    ``series`` picks the series for the extreme-value analysis (default: ``dissipation``
+    for Kolmogorov flow, else the spatial maximum, else the field itself); ``compare``
+    maps labels to fields compared against this one (emulator, forecast or analysis).
+    """
+    source = source or "the data"
+    field, lay = layout(data, variable, dims, source=source)
+    attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
+    pde = str(attrs.get("pde", ""))
+    viscosity = attrs.get("viscosity")
+    with _dask_client(workers, scheduler):
+        sample = _pre_pass(field)
+        shift = float(np.median(sample)) if len(sample) else 0.0
+        nominal = np.quantile(sample, THRESHOLD_QUANTILES) if len(sample) else \
+            np.full(len(THRESHOLD_QUANTILES), np.nan)
+        levels = [*THRESHOLD_QUANTILES, *[np.nan] * len(thresholds)]
+        cut = [*nominal, *map(float, thresholds)]
+        map_threshold = float(np.quantile(sample, tail_quantile)) if len(sample) else np.nan
+        lazy = statistics(field, lay, cut, map_threshold, shift=shift, pde=pde,
+                          viscosity=viscosity)
+        bar = dask.diagnostics.ProgressBar() if progress and not (workers or scheduler) \
+            else contextlib.nullcontext()
+        with bar:
+            c = lazy.compute()
+        if float(c["count"]) == 0:
+            raise ValueError(f"variable '{field.name}' of {source} holds only NaN values")
+        moments = _moments(c, shift)
+        lo, hi = float(c["minimum"]), float(c["maximum"])
+        counts = np.asarray(c["sketch"].values)
+        density, edges = _display_histogram(counts, lo, hi)
+        out = xr.Dataset(
+            {**moments, "minimum": lo, "maximum": hi,
+             "quantile": ("probability", sketch.sketch_quantiles(counts, probabilities, lo, hi)),
+             "exceedance_probability": ("threshold",
+                                        np.asarray(c["exceedance_count"]) / moments["count"]),
+             "threshold_quantile": ("threshold", np.asarray(levels, dtype=np.float64)),
+             "histogram_density": ("bin", density)},
+            coords={"probability": list(probabilities), "threshold": cut,
+                    "bin_left": ("bin", edges[:-1]), "bin_right": ("bin", edges[1:])})
+        for name in ("temporal_maximum", "exceedance_map", "spatial_maximum", "energy",
+                     "enstrophy", "dissipation", "total_variation", "energy_spectrum"):
+            if name in c:
+                out[name] = c[name].astype(np.float64)
+        if "exceedance_map" in out:
+            out["exceedance_map"].attrs = {"threshold": map_threshold,
+                                           "threshold_quantile": tail_quantile}
+        ex_attrs: dict = {}
+        if lay.time:
+            chosen = series or ("dissipation" if "dissipation" in out else
+                                "spatial_maximum" if "spatial_maximum" in out else None)
+            if chosen and chosen not in out:
+                raise ValueError(f"series '{chosen}' is not among the computed series "
+                                 f"({', '.join(n for n in out if n in _SERIES) or 'none'})")
+            target = out[chosen] if chosen else field.astype(np.float64).load()
+            target.name = chosen or str(field.name)
+            extreme, ex_attrs = extreme_values(
+                target, lay, pot_quantile=pot_quantile, run_length=run_length,
+                block_steps=block_steps, return_periods=return_periods, confidence=confidence)
+            out = out.merge(extreme)
+        else:
+            ex_attrs = {"pot_note": "no time dimension: no peaks-over-threshold analysis"}
+        if compare:
+            others = {name: layout(other, variable or str(field.name), None,
+                                   source=f"compared data '{name}'")[0]
+                      for name, other in compare.items()}
+            out = out.merge(_comparison(field, others, lay, tail_quantile, map_threshold,
+                                        edges))
+    out.attrs = {
+        "schema": SCHEMA, "label": label or str(field.name), "source": source,
+        "variable": str(field.name), "units": str(field.attrs.get("units", "")), "pde": pde,
+        **lay.attrs(), "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "tail_quantile": tail_quantile, "confidence": confidence, **ex_attrs,
+    }
+    return out
+
+
+_SERIES = ("spatial_maximum", "energy", "enstrophy", "dissipation", "total_variation")
