@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from assimilate.errors import TrainingError
 from pde.config import ConfigError
@@ -85,6 +86,33 @@ def _sample_emulator(args: argparse.Namespace) -> None:
     out = sample_emulator(args.checkpoint, args.n, args.out, batch_size=args.batch_size,
                           seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {args.n} samples to {out}")
+
+
+def _diagnose(args: argparse.Namespace) -> None:
+    from assimilate.data import write_dataset
+    from assimilate.diagnostics.diagnose import diagnose, open_data, summary
+
+    compare = {}
+    for item in args.compare:
+        label, _, path = item.rpartition("=") if "=" in item else (Path(item).stem, "", item)
+        compare[label] = open_data(path)
+    dims = args.dims.split(",") if args.dims is not None else None
+    result = diagnose(open_data(args.store), args.var, dims=dims, thresholds=args.threshold,
+                      series=args.series, pot_quantile=args.pot_quantile,
+                      run_length=args.run_length, block_steps=args.block_steps,
+                      compare=compare, label=args.label or Path(args.store).stem,
+                      source=str(args.store), workers=args.workers, scheduler=args.scheduler,
+                      progress=not args.quiet)
+    write_dataset(result, args.out, overwrite=args.overwrite)
+    print(summary(result))
+    print(f"wrote {args.out}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from assimilate.report import render
+
+    out = render(args.diagnostics, args.out, title=args.title, pdf=args.pdf)
+    print(f"wrote {out}" + (f" and {args.pdf}" if args.pdf else ""))
 
 
 def _positive(text: str) -> int:
@@ -179,6 +207,37 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--seed", type=int, default=0)
     emulator.add_argument("--overwrite", action="store_true", help="replace an existing store")
     emulator.set_defaults(handler=_sample_emulator)
+
+    diag = verbs.add_parser("diagnose", help="extreme-event diagnostics of a store (Dask)")
+    diag.add_argument("store", help="Zarr store or NetCDF file")
+    diag.add_argument("--out", required=True, help="output diagnostics store (Zarr)")
+    diag.add_argument("--var", help="variable (default: the only numeric one)")
+    diag.add_argument("--dims", help="TIME,SPACE... e.g. time,lat,lon ('' first: no time); "
+                                     "other dims are pooled realisations")
+    diag.add_argument("--compare", action="append", default=[], metavar="[LABEL=]STORE",
+                      help="a store to score against this one (repeatable)")
+    diag.add_argument("--threshold", type=float, action="append", default=[],
+                      help="a threshold whose exceedance probability is counted (repeatable)")
+    diag.add_argument("--series", help="series for the extreme-value analysis "
+                                       "(default: dissipation or the spatial maximum)")
+    diag.add_argument("--pot-quantile", type=float, default=0.9,
+                      help="peaks-over-threshold threshold as a quantile of the series")
+    diag.add_argument("--run-length", type=_positive,
+                      help="declustering run length in steps (default: decorrelation time)")
+    diag.add_argument("--block-steps", type=_positive, help="block length in steps (GEV)")
+    diag.add_argument("--label", help="name shown in reports (default: the store's name)")
+    diag.add_argument("--workers", type=_positive, help="local Dask worker processes")
+    diag.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    diag.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    diag.add_argument("--quiet", action="store_true", help="no progress bar")
+    diag.set_defaults(handler=_diagnose)
+
+    report = verbs.add_parser("report", help="HTML tail-analysis report from diagnostics")
+    report.add_argument("diagnostics", nargs="+", help="diagnostics stores (assimilate diagnose)")
+    report.add_argument("--out", required=True, help="output HTML file")
+    report.add_argument("--pdf", help="also write the figures to this PDF")
+    report.add_argument("--title", help="report title")
+    report.set_defaults(handler=_report)
     return parser
 
 

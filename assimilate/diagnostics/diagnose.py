@@ -45,13 +45,15 @@ __all__ = [
     "layout",
     "open_data",
     "statistics",
+    "summary",
 ]
 
 SCHEMA = "assimilate.diagnostics/1"
 SPACE_NAMES = ("y", "x", "lat", "lon", "latitude", "longitude")
 DEFAULT_PROBABILITIES = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 0.9999)
 THRESHOLD_QUANTILES = (0.9, 0.99, 0.999)
-INTERVAL = ["estimate", "lower", "upper"]
+# object dtype: Zarr v3 stores variable-length strings by its spec, fixed-width ones not
+INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
 DISPLAY_BINS = 120
 PRE_PASS_CHUNKS = 32  # chunks read to fix the thresholds before the main pass
 PRE_PASS_VALUES = 2_000_000
@@ -242,7 +244,7 @@ def _series_matrix(series: xr.DataArray, lay: Layout) -> np.ndarray:
     return values.reshape(-1, series.sizes[lay.time])
 
 
-def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0.95,
+def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0.9,
                    run_length: int | None = None, block_steps: int | None = None,
                    return_periods: Sequence[float] | None = None,
                    confidence: float = 0.95) -> tuple[xr.Dataset, dict]:
@@ -283,7 +285,7 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
         attrs["pot_note"] = str(error)
         warnings.warn(f"no GPD fit: {error}", stacklevel=2)
     if block_steps is None:
-        block_steps = max(4 * run_length, 1)
+        block_steps = 25 * run_length  # long blocks: maxima of many decorrelated values
         while block_steps > 1 and x.shape[0] * (x.shape[1] // block_steps) < 40:
             block_steps //= 2
     block_steps = min(block_steps, x.shape[1])
@@ -322,12 +324,15 @@ def _comparison(field: xr.DataArray, others: Mapping[str, xr.DataArray], lay: La
     for label, other in others.items():
         other = other if isinstance(other.data, da.Array) else other.chunk()
         scores = tails.tail_scores(other, field, quantile=tail_quantile).compute()
+        for score in scores.data_vars.values():
+            score.attrs = {}  # ratios and distances: not in the field's units
         counts, lo, hi = dask.compute(sketch.sketch_counts(other.data), other.min(), other.max())
         density, _ = _display_histogram(np.asarray(counts), float(lo), float(hi), edges)
         scores["compared_histogram_density"] = ("bin", density)
         scores["twcrps"] = _twcrps(other, field, tail_threshold)
         rows.append(scores.expand_dims(compared=[label]))
     out = xr.concat(rows, "compared")
+    out = out.assign_coords(compared=np.array(list(others), dtype=object))
     return out.rename({"quantile": "tail_quantile"}) if "quantile" in out.dims else out
 
 
@@ -340,6 +345,7 @@ def _twcrps(forecast: xr.DataArray, truth: xr.DataArray, threshold: float) -> fl
     if dict(rest.sizes) != dict(truth.sizes):
         return np.nan
     forecast, truth = xr.align(forecast, truth, join="exact", exclude=["member"])
+    forecast = forecast.chunk({"member": -1}) if forecast.chunks else forecast
     score = xr.apply_ufunc(
         lambda f, o: scoringrules.twcrps_ensemble(o, f, threshold, np.inf, m_axis=-1),
         forecast, truth, input_core_dims=[["member"], []], dask="parallelized",
@@ -368,7 +374,7 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
              dims: Sequence[str] | None = None, thresholds: Sequence[float] = (),
              probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
              tail_quantile: float = 0.99, series: str | None = None,
-             pot_quantile: float = 0.95, run_length: int | None = None,
+             pot_quantile: float = 0.9, run_length: int | None = None,
              block_steps: int | None = None, return_periods: Sequence[float] | None = None,
              confidence: float = 0.95, compare: Mapping[str, xr.Dataset | xr.DataArray] | None = None,
              label: str = "", source: str = "", workers: int | None = None,
@@ -449,6 +455,42 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         "tail_quantile": tail_quantile, "confidence": confidence, **ex_attrs,
     }
     return out
+
+
+def summary(diag: xr.Dataset) -> str:
+    """A few lines for the terminal: moments, tail quantiles, the GPD fit, return levels."""
+    def g(value) -> str:
+        return f"{float(value):.4g}"
+
+    lines = [(f"{diag.attrs['label']}: '{diag.attrs['variable']}' over {int(diag['count'])} "
+             f"values; mean {g(diag['mean'])}, std {g(np.sqrt(diag['variance']))}, skewness "
+             f"{g(diag['skewness'])}, kurtosis {g(diag['kurtosis'])}, range [{g(diag['minimum'])}"
+             f", {g(diag['maximum'])}]")]
+    q = diag["quantile"]
+    lines.append("quantiles: " + ", ".join(f"{float(p)}: {g(v)}"
+                                           for p, v in zip(q["probability"].values, q.values,
+                                                           strict=True) if p >= 0.5))
+    series = diag.attrs.get("extremes_series")
+    if "gpd_shape" in diag:
+        shape, scale = diag["gpd_shape"].values, diag["gpd_scale"].values
+        lines.append(f"{series}: {int(diag['n_clusters'])} clusters above {g(diag['pot_threshold'])}"
+                     f"; GPD shape {g(shape[0])} [{g(shape[1])}, {g(shape[2])}], scale "
+                     f"{g(scale[0])} [{g(scale[1])}, {g(scale[2])}]")
+        levels = diag["return_level"].dropna("return_period", how="all")
+        for period in levels["return_period"].values[:: max(1, len(levels["return_period"]) // 3)]:
+            e, lo, hi = levels.sel(return_period=period).values
+            units = diag.attrs.get("time_units", "")
+            units = "time units" if units in ("", "1") else units
+            lines.append(f"  return level over {g(period)} {units}: {g(e)} [{g(lo)}, {g(hi)}]")
+    for key in ("pot_note", "gev_note"):
+        if key in diag.attrs:
+            lines.append(f"note: {diag.attrs[key]}")
+    if "compared" in diag.dims:
+        for label in diag["compared"].values:
+            row = diag.sel(compared=label)
+            lines.append(f"vs {label}: kurtosis ratio {g(row['kurtosis_ratio'])}, tail KS "
+                         f"{g(row['tail_ks_statistic'])}, twCRPS {g(row['twcrps'])}")
+    return "\n".join(lines)
 
 
 _SERIES = ("spatial_maximum", "energy", "enstrophy", "dissipation", "total_variation")

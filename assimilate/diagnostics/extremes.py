@@ -14,8 +14,9 @@ Confidence intervals are profile-likelihood intervals (Coles, *An Introduction t
 Statistical Modeling of Extreme Values*, 2001, ch. 2.6 and 4.3): the set of values of one
 parameter whose profile log-likelihood lies within chi2_1(level) / 2 of the maximum. They
 are asymmetric where the likelihood is, which matters for return levels of heavy tails.
-Return levels use the same device, with the likelihood re-parametrised so that the return
-level is itself a parameter.
+Peaks-over-threshold return levels use the same device, with the likelihood
+re-parametrised so that the return level is itself a parameter; GEV return levels use
+the delta method (see ``gev_return_levels``).
 
 The T-return level is the level exceeded on average once every T time units: for POT with
 cluster rate lambda (clusters per time unit), x_T = u + sigma / xi ((lambda T)^xi - 1);
@@ -164,7 +165,8 @@ def block_maxima(series: np.ndarray, block_steps: int) -> np.ndarray:
 
 
 def _gpd_nll(y: np.ndarray, shape: float, scale: float) -> float:
-    if scale <= 0:
+    # shape < -1: the likelihood is unbounded near the sample maximum (no MLE exists)
+    if scale <= 0 or shape < -1.0:
         return np.inf
     z = y / scale
     if abs(shape) < _SMALL_SHAPE:
@@ -176,7 +178,7 @@ def _gpd_nll(y: np.ndarray, shape: float, scale: float) -> float:
 
 
 def _gev_nll(x: np.ndarray, location: float, scale: float, shape: float) -> float:
-    if scale <= 0:
+    if scale <= 0 or shape < -1.0:
         return np.inf
     z = (x - location) / scale
     if abs(shape) < _SMALL_SHAPE:
@@ -192,13 +194,30 @@ def _minimise(nll: Callable[[np.ndarray], float], start: np.ndarray,
               tolerance: float = 1e-7) -> optimize.OptimizeResult:
     # Parameters are in units of the standardised data, so absolute tolerances suit all;
     # the initial simplex is set explicitly because scipy's shrinks to 2.5e-4 around zeros.
+    # A start outside the support (infinite nll: a fixed return level moved the support
+    # past a data point) leaves Nelder-Mead's simplex stuck; Powell's line searches leave it.
     start = np.asarray(start, dtype=np.float64)
-    simplex = start + np.vstack([np.zeros(len(start)),
-                                 np.diag(0.1 * np.maximum(np.abs(start), 0.5))])
-    with np.errstate(invalid="ignore"):  # inf - inf where a vertex leaves the support
-        return optimize.minimize(nll, start, method="Nelder-Mead",
-                                 options={"xatol": tolerance, "fatol": tolerance,
-                                          "maxiter": 20_000, "initial_simplex": simplex})
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf outside the support
+        if not np.isfinite(nll(start)):
+            return optimize.minimize(nll, start, method="Powell",
+                                     options={"xtol": tolerance, "ftol": tolerance**2})
+        # Nelder-Mead's simplex can collapse in a curved valley: restart it from where
+        # it stopped until a restart no longer improves.
+        best = None
+        for _ in range(4):
+            simplex = start + np.vstack([np.zeros(len(start)),
+                                         np.diag(0.1 * np.maximum(np.abs(start), 0.5))])
+            result = optimize.minimize(nll, start, method="Nelder-Mead",
+                                       options={"xatol": tolerance, "fatol": tolerance,
+                                                "maxiter": 400 * len(start),
+                                                "initial_simplex": simplex})
+            improved = best is None or result.fun < best.fun - tolerance
+            if best is None or result.fun < best.fun:
+                best = result
+            if not improved:
+                break
+            start = result.x
+        return best
 
 
 def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index: int,
@@ -211,9 +230,12 @@ def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index
         nonlocal nuisance
         if nuisance.size == 0:
             return nll(np.array([value]))
-        result = _minimise(lambda rest: nll(np.insert(rest, index, value)), nuisance, 1e-5)
+        def conditional(rest: np.ndarray) -> float:
+            return nll(np.insert(rest, index, value))
+
+        result = _minimise(conditional, nuisance, 1e-5)
         if np.isfinite(result.fun):
-            nuisance = result.x  # warm start for the next value
+            nuisance = result.x
         return result.fun
 
     bounds = []
@@ -221,7 +243,7 @@ def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index
         nuisance = np.delete(theta, index)
         inside, k = theta[index], 0
         outside = None
-        while k < 40:
+        while k < 16:  # up to 2^15 initial steps away
             candidate = theta[index] + direction * step * 2.0**k
             if direction * (candidate - limit) > 0:
                 break
@@ -356,36 +378,52 @@ def fit_gev(maxima: np.ndarray, confidence: float = 0.95, *,
                            float(result.fun) + len(x) * np.log(unit), confidence)
 
 
-def _gev_location(level: float, scale: float, shape: float, p: float) -> float:
-    """GEV location whose upper-``p`` quantile is ``level``."""
-    y = -np.log1p(-p)
-    if abs(shape) < _SMALL_SHAPE:
-        return level + scale * np.log(y)
-    return level - scale / shape * np.expm1(-shape * np.log(y))
-
-
 def gev_return_levels(fit: ExtremeValueFit, block_length: float,
                       periods: Sequence[float]) -> np.ndarray:
     """``(len(periods), 3)``: estimate, lower, upper of the GEV return level per period.
 
     A period T (time units) is the upper quantile with probability ``block_length / T``;
-    periods no longer than one block are NaN.
+    periods no longer than one block are NaN. Intervals come from the delta method with
+    the observed information (Coles 2001, sec. 3.3.3): a profile over the return level
+    with two nuisance parameters and a moving support is not reliably optimised, and the
+    peaks-over-threshold levels, which carry profile intervals, are the primary estimate.
     """
     out = np.full((len(periods), 3), np.nan)
     centre, unit = fit.data.mean(), fit.data.std()
     z = (fit.data - centre) / unit
     location, scale, shape = (fit.estimate(k) for k in ("location", "scale", "shape"))
-    location, scale = (location - centre) / unit, scale / unit
+    theta = np.array([(location - centre) / unit, scale / unit, shape])
+    covariance = np.linalg.pinv(_hessian(lambda q: _gev_nll(z, *q), theta))
+    width = stats.norm.isf(0.5 * (1.0 - fit.confidence))
     for i, period in enumerate(periods):
         p = block_length / float(period)
         if not 0 < p < 1:
             continue
-        level = float(stats.genextreme.isf(p, -shape, location, scale))
 
-        def nll(q: np.ndarray, p: float = p) -> float:
-            return _gev_nll(z, _gev_location(q[0], q[1], q[2], p), q[1], q[2])
+        def level(q: np.ndarray, p: float = p) -> float:
+            return float(stats.genextreme.isf(p, -q[2], q[0], q[1]))
 
-        lower, upper = _profile_bounds(nll, np.array([level, scale, shape]), 0,
-                                       fit.confidence, 0.1 * scale, (-np.inf, np.inf))
-        out[i] = centre + unit * np.array([level, lower, upper])
+        gradient = _gradient(level, theta)
+        spread = float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
+        estimate = level(theta)
+        out[i] = centre + unit * np.array([estimate, estimate - width * spread,
+                                           estimate + width * spread])
+    return out
+
+
+def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
+    steps = np.eye(len(x)) * h
+    return np.array([(f(x + e) - f(x - e)) / (2 * h) for e in steps])
+
+
+def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
+    """Central-difference Hessian of ``f`` at ``x`` (parameters of order one)."""
+    n = len(x)
+    steps = np.eye(n) * h
+    out = np.empty((n, n))
+    for i in range(n):
+        for j in range(i, n):
+            out[i, j] = out[j, i] = (f(x + steps[i] + steps[j]) - f(x + steps[i] - steps[j])
+                                     - f(x - steps[i] + steps[j])
+                                     + f(x - steps[i] - steps[j])) / (4 * h * h)
     return out

@@ -60,23 +60,34 @@ def bin_edges() -> tuple[np.ndarray, np.ndarray]:
 
 def sketch_quantiles(counts: np.ndarray, probabilities: Sequence[float],
                      minimum: float, maximum: float) -> np.ndarray:
-    """Quantiles (numpy's linear definition) from bin counts, within one bin's width.
+    """Quantiles by numpy's linear definition, each within one bin's width of the exact one.
 
-    Values inside a bin are taken as evenly spread across it; the exact ``minimum`` and
-    ``maximum`` clip the outer bins.
+    The k-th smallest value is placed inside its bin as if the bin's values were evenly
+    spread across it (the exact ``minimum`` and ``maximum`` clip the outer bins and are
+    the first and last order statistics); a quantile interpolates linearly between the two
+    order statistics around its rank, as ``numpy.quantile`` does.
     """
     counts = np.asarray(counts, dtype=np.int64)
-    total = counts.sum()
+    total = int(counts.sum())
     if total == 0:
         return np.full(len(probabilities), np.nan)
     left, right = bin_edges()
     left, right = np.clip(left, minimum, maximum), np.clip(right, minimum, maximum)
     cumulative = np.cumsum(counts)
+
+    def order_statistic(k: int) -> float:
+        if k <= 0:
+            return minimum
+        if k >= total - 1:
+            return maximum
+        b = int(np.searchsorted(cumulative, k, side="right"))
+        position = (k - (cumulative[b] - counts[b]) + 0.5) / counts[b]
+        return left[b] + position * (right[b] - left[b])
+
     out = []
     for p in probabilities:
-        rank = p * (total - 1)  # 0-based position among the sorted values
-        b = int(np.searchsorted(cumulative, rank, side="right"))
-        below = cumulative[b] - counts[b]
-        fraction = (rank - below + 0.5) / counts[b]
-        out.append(left[b] + min(max(fraction, 0.0), 1.0) * (right[b] - left[b]))
+        rank = p * (total - 1)
+        k = int(np.floor(rank))
+        low = order_statistic(k)
+        out.append(low + (rank - k) * (order_statistic(k + 1) - low) if rank > k else low)
     return np.asarray(out)

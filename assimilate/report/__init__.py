@@ -1,0 +1,12 @@
+"""A self-contained HTML report of the tails of one or more diagnostics Datasets.
+
+``render(diagnostics, out)`` reads "assimilate.diagnostics/1" Datasets (or Zarr stores of
+them) and writes one HTML file with the figures embedded as PNGs: histogram, QQ plot of the
+peaks over threshold, return levels (GPD and GEV), the extremes series with its peaks, maps
+of exceedance frequency and temporal maximum, the energy spectrum, and the summary and
+comparison tables.
+"""
+
+from assimilate.report.page import render
+
+__all__ = ["render"]

@@ -1,0 +1,166 @@
+"""Maps of a field over the space dims: a line (1-D), an image (y, x) or a map (lat, lon).
+
+Latitude/longitude fields are drawn with cartopy (PlateCarree) when it imports. Cartopy never
+downloads here: coastlines are drawn only from a Natural Earth 110m shapefile already on disk,
+else the raster bundled with cartopy (``stock_img``) stands in, else gridlines alone; its
+downloaders are emptied while a map is drawn. Any failure on the cartopy path falls back to a
+plain lon/lat image with a warning that says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+__all__ = ["FIGURE_SIZE", "coastline_file", "field_figure", "is_geographic"]
+
+FIGURE_SIZE = (7.0, 4.0)
+COASTLINE = Path("shapefiles", "natural_earth", "physical", "ne_110m_coastline.shp")
+LATITUDE_NAMES, LONGITUDE_NAMES = {"lat", "latitude"}, {"lon", "longitude"}
+NORTH = {"degrees_north", "degree_north", "degrees_n", "degree_n"}
+EAST = {"degrees_east", "degree_east", "degrees_e", "degree_e"}
+
+
+def field_figure(field: xr.DataArray, *, title: str, label: str, cmap: str,
+                 limits: tuple[float, float]) -> Figure:
+    """``field`` over 1 or 2 space dims ``(x,)``, ``(y, x)`` or ``(lat, lon)`` as a Figure."""
+    if field.ndim == 1:
+        return _line(field, title=title, label=label)
+    if is_geographic(field):
+        try:
+            return _cartopy_map(field, title=title, label=label, cmap=cmap, limits=limits)
+        except Exception as error:  # noqa: BLE001 - any cartopy trouble must not stop a report
+            warnings.warn(f"cartopy could not draw the map '{title}' ({error!r}); drawing it "
+                          "on plain lon/lat axes instead", stacklevel=2)
+    return _image(field, title=title, label=label, cmap=cmap, limits=limits)
+
+
+def is_geographic(field: xr.DataArray) -> bool:
+    """True when the two dims are latitude and longitude (by name or by CF units)."""
+    return _geographic_dims(field) is not None
+
+
+def coastline_file() -> Path | None:
+    """The Natural Earth 110m coastline shapefile if it is on disk; never downloads."""
+    import cartopy
+
+    for key in ("data_dir", "pre_existing_data_dir"):
+        root = Path(str(cartopy.config.get(key) or ""))
+        if str(root) in ("", ".") or not root.is_dir():
+            continue  # "." is cartopy's default pre_existing_data_dir: do not search the cwd
+        if (root / COASTLINE).is_file():
+            return root / COASTLINE
+        found = next(iter(sorted(root.glob("**/ne_110m_coastline.shp"))), None)
+        if found is not None:
+            return found
+    return None
+
+
+def _geographic_dims(field: xr.DataArray) -> tuple[str, str] | None:
+    def matches(dim: str, names: set[str], units: set[str]) -> bool:
+        unit = field[dim].attrs.get("units", "") if dim in field.coords else ""
+        return dim.lower() in names or str(unit).lower() in units
+
+    lat = [d for d in field.dims if matches(str(d), LATITUDE_NAMES, NORTH)]
+    lon = [d for d in field.dims if matches(str(d), LONGITUDE_NAMES, EAST)]
+    return (str(lat[0]), str(lon[0])) if lat and lon and field.ndim == 2 else None
+
+
+def _coordinate(field: xr.DataArray, dim: str) -> np.ndarray:
+    return np.asarray(field[dim].values) if dim in field.coords else np.arange(field.sizes[dim])
+
+
+def _line(field: xr.DataArray, *, title: str, label: str) -> Figure:
+    figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
+    ax = figure.add_subplot()
+    dim = str(field.dims[0])
+    ax.plot(_coordinate(field, dim), field.values, color="C0")
+    ax.set(title=title, xlabel=dim, ylabel=label)
+    ax.grid(alpha=0.3)
+    return figure
+
+
+def _image(field: xr.DataArray, *, title: str, label: str, cmap: str,
+           limits: tuple[float, float]) -> Figure:
+    """Plain pcolormesh: lon/lat axes for geographic fields, equal aspect otherwise."""
+    geographic = _geographic_dims(field)
+    row, column = geographic or (str(field.dims[0]), str(field.dims[1]))
+    field = field.transpose(row, column)
+    figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
+    ax = figure.add_subplot()
+    mesh = ax.pcolormesh(_coordinate(field, column), _coordinate(field, row), field.values,
+                         cmap=cmap, vmin=limits[0], vmax=limits[1], shading="auto")
+    ax.set(title=title, xlabel="longitude" if geographic else column,
+           ylabel="latitude" if geographic else row)
+    if not geographic:
+        ax.set_aspect("equal")
+    figure.colorbar(mesh, ax=ax, label=label, shrink=0.9)
+    return figure
+
+
+def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
+                 limits: tuple[float, float]) -> Figure:
+    import cartopy.crs as ccrs
+
+    lat, lon = _geographic_dims(field)
+    field = field.transpose(lat, lon)
+    x, y = _coordinate(field, lon), _coordinate(field, lat)
+    plate = ccrs.PlateCarree()
+    figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
+    with _no_downloads():
+        ax = figure.add_subplot(projection=plate)
+        _background(ax, plate)
+        mesh = ax.pcolormesh(x, y, field.values, transform=plate, cmap=cmap,
+                             vmin=limits[0], vmax=limits[1], shading="auto")
+        _set_extent(ax, x, y, plate)
+        ax.gridlines(draw_labels=["bottom", "left"], linewidth=0.3, color="0.4", alpha=0.6)
+        ax.set_title(title)
+        # Below the map: lat/lon maps are wide, a side bar would outgrow them.
+        figure.colorbar(mesh, ax=ax, label=label, orientation="horizontal", shrink=0.6)
+        FigureCanvasAgg(figure).draw()  # render now, inside the guard, so failures fall back
+    return figure
+
+
+def _background(ax, plate) -> None:
+    """Coastlines from disk, else the raster bundled with cartopy, else nothing."""
+    path = coastline_file()
+    if path is not None:
+        from cartopy.io.shapereader import Reader
+
+        ax.add_geometries(Reader(str(path)).geometries(), plate, facecolor="none",
+                          edgecolor="black", linewidth=0.6, zorder=3)
+        return
+    with contextlib.suppress(Exception):
+        ax.stock_img(zorder=0)
+
+
+def _set_extent(ax, x: np.ndarray, y: np.ndarray, plate) -> None:
+    """The data's extent, out to the cell edges (coordinates are cell centres)."""
+    dx = float(np.median(np.abs(np.diff(x)))) / 2 if x.size > 1 else 0.0
+    dy = float(np.median(np.abs(np.diff(y)))) / 2 if y.size > 1 else 0.0
+    west, east = float(np.min(x)) - dx, float(np.max(x)) + dx
+    south, north = max(float(np.min(y)) - dy, -90.0), min(float(np.max(y)) + dy, 90.0)
+    if east - west >= 350.0 and north - south >= 170.0:
+        ax.set_global()
+    elif east - west < 360.0:
+        ax.set_extent([west, east, south, north], crs=plate)
+
+
+@contextlib.contextmanager
+def _no_downloads() -> Iterator[None]:
+    """Empty cartopy's downloaders, so anything that would fetch raises instead."""
+    import cartopy
+
+    saved = cartopy.config["downloaders"]
+    cartopy.config["downloaders"] = {}
+    try:
+        yield
+    finally:
+        cartopy.config["downloaders"] = saved

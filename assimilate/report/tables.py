@@ -1,0 +1,145 @@
+"""The report's tables as text cells: a summary per diagnostic and the comparison scores.
+
+Numbers have 4 significant digits; confidence intervals follow as "[lower, upper]"; "—"
+marks a value a diagnostic does not hold. Rows no diagnostic holds are left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from assimilate.report._schema import dims_attr, interval, scalar, significant
+
+__all__ = ["Table", "comparison", "inputs", "summary"]
+
+MOMENTS = (("count", "count"), ("mean", "mean"), ("variance", "variance"),
+           ("skewness", "skewness"), ("kurtosis", "kurtosis (Pearson)"),
+           ("minimum", "minimum"), ("maximum", "maximum"))
+QUANTILES = (0.5, 0.99, 0.999)
+PEAKS = (("pot_threshold", "POT threshold u"), ("n_exceedances", "exceedances of u"),
+         ("n_clusters", "clusters (peaks)"), ("cluster_rate", "clusters per time unit"),
+         ("extremal_index", "extremal index"))
+FITS = (("gpd_shape", "GPD shape ξ"), ("gpd_scale", "GPD scale σ"),
+        ("gev_shape", "GEV shape ξ"))
+SCORES = (("kurtosis_ratio", "kurtosis ratio"), ("skewness_ratio", "skewness ratio"),
+          ("tail_ks_statistic", "tail KS"), ("log_density_distance", "log-density distance"),
+          ("twcrps", "twCRPS"))
+SHOWN_PERIODS = 3
+
+
+@dataclass(frozen=True)
+class Table:
+    """``header`` then ``rows`` of text cells, each row as long as the header."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+
+def inputs(diagnostics: list[xr.Dataset]) -> Table:
+    """What each diagnostic was computed from: label, source, variable, units and dims."""
+    rows = []
+    for d in diagnostics:
+        dims = ", ".join(f"{dim} ({size})" for dim, size in d.sizes.items()
+                         if dim in _data_dims(d))
+        rows.append([d.attrs["label"], str(d.attrs.get("source", "")),
+                     str(d.attrs.get("variable", "")), str(d.attrs.get("units", "")),
+                     str(d.attrs.get("pde", "")), dims or "—", str(d.attrs.get("created", ""))])
+    return Table(["label", "source", "variable", "units", "pde", "dims (size)", "created"], rows)
+
+
+def summary(diagnostics: list[xr.Dataset]) -> Table:
+    """One column per diagnostic: moments, quantiles, peaks over threshold and tail fits."""
+    rows = [[title, *(_count(d, name) if name == "count" else significant(scalar(d, name))
+                      for d in diagnostics)] for name, title in MOMENTS]
+    for p in QUANTILES:
+        rows.append([f"{p:g} quantile", *(significant(_at(d, "quantile", "probability", p))
+                                          for d in diagnostics)])
+    for name, title in PEAKS:
+        rows.append([title, *(_count(d, name) if name.startswith("n_")
+                              else significant(scalar(d, name)) for d in diagnostics)])
+    for name, title in FITS[:2]:
+        rows.append([title, *(_with_interval(interval(d, name)) for d in diagnostics)])
+    units = next((d.attrs.get("time_units") for d in diagnostics if "return_level" in d), "")
+    for period in _periods(diagnostics):
+        rows.append([f"return level, T = {significant(period)} {units or 'time units'}",
+                     *(_with_interval(_level(d, "return_level", period)) for d in diagnostics)])
+    for name, title in FITS[2:]:
+        rows.append([title, *(_with_interval(interval(d, name)) for d in diagnostics)])
+    header = ["", *(d.attrs["label"] for d in diagnostics)]
+    return Table(header, [row for row in rows if any(cell != "—" for cell in row[1:])])
+
+
+def comparison(diagnostics: list[xr.Dataset]) -> Table | None:
+    """One row per (reference, compared) pair; None when no diagnostic compares anything."""
+    have = [d for d in diagnostics if "compared" in d.dims]
+    if not have:
+        return None
+    scores = [(name, title) for name, title in SCORES if any(name in d for d in have)]
+    levels = sorted({float(q) for d in have if "exceedance_ratio" in d
+                     for q in d["exceedance_ratio"]["tail_quantile"].values})
+    rows = []
+    for d in have:
+        for label in d["compared"].values:
+            cells = [significant(_at(d, name, "compared", label)) for name, _ in scores]
+            cells += [significant(_exceedance(d, label, q)) for q in levels]
+            rows.append([d.attrs["label"], str(label), *cells])
+    header = ["reference", "compared", *(title for _, title in scores),
+              *(f"exceedance ratio, q = {q:g}" for q in levels)]
+    return Table(header, rows)
+
+
+def _data_dims(d: xr.Dataset) -> list[str]:
+    time_dim = d.attrs.get("time_dim") or ""
+    return [*dims_attr(d, "realisation_dims"), *([time_dim] if time_dim else []),
+            *dims_attr(d, "space_dims")]
+
+
+def _count(d: xr.Dataset, name: str) -> str:
+    value = scalar(d, name)
+    return "—" if value is None else (f"{value:.0f}" if np.isfinite(value) else "NaN")
+
+
+def _at(d: xr.Dataset, name: str, dim: str, value: float | str) -> float | None:
+    """``d[name]`` where coordinate ``dim`` equals ``value`` (floats to 1e-9), else None."""
+    if name not in d or dim not in d[name].dims:
+        return None
+    coordinate = d[name][dim].values
+    if isinstance(value, str):
+        match = np.flatnonzero(coordinate.astype(str) == value)
+    else:
+        match = np.flatnonzero(np.isclose(coordinate.astype(float), value, rtol=1e-9))
+    return float(d[name].isel({dim: match[0]}).values) if match.size else None
+
+
+def _exceedance(d: xr.Dataset, label: str, level: float) -> float | None:
+    if "exceedance_ratio" not in d:
+        return None
+    return _at(d.sel(compared=label), "exceedance_ratio", "tail_quantile", level)
+
+
+def _periods(diagnostics: list[xr.Dataset]) -> list[float]:
+    """Up to three return periods spread over those the diagnostics hold."""
+    found = sorted({float(t) for d in diagnostics if "return_level" in d
+                    for t in d["return_level"]["return_period"].values})
+    if len(found) <= SHOWN_PERIODS:
+        return found
+    picks = np.linspace(0, len(found) - 1, SHOWN_PERIODS).round().astype(int)
+    return [found[i] for i in picks]
+
+
+def _level(d: xr.Dataset, name: str, period: float) -> tuple[float, ...] | None:
+    if name not in d:
+        return None
+    parts = [_at(d.sel(interval=part), name, "return_period", period)
+             for part in ("estimate", "lower", "upper")]
+    return None if parts[0] is None else tuple(parts)
+
+
+def _with_interval(values: tuple | None) -> str:
+    if values is None:
+        return "—"
+    estimate, lower, upper = (float(np.asarray(v)) for v in values)
+    return f"{significant(estimate)} [{significant(lower)}, {significant(upper)}]"
