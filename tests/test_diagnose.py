@@ -173,3 +173,37 @@ def test_bad_input_is_named(tmp_path) -> None:
     (tmp_path / "junk.zarr").mkdir()
     with pytest.raises(ValueError, match="neither a Zarr store nor a NetCDF"):
         open_data(tmp_path / "junk.zarr")
+
+
+def test_cli_simulate_diagnose_report_end_to_end(tiny_kolmogorov, tmp_path, capsys) -> None:
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from assimilate.cli import main
+
+    store, diag, page = tmp_path / "flow.zarr", tmp_path / "flow.diag.zarr", tmp_path / "r.html"
+    assert main(["simulate", str(tiny_kolmogorov), "--out", str(store), "--trajectories", "4",
+                 "--steps", "250", "--quiet"]) == 0
+    assert main(["diagnose", str(store), "--out", str(diag), "--series", "spatial_maximum",
+                 "--pot-quantile", "0.6", "--run-length", "1", "--block-steps", "10",
+                 "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "flow: 'vorticity' over 64000 values" in printed and "GPD shape" in printed
+    written = xr.open_zarr(diag)
+    assert written.attrs["extremes_series"] == "spatial_maximum" and "gpd_shape" in written
+    assert {"dissipation", "energy", "enstrophy", "energy_spectrum"} <= set(written)
+    assert main(["report", str(diag), "--out", str(page)]) == 0
+    html = page.read_text()
+    images = dict(re.findall(r"<figure id=['\"]([\w-]+)['\"].*?src=['\"]data:image/png;base64,"
+                             r"([A-Za-z0-9+/=]+)['\"]", html, re.DOTALL))
+    expected = {"histogram", "qq", "return-levels", "series", "exceedance-map",
+                "temporal-maximum-map", "spectrum"}
+    assert expected <= set(images), set(images)
+    for data in images.values():
+        assert Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 300
+    assert "summary-table" in html
+    assert main(["diagnose", str(store), "--out", str(diag), "--var", "pressure"]) == 2
+    assert "no variable 'pressure'" in capsys.readouterr().err
