@@ -14,7 +14,8 @@ TORCH_CONSTRAINT := -c constraints/cpu.txt
 TORCH_CPU_INDEX := $(shell curl -sfI --max-time 3 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
 endif
 
-.PHONY: install demo test test-slow benchmark benchmark-emulator lint clean
+.PHONY: install demo test test-slow benchmark benchmark-emulator benchmark-forecast \
+        benchmark-diagnostics report-bursts lint clean
 
 install: $(STAMP)
 
@@ -39,6 +40,27 @@ benchmark: $(STAMP)
 # About an hour on 2 CPU cores: trains 18 small emulators.
 benchmark-emulator: $(STAMP)
 	$(BIN)/python benchmarks/emulator_tails.py --json benchmarks/results/emulator_tails.json
+
+benchmark-forecast: $(STAMP)
+	$(BIN)/python benchmarks/forecast.py --json benchmarks/results/forecast.json
+
+# Writes a store of 4x the Dask workers' memory (4 GiB by default) under /tmp.
+benchmark-diagnostics: $(STAMP)
+	$(BIN)/python benchmarks/diagnostics.py --json benchmarks/results/diagnostics.json
+
+# The tail-analysis report of the bursting low-Reynolds Kolmogorov flow (Re 40): simulates
+# the store (about 4 minutes on 2 CPU cores for the default 4 x 2500 states), diagnoses
+# the dissipation bursts and renders demo-output/kolmogorov-bursts-report.html (+ PDF).
+BURSTS_TRAJECTORIES ?= 4
+BURSTS_STEPS ?= 2500
+BURSTS := demo-output/kolmogorov-bursts-$(BURSTS_TRAJECTORIES)x$(BURSTS_STEPS)
+report-bursts: $(STAMP)
+	$(BIN)/assimilate simulate configs/kolmogorov-bursts.yaml --out $(BURSTS).zarr \
+		--trajectories $(BURSTS_TRAJECTORIES) --steps $(BURSTS_STEPS)
+	$(BIN)/assimilate diagnose $(BURSTS).zarr --out $(BURSTS).diag.zarr --label kolmogorov-bursts \
+		--overwrite
+	$(BIN)/assimilate report $(BURSTS).diag.zarr --out demo-output/kolmogorov-bursts-report.html \
+		--pdf demo-output/kolmogorov-bursts-report.pdf --title "Dissipation bursts in Kolmogorov flow at Re 40"
 
 lint: $(STAMP)
 	$(BIN)/ruff check pde assimilate tests benchmarks

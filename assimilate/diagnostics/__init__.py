@@ -1,5 +1,6 @@
-"""Diagnostics of generated fields against reference data (tails, extremes)."""
+"""Extreme-event diagnostics with Dask (``diagnose``) and the tail metrics it builds on."""
 
+from assimilate.diagnostics.diagnose import diagnose, open_data, summary
 from assimilate.diagnostics.quantiles import histogram_quantile
 from assimilate.diagnostics.tails import (
     exceedance_ratios,
@@ -13,13 +14,16 @@ from assimilate.diagnostics.tails import (
 )
 
 __all__ = [
+    "diagnose",
     "exceedance_ratios",
     "histogram_quantile",
     "kurtosis",
     "kurtosis_ratio",
     "log_density_distance",
+    "open_data",
     "skewness",
     "skewness_ratio",
+    "summary",
     "tail_ks_statistic",
     "tail_scores",
 ]
