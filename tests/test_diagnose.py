@@ -121,14 +121,15 @@ def test_peaks_over_threshold_of_a_pareto_series_recover_its_shape() -> None:
     assert float(level.sel(interval="lower")) < truth < float(level.sel(interval="upper"))
 
 
-def test_lat_lon_data_with_datetimes() -> None:
+def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
     rng = np.random.default_rng(3)
     time = pd.date_range("2000-01-01", periods=365, freq="D")
     data = xr.Dataset({"t2m": (("time", "lat", "lon"), rng.gumbel(size=(365, 6, 12)),
                                {"units": "K"})},
                       coords={"time": time, "lat": np.linspace(-75, 75, 6),
                               "lon": np.arange(0, 360, 30.0)}).chunk({"time": 100})
-    diag = diagnose(data, pot_quantile=0.9)
+    data.to_netcdf(tmp_path / "t2m.nc")
+    diag = diagnose(open_data(tmp_path / "t2m.nc"), pot_quantile=0.9)
     assert diag.attrs["time_units"] == "days" and diag.attrs["units"] == "K"
     assert diag["exceedance_map"].dims == ("lat", "lon")
     assert diag.attrs["extremes_series"] == "spatial_maximum"
