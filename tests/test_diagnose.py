@@ -112,6 +112,10 @@ def test_peaks_over_threshold_of_a_pareto_series_recover_its_shape() -> None:
     _estimate, lower, upper = diag["gpd_shape"].values
     assert lower < 0.25 < upper and upper - lower < 0.5
     assert int(diag["n_clusters"]) > 300 and diag.attrs["extremes_series"] == "rain"
+    # iid GPD values: the shape is the same above every threshold (stability plot flat)
+    stability = diag["stability_shape"].values
+    covered = (stability[:, 1] < 0.25) & (0.25 < stability[:, 2])
+    assert covered.sum() >= len(covered) - 1, stability
     gev_lower, gev_upper = diag["gev_shape"].values[1:]
     assert gev_lower < 0.25 < gev_upper
     # the 1000-step return level of iid GPD values exceeded w.p. 1/1000 per step
@@ -200,7 +204,8 @@ def test_cli_simulate_diagnose_report_end_to_end(tiny_kolmogorov, tmp_path, caps
     html = page.read_text()
     images = dict(re.findall(r"<figure id=['\"]([\w-]+)['\"].*?src=['\"]data:image/png;base64,"
                              r"([A-Za-z0-9+/=]+)['\"]", html, re.DOTALL))
-    expected = {"histogram", "qq", "return-levels", "series", "exceedance-map",
+    expected = {"histogram", "qq", "threshold-stability", "return-levels", "series",
+                "exceedance-map",
                 "temporal-maximum-map", "spectrum"}
     assert expected <= set(images), set(images)
     for data in images.values():

@@ -284,6 +284,7 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
     except ValueError as error:
         attrs["pot_note"] = str(error)
         warnings.warn(f"no GPD fit: {error}", stacklevel=2)
+    out = out.merge(_threshold_stability(x, run_length, step, confidence, name))
     if block_steps is None:
         block_steps = 25 * run_length  # long blocks: maxima of many decorrelated values
         while block_steps > 1 and x.shape[0] * (x.shape[1] // block_steps) < 40:
@@ -314,6 +315,33 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
                                    extremes.gev_return_levels(gev, attrs["block_length"],
                                                               periods))
     return out, attrs
+
+
+STABILITY_QUANTILES = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
+
+
+def _threshold_stability(x: np.ndarray, run_length: int, step: float, confidence: float,
+                         name: str) -> xr.Dataset:
+    """GPD shape against the threshold: where the tail model holds, the estimate settles.
+
+    The parameter-stability plot of Coles (2001, sec. 4.3.4); thresholds where the cluster
+    maxima cannot support a fit are NaN.
+    """
+    finite = x[np.isfinite(x)]
+    thresholds = np.quantile(finite, STABILITY_QUANTILES)
+    shapes = np.full((len(thresholds), 3), np.nan)
+    clusters = np.zeros(len(thresholds), dtype=np.int64)
+    for i, threshold in enumerate(thresholds):
+        with contextlib.suppress(ValueError):
+            peaks = extremes.peaks_over_threshold(x, threshold, run_length, step, name=name)
+            clusters[i] = peaks.n_clusters
+            fit = extremes.fit_gpd(peaks.values - threshold, confidence)
+            shapes[i] = fit.parameters["shape"]
+    return xr.Dataset(
+        {"stability_threshold": ("stability_quantile", thresholds),
+         "stability_clusters": ("stability_quantile", clusters),
+         "stability_shape": (("stability_quantile", "interval"), shapes)},
+        coords={"stability_quantile": list(STABILITY_QUANTILES), "interval": INTERVAL})
 
 
 def _comparison(field: xr.DataArray, others: Mapping[str, xr.DataArray], lay: Layout,

@@ -53,6 +53,7 @@ class Panel:
 def panels(diagnostics: list[xr.Dataset]) -> list[Panel]:
     """Every figure the data allows, in report order."""
     found = [histogram(diagnostics), qq(diagnostics)]
+    found += [threshold_stability(d) for d in diagnostics]
     found += [return_levels(d, diagnostics[0]) for d in diagnostics]
     found += [series(d) for d in diagnostics]
     found += field_maps(diagnostics, "exceedance_map")
@@ -136,6 +137,40 @@ def qq(diagnostics: list[xr.Dataset]) -> Panel | None:
                "G⁻¹((i − 0.5)/n; ξ, σ). Points on the 1:1 line mean the GPD describes the tail; "
                "points bending above it at the top mean a heavier tail than fitted.")
     return Panel("qq", caption, figure)
+
+
+def threshold_stability(d: xr.Dataset) -> Panel | None:
+    """GPD shape with its interval against the threshold, the chosen threshold marked."""
+    if "stability_shape" not in d or not np.isfinite(d["stability_shape"].values).any():
+        return None
+    figure, ax = _axes()
+    shape = d["stability_shape"].transpose("stability_quantile", "interval").values
+    threshold = d["stability_threshold"].values
+    fitted = np.isfinite(shape[:, 0])
+    lower = np.where(np.isfinite(shape[:, 1]), shape[:, 1], -1.0)
+    upper = np.where(np.isfinite(shape[:, 2]), shape[:, 2], shape[:, 0])
+    ax.errorbar(threshold[fitted], shape[fitted, 0],
+                yerr=[shape[fitted, 0] - lower[fitted], upper[fitted] - shape[fitted, 0]],
+                fmt="o-", color=colour(d), capsize=3, label="GPD shape ξ, interval")
+    for q, u, n in zip(d["stability_quantile"].values, threshold,
+                       d["stability_clusters"].values, strict=True):
+        ax.annotate(f"{q:g}\n{int(n)}", (u, ax.get_ylim()[0]), fontsize=7, ha="center",
+                    va="bottom", color="0.35")
+    if "pot_threshold" in d:
+        ax.axvline(float(d["pot_threshold"]), color="0.3", linestyle="--", linewidth=1,
+                   label="threshold used")
+    ax.axhline(0.0, color="0.6", linewidth=0.8)
+    name = series_name(d) or "series"
+    ax.set(xlabel=f"threshold on the {readable(name)}{_in(series_units(d, name))}",
+           ylabel="GPD shape ξ", title=f"threshold stability: {d.attrs['label']}")
+    ax.legend(fontsize="small")
+    caption = (f"GPD shape fitted to the cluster maxima above thresholds at quantiles "
+               f"{', '.join(f'{q:g}' for q in d['stability_quantile'].values)} of the "
+               f"{readable(name)} of {d.attrs['label']} (labels: quantile and number of "
+               "clusters), with profile-likelihood intervals (an open end drawn to the axis "
+               "or the estimate). Where the generalised Pareto model holds, the shape stops "
+               "changing with the threshold; choose the lowest threshold from which it does.")
+    return Panel("threshold-stability", caption, figure)
 
 
 def return_levels(d: xr.Dataset, reference: xr.Dataset) -> Panel | None:

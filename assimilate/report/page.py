@@ -30,7 +30,7 @@ __all__ = ["render"]
 
 DPI = 100
 SECTIONS = (("Distributions", ("histogram", "qq", "spectrum")),
-            ("Extremes", ("return-levels", "series")),
+            ("Extremes", ("threshold-stability", "return-levels", "series")),
             ("Maps", ("exceedance-map", "temporal-maximum-map")))
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2430;
