@@ -33,9 +33,7 @@ import numpy as np
 import scoringrules
 import xarray as xr
 
-from assimilate import metrics
-from assimilate.diagnostics import extremes, sketch, tails
-from pde import kolmogorov
+from assimilate.diagnostics import extremes, onepass, sketch, tails
 
 __all__ = [
     "DEFAULT_PROBABILITIES",
@@ -146,42 +144,9 @@ def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,
 def statistics(field: xr.DataArray, lay: Layout, thresholds: Sequence[float],
                map_threshold: float, *, shift: float = 0.0, pde: str = "",
                viscosity: float | None = None) -> xr.Dataset:
-    """Everything the one pass over ``field`` yields, lazy for Dask-backed input.
-
-    ``thresholds`` get exact exceedance counts; ``map_threshold`` the exceedance map;
-    ``shift`` (near the mean) keeps the float64 power sums accurate.
-    """
-    if not isinstance(field.data, da.Array):
-        field = field.chunk()
-    wide = field.astype(np.float64) - shift
-    out = xr.Dataset({
-        "count": field.count(),
-        **{f"power_sum_{k}": (wide**k).sum() for k in range(1, 5)},
-        "minimum": field.min(),
-        "maximum": field.max(),
-        "sketch": ("sketch_bin", sketch.sketch_counts(field.data)),
-        "exceedance_count": xr.concat([(field > t).sum() for t in thresholds], "threshold")
-        if len(thresholds) else xr.DataArray(np.zeros(0, int), dims="threshold"),
-    })
-    if lay.space and lay.pooled:
-        out["temporal_maximum"] = field.max(lay.pooled)
-        out["exceedance_map"] = (field > map_threshold).mean(lay.pooled)
-    if lay.time and lay.space:
-        out["spatial_maximum"] = field.max(lay.space)
-    if pde == "kolmogorov" and set(lay.space) == {"y", "x"}:
-        whole = field.chunk({"y": -1, "x": -1})
-        for name, function in (("energy", kolmogorov.energy),
-                               ("enstrophy", kolmogorov.enstrophy)):
-            out[name] = xr.apply_ufunc(function, whole.transpose(..., "y", "x"),
-                                       input_core_dims=[["y", "x"]], dask="parallelized",
-                                       output_dtypes=[np.float64])
-        if viscosity is not None:
-            out["dissipation"] = 2.0 * viscosity * out["enstrophy"]
-        out["energy_spectrum"] = metrics.energy_spectrum(whole).mean(lay.pooled)
-    elif pde == "kuramoto_sivashinsky" and lay.space == ("x",):
-        out["total_variation"] = metrics.total_variation(field.chunk({"x": -1}))
-        out["energy_spectrum"] = metrics.energy_spectrum(field.chunk({"x": -1})).mean(lay.pooled)
-    return out
+    """Everything the one pass over ``field`` yields, lazy (see ``onepass.statistics``)."""
+    return onepass.statistics(field, lay.realisation, lay.time, lay.space, thresholds,
+                              map_threshold, shift=shift, pde=pde, viscosity=viscosity)
 
 
 def _pre_pass(field: xr.DataArray) -> np.ndarray:

@@ -20,17 +20,23 @@ __all__ = ["N_BINS", "bin_edges", "chunk_counts", "sketch_counts", "sketch_quant
 
 N_BINS = 1 << 16
 _HALF = 1 << 15
+# keys: sign bit, 8 exponent bits, 7 mantissa bits; magnitudes from 0x7F80 up are inf/NaN
+_NON_FINITE = np.r_[np.arange(0x7F80, _HALF), np.arange(_HALF + 0x7F80, N_BINS)]
+# bin b (ascending values) holds key _VALUE_ORDER[b]: negatives by falling magnitude first
+_VALUE_ORDER = np.r_[np.arange(N_BINS - 1, _HALF - 1, -1), np.arange(_HALF)]
 
 
 def chunk_counts(block: np.ndarray) -> np.ndarray:
     """Counts of the finite values of ``block`` in the ``N_BINS`` ordered bins."""
     values = np.asarray(block).ravel()
-    finite32 = np.finfo(np.float32).max  # beyond float32's range: the outermost finite bins
-    values = np.clip(values[np.isfinite(values)], -finite32, finite32).astype(np.float32)
-    key = (values.view(np.uint32) >> 16).astype(np.int64)
-    negative = key >= _HALF
-    index = np.where(negative, (_HALF - 1) - (key - _HALF), _HALF + key)
-    return np.bincount(index, minlength=N_BINS)
+    if values.dtype != np.float32:
+        finite32 = np.finfo(np.float32).max  # beyond float32's range: the outermost bins
+        clipped = np.clip(values, -finite32, finite32)
+        values = np.where(np.isinf(values), np.nan, clipped).astype(np.float32)
+    # the top 16 bits, counted as they come, then reordered like the values they encode
+    raw = np.bincount((values.view(np.uint32) >> 16).astype(np.uint16), minlength=N_BINS)
+    raw[_NON_FINITE] = 0
+    return raw[_VALUE_ORDER]
 
 
 def sketch_counts(data: da.Array | np.ndarray) -> da.Array | np.ndarray:

@@ -1,0 +1,230 @@
+"""The single pass over a store: one task per chunk, partial results merged in a tree.
+
+Each chunk is read once, by one task that turns it into a small partial result (counts,
+shifted power sums, extrema, the quantile sketch, exceedance counts, its piece of the
+maps and of the series); partials merge in groups of ``SPLIT_EVERY``. No chunk outlives
+its task, so worker memory stays at a few chunks plus the merged maps and series however
+large the store is. (Separate Dask reductions sharing the chunks would keep every chunk
+alive until the last of them ran, and spill a larger-than-memory store to disk.)
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from assimilate.diagnostics import sketch
+from assimilate.metrics import _spectrum_1d
+
+__all__ = ["SPLIT_EVERY", "statistics"]
+
+SPLIT_EVERY = 8
+SERIES = ("spatial_maximum", "energy", "enstrophy", "total_variation")
+
+
+def _offsets(chunks: tuple[tuple[int, ...], ...], index: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(int(sum(c[:i])) for c, i in zip(chunks, index, strict=True))
+
+
+def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: int,
+          has_time: bool, thresholds: tuple[float, ...], map_threshold: float, shift: float,
+          physics: str) -> dict:
+    """Partial statistics of one chunk laid out as (realisations..., time?, space...)."""
+    values = np.asarray(block)
+    finite = np.isfinite(values)
+    all_finite = bool(finite.all())
+    d = (values.astype(np.float64) - shift).ravel()
+    if not all_finite:
+        d = np.where(finite.ravel(), d, 0.0)
+    d2 = d * d
+    part = {
+        "count": int(values.size if all_finite else finite.sum()),
+        "power": np.array([d.sum(), d2.sum(), np.dot(d2, d), np.dot(d2, d2)]),
+        "minimum": float(np.nanmin(values)) if finite.any() else np.inf,
+        "maximum": float(np.nanmax(values)) if finite.any() else -np.inf,
+        "sketch": sketch.chunk_counts(values),
+        "exceedance": np.array([np.count_nonzero(values > t) for t in thresholds],
+                               dtype=np.int64),
+    }
+    lead, space = tuple(range(n_lead)), tuple(range(n_lead, n_lead + n_space))
+    masked = values if all_finite else np.where(finite, values, -np.inf)
+    if n_space and n_lead:
+        part["maps"] = (offsets[n_lead:], {
+            "temporal_maximum": masked.max(axis=lead).astype(np.float64),
+            "exceedance": np.count_nonzero(values > map_threshold, axis=lead).astype(np.float64),
+            "count": finite.sum(axis=lead).astype(np.float64)})
+    series = {"spatial_maximum": masked.max(axis=space).astype(np.float64)} \
+        if has_time and n_space else {}
+    n_fields = int(np.prod(values.shape[:n_lead]))
+    if physics == "kolmogorov":
+        energy, enstrophy, spectrum = _vorticity_fourier(values)
+        series |= {"energy": energy, "enstrophy": enstrophy}
+        part["spectrum"] = (spectrum, n_fields)
+    elif physics == "kuramoto_sivashinsky":
+        series["total_variation"] = np.abs(np.diff(values, axis=-1, append=values[..., :1])
+                                           ).sum(-1, dtype=np.float64)
+        spectra = _spectrum_1d(values)
+        part["spectrum"] = (spectra.reshape(-1, spectra.shape[-1]).sum(0), n_fields)
+    if series and has_time:
+        part["series"] = (offsets[:n_lead], series)
+    return part
+
+
+def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy and enstrophy per field and the summed spectrum, from one real FFT.
+
+    The same quantities as ``pde.kolmogorov.energy``/``enstrophy`` and
+    ``metrics.energy_spectrum`` (shells of integer |k| up to N/2), computed with ``rfft2``:
+    interior columns stand for their mirror images too and count twice.
+    """
+    ny, nx = w.shape[-2:]
+    power = np.abs(np.fft.rfft2(w.astype(np.float64), axes=(-2, -1))) ** 2 / (ny * nx) ** 2
+    weight = np.full(power.shape[-1], 2.0)
+    weight[0] = 1.0
+    if nx % 2 == 0:
+        weight[-1] = 1.0
+    power *= weight
+    ky = np.fft.fftfreq(ny, 1 / ny)[:, None]
+    kx = np.fft.rfftfreq(nx, 1 / nx)[None, :]
+    k2 = kx**2 + ky**2
+    inverse = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
+    flat = power.reshape(-1, power.shape[-2] * power.shape[-1])
+    energy = 0.5 * (flat @ inverse.ravel())
+    enstrophy = 0.5 * flat.sum(-1)  # Parseval: the mean of w^2
+    shell = np.rint(np.sqrt(k2)).astype(int).ravel()
+    n_shells = min(nx, ny) // 2 + 1
+    keep = shell < n_shells
+    spectrum = np.bincount(shell[keep], weights=0.5 * flat.sum(0)[keep], minlength=n_shells)
+    shape = w.shape[:-2]
+    return energy.reshape(shape), enstrophy.reshape(shape), spectrum
+
+
+def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
+           lead_shape: tuple[int, ...]) -> dict:
+    """Sum, min and max the scalars; place the pieces of maps and series in full arrays."""
+    out: dict = {"count": 0, "power": 0.0, "minimum": np.inf, "maximum": -np.inf,
+                 "sketch": 0, "exceedance": 0}
+    maps: dict[str, np.ndarray] = {}
+    series: dict[str, np.ndarray] = {}
+    spectrum = None
+    for part in parts:
+        out["count"] += part["count"]
+        out["power"] = out["power"] + part["power"]
+        out["minimum"] = min(out["minimum"], part["minimum"])
+        out["maximum"] = max(out["maximum"], part["maximum"])
+        out["sketch"] = out["sketch"] + part["sketch"].astype(np.int64)
+        out["exceedance"] = out["exceedance"] + part["exceedance"]
+        for key, target, combine in (("maps", maps, None), ("series", series, None)):
+            if key not in part:
+                continue
+            shape = map_shape if key == "maps" else lead_shape
+            offsets, pieces = part[key]
+            for name, piece in pieces.items():
+                if offsets is None:  # already a full array from an earlier merge
+                    region = tuple(slice(None) for _ in shape)
+                else:
+                    region = tuple(slice(o, o + n) for o, n in zip(offsets, piece.shape,
+                                                                   strict=True))
+                is_max = name in ("temporal_maximum", *SERIES)
+                if name not in target:
+                    target[name] = np.full(shape, -np.inf if is_max else 0.0)
+                combine = np.fmax if is_max else np.add
+                target[name][region] = combine(target[name][region], piece)
+        if "spectrum" in part:
+            total, n = part["spectrum"]
+            spectrum = (total, n) if spectrum is None else (spectrum[0] + total, spectrum[1] + n)
+    if maps:
+        out["maps"] = (None, maps)
+    if series:
+        out["series"] = (None, series)
+    if spectrum is not None:
+        out["spectrum"] = spectrum
+    return out
+
+
+def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None,
+               space: Sequence[str], thresholds: Sequence[float], map_threshold: float, *,
+               shift: float = 0.0, pde: str = "", viscosity: float | None = None
+               ) -> xr.Dataset:
+    """Everything one pass over ``field`` yields, as a lazy (Dask-backed) Dataset.
+
+    ``thresholds`` get exact exceedance counts, ``map_threshold`` the exceedance map;
+    ``shift`` (near the mean) keeps the float64 power sums accurate. ``pde`` adds the
+    physical series and spectrum of "kolmogorov" (space ``y, x``) or
+    "kuramoto_sivashinsky" (space ``x``).
+    """
+    realisation, space = tuple(realisation), tuple(space)
+    lead = realisation + ((time,) if time else ())
+    physics = pde if (pde == "kolmogorov" and set(space) == {"y", "x"}) or \
+        (pde == "kuramoto_sivashinsky" and space == ("x",)) else ""
+    if physics == "kolmogorov":
+        space = ("y", "x")
+    ordered = field.transpose(*lead, *space)
+    data = (ordered if isinstance(ordered.data, da.Array) else ordered.chunk()).data
+    if physics and len(data.chunks) and any(len(c) > 1 for c in data.chunks[len(lead):]):
+        data = data.rechunk({axis: -1 for axis in range(len(lead), data.ndim)})
+    map_shape = tuple(ordered.sizes[d] for d in space)
+    lead_shape = tuple(ordered.sizes[d] for d in lead)
+    options = {"n_lead": len(lead), "n_space": len(space), "has_time": time is not None,
+               "thresholds": tuple(float(t) for t in thresholds),
+               "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics}
+    blocks = data.to_delayed()
+    level = [dask.delayed(_leaf)(blocks[index], _offsets(data.chunks, index), **options)
+             for index in np.ndindex(blocks.shape)]
+    merge = dask.delayed(_merge)
+    while True:
+        level = [merge(level[i:i + SPLIT_EVERY], map_shape=map_shape, lead_shape=lead_shape)
+                 for i in range(0, len(level), SPLIT_EVERY)]
+        if len(level) == 1:
+            break
+    total = level[0]
+
+    def lazy(getter, shape, dtype=np.float64):
+        return da.from_delayed(dask.delayed(getter)(total), shape=shape, dtype=dtype)
+
+    out = xr.Dataset({
+        "count": ((), lazy(operator.itemgetter("count"), (), np.int64)),
+        **{f"power_sum_{k}": ((), lazy(lambda t, k=k: t["power"][k - 1], ()))
+           for k in range(1, 5)},
+        "minimum": ((), lazy(operator.itemgetter("minimum"), ())),
+        "maximum": ((), lazy(operator.itemgetter("maximum"), ())),
+        "sketch": ("sketch_bin", lazy(operator.itemgetter("sketch"), (sketch.N_BINS,),
+                                      np.int64)),
+        "exceedance_count": ("threshold", lazy(lambda t: np.broadcast_to(
+            t["exceedance"], (len(thresholds),)), (len(thresholds),), np.int64)),
+    })
+    coords = {name: ordered[name] for name in (*lead, *space) if name in ordered.coords}
+    if space and lead:
+        out["temporal_maximum"] = (space, lazy(lambda t: _finite(t["maps"][1]["temporal_maximum"]),
+                                               map_shape))
+        out["exceedance_map"] = (space, lazy(_exceedance_fraction, map_shape))
+    if time and space:
+        names = ["spatial_maximum"] + {"kolmogorov": ["energy", "enstrophy"],
+                                       "kuramoto_sivashinsky": ["total_variation"]}.get(physics, [])
+        for name in names:
+            out[name] = (lead, lazy(lambda t, name=name: _finite(t["series"][1][name]),
+                                    lead_shape))
+        if physics == "kolmogorov" and viscosity is not None:
+            out["dissipation"] = 2.0 * float(viscosity) * out["enstrophy"]
+    if physics:
+        n_wavenumbers = (min(map_shape) // 2 + 1) if physics == "kolmogorov" \
+            else map_shape[0] // 2 + 1
+        out["energy_spectrum"] = ("wavenumber", lazy(lambda t: t["spectrum"][0] / t["spectrum"][1],
+                                                     (n_wavenumbers,)))
+    return out.assign_coords({k: v for k, v in coords.items() if set(v.dims) <= set(out.dims)})
+
+
+def _exceedance_fraction(total: dict) -> np.ndarray:
+    maps = total["maps"][1]
+    with np.errstate(invalid="ignore", divide="ignore"):  # no finite value: NaN
+        return maps["exceedance"] / maps["count"]
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    """-inf marks "no finite value reached this cell"; report it as NaN."""
+    return np.where(np.isneginf(values), np.nan, values)
