@@ -103,6 +103,20 @@ def test_kolmogorov_series_equal_the_simulator_definitions() -> None:
     assert diag.sizes["wavenumber"] == 5
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 9, 7), (4, 6, 5)])
+def test_one_fft_energy_enstrophy_spectrum_match_their_definitions(shape) -> None:
+    from assimilate.diagnostics.onepass import _vorticity_fourier
+    from assimilate.metrics import _spectrum_2d
+
+    w = np.random.default_rng(5).standard_normal(shape)
+    energy, enstrophy, spectrum = _vorticity_fourier(w)
+    np.testing.assert_allclose(energy, kolmogorov.energy(w), rtol=1e-12)
+    np.testing.assert_allclose(enstrophy, kolmogorov.enstrophy(w), rtol=1e-12)
+    reference = _spectrum_2d(w)
+    np.testing.assert_allclose(spectrum, reference.reshape(-1, reference.shape[-1]).sum(0),
+                               rtol=1e-12)
+
+
 def test_peaks_over_threshold_of_a_pareto_series_recover_its_shape() -> None:
     rng = np.random.default_rng(2)
     series = stats.genpareto.rvs(0.25, size=(4, 2500), random_state=rng)
