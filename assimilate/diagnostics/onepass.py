@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import dask
 import dask.array as da
 import numpy as np
+import scipy.fft
 import xarray as xr
 
 from assimilate.diagnostics import sketch
@@ -36,15 +37,19 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
           physics: str) -> dict:
     """Partial statistics of one chunk laid out as (realisations..., time?, space...)."""
     values = np.asarray(block)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
     finite = np.isfinite(values)
     all_finite = bool(finite.all())
-    d = (values.astype(np.float64) - shift).ravel()
+    # products in the data's precision (float32 stores stay float32), sums in float64
+    d = (values - values.dtype.type(shift)).ravel()
     if not all_finite:
-        d = np.where(finite.ravel(), d, 0.0)
+        d = np.where(finite.ravel(), d, 0)
     d2 = d * d
     part = {
         "count": int(values.size if all_finite else finite.sum()),
-        "power": np.array([d.sum(), d2.sum(), np.dot(d2, d), np.dot(d2, d2)]),
+        "power": np.array([d.sum(dtype=np.float64), d2.sum(dtype=np.float64),
+                           (d2 * d).sum(dtype=np.float64), (d2 * d2).sum(dtype=np.float64)]),
         "minimum": float(np.nanmin(values)) if finite.any() else np.inf,
         "maximum": float(np.nanmax(values)) if finite.any() else -np.inf,
         "sketch": sketch.chunk_counts(values),
@@ -83,7 +88,8 @@ def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     interior columns stand for their mirror images too and count twice.
     """
     ny, nx = w.shape[-2:]
-    power = np.abs(np.fft.rfft2(w.astype(np.float64), axes=(-2, -1))) ** 2 / (ny * nx) ** 2
+    # scipy's FFT keeps float32 input in float32 (numpy's computes in float64): 5x faster
+    power = np.abs(scipy.fft.rfft2(w, axes=(-2, -1))) ** 2 / (ny * nx) ** 2
     weight = np.full(power.shape[-1], 2.0)
     weight[0] = 1.0
     if nx % 2 == 0:
@@ -94,12 +100,13 @@ def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     k2 = kx**2 + ky**2
     inverse = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
     flat = power.reshape(-1, power.shape[-2] * power.shape[-1])
-    energy = 0.5 * (flat @ inverse.ravel())
-    enstrophy = 0.5 * flat.sum(-1)  # Parseval: the mean of w^2
+    energy = 0.5 * (flat.astype(np.float64) @ inverse.ravel())
+    enstrophy = 0.5 * flat.sum(-1, dtype=np.float64)  # Parseval: the mean of w^2
     shell = np.rint(np.sqrt(k2)).astype(int).ravel()
     n_shells = min(nx, ny) // 2 + 1
     keep = shell < n_shells
-    spectrum = np.bincount(shell[keep], weights=0.5 * flat.sum(0)[keep], minlength=n_shells)
+    spectrum = np.bincount(shell[keep], weights=0.5 * flat.sum(0, dtype=np.float64)[keep],
+                           minlength=n_shells)
     shape = w.shape[:-2]
     return energy.reshape(shape), enstrophy.reshape(shape), spectrum
 
