@@ -25,7 +25,6 @@ from assimilate.metrics import _spectrum_1d
 __all__ = ["SPLIT_EVERY", "statistics"]
 
 SPLIT_EVERY = 8
-SERIES = ("spatial_maximum", "energy", "enstrophy", "total_variation")
 
 
 def _offsets(chunks: tuple[tuple[int, ...], ...], index: tuple[int, ...]) -> tuple[int, ...]:
@@ -62,7 +61,8 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
         part["maps"] = (offsets[n_lead:], {
             "temporal_maximum": masked.max(axis=lead).astype(np.float64),
             "exceedance": np.count_nonzero(values > map_threshold, axis=lead).astype(np.float64),
-            "count": finite.sum(axis=lead).astype(np.float64)})
+            "count": np.full(values.shape[n_lead:], float(np.prod(values.shape[:n_lead])))
+            if all_finite else finite.sum(axis=lead).astype(np.float64)})
     series = {"spatial_maximum": masked.max(axis=space).astype(np.float64)} \
         if has_time and n_space else {}
     n_fields = int(np.prod(values.shape[:n_lead]))
@@ -76,7 +76,7 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
         spectra = _spectrum_1d(values)
         part["spectrum"] = (spectra.reshape(-1, spectra.shape[-1]).sum(0), n_fields)
     if series and has_time:
-        part["series"] = (offsets[:n_lead], series)
+        part["series"] = [(offsets[:n_lead], series)]
     return part
 
 
@@ -89,7 +89,8 @@ def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     """
     ny, nx = w.shape[-2:]
     # scipy's FFT keeps float32 input in float32 (numpy's computes in float64): 5x faster
-    power = np.abs(scipy.fft.rfft2(w, axes=(-2, -1))) ** 2 / (ny * nx) ** 2
+    spectrum = scipy.fft.rfft2(w, axes=(-2, -1))
+    power = (spectrum.real**2 + spectrum.imag**2) / (ny * nx) ** 2
     weight = np.full(power.shape[-1], 2.0)
     weight[0] = 1.0
     if nx % 2 == 0:
@@ -117,7 +118,7 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
     out: dict = {"count": 0, "power": 0.0, "minimum": np.inf, "maximum": -np.inf,
                  "sketch": 0, "exceedance": 0}
     maps: dict[str, np.ndarray] = {}
-    series: dict[str, np.ndarray] = {}
+    series: list = []  # pieces, placed only at the end: merges stay as small as their subtree
     spectrum = None
     for part in parts:
         out["count"] += part["count"]
@@ -126,29 +127,25 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
         out["maximum"] = max(out["maximum"], part["maximum"])
         out["sketch"] = out["sketch"] + part["sketch"].astype(np.int64)
         out["exceedance"] = out["exceedance"] + part["exceedance"]
-        for key, target, combine in (("maps", maps, None), ("series", series, None)):
-            if key not in part:
-                continue
-            shape = map_shape if key == "maps" else lead_shape
-            offsets, pieces = part[key]
+        series += part.get("series", [])
+        if "maps" in part:
+            offsets, pieces = part["maps"]
             for name, piece in pieces.items():
-                if offsets is None:  # already a full array from an earlier merge
-                    region = tuple(slice(None) for _ in shape)
-                else:
-                    region = tuple(slice(o, o + n) for o, n in zip(offsets, piece.shape,
-                                                                   strict=True))
-                is_max = name in ("temporal_maximum", *SERIES)
-                if name not in target:
-                    target[name] = np.full(shape, -np.inf if is_max else 0.0)
+                region = (tuple(slice(None) for _ in map_shape) if offsets is None  # merged
+                          else tuple(slice(o, o + n) for o, n in zip(offsets, piece.shape,
+                                                                     strict=True)))
+                is_max = name == "temporal_maximum"
+                if name not in maps:
+                    maps[name] = np.full(map_shape, -np.inf if is_max else 0.0)
                 combine = np.fmax if is_max else np.add
-                target[name][region] = combine(target[name][region], piece)
+                maps[name][region] = combine(maps[name][region], piece)
         if "spectrum" in part:
             total, n = part["spectrum"]
             spectrum = (total, n) if spectrum is None else (spectrum[0] + total, spectrum[1] + n)
     if maps:
         out["maps"] = (None, maps)
     if series:
-        out["series"] = (None, series)
+        out["series"] = series
     if spectrum is not None:
         out["spectrum"] = spectrum
     return out
@@ -214,7 +211,7 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
         names = ["spatial_maximum"] + {"kolmogorov": ["energy", "enstrophy"],
                                        "kuramoto_sivashinsky": ["total_variation"]}.get(physics, [])
         for name in names:
-            out[name] = (lead, lazy(lambda t, name=name: _finite(t["series"][1][name]),
+            out[name] = (lead, lazy(lambda t, name=name: _series(t["series"], name, lead_shape),
                                     lead_shape))
         if physics == "kolmogorov" and viscosity is not None:
             out["dissipation"] = 2.0 * float(viscosity) * out["enstrophy"]
@@ -224,6 +221,16 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
         out["energy_spectrum"] = ("wavenumber", lazy(lambda t: t["spectrum"][0] / t["spectrum"][1],
                                                      (n_wavenumbers,)))
     return out.assign_coords({k: v for k, v in coords.items() if set(v.dims) <= set(out.dims)})
+
+
+def _series(pieces: list, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """One series assembled from its pieces (their maxima where space was chunked)."""
+    out = np.full(shape, -np.inf)
+    for offsets, piece in pieces:
+        values = piece[name]
+        region = tuple(slice(o, o + n) for o, n in zip(offsets, values.shape, strict=True))
+        out[region] = np.fmax(out[region], values)
+    return _finite(out)
 
 
 def _exceedance_fraction(total: dict) -> np.ndarray:
