@@ -87,7 +87,8 @@ def test_diagnose_matches_scipy_and_numpy_on_the_same_data() -> None:
     assert diag.attrs["schema"] == "assimilate.diagnostics/1"
     assert diag.attrs["space_dims"] == '["y", "x"]'
     assert diag.attrs["realisation_dims"] == '["trajectory"]'
-    in_memory = diagnose(field.load().to_dataset(), thresholds=[2.5])
+    with pytest.warns(UserWarning, match="no G"):
+        in_memory = diagnose(field.load().to_dataset(), thresholds=[2.5])
     xr.testing.assert_allclose(in_memory.drop_attrs(), diag.drop_attrs())
 
 
