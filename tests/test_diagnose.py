@@ -228,3 +228,18 @@ def test_cli_simulate_diagnose_report_end_to_end(tiny_kolmogorov, tmp_path, caps
     assert "summary-table" in html
     assert main(["diagnose", str(store), "--out", str(diag), "--var", "pressure"]) == 2
     assert "no variable 'pressure'" in capsys.readouterr().err
+
+
+def test_emulator_samples_without_time_and_against_a_truth_store() -> None:
+    truth = field_2d(seed=6)
+    rng = np.random.default_rng(7)
+    samples = xr.DataArray(rng.standard_normal((50, 8, 8)), dims=("sample", "y", "x"),
+                           name="vorticity").chunk({"sample": 10})
+    diag = diagnose(samples.to_dataset())
+    assert diag.attrs["time_dim"] == "" and "no time dimension" in diag.attrs["pot_note"]
+    assert diag["temporal_maximum"].dims == ("y", "x") and "spatial_maximum" not in diag
+    np.testing.assert_array_equal(diag["temporal_maximum"], samples.values.max(axis=0))
+    scored = diagnose(truth.to_dataset(), compare={"emulator": samples}, pot_quantile=0.5)
+    # a Gaussian emulator of a heavy-tailed truth: too few extremes, not a paired ensemble
+    assert float(scored["exceedance_ratio"].sel(compared="emulator").isel(tail_quantile=-1)) < 1
+    assert np.isnan(float(scored["twcrps"].sel(compared="emulator")))
