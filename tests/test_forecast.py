@@ -24,10 +24,15 @@ def trained(tmp_path_factory) -> dict[str, Path]:
                       "forecaster": TINY_FORECASTER}
     config = write_config(root, data)
     store, checkpoint = root / "ks.zarr", root / "forecaster.pt"
+    simulate_and_train(config, store, checkpoint)
+    return {"root": root, "store": store, "checkpoint": checkpoint}
+
+
+def simulate_and_train(config: Path, store: Path, checkpoint: Path) -> None:
+    """``assimilate simulate`` then ``assimilate train forecaster``, both succeeding."""
     assert main(["simulate", str(config), "--out", str(store), "--quiet"]) == 0
     assert main(["train", "forecaster", str(config), "--data", str(store),
                  "--out", str(checkpoint), "--quiet"]) == 0
-    return {"root": root, "store": store, "checkpoint": checkpoint}
 
 
 def test_training_reduces_the_validation_loss(trained) -> None:
@@ -171,9 +176,7 @@ def test_kolmogorov_forecaster_end_to_end(tmp_path: Path) -> None:
                               "forecaster": settings}
     config = write_config(tmp_path, data)
     store, checkpoint = tmp_path / "kf.zarr", tmp_path / "kf.pt"
-    assert main(["simulate", str(config), "--out", str(store), "--quiet"]) == 0
-    assert main(["train", "forecaster", str(config), "--data", str(store),
-                 "--out", str(checkpoint), "--quiet"]) == 0
+    simulate_and_train(config, store, checkpoint)
     out = tmp_path / "skill.zarr"
     assert main(["evaluate", "forecast", str(checkpoint), "--data", str(store), "--out", str(out),
                  "--steps", "4", "--members", "2", "--quiet"]) == 0

@@ -65,11 +65,6 @@ class Layout:
         self.space = tuple(space)
         self.realisation = tuple(d for d in field.dims if d != time and d not in self.space)
 
-    @property
-    def pooled(self) -> tuple[str, ...]:
-        """Dims reduced to form a map: realisations and time."""
-        return self.realisation + ((self.time,) if self.time else ())
-
     def attrs(self) -> dict[str, str]:
         return {"time_dim": self.time or "", "space_dims": json.dumps(list(self.space)),
                 "realisation_dims": json.dumps(list(self.realisation))}
@@ -190,8 +185,13 @@ def _display_histogram(counts: np.ndarray, lo: float, hi: float,
 
 
 def _time_step(field: xr.DataArray, time: str) -> tuple[float, str]:
-    values = field[time].values if time in field.coords else np.arange(field.sizes[time])
-    units = field[time].attrs.get("units", "steps") if time in field.coords else "steps"
+    """Median spacing of the time coordinate and its units ("steps" without a coordinate,
+    "time units" for a dimensionless or unlabelled one, days for datetimes)."""
+    if time not in field.coords:
+        return 1.0, "steps"
+    values = field[time].values
+    units = field[time].attrs.get("units", "")
+    units = "time units" if units in ("", "1") else units
     if np.issubdtype(np.asarray(values).dtype, np.datetime64):
         steps = np.diff(values).astype("timedelta64[s]").astype(float) / 86400.0
         units = "days"
@@ -309,17 +309,18 @@ def _threshold_stability(x: np.ndarray, run_length: int, step: float, confidence
         coords={"stability_quantile": list(STABILITY_QUANTILES), "interval": INTERVAL})
 
 
-def _comparison(field: xr.DataArray, others: Mapping[str, xr.DataArray], lay: Layout,
+def _comparison(field: xr.DataArray, others: Mapping[str, xr.DataArray],
                 tail_quantile: float, tail_threshold: float,
                 edges: np.ndarray) -> xr.Dataset:
     """Tail scores of each compared field against ``field`` (the truth)."""
     rows = []
     for label, other in others.items():
         other = other if isinstance(other.data, da.Array) else other.chunk()
-        scores = tails.tail_scores(other, field, quantile=tail_quantile).compute()
+        scores, counts, lo, hi = dask.compute(  # one graph: the compared store read together
+            tails.tail_scores(other, field, quantile=tail_quantile),
+            sketch.sketch_counts(other.data), other.min(), other.max())
         for score in scores.data_vars.values():
             score.attrs = {}  # ratios and distances: not in the field's units
-        counts, lo, hi = dask.compute(sketch.sketch_counts(other.data), other.min(), other.max())
         density, _ = _display_histogram(np.asarray(counts), float(lo), float(hi), edges)
         scores["compared_histogram_density"] = ("bin", density)
         scores["twcrps"] = _twcrps(other, field, tail_threshold)
@@ -439,8 +440,7 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
             others = {name: layout(other, variable or str(field.name), None,
                                    source=f"compared data '{name}'")[0]
                       for name, other in compare.items()}
-            out = out.merge(_comparison(field, others, lay, tail_quantile, map_threshold,
-                                        edges))
+            out = out.merge(_comparison(field, others, tail_quantile, map_threshold, edges))
     out.attrs = {
         "schema": SCHEMA, "label": label or str(field.name), "source": source,
         "variable": str(field.name), "units": str(field.attrs.get("units", "")), "pde": pde,
@@ -472,8 +472,7 @@ def summary(diag: xr.Dataset) -> str:
         levels = diag["return_level"].dropna("return_period", how="all")
         for period in levels["return_period"].values[:: max(1, len(levels["return_period"]) // 3)]:
             e, lo, hi = levels.sel(return_period=period).values
-            units = diag.attrs.get("time_units", "")
-            units = "time units" if units in ("", "1") else units
+            units = diag.attrs.get("time_units") or "time units"
             lines.append(f"  return level over {g(period)} {units}: {g(e)} [{g(lo)}, {g(hi)}]")
     for key in ("pot_note", "gev_note"):
         if key in diag.attrs:

@@ -90,13 +90,6 @@ class ExtremeValueFit:
     def estimate(self, name: str) -> float:
         return self.parameters[name][0]
 
-    def frozen(self) -> stats.rv_continuous:
-        """The fitted distribution as a frozen scipy.stats object."""
-        shape, scale = self.estimate("shape"), self.estimate("scale")
-        if self.distribution == "gpd":
-            return stats.genpareto(c=shape, scale=scale)
-        return stats.genextreme(c=-shape, loc=self.estimate("location"), scale=scale)
-
 
 # --- series to extremes --------------------------------------------------------------------
 
@@ -224,38 +217,34 @@ def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index
                     confidence: float, step: float, limits: tuple[float, float]) -> tuple:
     """Where the profile of parameter ``index`` rises chi2_1(confidence) / 2 above the minimum."""
     target = nll(theta) + 0.5 * stats.chi2.ppf(confidence, 1)
-    nuisance = np.delete(theta, index)
 
     def profile(value: float) -> float:
         nonlocal nuisance
-        if nuisance.size == 0:
-            return nll(np.array([value]))
+
         def conditional(rest: np.ndarray) -> float:
             return nll(np.insert(rest, index, value))
 
         result = _minimise(conditional, nuisance, 1e-5)
         if np.isfinite(result.fun):
-            nuisance = result.x
+            nuisance = result.x  # warm start for the next value
         return result.fun
 
-    bounds = []
-    for direction, limit in ((-1.0, limits[0]), (1.0, limits[1])):
+    def bound(direction: float, limit: float) -> float:
+        """NaN when the likelihood stays high up to the parameter's limit."""
+        nonlocal nuisance
         nuisance = np.delete(theta, index)
-        inside, k = theta[index], 0
-        outside = None
-        while k < 16:  # up to 2^15 initial steps away
+        inside = theta[index]
+        for k in range(16):  # up to 2^15 initial steps away
             candidate = theta[index] + direction * step * 2.0**k
             if direction * (candidate - limit) > 0:
-                break
+                return np.nan
             if profile(candidate) > target:
-                outside = candidate
-                break
-            inside, k = candidate, k + 1
-        if outside is None:
-            bounds.append(np.nan)  # the likelihood stays high up to the parameter's limit
-            continue
-        bounds.append(_crossing(lambda v: profile(v) - target, inside, outside))
-    return bounds[0], bounds[1]
+                return _crossing(lambda v: profile(v) - target, inside, candidate)
+            inside = candidate
+        return np.nan
+
+    nuisance = np.delete(theta, index)
+    return bound(-1.0, limits[0]), bound(1.0, limits[1])
 
 
 def _crossing(f: Callable[[float], float], inside: float, outside: float) -> float:

@@ -64,8 +64,7 @@ def summary(diagnostics: list[xr.Dataset]) -> Table:
         rows.append([title, *(_with_interval(interval(d, name)) for d in diagnostics)])
     units = next((d.attrs.get("time_units") for d in diagnostics if "return_level" in d), "")
     for period in _periods(diagnostics):
-        shown = "time units" if units in (None, "", "1") else units  # "1": dimensionless
-        rows.append([f"return level, T = {significant(period)} {shown}",
+        rows.append([f"return level, T = {significant(period)} {units or 'time units'}",
                      *(_with_interval(_level(d, "return_level", period)) for d in diagnostics)])
     for name, title in FITS[2:]:
         rows.append([title, *(_with_interval(interval(d, name)) for d in diagnostics)])
