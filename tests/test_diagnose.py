@@ -155,6 +155,17 @@ def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
     assert "return_level" in diag and diag["return_period"].attrs["units"] == "days"
 
 
+def test_comparison_written_to_zarr_renders(tmp_path) -> None:
+    from assimilate.data import write_dataset
+    from assimilate.report import render
+
+    truth = field_2d(seed=8)
+    diag = diagnose(truth.to_dataset(), compare={"shifted": truth + 0.5}, pot_quantile=0.5)
+    write_dataset(diag, tmp_path / "vs.diag.zarr")
+    page = render([tmp_path / "vs.diag.zarr"], tmp_path / "vs.html").read_text()
+    assert "comparison-table" in page and "shifted" in page
+
+
 def test_comparison_scores_and_paired_twcrps() -> None:
     truth = field_2d(seed=4)
     ensemble = xr.concat([truth + 0.1 * i for i in range(4)], "member")

@@ -108,7 +108,8 @@ def _at(d: xr.Dataset, name: str, dim: str, value: float | str) -> float | None:
         return None
     coordinate = d[name][dim].values
     if isinstance(value, str):
-        match = np.flatnonzero(coordinate.astype(str) == value)
+        # labels read back from Zarr are numpy StringDType, which astype(str) refuses
+        match = np.flatnonzero([str(label) == value for label in coordinate])
     else:
         match = np.flatnonzero(np.isclose(coordinate.astype(float), value, rtol=1e-9))
     return float(d[name].isel({dim: match[0]}).values) if match.size else None
