@@ -199,6 +199,14 @@ def test_bad_input_is_named(tmp_path) -> None:
     with pytest.warns(UserWarning, match="not below the maximum"):
         diag = diagnose(field.to_dataset(), pot_quantile=1.0)
     assert "not below the maximum" in diag.attrs["pot_note"]
+    with pytest.raises(ValueError, match="pot_quantile must lie in \\(0, 1\\], got 1.5"):
+        diagnose(field.to_dataset(), pot_quantile=1.5)
+    with pytest.raises(ValueError, match="thresholds must be finite"):
+        diagnose(field.to_dataset(), thresholds=[np.nan])
+    with pytest.raises(ValueError, match="series must be one of .*got 'energy_spectrum'"):
+        diagnose(field.to_dataset(), series="energy_spectrum")
+    with pytest.raises(ValueError, match="holds no values .*'trajectory': 0"):
+        diagnose(field.isel(trajectory=slice(0, 0)).to_dataset())
     with pytest.raises(FileNotFoundError, match="no data at"):
         open_data(tmp_path / "missing.zarr")
     (tmp_path / "junk.zarr").mkdir()

@@ -120,6 +120,10 @@ def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,
         if variable not in numeric:
             raise ValueError(f"variable '{variable}' of {source} is not a numeric field "
                              f"(dtype {field.dtype}, dims {field.dims})")
+    if field.size == 0:
+        raise ValueError(f"variable '{field.name}' of {source} holds no values (sizes "
+                         f"{dict(field.sizes)}); a trajectory store with no finished "
+                         "trajectory has none: finish it with `assimilate simulate`")
     if dims is None:
         time = "time" if "time" in field.dims else None
         space = [d for d in field.dims if d in SPACE_NAMES]
@@ -259,8 +263,8 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
     try:
         maxima = extremes.block_maxima(x, block_steps)
         out["block_maximum"] = ("block", maxima)
-        gev = extremes.fit_gev(maxima, confidence, name=f"the {len(maxima)} block maxima "
-                                                         f"of '{name}'")
+        gev = extremes.fit_gev(maxima, confidence,
+                               name=f"'{name}' (blocks of {block_steps} steps)")
         for key in ("shape", "location", "scale"):
             out[f"gev_{key}"] = ("interval", list(gev.parameters[key]))
     except ValueError as error:
@@ -381,6 +385,15 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
     maps labels to fields compared against this one (emulator, forecast or analysis).
     """
     source = source or "the data"
+    if not 0.0 < pot_quantile <= 1.0:
+        raise ValueError(f"pot_quantile must lie in (0, 1], got {pot_quantile}")
+    for option, value in (("tail_quantile", tail_quantile), ("confidence", confidence)):
+        if not 0.0 < value < 1.0:
+            raise ValueError(f"{option} must lie strictly between 0 and 1, got {value}")
+    if not np.isfinite(np.asarray(thresholds, dtype=np.float64)).all():
+        raise ValueError(f"thresholds must be finite numbers, got {list(thresholds)}")
+    if series is not None and series not in _SERIES:
+        raise ValueError(f"series must be one of {', '.join(_SERIES)}, got '{series}'")
     field, lay = layout(data, variable, dims, source=source)
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
