@@ -217,6 +217,12 @@ def fit(
                 save_checkpoint(out, _payload(done, metadata, model, ema, optimizer, config))
                 last_good = done
         bar.close()
+        if world > 1:
+            # Free the DDP reducer while its process group is alive and idle: freed after
+            # destroy_process_group, it would join gloo's worker threads holding the GIL
+            # while one of them waits for the GIL to finish (a teardown deadlock).
+            torch.distributed.barrier()
+            del trained
     return out
 
 
