@@ -12,7 +12,7 @@ import scoringrules
 import xarray as xr
 from scipy import stats
 
-from assimilate.diagnostics.diagnose import diagnose, layout, open_data, statistics
+from assimilate.diagnostics.diagnose import diagnose, layout, open_data, statistics, summary
 from assimilate.diagnostics.sketch import bin_edges, chunk_counts, sketch_quantiles
 from pde import kolmogorov
 
@@ -183,6 +183,9 @@ def test_comparison_scores_and_paired_twcrps() -> None:
     assert float(diag["twcrps"].sel(compared="shifted")) == pytest.approx(expected)
     assert float(copy["twcrps"]) == 0.0 or np.isnan(float(copy["twcrps"]))
     np.testing.assert_allclose(copy["compared_histogram_density"], diag["histogram_density"])
+    lines = {line.split(":")[0]: line for line in summary(diag).splitlines()}
+    assert "twCRPS" in lines["vs shifted"]  # a paired ensemble on the same grid
+    assert "twCRPS" not in lines["vs copy"]  # not an ensemble: no twCRPS, not a 'nan'
 
 
 def test_bad_input_is_named(tmp_path) -> None:

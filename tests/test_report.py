@@ -29,7 +29,7 @@ from assimilate.report import _schema as report_schema
 from assimilate.report import figures as report_figures
 from assimilate.report import maps as report_maps
 from assimilate.report import page as report_page
-from assimilate.report import render
+from assimilate.report import plot, render
 
 SCHEMA = "assimilate.diagnostics/1"
 PROBABILITIES = [0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999]
@@ -224,6 +224,13 @@ def test_every_figure_is_embedded_and_decodes(report: Path) -> None:
     for figure_id, image in found.items():
         assert image.size == (700, 400), figure_id
         assert distinct_colours(image) > 50, f"{figure_id} is nearly blank"
+
+
+def test_plot_returns_the_report_figures_by_id(report: Path, pair) -> None:
+    shown = plot(list(pair))
+    assert list(shown) == list(figures(report.read_text()))  # same ids, same order
+    for figure_id, figure in shown.items():
+        assert figure.axes and figure.axes[0].has_data(), figure_id
 
 
 def test_report_is_self_contained_and_escaped(report: Path) -> None:

@@ -493,8 +493,11 @@ def summary(diag: xr.Dataset) -> str:
     if "compared" in diag.dims:
         for label in diag["compared"].values:
             row = diag.sel(compared=label)
-            lines.append(f"vs {label}: kurtosis ratio {g(row['kurtosis_ratio'])}, tail KS "
-                         f"{g(row['tail_ks_statistic'])}, twCRPS {g(row['twcrps'])}")
+            line = (f"vs {label}: kurtosis ratio {g(row['kurtosis_ratio'])}, tail KS "
+                    f"{g(row['tail_ks_statistic'])}")
+            if np.isfinite(float(row["twcrps"])):  # only for a paired ensemble on this grid
+                line += f", twCRPS {g(row['twcrps'])}"
+            lines.append(line)
     return "\n".join(lines)
 
 

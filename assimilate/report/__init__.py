@@ -4,9 +4,10 @@
 them) and writes one HTML file with the figures embedded as PNGs: histogram, QQ plot of the
 peaks over threshold, return levels (GPD and GEV), the extremes series with its peaks, maps
 of exceedance frequency and temporal maximum, the energy spectrum, and the summary and
-comparison tables.
+comparison tables. ``plot(diagnostics)`` returns the same figures, keyed by id, for
+notebooks.
 """
 
-from assimilate.report.page import render
+from assimilate.report.page import plot, render
 
-__all__ = ["render"]
+__all__ = ["plot", "render"]

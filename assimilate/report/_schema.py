@@ -43,7 +43,7 @@ def load(diagnostics: Source | Sequence[Source]) -> list[xr.Dataset]:
         diagnostics = [diagnostics]
     items = list(diagnostics)
     if not items:
-        raise ValueError("render needs at least one diagnostics Dataset or Zarr path, got none")
+        raise ValueError("the report needs at least one diagnostics Dataset or Zarr path, got none")
     loaded = [_load_one(item, index) for index, item in enumerate(items)]
     seen: dict[str, int] = {}
     for dataset in loaded:

@@ -76,6 +76,18 @@ def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
     return out
 
 
+def plot(diagnostics: Source | Sequence[Source]) -> dict[str, Figure]:
+    """The report's figures without the page, keyed by their HTML ids, in report order.
+
+    For notebooks: ``plot(diag)["return-levels"]`` displays one figure. Keys are the figure
+    kinds (``histogram``, ``qq``, ``threshold-stability``, ``return-levels``, ``series``,
+    ``exceedance-map``, ``temporal-maximum-map``, ``spectrum``), with ``-1``, ``-2`` ...
+    for the second and later diagnostics' own figures of a kind.
+    """
+    found = _ordered(panels(load(diagnostics)))
+    return {figure_id: panel.figure for figure_id, panel in zip(_ids(found), found)}
+
+
 def _ordered(found: list[Panel]) -> list[Panel]:
     order = [key for _, keys in SECTIONS for key in keys]
     return sorted(found, key=lambda panel: order.index(panel.key))
