@@ -39,6 +39,11 @@ def test_maximum_likelihood_at_least_as_good_as_scipy_fit() -> None:
     assert fit.estimate("shape") == pytest.approx(c, abs=2e-3)
     assert fit.estimate("scale") == pytest.approx(scale, rel=2e-3)
     assert fit.negative_log_likelihood <= _gpd_nll(y, c, scale) + 1e-6
+    shape_only = fit_gpd(y, scale_interval=False)  # same fit and shape interval, no scale's
+    assert shape_only.parameters["shape"] == pytest.approx(fit.parameters["shape"])
+    assert shape_only.estimate("scale") == fit.estimate("scale")
+    assert np.isnan(shape_only.parameters["scale"][1:]).all()
+    assert np.isfinite(fit.parameters["scale"]).all()
     x = stats.genextreme.rvs(-0.15, loc=40.0, scale=5.0, size=300, random_state=rng)
     gev = fit_gev(x)
     c, loc, scale = stats.genextreme.fit(x)

@@ -304,7 +304,8 @@ def _threshold_stability(x: np.ndarray, run_length: int, step: float, confidence
         with contextlib.suppress(ValueError):
             peaks = extremes.peaks_over_threshold(x, threshold, run_length, step, name=name)
             clusters[i] = peaks.n_clusters
-            fit = extremes.fit_gpd(peaks.values - threshold, confidence)
+            fit = extremes.fit_gpd(peaks.values - threshold, confidence,
+                                   scale_interval=False)
             shapes[i] = fit.parameters["shape"]
     return xr.Dataset(
         {"stability_threshold": ("stability_quantile", thresholds),

@@ -195,9 +195,9 @@ def _minimise(nll: Callable[[np.ndarray], float], start: np.ndarray,
             return optimize.minimize(nll, start, method="Powell",
                                      options={"xtol": tolerance, "ftol": tolerance**2})
         # Nelder-Mead's simplex can collapse in a curved valley: restart it from where
-        # it stopped until a restart no longer improves.
+        # it stopped until a restart no longer improves (a 1-D simplex, a segment, cannot).
         best = None
-        for _ in range(4):
+        for _ in range(4 if len(start) > 1 else 1):
             simplex = start + np.vstack([np.zeros(len(start)),
                                          np.diag(0.1 * np.maximum(np.abs(start), 0.5))])
             result = optimize.minimize(nll, start, method="Nelder-Mead",
@@ -285,8 +285,12 @@ def _check_sample(data: np.ndarray, name: str, what: str) -> np.ndarray:
 
 
 def fit_gpd(excesses: np.ndarray, confidence: float = 0.95, *,
-            name: str = "the excesses") -> ExtremeValueFit:
-    """Maximum-likelihood GPD of ``excesses`` (values minus the threshold, all > 0)."""
+            name: str = "the excesses", scale_interval: bool = True) -> ExtremeValueFit:
+    """Maximum-likelihood GPD of ``excesses`` (values minus the threshold, all > 0).
+
+    Profile-likelihood intervals for shape and scale; ``scale_interval=False`` leaves the
+    scale's bounds NaN (half the work, for callers that need only the shape).
+    """
     y = _check_sample(excesses, name, "excesses")
     if y.min() < 0:
         raise ValueError(f"{name} must be non-negative (values above the threshold minus it)")
@@ -300,8 +304,9 @@ def fit_gpd(excesses: np.ndarray, confidence: float = 0.95, *,
         return _gpd_nll(z, p[0], p[1])
 
     shape = (theta[0], *_profile_bounds(nll, theta, 0, confidence, 0.05, (-1.0, 10.0)))
-    scale = unit * np.array([theta[1], *_profile_bounds(nll, theta, 1, confidence,
-                                                        0.1 * theta[1], (1e-12, np.inf))])
+    scale_bounds = _profile_bounds(nll, theta, 1, confidence, 0.1 * theta[1], (1e-12, np.inf)) \
+        if scale_interval else (np.nan, np.nan)
+    scale = unit * np.array([theta[1], *scale_bounds])
     return ExtremeValueFit("gpd", {"shape": shape, "scale": tuple(scale)}, y,
                            float(result.fun) + len(y) * np.log(unit), confidence)
 

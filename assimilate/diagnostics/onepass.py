@@ -10,14 +10,20 @@ alive until the last of them ran, and spill a larger-than-memory store to disk.)
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import dask
 import dask.array as da
 import numpy as np
 import scipy.fft
 import xarray as xr
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from assimilate.diagnostics import sketch
 from assimilate.metrics import _spectrum_1d
@@ -25,10 +31,32 @@ from assimilate.metrics import _spectrum_1d
 __all__ = ["SPLIT_EVERY", "statistics"]
 
 SPLIT_EVERY = 8
+SCRATCH_LIMIT = 16 << 20  # bytes: larger chunk-sized temporaries are not kept between chunks
+_SCRATCH = threading.local()
 
 
 def _offsets(chunks: tuple[tuple[int, ...], ...], index: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(int(sum(c[:i])) for c, i in zip(chunks, index, strict=True))
+
+
+def _buffer(name: str, shape: tuple[int, ...], dtype: np.typing.DTypeLike) -> np.ndarray:
+    """A per-thread buffer for a chunk-sized temporary, reused from chunk to chunk.
+
+    Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_`` set, which stops glibc from
+    reusing large freed blocks: every chunk-sized temporary then maps and zeroes fresh
+    pages, and on 1 MiB chunks that cost more than the statistics themselves (7 ms per
+    chunk in a plain process, 20 ms under the worker's setting). Buffers over
+    ``SCRATCH_LIMIT`` are not kept, so a worker holds at most a few of those per thread.
+    """
+    dtype = np.dtype(dtype)
+    size = math.prod(shape)
+    if size * dtype.itemsize > SCRATCH_LIMIT:
+        return np.empty(shape, dtype)
+    buffers = vars(_SCRATCH).setdefault("buffers", {})
+    held = buffers.get((name, dtype))
+    if held is None or held.size < size:
+        held = buffers[name, dtype] = np.empty(size, dtype)
+    return held[:size].reshape(shape)
 
 
 def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: int,
@@ -38,29 +66,39 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
     values = np.asarray(block)
     if values.dtype not in (np.float32, np.float64):
         values = values.astype(np.float64)
-    finite = np.isfinite(values)
-    all_finite = bool(finite.all())
-    # products in the data's precision (float32 stores stay float32), sums in float64
-    d = (values - values.dtype.type(shift)).ravel()
+    values = np.ascontiguousarray(values)
+    # NaN propagates through min and max: both finite means every value is
+    minimum, maximum = (values.min(), values.max()) if values.size else (np.inf, -np.inf)
+    all_finite = bool(np.isfinite(minimum) and np.isfinite(maximum))
+    finite = None if all_finite else np.isfinite(values)
     if not all_finite:
-        d = np.where(finite.ravel(), d, 0)
-    d2 = d * d
+        minimum = np.nanmin(values) if finite.any() else np.inf
+        maximum = np.nanmax(values) if finite.any() else -np.inf
+    # products in the data's precision (float32 stores stay float32), sums in float64
+    d = np.subtract(values, values.dtype.type(shift), out=_buffer("d", values.shape, values.dtype))
+    if finite is not None:
+        d[~finite] = 0
+    d2 = np.multiply(d, d, out=_buffer("d2", values.shape, values.dtype))
+    scratch = _buffer("product", values.shape, values.dtype)
+    mask = _buffer("mask", values.shape, bool)
     part = {
         "count": int(values.size if all_finite else finite.sum()),
         "power": np.array([d.sum(dtype=np.float64), d2.sum(dtype=np.float64),
-                           (d2 * d).sum(dtype=np.float64), (d2 * d2).sum(dtype=np.float64)]),
-        "minimum": float(np.nanmin(values)) if finite.any() else np.inf,
-        "maximum": float(np.nanmax(values)) if finite.any() else -np.inf,
-        "sketch": sketch.chunk_counts(values),
-        "exceedance": np.array([np.count_nonzero(values > t) for t in thresholds],
-                               dtype=np.int64),
+                           np.multiply(d2, d, out=scratch).sum(dtype=np.float64),
+                           np.multiply(d2, d2, out=scratch).sum(dtype=np.float64)]),
+        "minimum": float(minimum),
+        "maximum": float(maximum),
+        "sketch": sketch.key_counts(values),  # ordered like the values once, at the end
+        "exceedance": np.array([np.count_nonzero(np.greater(values, t, out=mask))
+                                for t in thresholds], dtype=np.int64),
     }
     lead, space = tuple(range(n_lead)), tuple(range(n_lead, n_lead + n_space))
     masked = values if all_finite else np.where(finite, values, -np.inf)
     if n_space and n_lead:
         part["maps"] = (offsets[n_lead:], {
             "temporal_maximum": masked.max(axis=lead).astype(np.float64),
-            "exceedance": np.count_nonzero(values > map_threshold, axis=lead).astype(np.float64),
+            "exceedance": np.count_nonzero(np.greater(values, map_threshold, out=mask),
+                                           axis=lead).astype(np.float64),
             "count": np.full(values.shape[n_lead:], float(np.prod(values.shape[:n_lead])))
             if all_finite else finite.sum(axis=lead).astype(np.float64)})
     series = {"spatial_maximum": masked.max(axis=space).astype(np.float64)} \
@@ -80,30 +118,43 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
     return part
 
 
-def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Energy and enstrophy per field and the summed spectrum, from one real FFT.
-
-    The same quantities as ``pde.kolmogorov.energy``/``enstrophy`` and
-    ``metrics.energy_spectrum`` (shells of integer |k| up to N/2), computed with ``rfft2``:
-    interior columns stand for their mirror images too and count twice.
-    """
-    ny, nx = w.shape[-2:]
-    # scipy's FFT keeps float32 input in float32 (numpy's computes in float64): 5x faster
-    spectrum = scipy.fft.rfft2(w, axes=(-2, -1))
-    power = (spectrum.real**2 + spectrum.imag**2) / (ny * nx) ** 2
-    weight = np.full(power.shape[-1], 2.0)
+@functools.cache
+def _fourier_weights(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an ``rfft2`` of a (ny, nx) field: the factor turning |coefficient|^2 into the
+    field's power (interior columns stand for their mirror images too and count twice),
+    1/|k|^2 (0 at k = 0), and the integer shell of |k| of every coefficient."""
+    weight = np.full(nx // 2 + 1, 2.0)
     weight[0] = 1.0
     if nx % 2 == 0:
         weight[-1] = 1.0
-    power *= weight
     ky = np.fft.fftfreq(ny, 1 / ny)[:, None]
     kx = np.fft.rfftfreq(nx, 1 / nx)[None, :]
     k2 = kx**2 + ky**2
     inverse = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
-    flat = power.reshape(-1, power.shape[-2] * power.shape[-1])
-    energy = 0.5 * (flat.astype(np.float64) @ inverse.ravel())
-    enstrophy = 0.5 * flat.sum(-1, dtype=np.float64)  # Parseval: the mean of w^2
     shell = np.rint(np.sqrt(k2)).astype(int).ravel()
+    return weight / (ny * nx) ** 2, inverse, shell
+
+
+def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy and enstrophy per field and the summed spectrum, from one real FFT.
+
+    The same quantities as ``pde.kolmogorov.energy``/``enstrophy`` and
+    ``metrics.energy_spectrum`` (shells of integer |k| up to N/2), computed with ``rfft2``.
+    """
+    ny, nx = w.shape[-2:]
+    # scipy's FFT keeps float32 input in float32 (numpy's is slower): 5x faster
+    coefficients = scipy.fft.rfft2(w, axes=(-2, -1))
+    scale, inverse, shell = _fourier_weights(ny, nx)
+    power = np.multiply(coefficients.real, coefficients.real,
+                        out=_buffer("power", coefficients.shape, w.dtype))
+    scratch = _buffer("power_scratch", coefficients.shape, w.dtype)
+    power += np.multiply(coefficients.imag, coefficients.imag, out=scratch)
+    power *= scale.astype(w.dtype)
+    flat = power.reshape(-1, ny * (nx // 2 + 1))
+    weighted = np.multiply(flat, inverse.ravel().astype(w.dtype),
+                           out=scratch.reshape(flat.shape))
+    energy = 0.5 * weighted.sum(-1, dtype=np.float64)
+    enstrophy = 0.5 * flat.sum(-1, dtype=np.float64)  # Parseval: the mean of w^2
     n_shells = min(nx, ny) // 2 + 1
     keep = shell < n_shells
     spectrum = np.bincount(shell[keep], weights=0.5 * flat.sum(0, dtype=np.float64)[keep],
@@ -116,7 +167,7 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
            lead_shape: tuple[int, ...]) -> dict:
     """Sum, min and max the scalars; place the pieces of maps and series in full arrays."""
     out: dict = {"count": 0, "power": 0.0, "minimum": np.inf, "maximum": -np.inf,
-                 "sketch": 0, "exceedance": 0}
+                 "exceedance": 0}
     maps: dict[str, np.ndarray] = {}
     series: list = []  # pieces, placed only at the end: merges stay as small as their subtree
     spectrum = None
@@ -125,7 +176,6 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
         out["power"] = out["power"] + part["power"]
         out["minimum"] = min(out["minimum"], part["minimum"])
         out["maximum"] = max(out["maximum"], part["maximum"])
-        out["sketch"] = out["sketch"] + part["sketch"].astype(np.int64)
         out["exceedance"] = out["exceedance"] + part["exceedance"]
         series += part.get("series", [])
         if "maps" in part:
@@ -142,6 +192,9 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
         if "spectrum" in part:
             total, n = part["spectrum"]
             spectrum = (total, n) if spectrum is None else (spectrum[0] + total, spectrum[1] + n)
+    out["sketch"] = parts[0]["sketch"].copy()  # one new array per merge, added in place
+    for part in parts[1:]:
+        out["sketch"] += part["sketch"]
     if maps:
         out["maps"] = (None, maps)
     if series:
@@ -177,16 +230,8 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
     options = {"n_lead": len(lead), "n_space": len(space), "has_time": time is not None,
                "thresholds": tuple(float(t) for t in thresholds),
                "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics}
-    blocks = data.to_delayed()
-    level = [dask.delayed(_leaf)(blocks[index], _offsets(data.chunks, index), **options)
-             for index in np.ndindex(blocks.shape)]
-    merge = dask.delayed(_merge)
-    while True:
-        level = [merge(level[i:i + SPLIT_EVERY], map_shape=map_shape, lead_shape=lead_shape)
-                 for i in range(0, len(level), SPLIT_EVERY)]
-        if len(level) == 1:
-            break
-    total = level[0]
+    total = _reduction(data, functools.partial(_leaf, **options),
+                       functools.partial(_merge, map_shape=map_shape, lead_shape=lead_shape))
 
     def lazy(getter, shape, dtype=np.float64):
         return da.from_delayed(dask.delayed(getter)(total), shape=shape, dtype=dtype)
@@ -197,8 +242,8 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
            for k in range(1, 5)},
         "minimum": ((), lazy(operator.itemgetter("minimum"), ())),
         "maximum": ((), lazy(operator.itemgetter("maximum"), ())),
-        "sketch": ("sketch_bin", lazy(operator.itemgetter("sketch"), (sketch.N_BINS,),
-                                      np.int64)),
+        "sketch": ("sketch_bin", lazy(lambda t: sketch.in_value_order(t["sketch"]),
+                                      (sketch.N_BINS,), np.int64)),
         "exceedance_count": ("threshold", lazy(lambda t: np.broadcast_to(
             t["exceedance"], (len(thresholds),)), (len(thresholds),), np.int64)),
     })
@@ -221,6 +266,28 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
         out["energy_spectrum"] = ("wavenumber", lazy(lambda t: t["spectrum"][0] / t["spectrum"][1],
                                                      (n_wavenumbers,)))
     return out.assign_coords({k: v for k, v in coords.items() if set(v.dims) <= set(out.dims)})
+
+
+def _reduction(data: da.Array, leaf: Callable, merge: Callable) -> Delayed:
+    """``leaf(chunk, offsets)`` for every chunk, merged ``SPLIT_EVERY`` at a time, as one
+    hand-built task graph: building it with ``dask.delayed`` calls merged a graph per call
+    and took seconds per thousand chunks on the client before any worker started."""
+    token = tokenize(data.name, leaf, merge, SPLIT_EVERY)
+    # the reads fused as for ``to_delayed``, then one leaf task per chunk
+    graph = dict(data.__dask_optimize__(data.__dask_graph__(), data.__dask_keys__()))
+    level = []
+    for i, index in enumerate(np.ndindex(data.numblocks)):
+        graph[f"leaf-{token}", i] = (leaf, (data.name, *index), _offsets(data.chunks, index))
+        level.append((f"leaf-{token}", i))
+    depth = 0
+    while depth == 0 or len(level) > 1:
+        depth += 1
+        groups = [level[i:i + SPLIT_EVERY] for i in range(0, len(level), SPLIT_EVERY)]
+        level = [(f"merge-{token}", depth, j) for j in range(len(groups))]
+        graph.update({key: (merge, group) for key, group in zip(level, groups, strict=True)})
+    name = f"diagnostics-{token}"
+    return Delayed(level[0], HighLevelGraph.from_collections(name, graph, dependencies=()),
+                   layer=name)
 
 
 def _series(pieces: list, name: str, shape: tuple[int, ...]) -> np.ndarray:
