@@ -84,7 +84,7 @@ def _sample_emulator(args: argparse.Namespace) -> None:
     from assimilate.emulator import sample_emulator
 
     out = sample_emulator(args.checkpoint, args.n, args.out, batch_size=args.batch_size,
-                          seed=args.seed, overwrite=args.overwrite)
+                          seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {args.n} samples to {out}")
 
 
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument("--batch-size", type=_positive, default=64)
     emulator.add_argument("--seed", type=int, default=0)
     emulator.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    emulator.add_argument("--quiet", action="store_true", help="no progress bar")
     emulator.set_defaults(handler=_sample_emulator)
 
     diag = verbs.add_parser("diagnose", help="extreme-event diagnostics of a store (Dask)")

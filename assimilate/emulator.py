@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
+from tqdm.auto import tqdm
 
 from assimilate.config import ExperimentConfig
 from assimilate.data import (
@@ -111,8 +112,10 @@ def sample_emulator(
     batch_size: int = 64,
     seed: int = 0,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> Path:
-    """Draw ``n`` states from the emulator at ``checkpoint`` into the store ``out``."""
+    """Draw ``n`` states from the emulator at ``checkpoint`` into the store ``out``
+    (``progress``: a progress bar in samples/s)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     model, config, payload = load_emulator(checkpoint)
@@ -123,11 +126,12 @@ def sample_emulator(
     normalisation = Normalisation.from_state(payload["normalisation"])
     generator = torch.Generator(device=device).manual_seed(seed)
     started, chunks = time.perf_counter(), []
-    with torch.no_grad():
+    with torch.no_grad(), tqdm(total=n, unit="sample", desc="sample", disable=not progress) as bar:
         for first in range(0, n, batch_size):
             count = min(batch_size, n - first)
             drawn = generate(model, config.emulator, (count, 1, *shape), generator)
             chunks.append(normalisation.denormalise(drawn[:, 0].double()).float().cpu())
+            bar.update(count)
     seconds = time.perf_counter() - started
     samples = torch.cat(chunks).numpy()
     ds = _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds)

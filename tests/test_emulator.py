@@ -42,8 +42,10 @@ def test_train_and_sample_through_the_cli(ks_store: Path, tmp_path: Path, family
     assert log[-1]["step"] == 30 and np.isfinite(log[-1]["validation_loss"])
 
     samples = tmp_path / "samples.zarr"
-    assert main(["sample", "emulator", str(checkpoint), "--n", "5", "--out", str(samples)]) == 0
-    assert "wrote 5 samples" in capsys.readouterr().out
+    assert main(["sample", "emulator", str(checkpoint), "--n", "5", "--out", str(samples),
+                 "--batch-size", "2"]) == 0
+    printed = capsys.readouterr()
+    assert "wrote 5 samples" in printed.out and "5/5" in printed.err  # the progress bar
     ds = xr.open_zarr(samples)
     assert ds["u"].dims == ("sample", "x") and ds["u"].shape == (5, 32)
     assert ds.attrs["schema"] == SAMPLES_SCHEMA and ds.attrs["family"] == family
