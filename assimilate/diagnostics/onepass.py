@@ -24,6 +24,7 @@ import xarray as xr
 from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
+from dask.utils import cached_cumsum
 
 from assimilate.diagnostics import sketch
 from assimilate.metrics import _spectrum_1d
@@ -33,10 +34,6 @@ __all__ = ["SPLIT_EVERY", "statistics"]
 SPLIT_EVERY = 8
 SCRATCH_LIMIT = 16 << 20  # bytes: larger chunk-sized temporaries are not kept between chunks
 _SCRATCH = threading.local()
-
-
-def _offsets(chunks: tuple[tuple[int, ...], ...], index: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(int(sum(c[:i])) for c, i in zip(chunks, index, strict=True))
 
 
 def _buffer(name: str, shape: tuple[int, ...], dtype: np.typing.DTypeLike) -> np.ndarray:
@@ -119,10 +116,11 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
 
 
 @functools.cache
-def _fourier_weights(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _fourier_weights(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For an ``rfft2`` of a (ny, nx) field: the factor turning |coefficient|^2 into the
     field's power (interior columns stand for their mirror images too and count twice),
-    1/|k|^2 (0 at k = 0), and the integer shell of |k| of every coefficient."""
+    1/|k|^2 (0 at k = 0) flattened, both in ``dtype``, and the integer shell of |k| of
+    every coefficient."""
     weight = np.full(nx // 2 + 1, 2.0)
     weight[0] = 1.0
     if nx % 2 == 0:
@@ -132,7 +130,7 @@ def _fourier_weights(ny: int, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     k2 = kx**2 + ky**2
     inverse = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
     shell = np.rint(np.sqrt(k2)).astype(int).ravel()
-    return weight / (ny * nx) ** 2, inverse, shell
+    return (weight / (ny * nx) ** 2).astype(dtype), inverse.ravel().astype(dtype), shell
 
 
 def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -142,17 +140,16 @@ def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     ``metrics.energy_spectrum`` (shells of integer |k| up to N/2), computed with ``rfft2``.
     """
     ny, nx = w.shape[-2:]
-    # scipy's FFT keeps float32 input in float32 (numpy's is slower): 5x faster
+    # scipy's FFT keeps float32 input in float32; numpy's was 5-8x slower here
     coefficients = scipy.fft.rfft2(w, axes=(-2, -1))
-    scale, inverse, shell = _fourier_weights(ny, nx)
+    scale, inverse, shell = _fourier_weights(ny, nx, w.dtype.str)
     power = np.multiply(coefficients.real, coefficients.real,
                         out=_buffer("power", coefficients.shape, w.dtype))
     scratch = _buffer("power_scratch", coefficients.shape, w.dtype)
     power += np.multiply(coefficients.imag, coefficients.imag, out=scratch)
-    power *= scale.astype(w.dtype)
+    power *= scale
     flat = power.reshape(-1, ny * (nx // 2 + 1))
-    weighted = np.multiply(flat, inverse.ravel().astype(w.dtype),
-                           out=scratch.reshape(flat.shape))
+    weighted = np.multiply(flat, inverse, out=scratch.reshape(flat.shape))
     energy = 0.5 * weighted.sum(-1, dtype=np.float64)
     enstrophy = 0.5 * flat.sum(-1, dtype=np.float64)  # Parseval: the mean of w^2
     n_shells = min(nx, ny) // 2 + 1
@@ -163,8 +160,7 @@ def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return energy.reshape(shape), enstrophy.reshape(shape), spectrum
 
 
-def _merge(parts: list[dict], *, map_shape: tuple[int, ...],
-           lead_shape: tuple[int, ...]) -> dict:
+def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
     """Sum, min and max the scalars; place the pieces of maps and series in full arrays."""
     out: dict = {"count": 0, "power": 0.0, "minimum": np.inf, "maximum": -np.inf,
                  "exceedance": 0}
@@ -231,7 +227,7 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
                "thresholds": tuple(float(t) for t in thresholds),
                "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics}
     total = _reduction(data, functools.partial(_leaf, **options),
-                       functools.partial(_merge, map_shape=map_shape, lead_shape=lead_shape))
+                       functools.partial(_merge, map_shape=map_shape))
 
     def lazy(getter, shape, dtype=np.float64):
         return da.from_delayed(dask.delayed(getter)(total), shape=shape, dtype=dtype)
@@ -275,9 +271,11 @@ def _reduction(data: da.Array, leaf: Callable, merge: Callable) -> Delayed:
     token = tokenize(data.name, leaf, merge, SPLIT_EVERY)
     # the reads fused as for ``to_delayed``, then one leaf task per chunk
     graph = dict(data.__dask_optimize__(data.__dask_graph__(), data.__dask_keys__()))
+    starts = [cached_cumsum(c, initial_zero=True) for c in data.chunks]
     level = []
     for i, index in enumerate(np.ndindex(data.numblocks)):
-        graph[f"leaf-{token}", i] = (leaf, (data.name, *index), _offsets(data.chunks, index))
+        offsets = tuple(int(start[j]) for start, j in zip(starts, index, strict=True))
+        graph[f"leaf-{token}", i] = (leaf, (data.name, *index), offsets)
         level.append((f"leaf-{token}", i))
     depth = 0
     while depth == 0 or len(level) > 1:

@@ -65,10 +65,11 @@ def sketch_counts(data: da.Array | np.ndarray) -> da.Array | np.ndarray:
     if not isinstance(data, da.Array):
         return chunk_counts(data)
     per_block = data.map_blocks(
-        lambda block: chunk_counts(block).reshape((1,) * block.ndim + (N_BINS,)),
+        lambda block: key_counts(block).reshape((1,) * block.ndim + (N_BINS,)),
         chunks=tuple((1,) * len(c) for c in data.chunks) + ((N_BINS,),),
         new_axis=data.ndim, dtype=np.int64)
-    return per_block.sum(axis=tuple(range(data.ndim)))
+    return per_block.sum(axis=tuple(range(data.ndim))).map_blocks(in_value_order,
+                                                                  dtype=np.int64)
 
 
 def bin_edges() -> tuple[np.ndarray, np.ndarray]:
