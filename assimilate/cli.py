@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from assimilate.errors import TrainingError
-from pde.config import ConfigError
-from pde.store import StoreError
+from pde.errors import ClusterError, ConfigError, OutputError, StoreError
+
+MAX_COUNT = 10_000_000  # --steps, --members, --n ...: beyond any real use
+# Errors a user can cause: one line, exit code 2. Anything else is a bug: exit code 70.
+USER_ERRORS = (ConfigError, StoreError, OutputError, ClusterError, TrainingError,
+               FileNotFoundError, ValueError)
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +33,7 @@ def _simulate(args: argparse.Namespace) -> None:
         seed=args.seed,
         workers=args.workers,
         scheduler=args.scheduler,
+        scheduler_timeout=args.scheduler_timeout,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
@@ -46,7 +52,8 @@ def _train_emulator(args: argparse.Namespace) -> None:
     from assimilate.emulator import train_emulator
 
     out = train_emulator(load_config(args.config), args.data, args.out, nu=args.nu,
-                         steps=args.steps, progress=not args.quiet)
+                         steps=args.steps, progress=not args.quiet,
+                         allow_other_data=args.allow_other_data)
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
 
 
@@ -55,7 +62,7 @@ def _train_forecaster(args: argparse.Namespace) -> None:
     from assimilate.forecast import train_forecaster
 
     out = train_forecaster(load_config(args.config), args.data, args.out, steps=args.steps,
-                           progress=not args.quiet)
+                           progress=not args.quiet, allow_other_data=args.allow_other_data)
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
 
 
@@ -69,15 +76,14 @@ def _forecast(args: argparse.Namespace) -> None:
 
 
 def _evaluate_forecast(args: argparse.Namespace) -> None:
-    from assimilate.evaluate import evaluate_forecast, format_table, plot_skill
+    from assimilate.evaluate import evaluate_forecast, format_table
 
     result = evaluate_forecast(args.checkpoint, args.data, args.out, n_steps=args.steps,
                                n_members=args.members, n_initial=args.initial,
                                sub_steps=args.sub_steps, seed=args.seed,
                                overwrite=args.overwrite, progress=not args.quiet)
     print(format_table(result))
-    figure = plot_skill(result, f"{args.out}.png")
-    print(f"wrote {args.out} and {figure}")
+    print(f"wrote {args.out} and {args.out}.png")
 
 
 def _sample_emulator(args: argparse.Namespace) -> None:
@@ -89,23 +95,39 @@ def _sample_emulator(args: argparse.Namespace) -> None:
 
 
 def _diagnose(args: argparse.Namespace) -> None:
-    from assimilate.data import write_dataset
     from assimilate.diagnostics.diagnose import diagnose, open_data, summary
+    from pde.output import claim
+    from pde.store import write_zarr
 
-    compare = {}
+    compared = {}
     for item in args.compare:
         label, _, path = item.rpartition("=") if "=" in item else (Path(item).stem, "", item)
-        compare[label] = open_data(path)
-    dims = args.dims.split(",") if args.dims is not None else None
-    result = diagnose(open_data(args.store), args.var, dims=dims, thresholds=args.threshold,
-                      series=args.series, pot_quantile=args.pot_quantile,
-                      run_length=args.run_length, block_steps=args.block_steps,
-                      compare=compare, label=args.label or Path(args.store).stem,
-                      source=str(args.store), workers=args.workers, scheduler=args.scheduler,
-                      progress=not args.quiet)
-    write_dataset(result, args.out, overwrite=args.overwrite)
+        compared[label] = path
+    inputs = [args.store, *compared.values()]
+    with claim(args.out, kind="directory", inputs=inputs, overwrite=args.overwrite) as output:
+        compare = {label: open_data(path) for label, path in compared.items()}
+        dims = args.dims.split(",") if args.dims is not None else None
+        result = diagnose(open_data(args.store), args.var, dims=dims, thresholds=args.threshold,
+                          series=args.series, pot_quantile=args.pot_quantile,
+                          run_length=args.run_length, block_steps=args.block_steps,
+                          compare=compare, label=args.label or Path(args.store).stem,
+                          source=str(args.store), workers=args.workers,
+                          scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
+                          progress=not args.quiet)
+        write_zarr(result, output)
     print(summary(result))
     print(f"wrote {args.out}")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pde.integrity import verify
+
+    path = Path(args.store)
+    if not (path / "zarr.json").is_file():
+        raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
+    report = verify(path, progress=not args.quiet)
+    print(report)
+    return 1 if report.damaged else 0
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -116,10 +138,32 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be an integer in 1..{MAX_COUNT}, got {value}")
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds in (0, 3600], got {text!r}")
+    return value
+
+
+def _add_scheduler(parser: argparse.ArgumentParser) -> None:
+    from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT
+
+    parser.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    parser.add_argument("--scheduler-timeout", type=_seconds, default=DEFAULT_SCHEDULER_TIMEOUT,
+                        metavar="SECONDS", help="give up joining --scheduler after this long "
+                                                "(default %(default)g)")
 
 
 def _training_parser(verbs, model: str, description: str) -> argparse.ArgumentParser:
@@ -129,6 +173,8 @@ def _training_parser(verbs, model: str, description: str) -> argparse.ArgumentPa
     parser.add_argument("--data", required=True, help="trajectory store to learn from")
     parser.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
     parser.add_argument("--steps", type=_positive, help=f"override {model}.training.steps")
+    parser.add_argument("--allow-other-data", action="store_true",
+                        help="resume a checkpoint on another --data store than it began on")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -147,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--seed", type=int, help="override dataset.seed (e.g. for a test set)")
     simulate.add_argument("--workers", type=_positive, default=1,
                           help="Dask worker processes (1: run in this process)")
-    simulate.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    _add_scheduler(simulate)
     simulate.add_argument("--overwrite", action="store_true",
                           help="replace a store written with another configuration")
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -228,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--block-steps", type=_positive, help="block length in steps (GEV)")
     diag.add_argument("--label", help="name shown in reports (default: the store's name)")
     diag.add_argument("--workers", type=_positive, help="local Dask worker processes")
-    diag.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    _add_scheduler(diag)
     diag.add_argument("--overwrite", action="store_true", help="replace an existing output")
     diag.add_argument("--quiet", action="store_true", help="no progress bar")
     diag.set_defaults(handler=_diagnose)
@@ -239,22 +285,50 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pdf", help="also write the figures to this PDF")
     report.add_argument("--title", help="report title")
     report.set_defaults(handler=_report)
+
+    check = verbs.add_parser("verify", help="check every chunk and value of a store "
+                                            "(exit code 1 on damage)")
+    check.add_argument("store", help="Zarr store (trajectories, forecasts, diagnostics ...)")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(handler=_verify)
     return parser
 
 
+def _terminate(signum: int, frame) -> None:
+    raise KeyboardInterrupt  # clean up as for Ctrl-C: temporaries removed, locks released
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; exit codes: 0 done, 1 damage found (verify), 2 a user error (one line
+    on stderr), 70 an internal error, 130 interrupted (Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
+    debug = bool(os.environ.get("ASSIMILATE_DEBUG"))
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        args.handler(args)
-    except (ConfigError, StoreError, TrainingError, FileNotFoundError, ValueError) as error:
-        if os.environ.get("ASSIMILATE_DEBUG"):
+        return int(args.handler(args) or 0)
+    except USER_ERRORS as error:
+        if debug:
             raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        if debug:
+            raise
+        where = f" ('{error.filename}')" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        print("interrupted; nothing half-written was kept: rerun the same command to resume",
+              file=sys.stderr)
         return 130
-    return 0
+    except Exception as error:
+        if debug:
+            raise
+        print(f"internal error: {type(error).__name__}: {error}; rerun with ASSIMILATE_DEBUG=1 "
+              "for a traceback and please report it", file=sys.stderr)
+        return 70
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,16 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from assimilate.training import TrainingConfig
-from pde.config import ConfigError, SimulationConfig, load_yaml_model
+from pde.config import (
+    MAX_COUNT,
+    MAX_SEED,
+    ConfigError,
+    SimulationConfig,
+    describe_error,
+    load_yaml_model,
+)
 
 __all__ = [
     "ConfigError",
@@ -22,6 +28,7 @@ __all__ = [
     "ExperimentConfig",
     "ForecasterConfig",
     "SamplingConfig",
+    "TrainingConfig",
     "load_config",
 ]
 
@@ -32,14 +39,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TrainingConfig(_Section):
+    """Optimisation settings shared by every model."""
+
+    steps: int = Field(2000, ge=1, le=MAX_COUNT)
+    batch_size: int = Field(64, ge=1, le=65536)
+    learning_rate: float = Field(2e-4, gt=0, le=10)
+    weight_decay: float = Field(0.0, ge=0, le=10)
+    warmup_steps: int = Field(100, ge=0, le=MAX_COUNT)
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    grad_clip: float = Field(1.0, gt=0, le=1e6)
+    validate_every: int = Field(250, ge=1, le=MAX_COUNT)
+    checkpoint_every: int = Field(250, ge=1, le=MAX_COUNT)
+    log_every: int = Field(25, ge=1, le=MAX_COUNT)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA; ignored on CPU")
+
+
 class SamplingConfig(_Section):
     """How samples are drawn: the sampler, its number of steps and the noise schedule."""
 
     sampler: Literal["euler", "heun", "stochastic"] = "heun"
-    steps: int = Field(32, ge=1, description="denoising steps (Heun: 2 NFE per step)")
-    sigma_min: float = Field(0.002, gt=0)
-    sigma_max: float = Field(80.0, gt=0)
-    rho: float = Field(7.0, gt=0)
+    steps: int = Field(32, ge=1, le=10_000, description="denoising steps (Heun: 2 NFE per step)")
+    sigma_min: float = Field(0.002, gt=0, le=1e4)
+    sigma_max: float = Field(80.0, gt=0, le=1e6)
+    rho: float = Field(7.0, gt=0, le=1e3)
 
 
 class _DiffusionModelConfig(_Section):
@@ -48,7 +72,7 @@ class _DiffusionModelConfig(_Section):
     family: Literal["edm", "flow"] = "edm"
     nu: float | None = Field(None, description="Student-t degrees of freedom (> 2); null: Gaussian")
     backbone: BackboneSize = "small"
-    sigma_data: float = Field(1.0, gt=0, description="target std after normalisation")
+    sigma_data: float = Field(1.0, gt=0, le=1e3, description="target std after normalisation")
     training: TrainingConfig = TrainingConfig()
     sampling: SamplingConfig = SamplingConfig()
 
@@ -72,7 +96,7 @@ class ForecasterConfig(_DiffusionModelConfig):
     default sampler is deterministic Euler, the DDIM step.
     """
 
-    history: int = Field(1, ge=1, description="previous states the model conditions on (k)")
+    history: int = Field(1, ge=1, le=64, description="previous states the model conditions on (k)")
     target: Literal["increment", "state"] = Field(
         "increment", description="denoise x_{t+1} - x_t (rescaled) or x_{t+1} itself")
     sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
@@ -98,7 +122,13 @@ class ExperimentConfig(SimulationConfig):
             for part in path:
                 target = target[part]
             target[key] = value
-        return type(self).model_validate(data)
+        try:
+            return type(self).model_validate(data)
+        except ValidationError as error:
+            options = ", ".join(f"{section}.{key}={value!r}" for key, value in changes.items()
+                                if value is not None)
+            raise ConfigError(describe_error(error, f"invalid value given on the command line "
+                                             f"({options}):", type(self))) from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

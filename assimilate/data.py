@@ -18,11 +18,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path
 
 import dask
 import numpy as np
@@ -34,7 +31,6 @@ __all__ = [
     "Prefetcher",
     "WindowSampler",
     "split_trajectories",
-    "write_dataset",
 ]
 
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
@@ -180,22 +176,3 @@ class Prefetcher:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._pending.clear()
-
-
-def write_dataset(ds: xr.Dataset, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write ``ds`` as a Zarr v3 store atomically (temporary sibling, then rename)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"output path '{path}' is a file, expected a store directory")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise ValueError(f"'{path}' exists; pass --overwrite to replace it")
-    parent = path.parent if str(path.parent) else Path(".")
-    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=parent))
-    try:
-        ds.to_zarr(scratch / "store.zarr", mode="w-", zarr_format=3, consolidated=True)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(scratch / "store.zarr", path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return path

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from assimilate.config import load_config
 from pde import open_trajectories, simulate
+from pde.store import field_variable
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = ("ks-small", "kolmogorov-small")
@@ -30,14 +31,14 @@ def simulate_stores(out: Path) -> None:
         config = load_config(REPO / "configs" / f"{name}.yaml")
         summary = simulate(config, out / f"{name}.zarr")
         ds = open_trajectories(summary.path)
-        field = ds["u" if "u" in ds else "vorticity"]
+        field = ds[field_variable(ds)]
         print(f"  {summary}")
         print(f"    {field.name}{tuple(field.shape)} dims={field.dims} "
               f"mean={float(field.mean()):+.3f} std={float(field.std()):.3f}")
 
 
 def forecast_skill(out: Path) -> None:
-    from assimilate.evaluate import evaluate_forecast, format_table, plot_skill
+    from assimilate.evaluate import evaluate_forecast, format_table
 
     for name in CONFIGS:
         checkpoint = REPO / "checkpoints" / f"{name}-forecaster.pt"
@@ -53,18 +54,21 @@ def forecast_skill(out: Path) -> None:
         result = evaluate_forecast(checkpoint, test.path, out / f"{name}-skill.zarr",
                                    n_steps=steps, n_members=4, overwrite=True)
         print(format_table(result))
-        print(f"  figure: {plot_skill(result, out / f'{name}-skill.png')}")
+        print(f"  figure: {out / f'{name}-skill.zarr.png'}")
 
 
 def tail_report(out: Path) -> None:
-    from assimilate.data import write_dataset
     from assimilate.diagnostics import diagnose, open_data, summary
     from assimilate.report import render
+    from pde.output import claim
+    from pde.store import write_zarr
 
     store = out / "ks-small.zarr"
     print(f"\nExtreme-event diagnostics of {store} (Dask):")
-    diag = diagnose(open_data(store), label="ks-small", source=str(store))
-    write_dataset(diag, out / "ks-small.diag.zarr", overwrite=True)
+    with claim(out / "ks-small.diag.zarr", kind="directory", inputs=[store],
+               overwrite=True) as output:
+        diag = diagnose(open_data(store), label="ks-small", source=str(store))
+        write_zarr(diag, output)
     print(summary(diag))
     print(f"  report: {render([diag], out / 'ks-small-report.html')}")
 

@@ -31,11 +31,17 @@ from assimilate.data import (
     Normalisation,
     WindowSampler,
     split_trajectories,
-    write_dataset,
 )
-from assimilate.models import build_model, checkpoint_metadata, generate, loss_function
-from assimilate.training import fit, load_checkpoint, select_device
-from pde.store import open_trajectories
+from assimilate.models import (
+    build_model,
+    checkpoint_metadata,
+    generate,
+    loss_function,
+    training_field,
+)
+from assimilate.training import claim_checkpoint, fit, load_checkpoint, select_device
+from pde.output import claim
+from pde.store import write_zarr
 
 __all__ = ["SAMPLES_SCHEMA", "load_emulator", "sample_emulator", "train_emulator"]
 
@@ -52,6 +58,7 @@ def train_emulator(
     steps: int | None = None,
     progress: bool = True,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    allow_other_data: bool = False,
 ) -> Path:
     """Train the emulator of ``config`` on the trajectory store ``data``; checkpoint at ``out``.
 
@@ -60,9 +67,15 @@ def train_emulator(
     ``memory_limit`` bytes are read lazily by background threads.
     """
     config = config.with_changes("emulator", nu=nu, **{"training.steps": steps})
+    with claim_checkpoint(out, inputs=[data]) as output:
+        return _train(config, data, output, progress=progress, memory_limit=memory_limit,
+                      allow_other_data=allow_other_data)
+
+
+def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool,
+           memory_limit: int, allow_other_data: bool) -> Path:
     settings = config.emulator
-    ds = open_trajectories(data, pde=config.simulator.pde)
-    field = ds[_variable(ds)]
+    ds, field = training_field(config, data)
     train, validation = split_trajectories(field.sizes["trajectory"])
     normalisation = Normalisation.of(field.isel(trajectory=train))
     states = WindowSampler(field, train, normalisation, memory_limit=memory_limit)
@@ -84,12 +97,9 @@ def train_emulator(
     training = settings.training
     with states.loader(training.batch_size, training.seed, stop=training.steps) as batch:
         return fit(model, loss_function(settings.family),
-                   lambda step, generator: batch(step).to(device), training, out,
-                   metadata=meta, validation_fn=validation_fn, progress=progress)
-
-
-def _variable(ds: xr.Dataset) -> str:
-    return "u" if ds.attrs["pde"] == "kuramoto_sivashinsky" else "vorticity"
+                   lambda step, generator: batch(step).to(device), training, output,
+                   metadata=meta, validation_fn=validation_fn, progress=progress,
+                   allow_other_data=allow_other_data)
 
 
 def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, dict[str, Any]]:
@@ -118,24 +128,26 @@ def sample_emulator(
     (``progress``: a progress bar in samples/s)."""
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    model, config, payload = load_emulator(checkpoint)
-    device = select_device()
-    model.to(device)
-    coords = {name: values.numpy() for name, values in payload["coordinates"].items()}
-    shape = tuple(len(values) for values in coords.values())
-    normalisation = Normalisation.from_state(payload["normalisation"])
-    generator = torch.Generator(device=device).manual_seed(seed)
-    started, chunks = time.perf_counter(), []
-    with torch.no_grad(), tqdm(total=n, unit="sample", desc="sample", disable=not progress) as bar:
-        for first in range(0, n, batch_size):
-            count = min(batch_size, n - first)
-            drawn = generate(model, config.emulator, (count, 1, *shape), generator)
-            chunks.append(normalisation.denormalise(drawn[:, 0].double()).float().cpu())
-            bar.update(count)
-    seconds = time.perf_counter() - started
-    samples = torch.cat(chunks).numpy()
-    ds = _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds)
-    return write_dataset(ds, out, overwrite=overwrite)
+    with claim(out, kind="directory", inputs=[checkpoint], overwrite=overwrite) as output:
+        model, config, payload = load_emulator(checkpoint)
+        device = select_device()
+        model.to(device)
+        coords = {name: values.numpy() for name, values in payload["coordinates"].items()}
+        shape = tuple(len(values) for values in coords.values())
+        normalisation = Normalisation.from_state(payload["normalisation"])
+        generator = torch.Generator(device=device).manual_seed(seed)
+        started, chunks = time.perf_counter(), []
+        with torch.no_grad(), tqdm(total=n, unit="sample", desc="sample",
+                                   disable=not progress) as bar:
+            for first in range(0, n, batch_size):
+                count = min(batch_size, n - first)
+                drawn = generate(model, config.emulator, (count, 1, *shape), generator)
+                chunks.append(normalisation.denormalise(drawn[:, 0].double()).float().cpu())
+                bar.update(count)
+        seconds = time.perf_counter() - started
+        samples = torch.cat(chunks).numpy()
+        ds = _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds)
+        return write_zarr(ds, output)
 
 
 def _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds) -> xr.Dataset:

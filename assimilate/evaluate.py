@@ -31,10 +31,10 @@ import torch
 import xarray as xr
 
 from assimilate import metrics
-from assimilate.data import write_dataset
-from assimilate.forecast import Forecaster, load_forecaster, rollout_tensor
+from assimilate.forecast import Forecaster, load_forecaster, open_matching, rollout_tensor
 from pde.config import SimulationConfig
-from pde.store import open_trajectories
+from pde.output import Output, claim
+from pde.store import write_zarr
 
 __all__ = ["DEFAULT_STEPS", "evaluate_forecast", "format_table", "plot_skill"]
 
@@ -92,10 +92,30 @@ def evaluate_forecast(checkpoint: str | Path, data: str | Path, out: str | Path 
                       n_initial: int | None = None, sub_steps: int | None = None,
                       seed: int = 0, overwrite: bool = False,
                       progress: bool = True) -> xr.Dataset:
-    """Skill of the forecaster at ``checkpoint`` on the test store ``data`` (see module doc)."""
+    """Skill of the forecaster at ``checkpoint`` on the test store ``data`` (see module doc).
+
+    With ``out``, the results store is written there and the figure of :func:`plot_skill`
+    beside it (``out`` + ``.png``); both outputs are claimed before any work.
+    """
+    if out is None:
+        return _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
+                         progress)
+    figure_path = Path(f"{out}.png")
+    inputs = [checkpoint, data]
+    with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output, \
+            claim(figure_path, kind="file", inputs=inputs, overwrite=overwrite) as figure:
+        result = _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
+                           progress)
+        write_zarr(result, output)
+        _save_figure(result, figure)
+    return result
+
+
+def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
+              progress) -> xr.Dataset:
     forecaster = load_forecaster(checkpoint)
     pde = forecaster.config.simulator.pde
-    ds = open_trajectories(data, pde=pde)
+    ds = open_matching(forecaster, data)
     field = ds[forecaster.variable]
     n_steps = n_steps or DEFAULT_STEPS[pde]
     histories, truth = _initial_conditions(field, forecaster.history, n_steps, n_initial)
@@ -122,8 +142,6 @@ def evaluate_forecast(checkpoint: str | Path, data: str | Path, out: str | Path 
                     "data": str(Path(data).resolve()), "pde": pde, "n_steps": n_steps,
                     "n_members": n_members, "n_initial": len(truth),
                     "perturbation": PERTURBATION, "climatological_std": std}
-    if out is not None:
-        write_dataset(result, out, overwrite=overwrite)
     return result
 
 
@@ -191,6 +209,12 @@ def format_table(result: xr.Dataset) -> str:
 
 def plot_skill(result: xr.Dataset, path: str | Path) -> Path:
     """Correlation and normalised RMSE against lead time, one line per method (PNG)."""
+    with claim(path, kind="file", overwrite=True) as output:
+        _save_figure(result, output)
+    return Path(path)
+
+
+def _save_figure(result: xr.Dataset, output: Output) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -207,6 +231,8 @@ def plot_skill(result: xr.Dataset, path: str | Path) -> Path:
     left.legend(frameon=False)
     figure.suptitle(f"{result.attrs['pde']}: {result.attrs['n_initial']} initial states, "
                     f"{result.attrs['n_members']} members")
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return Path(path)
+    try:
+        with output.atomic() as scratch:
+            figure.savefig(scratch, dpi=120, format="png")
+    finally:
+        plt.close(figure)

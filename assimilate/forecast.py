@@ -35,14 +35,22 @@ from assimilate.data import (
     Normalisation,
     WindowSampler,
     split_trajectories,
-    write_dataset,
 )
 from assimilate.diffusion import Correction
-from assimilate.models import build_model, checkpoint_metadata, generate, loss_function
-from assimilate.training import fit, load_checkpoint, select_device
-from pde.store import open_trajectories
+from assimilate.models import (
+    build_model,
+    checkpoint_metadata,
+    checkpoint_simulator,
+    generate,
+    loss_function,
+    training_field,
+)
+from assimilate.training import claim_checkpoint, fit, load_checkpoint, select_device
+from pde.output import claim
+from pde.store import open_trajectories, require_physics, write_zarr
 
-__all__ = ["Control", "Forecaster", "forecast", "load_forecaster", "rollout", "train_forecaster"]
+__all__ = ["Control", "Forecaster", "forecast", "load_forecaster", "open_matching", "rollout",
+           "train_forecaster"]
 
 FORECAST_SCHEMA = "assimilate.forecast/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
@@ -62,6 +70,8 @@ class Forecaster:
     coordinates: dict[str, np.ndarray]
     interval: float
     checkpoint: str
+    simulator: dict
+    """The simulator section of the store it was trained on: the physics it knows."""
 
     @property
     def history(self) -> int:
@@ -90,15 +100,23 @@ def _increment_std(field: xr.DataArray, normalisation: Normalisation) -> float:
 
 def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path, *,
                      steps: int | None = None, progress: bool = True,
-                     memory_limit: int = DEFAULT_MEMORY_LIMIT) -> Path:
+                     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                     allow_other_data: bool = False) -> Path:
     """Train the forecaster of ``config`` on the store ``data``; checkpoint at ``out``.
 
-    Stores larger than ``memory_limit`` bytes are read lazily by background threads.
+    Stores larger than ``memory_limit`` bytes are read lazily by background threads. A
+    rerun resumes from ``out``; on another store only with ``allow_other_data``.
     """
     config = config.with_changes("forecaster", **{"training.steps": steps})
+    with claim_checkpoint(out, inputs=[data]) as output:
+        return _train(config, data, output, progress=progress, memory_limit=memory_limit,
+                      allow_other_data=allow_other_data)
+
+
+def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool,
+           memory_limit: int, allow_other_data: bool) -> Path:
     settings = config.forecaster
-    ds = open_trajectories(data, pde=config.simulator.pde)
-    field = ds["u" if ds.attrs["pde"] == "kuramoto_sivashinsky" else "vorticity"]
+    ds, field = training_field(config, data)
     train, validation = split_trajectories(field.sizes["trajectory"])
     normalisation = Normalisation.of(field.isel(trajectory=train))
     increment_std = (_increment_std(field.isel(trajectory=train), normalisation)
@@ -133,8 +151,9 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
     training = settings.training
     with windows.loader(training.batch_size, training.seed, stop=training.steps) as batch:
         return fit(model, loss_function(settings.family),
-                   lambda step, generator: split(batch(step)), training, out,
-                   metadata=meta, validation_fn=validation_fn, progress=progress)
+                   lambda step, generator: split(batch(step)), training, output,
+                   metadata=meta, validation_fn=validation_fn, progress=progress,
+                   allow_other_data=allow_other_data)
 
 
 def load_forecaster(checkpoint: str | Path) -> Forecaster:
@@ -151,7 +170,16 @@ def load_forecaster(checkpoint: str | Path) -> Forecaster:
     model.eval().requires_grad_(False).to(select_device())
     return Forecaster(model, config, Normalisation.from_state(payload["normalisation"]),
                       float(payload["increment_std"]), payload["variable"], coordinates,
-                      float(payload["interval"]), str(Path(checkpoint).resolve()))
+                      float(payload["interval"]), str(Path(checkpoint).resolve()),
+                      checkpoint_simulator(payload, config))
+
+
+def open_matching(forecaster: Forecaster, path: str | Path) -> xr.Dataset:
+    """The trajectory store ``path``, refused unless its physics are the forecaster's."""
+    ds = open_trajectories(path, pde=forecaster.config.simulator.pde)
+    require_physics(ds, forecaster.simulator, path=path,
+                    what=f"the forecaster '{forecaster.checkpoint}' was trained on")
+    return ds
 
 
 def rollout_tensor(forecaster: Forecaster, history: torch.Tensor, n_steps: int,
@@ -241,22 +269,24 @@ def forecast(checkpoint: str | Path, init: str | Path, *, trajectory: int, time:
     The stored continuation, where the store has it, is saved beside the forecast as
     ``truth`` (NaN past the end of the trajectory).
     """
-    forecaster = load_forecaster(checkpoint)
-    field = open_trajectories(init, pde=forecaster.config.simulator.pde)[forecaster.variable]
-    n_traj, n_time = field.shape[:2]
-    k = forecaster.history
-    if not 0 <= trajectory < n_traj:
-        raise ValueError(f"--trajectory {trajectory} outside 0..{n_traj - 1} of '{init}'")
-    if not k - 1 <= time < n_time:
-        raise ValueError(f"--time {time} must lie in {k - 1}..{n_time - 1}: the forecaster "
-                         f"needs {k} stored states up to it")
-    states = field.isel(trajectory=trajectory)
-    initial = states.isel(time=slice(time - k + 1, time + 1)).values
-    ds = rollout(forecaster, initial, steps, members, sub_steps, seed=seed, progress=progress)
-    truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
-    available = states.isel(time=slice(time, time + steps + 1)).values
-    truth[: len(available)] = available
-    ds["truth"] = (ds[forecaster.variable].dims[1:], truth, {"units": "1"})
-    ds.attrs.update(init_store=str(Path(init).resolve()), init_trajectory=trajectory,
-                    init_time=time)
-    return write_dataset(ds, out, overwrite=overwrite)
+    with claim(out, kind="directory", inputs=[init, checkpoint], overwrite=overwrite) as output:
+        forecaster = load_forecaster(checkpoint)
+        field = open_matching(forecaster, init)[forecaster.variable]
+        n_traj, n_time = field.shape[:2]
+        k = forecaster.history
+        if not 0 <= trajectory < n_traj:
+            raise ValueError(f"--trajectory {trajectory} outside 0..{n_traj - 1} of '{init}'")
+        if not k - 1 <= time < n_time:
+            raise ValueError(f"--time {time} must lie in {k - 1}..{n_time - 1}: the forecaster "
+                             f"needs {k} stored states up to it")
+        states = field.isel(trajectory=trajectory)
+        initial = states.isel(time=slice(time - k + 1, time + 1)).values
+        ds = rollout(forecaster, initial, steps, members, sub_steps, seed=seed,
+                     progress=progress)
+        truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
+        available = states.isel(time=slice(time, time + steps + 1)).values
+        truth[: len(available)] = available
+        ds["truth"] = (ds[forecaster.variable].dims[1:], truth, {"units": "1"})
+        ds.attrs.update(init_store=str(Path(init).resolve()), init_trajectory=trajectory,
+                        init_time=time)
+        return write_zarr(ds, output)

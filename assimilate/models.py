@@ -33,8 +33,16 @@ from assimilate.diffusion import (
     sample_stochastic,
 )
 from assimilate.nets import build_unet
+from pde.store import (
+    field_variable,
+    open_trajectories,
+    require_physics,
+    simulator_section,
+    store_identity,
+)
 
-__all__ = ["build_model", "checkpoint_metadata", "generate", "loss_function"]
+__all__ = ["build_model", "checkpoint_metadata", "checkpoint_simulator", "generate",
+           "loss_function", "training_field"]
 
 
 def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
@@ -99,11 +107,15 @@ def checkpoint_metadata(kind: str, config: ExperimentConfig, ds: xr.Dataset,
     """What a model checkpoint stores beside its weights (see :func:`assimilate.training.fit`).
 
     ``identity`` (what must match to resume) is the configuration without the training
-    step count, so a larger ``--steps`` continues a finished run.
+    step count, so a larger ``--steps`` continues a finished run. ``simulator`` is the
+    training store's full simulator section (the physics the model knows; forecasting from
+    a store of other physics is refused), ``data_identity`` tells that store from another.
     """
     identity = config.model_dump(mode="json")
     identity[kind]["training"].pop("steps")
     return {
+        "simulator": json.dumps(simulator_section(ds), sort_keys=True),
+        "data_identity": store_identity(ds),
         "kind": kind,
         "config": config.model_dump_json(),
         "identity": json.dumps(identity, sort_keys=True),
@@ -114,3 +126,18 @@ def checkpoint_metadata(kind: str, config: ExperimentConfig, ds: xr.Dataset,
         "data": str(Path(data).resolve()),
         **extra,
     }
+
+
+def checkpoint_simulator(payload: dict[str, Any], config: ExperimentConfig) -> dict[str, Any]:
+    """The simulator section a model was trained on (older checkpoints: its config's)."""
+    if "simulator" in payload:
+        return json.loads(payload["simulator"])
+    return config.simulator.model_dump(mode="json")
+
+
+def training_field(config: ExperimentConfig, data: str | Path) -> tuple[xr.Dataset, xr.DataArray]:
+    """``(store, field)`` of the training store ``data``, whose physics must be the config's."""
+    ds = open_trajectories(data, pde=config.simulator.pde)
+    require_physics(ds, config.simulator.model_dump(mode="json"), path=data,
+                    what="the configuration's simulator section")
+    return ds, ds[field_variable(ds)]

@@ -20,27 +20,29 @@ import copy
 import json
 import math
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from tqdm.auto import tqdm
 
+from assimilate.config import TrainingConfig
 from assimilate.errors import TrainingError
+from pde.output import Output, claim
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "TrainingConfig",
     "TrainingError",
+    "claim_checkpoint",
     "fit",
     "load_checkpoint",
     "save_checkpoint",
     "select_device",
+    "writer_rank",
 ]
 
 CHECKPOINT_FORMAT = "assimilate.checkpoint/1"
@@ -50,25 +52,6 @@ LossFn = Callable[[nn.Module, Any, torch.Generator], torch.Tensor]
 BatchFn = Callable[[int, torch.Generator], Any]
 
 
-class TrainingConfig(BaseModel):
-    """Optimisation settings shared by every model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    steps: int = Field(2000, ge=1)
-    batch_size: int = Field(64, ge=1)
-    learning_rate: float = Field(2e-4, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: int = Field(100, ge=0)
-    ema_decay: float = Field(0.999, ge=0, lt=1)
-    grad_clip: float = Field(1.0, gt=0)
-    validate_every: int = Field(250, ge=1)
-    checkpoint_every: int = Field(250, ge=1)
-    log_every: int = Field(25, ge=1)
-    seed: int = Field(0, ge=0)
-    mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA; ignored on CPU")
-
-
 def select_device() -> torch.device:
     """CUDA when present (the local rank's GPU under torchrun), else the CPU."""
     if torch.cuda.is_available():
@@ -76,31 +59,46 @@ def select_device() -> torch.device:
     return torch.device("cpu")
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically: a temporary sibling, then a rename."""
-    path = Path(path)
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.partial-", dir=path.parent)
-    os.close(handle)
-    try:
+def save_checkpoint(output: Output, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to the claimed ``output`` atomically (temporary sibling, rename)."""
+    with output.atomic() as scratch:
         torch.save({"format": CHECKPOINT_FORMAT, **payload}, scratch)
-        os.replace(scratch, path)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
     path = Path(path)
+    if path.is_dir():
+        raise TrainingError(f"checkpoint '{path}' is a directory, expected a file")
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at '{path}'")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # noqa: BLE001 - any unpickling failure means "not ours"
-        raise TrainingError(f"'{path}' is not a readable checkpoint: {error}") from None
+        # torch's own message advises weights_only=False, which would run pickled code
+        raise TrainingError(f"'{path}' is not a readable assimilate checkpoint (damaged, "
+                            f"truncated or another kind of file: {type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"'{path}' is not an assimilate checkpoint ({CHECKPOINT_FORMAT})")
     return payload
+
+
+def writer_rank() -> bool:
+    """Whether this process writes outputs: always, except on ranks > 0 under torchrun."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextlib.contextmanager
+def claim_checkpoint(out: str | Path, inputs: Sequence[str | Path] = ()) -> Iterator[Output | Path]:
+    """The claimed checkpoint output (see :mod:`pde.output`); ranks > 0 get the bare path."""
+    if not writer_rank():
+        yield Path(out)
+        return
+    log = Path(f"{out}.metrics.jsonl")
+    if log.is_dir():
+        raise TrainingError(f"metrics log '{log}' is a directory, expected a file")
+    with claim(out, kind="file", inputs=inputs, resumable=True) as output:
+        yield output
 
 
 @contextlib.contextmanager
@@ -150,28 +148,39 @@ def fit(
     loss_fn: LossFn,
     batch_fn: BatchFn,
     config: TrainingConfig,
-    out: str | Path,
+    out: str | Path | Output,
     *,
     metadata: dict[str, Any],
     validation_fn: Callable[[nn.Module], float] | None = None,
     progress: bool = True,
+    allow_other_data: bool = False,
 ) -> Path:
     """Train ``model`` for ``config.steps`` steps, checkpointing to ``out``; resume if present.
 
     ``metadata`` must hold ``config`` (the resolved experiment configuration as JSON) and
-    may hold ``normalisation`` (a dict of tensors), ``kind`` and ``identity`` (what must
-    match to resume; default ``config``); it is stored in every checkpoint. An existing
-    checkpoint at ``out`` with the same identity is resumed; another is refused. Metrics go to ``out`` + ``.metrics.jsonl``.
+    may hold ``normalisation`` (a dict of tensors), ``kind``, ``identity`` (what must
+    match to resume; default ``config``) and ``data_identity`` (the training store); it is
+    stored in every checkpoint. An existing checkpoint at ``out`` with the same identity is
+    resumed, another is refused, and so is a resume on another data store unless
+    ``allow_other_data``. ``out`` is a path or an output claimed with
+    :func:`claim_checkpoint`. Metrics go to ``out`` + ``.metrics.jsonl``.
     """
-    out = Path(out)
+    if not isinstance(out, Output) and writer_rank():
+        with claim_checkpoint(out) as output:
+            return fit(model, loss_fn, batch_fn, config, output, metadata=metadata,
+                       validation_fn=validation_fn, progress=progress,
+                       allow_other_data=allow_other_data)
+    output = out if isinstance(out, Output) else None
+    out = output.path if output is not None else Path(out)
     device = select_device()
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     ema = _EMA(model)
-    start = _resume(out, metadata, model, ema, optimizer)
+    start = _resume(out, metadata, model, ema, optimizer, allow_other_data)
     log_path = out.with_name(out.name + ".metrics.jsonl")
-    _truncate_log(log_path, start)
+    if output is not None:
+        _truncate_log(log_path, start)
     with _distributed(device) as (rank, world):
         trained = model
         if world > 1:
@@ -213,8 +222,9 @@ def fit(
                 _append_jsonl(log_path, record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{rate:.0f}")
                 tick, samples = time.perf_counter(), 0
-            if writer and (done % config.checkpoint_every == 0 or done == config.steps):
-                save_checkpoint(out, _payload(done, metadata, model, ema, optimizer, config))
+            if output is not None and (done % config.checkpoint_every == 0
+                                       or done == config.steps):
+                save_checkpoint(output, _payload(done, metadata, model, ema, optimizer, config))
                 last_good = done
         bar.close()
         if world > 1:
@@ -237,7 +247,8 @@ def _payload(step, metadata, model, ema, optimizer, config) -> dict[str, Any]:
     }
 
 
-def _resume(out: Path, metadata: dict[str, Any], model, ema, optimizer) -> int:
+def _resume(out: Path, metadata: dict[str, Any], model, ema, optimizer,
+            allow_other_data: bool) -> int:
     """Load the checkpoint at ``out`` if it belongs to this run; return the step reached."""
     if out.is_dir():
         raise TrainingError(f"checkpoint path '{out}' is a directory, expected a file")
@@ -251,6 +262,12 @@ def _resume(out: Path, metadata: dict[str, Any], model, ema, optimizer) -> int:
             f"checkpoint '{out}' was trained with another configuration; "
             "choose another --out or delete it to start over"
         )
+    before, now = saved.get("data_identity"), metadata.get("data_identity")
+    if before is not None and now is not None and before != now and not allow_other_data:
+        raise TrainingError(
+            f"checkpoint '{out}' was trained on the store '{saved.get('data', '?')}', and "
+            f"--data '{metadata.get('data', '?')}' is another store; pass --allow-other-data "
+            "to continue training on it, or choose another --out")
     model.load_state_dict(saved["model"])
     ema.model.load_state_dict(saved["ema"])
     optimizer.load_state_dict(saved["optimizer"])
@@ -265,9 +282,16 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop records past ``step``: a resumed run rewrites them."""
+    """Drop records past ``step`` (a resumed run rewrites them) and any line a killed run
+    left half-written."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text().splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # torn by a kill mid-write
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
     path.write_text("".join(line + "\n" for line in kept))

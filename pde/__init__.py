@@ -1,12 +1,14 @@
 """PDE simulators and the trajectory stores they write.
 
 This package knows physics and storage only; it never imports torch or ``assimilate``.
+Its names are imported on first use, so that ``import pde.errors`` (the command line's
+error handling) does not pay for JAX, xarray and Zarr.
 """
 
-from pde.config import ConfigError, SimulationConfig, load_simulation_config
-from pde.generate import SimulationSummary, simulate
-from pde.simulator import Simulator
-from pde.store import StoreError, export, open_trajectories
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __all__ = [
     "ConfigError",
@@ -19,3 +21,21 @@ __all__ = [
     "open_trajectories",
     "simulate",
 ]
+
+_HOMES = {
+    "ConfigError": "pde.errors",
+    "StoreError": "pde.errors",
+    "SimulationConfig": "pde.config",
+    "load_simulation_config": "pde.config",
+    "SimulationSummary": "pde.generate",
+    "simulate": "pde.generate",
+    "Simulator": "pde.simulator",
+    "export": "pde.store",
+    "open_trajectories": "pde.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'pde' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pde.errors import ConfigError
 from pde.simulator import Simulator
 
 __all__ = [
@@ -35,13 +36,20 @@ __all__ = [
     "KolmogorovConfig",
     "KuramotoSivashinskyConfig",
     "SimulationConfig",
+    "describe_error",
     "load_simulation_config",
     "load_yaml_model",
+    "physics_difference",
+    "read_yaml",
 ]
 
 
-class ConfigError(ValueError):
-    """A configuration file or value is missing, malformed or impossible."""
+# Upper bounds: far beyond any real use, low enough that no arithmetic overflows.
+MAX_TIME = 1e6  # model time units (interval, burn-in)
+MAX_COUNT = 10_000_000  # trajectories, stored states, training steps
+MAX_SEED = 2**32 - 1  # JAX and NumPy seeds
+MAX_CONFIG_BYTES = 1 << 20
+MAX_ALIASES = 100  # YAML aliases: enough for any config, too few for an alias bomb
 
 
 class _Section(BaseModel):
@@ -49,7 +57,14 @@ class _Section(BaseModel):
 
 
 class _SimulatorSection(_Section):
-    """A simulator's parameters; valid only if the simulator accepts them."""
+    """A simulator's parameters; valid only if the simulator accepts them.
+
+    ``numerical`` names the parameters that change how the equations are solved or started
+    (time step, burn-in, precision, initial-condition spectrum), not which physics the
+    stored states follow; every other parameter is physics (:func:`physics_difference`).
+    """
+
+    numerical: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
     def _physical(self) -> _SimulatorSection:
@@ -64,12 +79,15 @@ class KuramotoSivashinskyConfig(_SimulatorSection):
     """u_t + u u_x + u_xx + u_xxxx = 0 on [0, length), ETDRK4 pseudo-spectral."""
 
     pde: Literal["kuramoto_sivashinsky"]
-    length: float = Field(22.0, gt=0, description="domain length L")
-    n_points: int = Field(64, ge=16, description="grid points (even)")
+    length: float = Field(22.0, gt=0, le=1e5, description="domain length L")
+    n_points: int = Field(64, ge=16, le=65536, description="grid points (even)")
     dt: float = Field(0.05, gt=0, description="solver time step")
-    interval: float = Field(0.2, gt=0, description="model time between stored states")
-    burn_in: float = Field(100.0, ge=0, description="model time discarded before storing")
+    interval: float = Field(0.2, gt=0, le=MAX_TIME, description="model time between stored states")
+    burn_in: float = Field(100.0, ge=0, le=MAX_TIME,
+                           description="model time discarded before storing")
     dtype: Literal["float64", "float32"] = "float64"
+
+    numerical: ClassVar[frozenset[str]] = frozenset({"dt", "burn_in", "dtype"})
 
     def build(self) -> Simulator:
         from pde.kuramoto_sivashinsky import KuramotoSivashinsky
@@ -81,18 +99,21 @@ class KolmogorovConfig(_SimulatorSection):
     """2-D Navier-Stokes with Kolmogorov forcing and drag, via ``jax_cfd.spectral``."""
 
     pde: Literal["kolmogorov"]
-    reynolds: float = Field(1000.0, gt=0, description="Reynolds number (viscosity = 1/Re)")
+    reynolds: float = Field(1000.0, gt=0, le=1e8, description="Reynolds number (viscosity = 1/Re)")
     forcing_wavenumber: int = Field(4, ge=1)
-    forcing_amplitude: float = 1.0
-    drag: float = Field(0.1, ge=0, description="linear drag coefficient")
-    solver_grid: int = Field(256, ge=8, description="solver grid points per side (even)")
-    stored_grid: int = Field(64, ge=8, description="stored grid points per side (even)")
-    interval: float = Field(0.2, gt=0)
-    burn_in: float = Field(40.0, ge=0)
+    forcing_amplitude: float = Field(1.0, ge=-1e6, le=1e6)
+    drag: float = Field(0.1, ge=0, le=1e6, description="linear drag coefficient")
+    solver_grid: int = Field(256, ge=8, le=8192, description="solver grid points per side (even)")
+    stored_grid: int = Field(64, ge=8, le=8192, description="stored grid points per side (even)")
+    interval: float = Field(0.2, gt=0, le=MAX_TIME)
+    burn_in: float = Field(40.0, ge=0, le=MAX_TIME)
     dt: float | None = Field(None, gt=0, description="solver step; default: CFL-stable")
-    max_velocity: float = Field(7.0, gt=0, description="velocity bound for the CFL step")
+    max_velocity: float = Field(7.0, gt=0, le=1e6, description="velocity bound for the CFL step")
     max_courant: float = Field(0.5, gt=0, le=1.0)
-    peak_wavenumber: float = Field(4.0, gt=0, description="initial-condition spectrum peak")
+    peak_wavenumber: float = Field(4.0, gt=0, le=1e4, description="initial-condition spectrum peak")
+
+    numerical: ClassVar[frozenset[str]] = frozenset(
+        {"dt", "burn_in", "max_velocity", "max_courant", "peak_wavenumber"})
 
     def build(self) -> Simulator:
         from pde.kolmogorov import KolmogorovFlow
@@ -108,10 +129,10 @@ SimulatorConfig = Annotated[
 class DatasetConfig(_Section):
     """How many trajectories of how many stored states, and from which seed."""
 
-    trajectories: int = Field(8, ge=1)
-    steps: int = Field(100, ge=1, description="stored states per trajectory")
-    seed: int = Field(0, ge=0)
-    batch_size: int = Field(4, ge=1, description="trajectories per task")
+    trajectories: int = Field(8, ge=1, le=MAX_COUNT)
+    steps: int = Field(100, ge=1, le=MAX_COUNT, description="stored states per trajectory")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    batch_size: int = Field(4, ge=1, le=4096, description="trajectories per task")
 
 
 class SimulationConfig(_Section):
@@ -136,23 +157,68 @@ class SimulationConfig(_Section):
                           sort_keys=True)
 
 
+def physics_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str:
+    """The first physical parameter in which two simulator sections differ, in words
+    (``"simulator.length: 30.0 here, 22.0 expected"``), or ``""`` if the physics agree."""
+    if stored.get("pde") != expected.get("pde"):
+        return f"simulator.pde: {stored.get('pde')!r} here, {expected.get('pde')!r} expected"
+    section = {"kuramoto_sivashinsky": KuramotoSivashinskyConfig,
+               "kolmogorov": KolmogorovConfig}.get(str(stored.get("pde")))
+    numerical = section.numerical if section else frozenset()
+    for key in sorted((set(stored) | set(expected)) - numerical):
+        if stored.get(key) != expected.get(key):
+            return f"simulator.{key}: {stored.get(key)!r} here, {expected.get(key)!r} expected"
+    return ""
+
+
 Model = TypeVar("Model", bound=BaseModel)
 _TAGS = {"kuramoto_sivashinsky", "kolmogorov"}
 
 
-def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
-    """Read ``path`` as YAML and validate it as ``model``; errors name file and key."""
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a cap on aliases (an alias bomb expands to gigabytes)."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name); write the "
+                                     "values out")
+        return super().compose_node(parent, index)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document at ``path``, bounded in size and aliases; errors name the file."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file '{path}' is {size} bytes; allowed: at most "
+                              f"{MAX_CONFIG_BYTES} (a configuration, not data)")
         text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"config file '{path}' does not exist") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as error:
         raise ConfigError(f"config file '{path}' cannot be read: {error}") from None
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_BoundedLoader)
     except yaml.YAMLError as error:
-        raise ConfigError(f"config file '{path}' is not valid YAML: {error}") from None
+        raise ConfigError(f"config file '{path}' is not valid YAML: "
+                          f"{_shorten(str(error), 400)}") from None
+    except RecursionError:
+        raise ConfigError(f"config file '{path}' is nested too deeply") from None
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
+    """Read ``path`` as YAML and validate it as ``model``; errors name file and key."""
+    path = Path(path)
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(
             f"config file '{path}' must hold a mapping of sections "
@@ -161,15 +227,16 @@ def load_yaml_model(path: str | Path, model: type[Model]) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_describe(error, path, model)) from None
+        raise ConfigError(describe_error(error, f"invalid config file '{path}':", model)) from None
 
 
 def load_simulation_config(path: str | Path) -> SimulationConfig:
     return load_yaml_model(path, SimulationConfig)
 
 
-def _describe(error: ValidationError, path: Path, model: type[BaseModel]) -> str:
-    lines = [f"invalid config file '{path}':"]
+def describe_error(error: ValidationError, heading: str, model: type[BaseModel]) -> str:
+    """A pydantic validation error as lines naming each key and what is allowed."""
+    lines = [heading]
     for item in error.errors():
         loc = [str(part) for part in item["loc"] if str(part) not in _TAGS]
         key = ".".join(loc) or "(top level)"
@@ -183,9 +250,11 @@ def _describe(error: ValidationError, path: Path, model: type[BaseModel]) -> str
         elif item["type"] == "union_tag_invalid" or item["type"] == "union_tag_not_found":
             message = f"{message}; allowed: {', '.join(sorted(_TAGS))}"
         elif "input" in item and not isinstance(item["input"], dict):
-            message = f"{message} (got {item['input']!r})"
+            message = f"{message} (got {_shorten(repr(item['input']), 80)})"
         lines.append(f"  key '{key}': {message}")
-    return "\n".join(lines)
+    if len(lines) == 2:  # one problem: one line
+        return f"{lines[0]} {lines[1].strip()}"
+    return "\n".join(lines[:21] + ([f"  ... and {len(lines) - 21} more"] if len(lines) > 21 else []))
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

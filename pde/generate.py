@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,7 +25,9 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
+from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, ClusterError, dask_client
 from pde.config import SimulationConfig
+from pde.output import Output, claim
 from pde.simulator import Simulator
 from pde.store import StoreError, create_store, read_completion, stored_config, write_trajectories
 
@@ -95,10 +96,8 @@ def plan_batches(unfinished: np.ndarray, batch_size: int) -> list[tuple[int, int
     return batches
 
 
-def _prepare(path: Path, config: SimulationConfig, overwrite: bool) -> None:
+def _prepare(path: Path, config: SimulationConfig, overwrite: bool, output: Output) -> None:
     """Create the store, or check an existing one was written with the same config."""
-    if path.exists() and not path.is_dir():
-        raise StoreError(f"output path '{path}' is a file, expected a store directory")
     if path.is_dir() and any(path.iterdir()):
         try:
             existing = stored_config(path)
@@ -120,7 +119,7 @@ def _prepare(path: Path, config: SimulationConfig, overwrite: bool) -> None:
     if path.is_dir() and not any(path.iterdir()):
         path.rmdir()
     if not path.exists():
-        create_store(path, config, config.simulator.build())
+        create_store(path, config, config.simulator.build(), output=output)
 
 
 def _difference(old: dict, new: dict, prefix: str = "") -> str:
@@ -141,33 +140,45 @@ def _run_in_process(config_json: str, path: str, batches: list) -> Iterator[tupl
 
 
 def _run_on_dask(
-    config_json: str, path: str, batches: list, workers: int, scheduler: str | None
+    config_json: str, path: str, batches: list, workers: int, scheduler: str | None,
+    timeout: float,
 ) -> Iterator[tuple[int, int]]:
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
-    if scheduler is not None:
-        client = Client(scheduler)
-        cluster = None
-    else:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
-        client = Client(cluster)
-    try:
+    with dask_client(workers, scheduler, timeout=timeout) as client:
         futures = [
             client.submit(simulate_batch, config_json, path, start, stop, pure=False)
             for start, stop in batches
         ]
         for future in as_completed(futures):
             yield future.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+
+
+def _run(config: SimulationConfig, path: Path, workers: int, scheduler: str | None,
+         timeout: float, progress: bool) -> int:
+    """Compute the unfinished trajectories of the store at ``path``; return how many."""
+    batches = plan_batches(~read_completion(path), config.dataset.batch_size)
+    todo = sum(stop - start for start, stop in batches)
+    config_json = config.model_dump_json()
+    if scheduler is None and workers == 1:
+        results = _run_in_process(config_json, str(path), batches)
+    else:
+        results = _run_on_dask(config_json, str(path), batches, workers, scheduler, timeout)
+    done = 0
+    with tqdm(total=todo, unit="traj", desc=path.name, disable=not progress or todo == 0) as bar:
+        try:
+            for start, stop in results:
+                bar.update(stop - start)
+                done += stop - start
+        except (ClusterError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            raise StoreError(
+                f"simulation into '{path}' failed after {done} of {todo} trajectories: "
+                f"{type(error).__name__}: {error}. Finished trajectories are kept; rerun the "
+                "same command to resume"
+            ) from error
+    return todo
 
 
 def simulate(
@@ -179,6 +190,7 @@ def simulate(
     seed: int | None = None,
     workers: int = 1,
     scheduler: str | None = None,
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
     overwrite: bool = False,
     progress: bool = True,
 ) -> SimulationSummary:
@@ -188,7 +200,8 @@ def simulate(
     another seed for a test set). Rerunning
     on a finished store does nothing; on an interrupted one it computes only the
     unfinished trajectories; on a store of another config it refuses unless
-    ``overwrite``.
+    ``overwrite``. The store is claimed (:mod:`pde.output`) for the whole run: a second
+    ``simulate`` into it exits at once naming this one.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -198,27 +211,10 @@ def simulate(
         config.with_dataset(trajectories=trajectories, steps=steps, seed=seed).model_dump(
             include={"simulator", "dataset"}))
     path = Path(out)
-    _prepare(path, config, overwrite)
-    batches = plan_batches(~read_completion(path), config.dataset.batch_size)
-    todo = sum(stop - start for start, stop in batches)
-    config_json = config.model_dump_json()
     started = time.perf_counter()
-    if scheduler is None and workers == 1:
-        results = _run_in_process(config_json, str(path), batches)
-    else:
-        results = _run_on_dask(config_json, str(path), batches, workers, scheduler)
-    done = 0
-    with tqdm(total=todo, unit="traj", desc=path.name, disable=not progress or todo == 0) as bar:
-        try:
-            for start, stop in results:
-                bar.update(stop - start)
-                done += stop - start
-        except Exception as error:
-            raise StoreError(
-                f"simulation into '{path}' failed after {done} of {todo} trajectories: "
-                f"{type(error).__name__}: {error}. Finished trajectories are kept; rerun the "
-                "same command to resume"
-            ) from error
+    with claim(path, kind="directory", resumable=True) as output:
+        _prepare(path, config, overwrite, output)
+        todo = _run(config, path, workers, scheduler, scheduler_timeout, progress)
     seconds = time.perf_counter() - started
     if not read_completion(path).all():
         raise StoreError(f"store '{path}' is still incomplete after the run; rerun to finish it")

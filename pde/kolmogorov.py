@@ -159,6 +159,9 @@ class KolmogorovFlow:
         return {"pde": self.pde, **values, **derived, "solver": _SOLVER}
 
 
+MAX_INNER_STEPS = 100_000  # solver steps per stored state; more is a mistyped dt
+
+
 def _validate(p: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the first impossible parameter and what is allowed."""
     checks = [
@@ -205,7 +208,11 @@ def _inner_steps(p: dict[str, Any]) -> int:
             f"solver_grid={p['solver_grid']}); allowed: 0 < dt <= {dt_max:.6g}"
         )
     # The tolerance stops a resolved dt (from attrs) rounding up to one extra step.
-    return max(1, math.ceil(p["interval"] / (dt or dt_max) * (1 - 1e-9)))
+    steps = p["interval"] / (dt or dt_max) * (1 - 1e-9)
+    if not steps <= MAX_INNER_STEPS:
+        raise ValueError(f"KolmogorovFlow: dt={dt!r} gives {steps:.3g} solver steps per stored "
+                         f"state (interval={p['interval']}); allowed: at most {MAX_INNER_STEPS}")
+    return max(1, math.ceil(steps))
 
 
 def _grid(n: int) -> cfd.grids.Grid:

@@ -107,6 +107,9 @@ def _repeated(step: Stepper, n: int) -> Stepper:
     return lambda v: jax.lax.fori_loop(0, n, lambda _, w: step(w), v)
 
 
+MAX_INNER_STEPS = 100_000  # solver steps per stored state; more is a mistyped dt
+
+
 def _check_parameters(length: float, n_points: int, dt: float, interval: float,
                       burn_in: float, dtype: str) -> int:
     """Validate the constructor arguments; return solver steps per stored interval."""
@@ -127,6 +130,9 @@ def _check_parameters(length: float, n_points: int, dt: float, interval: float,
     if dtype not in ("float32", "float64"):
         raise ValueError(f"{where}: dtype={dtype!r}; allowed: 'float32', 'float64'")
     ratio = interval / dt
+    if not ratio <= MAX_INNER_STEPS:
+        raise ValueError(f"{where}: dt={dt!r} gives interval/dt = {ratio:.3g} solver steps "
+                         f"per stored state; allowed: at most {MAX_INNER_STEPS}")
     if abs(ratio - round(ratio)) > 1e-9 * ratio:
         raise ValueError(f"{where}: interval={interval!r} is not an integer multiple of "
                          f"dt={dt!r} (interval/dt = {ratio!r})")

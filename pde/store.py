@@ -24,19 +24,25 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from pde.config import SimulationConfig
+from pde.config import SimulationConfig, physics_difference
+from pde.errors import IntegrityError, OutputError, StoreError
+from pde.integrity import (
+    checked_field,
+    checksummed_encoding,
+    missing_chunks,
+    where,
+)
+from pde.output import Output, claim
 from pde.simulator import Simulator
 
 __all__ = [
@@ -44,10 +50,15 @@ __all__ = [
     "StoreError",
     "create_store",
     "export",
+    "field_variable",
     "open_trajectories",
     "read_completion",
+    "require_physics",
+    "simulator_section",
+    "store_identity",
     "stored_config",
     "write_trajectories",
+    "write_zarr",
 ]
 
 SCHEMA = "assimilate.trajectories/1"
@@ -58,10 +69,6 @@ _VARIABLES = {"kuramoto_sivashinsky": ("u", ("x",)), "kolmogorov": ("vorticity",
 
 # Consolidated metadata is a zarr-python extension to Zarr v3; we rely on it knowingly.
 warnings.filterwarnings("ignore", message="Consolidated metadata is currently not part")
-
-
-class StoreError(ValueError):
-    """A store is missing, foreign, of the wrong kind, incomplete or cannot be written."""
 
 
 def time_chunk(n_steps: int, field_shape: tuple[int, ...]) -> int:
@@ -116,26 +123,38 @@ def _skeleton(config: SimulationConfig, simulator: Simulator) -> xr.Dataset:
     return ds
 
 
-def create_store(path: str | Path, config: SimulationConfig, simulator: Simulator) -> None:
-    """Write the store's metadata at ``path`` atomically (temporary sibling, then rename)."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise StoreError(f"cannot create store '{path}': directory '{parent}' does not exist")
+def write_zarr(ds: xr.Dataset, output: Output | str | Path, *, overwrite: bool = False) -> Path:
+    """Write ``ds`` as a checksummed Zarr v3 store through the guarded write path: into a
+    temporary sibling, renamed onto the output path only once complete.
+
+    ``output`` is an output claimed by the caller (:func:`pde.output.claim`, so that the
+    checks come before the work) or a path, claimed here (``overwrite`` to replace it).
+    """
+    if not isinstance(output, Output):
+        with claim(output, kind="directory", overwrite=overwrite) as claimed:
+            return write_zarr(ds, claimed)
+    with output.atomic() as scratch:
+        ds.to_zarr(scratch, mode="w-", zarr_format=3, consolidated=True,
+                   encoding=checksummed_encoding(ds), write_empty_chunks=True)
+    return output.path
+
+
+def create_store(path: str | Path, config: SimulationConfig, simulator: Simulator, *,
+                 output: Output | None = None) -> None:
+    """Write the store's metadata at ``path`` atomically (temporary sibling, then rename).
+
+    ``output`` is the claim on ``path`` when the caller holds one (see :mod:`pde.output`).
+    """
+    if output is None:
+        with claim(path, kind="directory") as claimed:
+            return create_store(path, config, simulator, output=claimed)
+    skeleton = _skeleton(config, simulator)
     try:
-        scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=parent))
-    except OSError as error:
-        raise StoreError(f"cannot create store '{path}': {error.strerror} ({parent})") from None
-    try:
-        target = scratch / "store.zarr"
-        _skeleton(config, simulator).to_zarr(
-            target, mode="w-", compute=False, zarr_format=3, consolidated=True
-        )
-        os.replace(target, path)
-    except OSError as error:
-        raise StoreError(f"cannot create store '{path}': {error}") from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        with output.atomic() as scratch:
+            skeleton.to_zarr(scratch, mode="w-", compute=False, zarr_format=3,
+                             consolidated=True, encoding=checksummed_encoding(skeleton))
+    except OutputError as error:
+        raise StoreError(f"cannot create store: {error}") from None
 
 
 def write_trajectories(path: str | Path, variable: str, start: int, fields: np.ndarray) -> None:
@@ -148,8 +167,8 @@ def write_trajectories(path: str | Path, variable: str, start: int, fields: np.n
     dims = ("trajectory", "time", *(["y", "x"] if fields.ndim == 4 else ["x"]))
     region = {"trajectory": slice(start, stop)}
     xr.Dataset({variable: (dims, fields.astype(np.float32))}).to_zarr(
-        path, region=region, mode="r+", zarr_format=3, consolidated=False
-    )
+        path, region=region, mode="r+", zarr_format=3, consolidated=False,
+        write_empty_chunks=True)  # every chunk on disk: a missing one is always damage
     done = xr.Dataset({COMPLETE: (("trajectory",), np.ones(stop - start, dtype=bool))})
     done.to_zarr(path, region=region, mode="r+", zarr_format=3, consolidated=False)
 
@@ -189,6 +208,31 @@ def stored_config(path: str | Path) -> dict[str, Any]:
     return json.loads(ds.attrs["config"])
 
 
+def field_variable(ds: xr.Dataset) -> str:
+    """The name of a trajectory store's field (``u``, ``vorticity``)."""
+    return _VARIABLES[ds.attrs["pde"]][0]
+
+
+def simulator_section(ds: xr.Dataset) -> dict[str, Any]:
+    """The simulator section of the configuration a trajectory store was written with."""
+    return json.loads(ds.attrs["config"])["simulator"]
+
+
+def store_identity(ds: xr.Dataset) -> str:
+    """What tells one trajectory store from another, wherever it was copied to."""
+    return f"{ds.attrs['created']} {ds.attrs['config']}"
+
+
+def require_physics(ds: xr.Dataset, expected: dict[str, Any], *, path: str | Path,
+                    what: str) -> None:
+    """Refuse a store whose simulator differs in physics from ``expected``, naming the
+    first difference (numerical settings such as ``dt`` may differ)."""
+    difference = physics_difference(simulator_section(ds), expected)
+    if difference:
+        raise StoreError(f"trajectory store '{path}' holds other physics than {what}: "
+                         f"{difference}; a model knows only the physics it was trained on")
+
+
 def _check_schema(ds: xr.Dataset, path: Path, pde: str | None = None) -> str:
     if ds.attrs.get("schema") != SCHEMA:
         raise StoreError(
@@ -215,21 +259,40 @@ def _check_schema(ds: xr.Dataset, path: Path, pde: str | None = None) -> str:
     return variable
 
 
+def _refuse_missing_chunks(path: Path, field: xr.DataArray, complete: np.ndarray) -> None:
+    """A finished trajectory must have every chunk on disk (Zarr reads a missing one as NaN)."""
+    lost = [key for key in missing_chunks(path, str(field.name)) if complete[key[0]].all()]
+    if lost:
+        raise IntegrityError(
+            f"trajectory store '{path}' is damaged: variable '{field.name}' lacks "
+            f"{len(lost)} chunk(s) of finished trajectories, the first at "
+            f"{where(field.dims, lost[0], field.shape)}; run `assimilate verify {path}`")
+
+
 def open_trajectories(
-    path: str | Path, *, pde: str | None = None, finished_only: bool = False
+    path: str | Path, *, pde: str | None = None, finished_only: bool = False,
+    finite: bool = True,
 ) -> xr.Dataset:
     """Open a trajectory store lazily (Dask-backed) after validating its schema.
+
+    Every chunk of the finished trajectories must exist; reads of the field are checked
+    (:func:`pde.integrity.checked_field`): a damaged chunk, or with ``finite`` a NaN or
+    infinite value, raises :class:`pde.integrity.IntegrityError` naming where it is.
 
     Args:
         path: the store directory.
         pde: if given, the store must hold this PDE (``"kuramoto_sivashinsky"``, ...).
         finished_only: return only finished trajectories instead of refusing a store
             that an interrupted run left incomplete.
+        finite: refuse non-finite values when they are read.
     """
     path = Path(path)
     ds = _open_raw(path)
-    _check_schema(ds, path, pde)
+    variable = _check_schema(ds, path, pde)
     complete = read_completion(path)
+    field = ds[variable]
+    _refuse_missing_chunks(path, field, complete)
+    ds[variable] = field.copy(data=checked_field(path, variable, field.dims, finite=finite))
     if not complete.all():
         if not finished_only:
             missing = np.flatnonzero(~complete)
@@ -244,25 +307,13 @@ def open_trajectories(
 
 
 def export(store: str | Path, to: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a finished trajectory store to NetCDF-4 (atomically: temporary file, rename)."""
-    store, to = Path(store), Path(to)
-    if to.exists() and not overwrite:
-        raise StoreError(f"'{to}' exists; pass overwrite=True (--overwrite) to replace it")
-    if to.is_dir():
-        raise StoreError(f"'{to}' is a directory, expected a NetCDF file path")
-    ds = open_trajectories(store)
-    ds[COMPLETE] = ds[COMPLETE].astype("i1")  # NetCDF-4 has no boolean type
-    ds[COMPLETE].attrs["flag_values"] = "0 1"
-    parent = to.parent if str(to.parent) else Path(".")
-    try:
-        handle, scratch = tempfile.mkstemp(prefix=f".{to.name}.partial-", dir=parent)
-        os.close(handle)
-    except OSError as error:
-        raise StoreError(f"cannot write '{to}': {error.strerror} ({parent})") from None
-    try:
-        ds.to_netcdf(scratch, engine="netcdf4", format="NETCDF4")
-        os.replace(scratch, to)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
-    return to
+    """Write a finished trajectory store to NetCDF-4 through the guarded write path."""
+    with claim(to, kind="file", inputs=[store], overwrite=overwrite, option="--to") as output:
+        ds = open_trajectories(store)
+        ds[COMPLETE] = ds[COMPLETE].astype("i1")  # NetCDF-4 has no boolean type
+        ds[COMPLETE].attrs["flag_values"] = "0 1"
+        # One thread: netCDF writes are serial anyway, and a failed read then stops the
+        # export at once instead of leaving other threads writing into the temporary.
+        with output.atomic() as scratch, dask.config.set(scheduler="synchronous"):
+            ds.to_netcdf(scratch, engine="netcdf4", format="NETCDF4")
+    return Path(to)

@@ -156,12 +156,12 @@ def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
 
 
 def test_comparison_written_to_zarr_renders(tmp_path) -> None:
-    from assimilate.data import write_dataset
+    from pde.store import write_zarr
     from assimilate.report import render
 
     truth = field_2d(seed=8)
     diag = diagnose(truth.to_dataset(), compare={"shifted": truth + 0.5}, pot_quantile=0.5)
-    write_dataset(diag, tmp_path / "vs.diag.zarr")
+    write_zarr(diag, tmp_path / "vs.diag.zarr")
     page = render([tmp_path / "vs.diag.zarr"], tmp_path / "vs.html").read_text()
     assert "comparison-table" in page and "shifted" in page
 
@@ -248,7 +248,8 @@ def test_cli_simulate_diagnose_report_end_to_end(tiny_kolmogorov, tmp_path, caps
     for data in images.values():
         assert Image.open(io.BytesIO(base64.b64decode(data))).size[0] > 300
     assert "summary-table" in html
-    assert main(["diagnose", str(store), "--out", str(diag), "--var", "pressure"]) == 2
+    assert main(["diagnose", str(store), "--out", str(diag), "--var", "pressure",
+                 "--overwrite"]) == 2
     assert "no variable 'pressure'" in capsys.readouterr().err
 
 

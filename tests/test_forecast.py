@@ -107,7 +107,7 @@ def test_forecast_cli_writes_forecast_and_truth(trained, tmp_path: Path, capsys)
                                   truth.isel(time=slice(30, 40)).values)
     assert np.isnan(ds["truth"].isel(time=10).values).all(), "past the stored trajectory"
     assert ds.attrs["init_trajectory"] == 2 and ds.attrs["init_time"] == 30
-    assert main(args[:-1] + ["--time", "99"]) == 2
+    assert main(args[:-1] + ["--time", "99", "--overwrite"]) == 2
     assert "--time 99 must lie in 0..39" in capsys.readouterr().err
     assert main(["forecast", str(trained["checkpoint"]), "--init", str(trained["store"]),
                  "--steps", "2", "--out", str(out), "--quiet"]) == 2

@@ -26,6 +26,7 @@ import xarray as xr
 from PIL import Image
 
 from assimilate.report import _schema as report_schema
+from pde.errors import OutputError
 from assimilate.report import figures as report_figures
 from assimilate.report import maps as report_maps
 from assimilate.report import page as report_page
@@ -345,7 +346,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         raise OSError("disk full")
 
     monkeypatch.setattr(report_page.os, "replace", interrupted)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OutputError, match="cannot write '.*report.html': disk full"):
         render([one_dimensional("changed")], out)
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

@@ -24,16 +24,18 @@ import contextlib
 import datetime as _dt
 import json
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dask
 import dask.array as da
+import dask.diagnostics
 import numpy as np
 import scoringrules
 import xarray as xr
 
 from assimilate.diagnostics import extremes, onepass, sketch, tails
+from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 
 __all__ = [
     "DEFAULT_PROBABILITIES",
@@ -76,6 +78,7 @@ class Layout:
 def open_data(path: str | Path) -> xr.Dataset:
     """Open a Zarr store or NetCDF file lazily (Dask-backed); our trajectory stores are
     validated and only their finished trajectories are used."""
+    from pde.integrity import checked_dataset
     from pde.store import open_trajectories
 
     path = Path(path)
@@ -90,7 +93,7 @@ def open_data(path: str | Path) -> xr.Dataset:
                          f"can read: {error}") from None
     if ds.attrs.get("schema", "").startswith("assimilate.trajectories"):
         return open_trajectories(path, finished_only=True)
-    return ds
+    return checked_dataset(ds, path)
 
 
 def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,
@@ -352,23 +355,6 @@ def _twcrps(forecast: xr.DataArray, truth: xr.DataArray, threshold: float) -> fl
     return float(score.mean().compute())
 
 
-@contextlib.contextmanager
-def _dask_client(workers: int | None, scheduler: str | None) -> Iterator[None]:
-    """A Dask cluster for the duration: an address to join, N local workers, or none."""
-    if scheduler is None and not workers:
-        yield
-        return
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        with Client(scheduler):
-            yield
-        return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster):
-        yield
-
-
 def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
              dims: Sequence[str] | None = None, thresholds: Sequence[float] = (),
              probabilities: Sequence[float] = DEFAULT_PROBABILITIES,
@@ -377,7 +363,8 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
              block_steps: int | None = None, return_periods: Sequence[float] | None = None,
              confidence: float = 0.95, compare: Mapping[str, xr.Dataset | xr.DataArray] | None = None,
              label: str = "", source: str = "", workers: int | None = None,
-             scheduler: str | None = None, progress: bool = False) -> xr.Dataset:
+             scheduler: str | None = None, scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
+             progress: bool = False) -> xr.Dataset:
     """Diagnostics of one field (see the module docstring), an in-memory Dataset.
 
     ``thresholds`` are counted exactly besides the levels at ``THRESHOLD_QUANTILES``;
@@ -399,7 +386,7 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
     viscosity = attrs.get("viscosity")
-    with _dask_client(workers, scheduler):
+    with dask_client(workers, scheduler, timeout=scheduler_timeout):
         sample = _pre_pass(field)
         shift = float(np.median(sample)) if len(sample) else 0.0
         nominal = np.quantile(sample, THRESHOLD_QUANTILES) if len(sample) else \
@@ -415,12 +402,16 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
             c = lazy.compute()
         if float(c["count"]) == 0:
             raise ValueError(f"variable '{field.name}' of {source} holds only NaN values")
+        non_finite = int(field.size - float(c["count"]))
+        if non_finite:
+            warnings.warn(f"{non_finite} of {field.size} values of '{field.name}' in {source} "
+                          "are NaN or infinite; the diagnostics leave them out", stacklevel=2)
         moments = _moments(c, shift)
         lo, hi = float(c["minimum"]), float(c["maximum"])
         counts = np.asarray(c["sketch"].values)
         density, edges = _display_histogram(counts, lo, hi)
         out = xr.Dataset(
-            {**moments, "minimum": lo, "maximum": hi,
+            {**moments, "non_finite_count": non_finite, "minimum": lo, "maximum": hi,
              "quantile": ("probability", sketch.sketch_quantiles(counts, probabilities, lo, hi)),
              "exceedance_probability": ("threshold",
                                         np.asarray(c["exceedance_count"]) / moments["count"]),
@@ -473,6 +464,8 @@ def summary(diag: xr.Dataset) -> str:
              f"values; mean {g(diag['mean'])}, std {g(np.sqrt(diag['variance']))}, skewness "
              f"{g(diag['skewness'])}, kurtosis {g(diag['kurtosis'])}, range [{g(diag['minimum'])}"
              f", {g(diag['maximum'])}]")]
+    if int(diag.get("non_finite_count", 0)):
+        lines.append(f"left out: {int(diag['non_finite_count'])} NaN or infinite values")
     q = diag["quantile"]
     lines.append("quantiles: " + ", ".join(f"{float(p)}: {g(v)}"
                                            for p, v in zip(q["probability"].values, q.values,

@@ -26,6 +26,7 @@ for blocks of length B, the GEV quantile with exceedance probability B / T.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -387,7 +388,7 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
     z = (fit.data - centre) / unit
     location, scale, shape = (fit.estimate(k) for k in ("location", "scale", "shape"))
     theta = np.array([(location - centre) / unit, scale / unit, shape])
-    covariance = np.linalg.pinv(_hessian(lambda q: _gev_nll(z, *q), theta))
+    covariance = _covariance(_hessian(lambda q: _gev_nll(z, *q), theta))
     width = stats.norm.isf(0.5 * (1.0 - fit.confidence))
     for i, period in enumerate(periods):
         p = block_length / float(period)
@@ -398,11 +399,28 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
             return float(stats.genextreme.isf(p, -q[2], q[0], q[1]))
 
         gradient = _gradient(level, theta)
-        spread = float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
+        spread = float(np.sqrt(max(gradient @ covariance @ gradient, 0.0))) \
+            if covariance is not None else np.nan
         estimate = level(theta)
         out[i] = centre + unit * np.array([estimate, estimate - width * spread,
                                            estimate + width * spread])
     return out
+
+
+def _covariance(hessian: np.ndarray) -> np.ndarray | None:
+    """The inverse observed information, or ``None`` where it does not exist: at a shape on
+    the boundary of the support (a bounded tail) the likelihood is not smooth, the
+    Hessian is not finite, and the return levels keep their estimates without intervals."""
+    if not np.isfinite(hessian).all():
+        warnings.warn("GEV return levels: the likelihood is not smooth at the fit (a tail "
+                      "bounded at the sample maximum); no delta-method intervals", stacklevel=3)
+        return None
+    try:
+        return np.linalg.pinv(hessian)
+    except np.linalg.LinAlgError:
+        warnings.warn("GEV return levels: the observed information cannot be inverted; no "
+                      "delta-method intervals", stacklevel=3)
+        return None
 
 
 def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 The page embeds every figure as a base64 PNG and carries its own CSS, so it opens offline and
 can be mailed as one file. Text from the Datasets is escaped with ``html.escape``. Both files
-are written atomically: a temporary sibling, then ``os.replace``.
+go through the guarded write path (:mod:`pde.output`): checked and locked before any work,
+written to a temporary sibling, then renamed.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import contextlib
 import html
 import io
 import os
-import tempfile
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from assimilate.report import tables
 from assimilate.report._schema import Source, load
 from assimilate.report.figures import Panel, panels
+from pde.output import Output, claim
 
 __all__ = ["render"]
 
@@ -62,18 +63,24 @@ def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
     them (a truth first reads best: later return-level figures also show its GPD estimate).
     ``pdf``: also write the figures, after a summary page, to this PDF. Returns ``out``.
     """
-    datasets = load(diagnostics)
-    out = Path(out)
-    title = title or "Tail analysis: " + ", ".join(d.attrs["label"] for d in datasets)
-    created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    found = _ordered(panels(datasets))
-    page = _page(datasets, found, title=title, created=created)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(out) as scratch:
-        scratch.write_text(page, encoding="utf-8")
-    if pdf is not None:
-        _write_pdf(Path(pdf), datasets, found, title=title, created=created)
-    return out
+    sources = [] if isinstance(diagnostics, xr.Dataset) else \
+        [diagnostics] if isinstance(diagnostics, (str, os.PathLike)) else \
+        [item for item in diagnostics if isinstance(item, (str, os.PathLike))]
+    with contextlib.ExitStack() as stack:
+        page_output = stack.enter_context(claim(out, kind="file", inputs=sources,
+                                                overwrite=True))
+        pdf_output = None if pdf is None else stack.enter_context(
+            claim(pdf, kind="file", inputs=sources, overwrite=True, option="--pdf"))
+        datasets = load(diagnostics)
+        title = title or "Tail analysis: " + ", ".join(d.attrs["label"] for d in datasets)
+        created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        found = _ordered(panels(datasets))
+        page = _page(datasets, found, title=title, created=created)
+        with page_output.atomic() as scratch:
+            scratch.write_text(page, encoding="utf-8")
+        if pdf_output is not None:
+            _write_pdf(pdf_output, datasets, found, title=title, created=created)
+    return Path(out)
 
 
 def plot(diagnostics: Source | Sequence[Source]) -> dict[str, Figure]:
@@ -172,11 +179,10 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _write_pdf(path: Path, datasets: list[xr.Dataset], found: list[Panel], *, title: str,
+def _write_pdf(output: Output, datasets: list[xr.Dataset], found: list[Panel], *, title: str,
                created: str) -> None:
     """A summary page (the summary and comparison tables), then one figure per page."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _atomic(path) as scratch, PdfPages(scratch, metadata={"Title": title}) as document:
+    with output.atomic() as scratch, PdfPages(scratch, metadata={"Title": title}) as document:
         document.savefig(_summary_page(datasets, title=title, created=created))
         for panel in found:
             document.savefig(panel.figure)
@@ -213,18 +219,3 @@ def _draw_table(ax, table: tables.Table) -> None:
             cell.set_text_props(ha="left" if column == 0 else "center", weight="bold")
         if row == 0:
             cell.set_height(cell.get_height() * lines)
-
-
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path``; move it onto ``path`` only if all went well."""
-    handle, scratch = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
-                                       dir=path.parent)
-    os.close(handle)
-    try:
-        yield Path(scratch)
-        os.chmod(scratch, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(scratch, path)
-    finally:
-        if os.path.exists(scratch):
-            os.remove(scratch)
