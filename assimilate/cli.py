@@ -22,9 +22,10 @@ __all__ = ["build_parser", "main"]
 
 def _simulate(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
+
+    config = load_config(args.config)  # a bad config fails before JAX is imported
     from pde.generate import simulate
 
-    config = load_config(args.config)
     summary = simulate(
         config,
         args.out,
@@ -49,9 +50,11 @@ def _export(args: argparse.Namespace) -> None:
 
 def _train_emulator(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
+
+    config = load_config(args.config)
     from assimilate.emulator import train_emulator
 
-    out = train_emulator(load_config(args.config), args.data, args.out, nu=args.nu,
+    out = train_emulator(config, args.data, args.out, nu=args.nu,
                          steps=args.steps, progress=not args.quiet,
                          allow_other_data=args.allow_other_data)
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
@@ -59,9 +62,11 @@ def _train_emulator(args: argparse.Namespace) -> None:
 
 def _train_forecaster(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
+
+    config = load_config(args.config)
     from assimilate.forecast import train_forecaster
 
-    out = train_forecaster(load_config(args.config), args.data, args.out, steps=args.steps,
+    out = train_forecaster(config, args.data, args.out, steps=args.steps,
                            progress=not args.quiet, allow_other_data=args.allow_other_data)
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
 

@@ -21,6 +21,20 @@ __all__ = ["DEFAULT_SCHEDULER_TIMEOUT", "ClusterError", "dask_client"]
 DEFAULT_SCHEDULER_TIMEOUT = float(os.environ.get("ASSIMILATE_SCHEDULER_TIMEOUT", "10"))
 
 
+def _abandon_clusters() -> None:
+    """Close half-started local clusters now, quietly: left to distributed's exit hook, a
+    cluster interrupted while starting fails an assertion there and prints a traceback."""
+    import atexit
+
+    from distributed.deploy.spec import SpecCluster, close_clusters
+
+    atexit.unregister(close_clusters)
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    for cluster in list(SpecCluster._instances):
+        with contextlib.suppress(BaseException):
+            cluster.close(timeout=5)
+
+
 @contextlib.contextmanager
 def dask_client(workers: int | None, scheduler: str | None, *,
                 timeout: float = DEFAULT_SCHEDULER_TIMEOUT) -> Iterator[object | None]:
@@ -41,8 +55,9 @@ def dask_client(workers: int | None, scheduler: str | None, *,
         if scheduler is not None:
             client = Client(scheduler, timeout=timeout)
         else:
+            # task errors reach the client; worker chatter (heartbeats lost at shutdown) not
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.ERROR)
+                                   dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster)
     except (OSError, TimeoutError) as error:
         if cluster is not None:
@@ -53,14 +68,18 @@ def dask_client(workers: int | None, scheduler: str | None, *,
         raise ClusterError(f"cannot reach the Dask scheduler at '{scheduler}' within "
                            f"{timeout:g} s (--scheduler-timeout); check the address and that "
                            "the scheduler is running") from None
-    except KeyboardInterrupt:
-        raise
     except BaseException as error:
-        if isinstance(error.__context__, KeyboardInterrupt):
+        if isinstance(error, KeyboardInterrupt) or isinstance(error.__context__,
+                                                               KeyboardInterrupt):
+            _abandon_clusters()
             raise KeyboardInterrupt from None  # an interrupted start-up, whatever it raised
         raise
     try:
         yield client
+    except KeyboardInterrupt:
+        # gathers cut short log "Task exception was never retrieved" when collected
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise
     finally:
         client.close()
         if cluster is not None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -49,7 +50,7 @@ MAX_TIME = 1e6  # model time units (interval, burn-in)
 MAX_COUNT = 10_000_000  # trajectories, stored states, training steps
 MAX_SEED = 2**32 - 1  # JAX and NumPy seeds
 MAX_CONFIG_BYTES = 1 << 20
-MAX_ALIASES = 100  # YAML aliases: enough for any config, too few for an alias bomb
+MAX_ALIASES = 20  # YAML aliases: enough for any config, too few for an alias bomb
 
 
 class _Section(BaseModel):
@@ -145,7 +146,12 @@ class SimulationConfig(_Section):
         """A copy with dataset fields replaced (``None`` values are ignored), validated."""
         changes = {key: value for key, value in changes.items() if value is not None}
         dataset = self.dataset.model_dump() | changes
-        return type(self).model_validate(self.model_dump() | {"dataset": dataset})
+        try:
+            return type(self).model_validate(self.model_dump() | {"dataset": dataset})
+        except ValidationError as error:
+            given = ", ".join(f"dataset.{key}={value!r}" for key, value in changes.items())
+            raise ConfigError(describe_error(error, f"invalid value given on the command line "
+                                             f"({given}):", type(self))) from None
 
     def canonical_json(self) -> str:
         """Sorted-key JSON of the simulator and dataset sections, stored in every store.
@@ -250,7 +256,7 @@ def describe_error(error: ValidationError, heading: str, model: type[BaseModel])
         elif item["type"] == "union_tag_invalid" or item["type"] == "union_tag_not_found":
             message = f"{message}; allowed: {', '.join(sorted(_TAGS))}"
         elif "input" in item and not isinstance(item["input"], dict):
-            message = f"{message} (got {_shorten(repr(item['input']), 80)})"
+            message = f"{message} (got {_shorten(reprlib.repr(item['input']), 80)})"
         lines.append(f"  key '{key}': {message}")
     if len(lines) == 2:  # one problem: one line
         return f"{lines[0]} {lines[1].strip()}"

@@ -25,7 +25,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, ClusterError, dask_client
+from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.config import SimulationConfig
 from pde.output import Output, claim
 from pde.simulator import Simulator
@@ -139,38 +139,32 @@ def _run_in_process(config_json: str, path: str, batches: list) -> Iterator[tupl
         yield simulate_batch(config_json, path, start, stop)
 
 
-def _run_on_dask(
-    config_json: str, path: str, batches: list, workers: int, scheduler: str | None,
-    timeout: float,
-) -> Iterator[tuple[int, int]]:
+def _run_on_dask(config_json: str, path: str, batches: list,
+                 client) -> Iterator[tuple[int, int]]:
     from distributed import as_completed
 
-    with dask_client(workers, scheduler, timeout=timeout) as client:
-        futures = [
-            client.submit(simulate_batch, config_json, path, start, stop, pure=False)
-            for start, stop in batches
-        ]
-        for future in as_completed(futures):
-            yield future.result()
+    futures = [client.submit(simulate_batch, config_json, path, start, stop, pure=False)
+               for start, stop in batches]
+    for future in as_completed(futures):
+        yield future.result()
 
 
-def _run(config: SimulationConfig, path: Path, workers: int, scheduler: str | None,
-         timeout: float, progress: bool) -> int:
+def _run(config: SimulationConfig, path: Path, client, progress: bool) -> int:
     """Compute the unfinished trajectories of the store at ``path``; return how many."""
     batches = plan_batches(~read_completion(path), config.dataset.batch_size)
     todo = sum(stop - start for start, stop in batches)
     config_json = config.model_dump_json()
-    if scheduler is None and workers == 1:
+    if client is None:
         results = _run_in_process(config_json, str(path), batches)
     else:
-        results = _run_on_dask(config_json, str(path), batches, workers, scheduler, timeout)
+        results = _run_on_dask(config_json, str(path), batches, client)
     done = 0
     with tqdm(total=todo, unit="traj", desc=path.name, disable=not progress or todo == 0) as bar:
         try:
             for start, stop in results:
                 bar.update(stop - start)
                 done += stop - start
-        except (ClusterError, KeyboardInterrupt):
+        except KeyboardInterrupt:
             raise
         except Exception as error:
             raise StoreError(
@@ -212,9 +206,11 @@ def simulate(
             include={"simulator", "dataset"}))
     path = Path(out)
     started = time.perf_counter()
-    with claim(path, kind="directory", resumable=True) as output:
+    local = scheduler is None and workers == 1
+    with claim(path, kind="directory", resumable=True) as output, \
+            dask_client(None if local else workers, scheduler, timeout=scheduler_timeout) as client:
         _prepare(path, config, overwrite, output)
-        todo = _run(config, path, workers, scheduler, scheduler_timeout, progress)
+        todo = _run(config, path, client, progress)
     seconds = time.perf_counter() - started
     if not read_completion(path).all():
         raise StoreError(f"store '{path}' is still incomplete after the run; rerun to finish it")

@@ -242,9 +242,12 @@ def verify(store: str | Path, *, progress: bool = False) -> Verification:
     return Verification(path, schema, total, tuple(findings))
 
 
+_COMPLETION = "complete"  # the trajectory store's per-trajectory completion mask
+
+
 def _completion(group) -> np.ndarray | None:
     try:
-        return np.asarray(group["complete"][:], dtype=bool)
+        return np.asarray(group[_COMPLETION][:], dtype=bool)
     except Exception:  # noqa: BLE001 - reported as damage of 'complete' itself
         return None
 
@@ -262,7 +265,8 @@ def _verify_array(path: Path, name: str, array, complete: np.ndarray | None, *,
                   trajectory_field: bool, bar) -> list[Finding]:
     dims = _field_dims(array)
     absent = {tuple((s.start, s.stop) for s in key) for key in missing_chunks(path, name)}
-    every_chunk = has_checksums(array) or trajectory_field
+    # a missing chunk of the completion mask reads as "unfinished": simulate redoes it
+    every_chunk = (has_checksums(array) or trajectory_field) and name != _COMPLETION
     findings, non_finite = [], 0
     for key in _chunk_slices(array.shape, array.chunks):
         bar.update(1)

@@ -145,9 +145,15 @@ class Output:
             return
         aside = Path(tempfile.mkdtemp(prefix=f".{self.path.name}{_REPLACED}",
                                       dir=self.path.parent))
-        os.replace(self.path, aside / self.path.name)
-        os.replace(scratch, self.path)
-        _remove(aside)
+        try:
+            os.replace(self.path, aside / self.path.name)
+            try:
+                os.replace(scratch, self.path)
+            except BaseException:
+                os.replace(aside / self.path.name, self.path)  # the old output back
+                raise
+        finally:
+            _remove(aside)
 
 
 def _remove(path: Path) -> None:
