@@ -299,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(message: str) -> None:
+    """``message`` on stderr on a line of its own, after closing any progress bar that the
+    failure left open (it would otherwise share the line)."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
+    print(message, file=sys.stderr)
+
+
 def _terminate(signum: int, frame) -> None:
     raise KeyboardInterrupt  # clean up as for Ctrl-C: temporaries removed, locks released
 
@@ -314,23 +324,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         if debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         return 2
     except OSError as error:
         if debug:
             raise
         where = f" ('{error.filename}')" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}", file=sys.stderr)
+        _say(f"error: {error.strerror or error}{where}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted; nothing half-written was kept: rerun the same command to resume",
-              file=sys.stderr)
+        _say("interrupted; nothing half-written was kept: rerun the same command to resume")
         return 130
-    except Exception as error:
+    except Exception as error:  # a bug: say so in one line, not with a traceback
         if debug:
             raise
-        print(f"internal error: {type(error).__name__}: {error}; rerun with ASSIMILATE_DEBUG=1 "
-              "for a traceback and please report it", file=sys.stderr)
+        _say(f"internal error: {type(error).__name__}: {error}; rerun with ASSIMILATE_DEBUG=1 "
+             "for a traceback and please report it")
         return 70
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -106,7 +106,7 @@ def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, 
     """``(denoiser with EMA weights, config, checkpoint payload)`` from an emulator checkpoint."""
     payload = load_checkpoint(checkpoint)
     if payload.get("kind") != "emulator":
-        raise ValueError(f"'{checkpoint}' is a {payload.get('kind')!r} checkpoint, "
+        raise ValueError(f"'{checkpoint}' holds a model of kind {payload.get('kind')!r}, "
                          "expected an emulator")
     config = ExperimentConfig.model_validate_json(payload["config"])
     model = build_model(config.emulator, dims=len(payload["coordinates"]))

@@ -160,7 +160,7 @@ def load_forecaster(checkpoint: str | Path) -> Forecaster:
     """The forecaster (EMA weights, on the selected device) stored at ``checkpoint``."""
     payload = load_checkpoint(checkpoint)
     if payload.get("kind") != "forecaster":
-        raise ValueError(f"'{checkpoint}' is a {payload.get('kind')!r} checkpoint, "
+        raise ValueError(f"'{checkpoint}' holds a model of kind {payload.get('kind')!r}, "
                          "expected a forecaster")
     config = ExperimentConfig.model_validate_json(payload["config"])
     coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}

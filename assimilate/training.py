@@ -181,6 +181,20 @@ def fit(
     log_path = out.with_name(out.name + ".metrics.jsonl")
     if output is not None:
         _truncate_log(log_path, start)
+    fresh = not out.exists()
+    try:
+        _loop(model, loss_fn, batch_fn, config, output, out, log_path, metadata, optimizer,
+              ema, start, validation_fn, progress, device)
+    except BaseException:
+        if fresh and output is not None and not out.exists():
+            log_path.unlink(missing_ok=True)  # a run that left no checkpoint leaves no log
+        raise
+    return out
+
+
+def _loop(model, loss_fn, batch_fn, config, output, out, log_path, metadata, optimizer, ema,
+          start, validation_fn, progress, device) -> None:
+    """The training steps from ``start`` on (see :func:`fit`)."""
     with _distributed(device) as (rank, world):
         trained = model
         if world > 1:
@@ -233,7 +247,6 @@ def fit(
             # while one of them waits for the GIL to finish (a teardown deadlock).
             torch.distributed.barrier()
             del trained
-    return out
 
 
 def _payload(step, metadata, model, ema, optimizer, config) -> dict[str, Any]:

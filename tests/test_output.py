@@ -54,15 +54,15 @@ def test_a_failed_write_keeps_the_old_output_and_names_the_real_path(tmp_path: P
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    with claim(out, kind="directory", overwrite=True) as output:
-        with pytest.raises(OutputError, match=r"cannot write '.*store.zarr': No space left"):
-            with output.atomic() as scratch:
-                scratch.mkdir()
-                os_replace, os.replace = os.replace, full
-                try:
-                    output._commit(scratch)
-                finally:
-                    os.replace = os_replace
+    with claim(out, kind="directory", overwrite=True) as output, \
+            pytest.raises(OutputError, match=r"cannot write '.*store.zarr': No space left"), \
+            output.atomic() as scratch:
+        scratch.mkdir()
+        os_replace, os.replace = os.replace, full
+        try:
+            output._commit(scratch)
+        finally:
+            os.replace = os_replace
     assert (out / "old").read_text() == "kept" and leftovers(tmp_path) == []
 
 
@@ -120,9 +120,9 @@ def test_an_input_is_never_an_output(tmp_path, monkeypatch, output, relation) ->
 def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path: Path) -> None:
     out = tmp_path / "shared.zarr"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pde.output import claim\n"
-         f"with claim({str(out)!r}, kind='directory'):\n"
-         "    print('held', flush=True); time.sleep(60)"],
+        [sys.executable, "-c", ("import sys, time\nfrom pde.output import claim\n"
+                                f"with claim({str(out)!r}, kind='directory'):\n"
+                                "    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -396,7 +397,7 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         map_threshold = float(np.quantile(sample, tail_quantile)) if len(sample) else np.nan
         lazy = statistics(field, lay, cut, map_threshold, shift=shift, pde=pde,
                           viscosity=viscosity)
-        bar = dask.diagnostics.ProgressBar() if progress and not (workers or scheduler) \
+        bar = dask.diagnostics.ProgressBar(out=sys.stderr) if progress and not (workers or scheduler) \
             else contextlib.nullcontext()
         with bar:
             c = lazy.compute()
