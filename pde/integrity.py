@@ -53,7 +53,8 @@ def checksummed_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
 
 def has_checksums(array) -> bool:
     """Whether a Zarr array was written with the crc32c codec."""
-    return any(type(codec).__name__ == "Crc32cCodec" for codec in array.metadata.codecs)
+    codecs = getattr(array.metadata, "codecs", ())  # Zarr v2 arrays have none
+    return any(type(codec).__name__ == "Crc32cCodec" for codec in codecs)
 
 
 def _chunk_slices(shape: Sequence[int], chunks: Sequence[int]) -> Iterator[tuple[slice, ...]]:
@@ -91,7 +92,9 @@ class _CheckedChunks:
 
         self.store, self.name, self.dims, self.finite = store, name, tuple(dims), finite
         self.array = zarr.open_array(store / name, mode="r")
-        self.shape, self.dtype, self.ndim = self.array.shape, self.array.dtype, self.array.ndim
+        # Zarr's dtypes carry an explicit byte order ("<f4"), which netCDF writers reject
+        self.dtype = np.dtype(self.array.dtype.str)
+        self.shape, self.ndim = self.array.shape, self.array.ndim
 
     def __reduce__(self):  # reopen from the path in another process (Dask workers)
         return type(self), (self.store, self.name, self.dims), {"finite": self.finite}
@@ -102,7 +105,7 @@ class _CheckedChunks:
     def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
         key = key if isinstance(key, tuple) else (key,)
         try:
-            values = np.asarray(self.array[key])
+            values = np.asarray(self.array[key], dtype=self.dtype)
         except Exception as error:  # noqa: BLE001 - any decoding failure is damage here
             raise IntegrityError(
                 f"store '{self.store}': variable '{self.name}' at {self._where(key)} is "

@@ -37,6 +37,7 @@ import xarray as xr
 from pde.config import SimulationConfig, physics_difference
 from pde.errors import IntegrityError, OutputError, StoreError
 from pde.integrity import (
+    checked_dataset,
     checked_field,
     checksummed_encoding,
     missing_chunks,
@@ -51,6 +52,7 @@ __all__ = [
     "create_store",
     "export",
     "field_variable",
+    "open_store",
     "open_trajectories",
     "read_completion",
     "require_physics",
@@ -200,6 +202,19 @@ def _open_raw(path: Path) -> xr.Dataset:
         raise StoreError(f"'{path}' cannot be opened as a Zarr v3 store: {error}") from None
 
 
+def open_store(path: str | Path) -> xr.Dataset:
+    """Any Zarr store lazily, with the checksummed variables read through checked reads (a
+    damaged chunk then fails naming the store, variable and place)."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"no store at '{path}'")
+    try:
+        ds = xr.open_zarr(path)
+    except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
+        raise StoreError(f"'{path}' cannot be opened as a Zarr store: {error}") from None
+    return checked_dataset(ds, path)
+
+
 def stored_config(path: str | Path) -> dict[str, Any]:
     """The resolved configuration a trajectory store was written with."""
     path = Path(path)
@@ -312,6 +327,7 @@ def export(store: str | Path, to: str | Path, *, overwrite: bool = False) -> Pat
         ds = open_trajectories(store)
         ds[COMPLETE] = ds[COMPLETE].astype("i1")  # NetCDF-4 has no boolean type
         ds[COMPLETE].attrs["flag_values"] = "0 1"
+        ds = ds.drop_encoding()  # Zarr's codecs and explicit "<f4" dtypes mean nothing here
         # One thread: netCDF writes are serial anyway, and a failed read then stops the
         # export at once instead of leaving other threads writing into the temporary.
         with output.atomic() as scratch, dask.config.set(scheduler="synchronous"):

@@ -152,3 +152,13 @@ def test_bad_samples_get_clear_messages() -> None:
         fit_gev(np.ones(30))
     with pytest.raises(ValueError, match="no finite values"):
         peaks_over_threshold(np.full((2, 5), np.nan), 0.0, 1)
+
+
+def test_gev_return_levels_keep_their_estimates_where_no_interval_exists() -> None:
+    """At a bounded tail the likelihood is not smooth: the Hessian holds inf and NaN, and
+    the delta method has no covariance (once a lost diagnosis: "SVD did not converge")."""
+    from assimilate.diagnostics.extremes import _covariance
+
+    with pytest.warns(UserWarning, match="not smooth"):
+        assert _covariance(np.array([[np.inf, 0.0], [0.0, np.nan]])) is None
+    np.testing.assert_allclose(_covariance(np.diag([4.0, 2.0])), np.diag([0.25, 0.5]))

@@ -53,6 +53,10 @@ def test_training_learns_and_checkpoints(tmp_path: Path) -> None:
     assert records[-1]["loss"] < 0.01 * records[0]["loss"]
     assert "validation_loss" in records[-1] and records[-1]["samples_per_s"] > 0
     assert not list(tmp_path.glob(".linear.pt.partial-*"))
+    assert not list(tmp_path.glob(".linear.pt.lock"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by the group: 0644
 
 
 def test_resume_after_interruption_equals_uninterrupted_run(tmp_path: Path) -> None:

@@ -79,8 +79,7 @@ class Layout:
 def open_data(path: str | Path) -> xr.Dataset:
     """Open a Zarr store or NetCDF file lazily (Dask-backed); our trajectory stores are
     validated and only their finished trajectories are used."""
-    from pde.integrity import checked_dataset
-    from pde.store import open_trajectories
+    from pde.store import open_store, open_trajectories
 
     path = Path(path)
     if not path.exists():
@@ -88,13 +87,13 @@ def open_data(path: str | Path) -> xr.Dataset:
     try:
         if path.is_file():
             return xr.open_dataset(path, chunks={})
-        ds = xr.open_zarr(path)
+        ds = open_store(path)
     except Exception as error:  # noqa: BLE001 - report any reader failure with the path
         raise ValueError(f"'{path}' is neither a Zarr store nor a NetCDF file that xarray "
                          f"can read: {error}") from None
     if ds.attrs.get("schema", "").startswith("assimilate.trajectories"):
         return open_trajectories(path, finished_only=True)
-    return checked_dataset(ds, path)
+    return ds
 
 
 def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from pde.store import open_store
+
 __all__ = [
     "SCHEMA",
     "colour",
@@ -58,7 +60,7 @@ def _load_one(item: Source, index: int) -> xr.Dataset:
     if isinstance(item, xr.Dataset):
         dataset, name = item.copy(), f"diagnostics[{index}] ({item.attrs.get('label', '?')})"
     elif isinstance(item, str | os.PathLike):
-        dataset, name = xr.open_zarr(item).load(), str(item)
+        dataset, name = open_store(item).load(), str(item)
     else:
         raise TypeError(f"diagnostics[{index}] must be an xarray.Dataset or a path to a Zarr "
                         f"store, got {type(item).__name__}")
