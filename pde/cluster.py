@@ -21,6 +21,25 @@ __all__ = ["DEFAULT_SCHEDULER_TIMEOUT", "ClusterError", "dask_client"]
 DEFAULT_SCHEDULER_TIMEOUT = float(os.environ.get("ASSIMILATE_SCHEDULER_TIMEOUT", "10"))
 
 
+@contextlib.contextmanager
+def _children_ignore_ctrl_c() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (they inherit it): a Ctrl-C, which the
+    terminal sends to the whole process group, then reaches this process alone, which
+    shuts the cluster down; each worker would otherwise print its own traceback. The
+    price: a Ctrl-C in the second or two the cluster takes to start is not seen."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _abandon_clusters() -> None:
     """Close half-started local clusters now, quietly: left to distributed's exit hook, a
     cluster interrupted while starting fails an assertion there and prints a traceback."""
@@ -56,8 +75,10 @@ def dask_client(workers: int | None, scheduler: str | None, *,
             client = Client(scheduler, timeout=timeout)
         else:
             # task errors reach the client; worker chatter (heartbeats lost at shutdown) not
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+            with _children_ignore_ctrl_c():
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.CRITICAL)
             client = Client(cluster)
     except (OSError, TimeoutError) as error:
         if cluster is not None:

@@ -6,6 +6,7 @@ A verb that works only after some other module happened to be imported fails her
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,32 @@ def test_each_verb_runs_bare_in_a_fresh_process(project: Path, line: str, printe
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr
     if line.split()[0] in BARS:
         assert "100%" in run.stderr, f"no progress bar for '{line}': {run.stderr[-500:]}"
+
+
+@pytest.mark.parametrize("after", [1.0, 3.5])
+def test_ctrl_c_is_clean_while_a_cluster_starts_or_works(project: Path, after: float) -> None:
+    """SIGINT to the whole process group, as a terminal's Ctrl-C: no traceback from this
+    process or its workers; an interrupted run says so in one line (exit code 130) and
+    leaves no output, temporary or lock; one interrupted while its cluster starts (when
+    the workers are made deaf to SIGINT) finishes instead."""
+    import signal
+    import time
+
+    if not (project / "ks.zarr").exists():  # run alone, without the verb tests before it
+        subprocess.run([COMMAND, "simulate", "project.yaml", "--out", "ks.zarr", "--quiet"],
+                       cwd=project, check=True)
+    out = project / f"interrupted-{after}.diag.zarr"
+    process = subprocess.Popen([COMMAND, "diagnose", "ks.zarr", "--out", out.name,
+                                "--workers", "2"], cwd=project, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(after)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode in (0, 130), err
+    assert "Traceback" not in err and "Error" not in err, err
+    assert not [p for p in project.iterdir() if p.name.startswith(f".{out.name}")]
+    if process.returncode == 130:
+        assert err.strip().splitlines()[-1].startswith("interrupted"), err
+        assert not out.exists()
+    else:
+        assert (out / "zarr.json").is_file()
