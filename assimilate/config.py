@@ -23,6 +23,7 @@ from pde.config import (
 )
 
 __all__ = [
+    "ConditioningNoise",
     "ConfigError",
     "EmulatorConfig",
     "ExperimentConfig",
@@ -89,6 +90,22 @@ class EmulatorConfig(_DiffusionModelConfig):
     """Unconditional diffusion model of single states (EDM / t-EDM, or (t-)Flow)."""
 
 
+class ConditioningNoise(_Section):
+    """Noise added to the conditioning history while training; the target stays clean.
+
+    A perturbed fraction ``probability`` of the training windows gets, on each history
+    state, noise of std ``a ~ U(0, amplitude)`` (normalised units: climatological stds)
+    with power spectrum ∝ |k|^-s, ``s ~ U(0, slope)`` (white to red), zero mean. The model
+    then learns to map an imperfect state to the clean next one, as the physics does:
+    "Learning to Simulate Complex Physics with Graph Networks" (Sanchez-Gonzalez et al.,
+    arXiv 2002.09405). ``amplitude: 0`` trains exactly as without it.
+    """
+
+    amplitude: float = Field(0.0, ge=0, le=10, description="largest noise std; 0: off")
+    probability: float = Field(0.5, ge=0, le=1, description="fraction of windows perturbed")
+    slope: float = Field(2.0, ge=0, le=8, description="largest spectral slope s")
+
+
 class ForecasterConfig(_DiffusionModelConfig):
     """Autoregressive diffusion model (ARDM) of x_{t+1} given the last ``history`` states.
 
@@ -99,6 +116,7 @@ class ForecasterConfig(_DiffusionModelConfig):
     history: int = Field(1, ge=1, le=64, description="previous states the model conditions on (k)")
     target: Literal["increment", "state"] = Field(
         "increment", description="denoise x_{t+1} - x_t (rescaled) or x_{t+1} itself")
+    conditioning_noise: ConditioningNoise = ConditioningNoise()
     sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
 
 

@@ -18,7 +18,11 @@ wavenumber as ``spectrum_distance_all``.
 Metrics: RMSE (raw and over the climatological std), correlation, high-correlation time
 (correlation > 0.8), CRPS and spread-skill ratio (ensembles), the log-spectral distance
 at the last lead, stability (rollouts whose energy stays below 10× climatology), total
-variation (KS) or dissipation and enstrophy (Kolmogorov) climatologies.
+variation (KS) or dissipation and enstrophy (Kolmogorov) climatologies; and, for the
+forecaster beside the simulator, how they treat imperfect states (:mod:`assimilate.
+robustness`): relaxation from the truth plus white noise of 0.1 and 0.5 stds (ensemble
+std over the climatological std, and spectrum distance to climatology, after every step up
+to 200) and the normalised RMSE under nudging toward regime-1 observations (``NUDGING``).
 """
 
 from __future__ import annotations
@@ -30,15 +34,20 @@ import numpy as np
 import torch
 import xarray as xr
 
-from assimilate import metrics
+from assimilate import metrics, robustness
 from assimilate.forecast import Forecaster, load_forecaster, open_matching, rollout_tensor
 from pde.config import SimulationConfig
 from pde.output import Output, claim
 from pde.store import write_zarr
 
-__all__ = ["DEFAULT_STEPS", "evaluate_forecast", "format_table", "plot_skill"]
+__all__ = ["DEFAULT_STEPS", "NUDGING", "evaluate_forecast", "format_table", "plot_skill",
+           "relaxation_table"]
 
 DEFAULT_STEPS = {"kuramoto_sivashinsky": 640, "kolmogorov": 180}
+# Nudging synchronisation: the observed points of regime 1 (every 8th point in 1-D, every
+# 4th along each dim in 2-D, noise 0.1), inserted at every step; steps scored.
+NUDGING = {"kuramoto_sivashinsky": robustness.Nudging(stride=8, noise=0.1, window=(100, 200)),
+           "kolmogorov": robustness.Nudging(stride=4, noise=0.1, window=(60, 180))}
 PERTURBATION = 0.01
 
 
@@ -138,11 +147,76 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
                for name, values in forecasts.items()]
     result = xr.concat(results, dim="method")
     result["seconds_per_step"] = ("method", [ardm_seconds, sim_seconds, 0.0, 0.0])
+    result = result.merge(_robustness(forecaster, ds, field, histories, n_members, sub_steps,
+                                      seed, list(forecasts)))
     result.attrs = {"checkpoint": str(Path(checkpoint).resolve()),
                     "data": str(Path(data).resolve()), "pde": pde, "n_steps": n_steps,
                     "n_members": n_members, "n_initial": len(truth),
                     "perturbation": PERTURBATION, "climatological_std": std}
     return result
+
+
+def _forecaster_advance(forecaster: Forecaster, sub_steps: int | None,
+                        seed: int) -> robustness.Advance:
+    """One forecast step on physical fields ``(batch, k, *space) -> (batch, *space)``."""
+    device = next(forecaster.model.parameters()).device
+    norm = forecaster.normalisation
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def advance(history: np.ndarray) -> np.ndarray:
+        normalised = norm.normalise(torch.from_numpy(history).double()).float().to(device)
+        with torch.no_grad():
+            following = forecaster.step(normalised, generator, sub_steps=sub_steps)
+        return norm.denormalise(following[:, 0].double()).float().cpu().numpy()
+
+    return advance
+
+
+def _simulator_models(store_config: str) -> tuple[robustness.Advance, robustness.Rollout]:
+    """The true simulator restarted from each stored field (``advance``), and run
+    continuously from the first (``rollout``)."""
+    simulator = SimulationConfig.model_validate_json(store_config).simulator.build()
+
+    def advance(history: np.ndarray) -> np.ndarray:
+        state = simulator.step(simulator.from_physical(history[:, -1]))
+        return np.asarray(simulator.to_physical(state), dtype=np.float32)
+
+    def rollout(history: np.ndarray, n_steps: int) -> np.ndarray:
+        _, fields = simulator.trajectory(simulator.from_physical(history[:, -1]), n_steps + 1)
+        return np.asarray(fields, dtype=np.float32)
+
+    return advance, rollout
+
+
+def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
+                histories: np.ndarray, n_members: int, sub_steps: int | None, seed: int,
+                methods: list[str]) -> xr.Dataset:
+    """Relaxation and nudging synchronisation of the forecaster and the simulator."""
+    pde = forecaster.config.simulator.pde
+    std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
+    climatology = metrics.energy_spectrum(field).mean(("trajectory", "time")).compute()
+    advance = _forecaster_advance(forecaster, sub_steps, seed)
+    sim_advance, sim_rollout = _simulator_models(ds.attrs["config"])
+    relax = {name: robustness.relaxation(model, histories, mean=mean, std=std,
+                                         spectrum=climatology, members=n_members, seed=seed)
+             for name, model in (("ardm", robustness.rollout_from(advance)),
+                                 ("simulator", sim_rollout))}
+    nudging = NUDGING[pde]
+    k, last = forecaster.history, nudging.window[1]
+    nrmse = {name: np.nan for name in methods}
+    if field.sizes["time"] >= k + last:
+        truth = field.isel(time=slice(k - 1, k + last)).values[: len(histories)]
+        start = np.roll(field.isel(time=slice(-k, None)).values[: len(histories)], 1, axis=0)
+        for name, model in (("ardm", advance), ("simulator", sim_advance)):
+            nrmse[name] = robustness.nudging_nrmse(model, truth, start, nudging, std=std,
+                                                   seed=seed)
+    empty = xr.full_like(relax["ardm"], np.nan)
+    relaxed = xr.concat([relax.get(name, empty) for name in methods], dim="method")
+    return xr.Dataset({
+        "relaxation_std_ratio": relaxed["std_ratio"],
+        "relaxation_spectrum_distance": relaxed["spectrum_distance"],
+        "nudging_nrmse": ("method", [nrmse[name] for name in methods]),
+    }).assign_coords(method=methods)
 
 
 def _score(name: str, forecast: xr.DataArray, truth: xr.DataArray, std: float, pde: str,
@@ -188,12 +262,12 @@ def _physics(forecast: xr.DataArray, truth: xr.DataArray, pde: str,
 
 
 def format_table(result: xr.Dataset) -> str:
-    """A Markdown table of the summary metrics and the RMSE at a few leads."""
+    """Markdown tables: summary metrics and the RMSE at a few leads; then relaxation."""
     times = result["time"].values
     leads = sorted({len(times) // 8, len(times) // 4, len(times) // 2, len(times) - 1})
     summary = [name for name in ("high_correlation_time", "spectrum_distance", "stable_fraction",
                                  "tv_error", "enstrophy_error", "dissipation_error",
-                                 "seconds_per_step") if name in result]
+                                 "nudging_nrmse", "seconds_per_step") if name in result]
     header = ["method", *summary, *(f"nRMSE t={times[i]:.1f}" for i in leads),
               *(f"CRPS t={times[leads[-1]]:.1f}",) * ("crps" in result)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -204,6 +278,29 @@ def format_table(result: xr.Dataset) -> str:
         if "crps" in result:
             cells.append(f"{float(row['crps'].isel(time=leads[-1])):.3g}")
         lines.append("| " + " | ".join(cells) + " |")
+    if "relaxation_std_ratio" in result:
+        lines += ["", relaxation_table(result)]
+    return "\n".join(lines)
+
+
+def relaxation_table(result: xr.Dataset) -> str:
+    """Ensemble std / climatological std and spectrum distance after 1, 10, 50, 200 steps
+    from the truth plus noise, with the largest departure of the std ratio from 1 over
+    steps 10..200 (the target: below 0.1)."""
+    steps = [s for s in robustness.RELAXATION_STEPS if s in result["step"].values]
+    header = ["method", "noise", *(f"std ratio @{s}" for s in steps),
+              "max abs(ratio - 1), steps 10-200", *(f"spectrum dist. @{s}" for s in steps)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method in ("ardm", "simulator"):
+        for level in result["noise"].values:
+            row = result.sel({"method": method, "noise": level})
+            ratio = row["relaxation_std_ratio"]
+            late = float(abs(ratio.sel(step=slice(10, None)) - 1).max())
+            cells = [method, f"{float(level):g}",
+                     *(f"{float(ratio.sel(step=s)):.3f}" for s in steps), f"{late:.3f}",
+                     *(f"{float(row['relaxation_spectrum_distance'].sel(step=s)):.3f}"
+                       for s in steps)]
+            lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

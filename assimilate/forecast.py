@@ -29,7 +29,8 @@ import xarray as xr
 from torch import nn
 from tqdm.auto import tqdm
 
-from assimilate.config import ExperimentConfig
+from assimilate.augment import perturb_history
+from assimilate.config import ExperimentConfig, ForecasterConfig
 from assimilate.data import (
     DEFAULT_MEMORY_LIMIT,
     Normalisation,
@@ -50,7 +51,7 @@ from pde.output import claim
 from pde.store import open_trajectories, require_physics, write_zarr
 
 __all__ = ["Control", "Forecaster", "forecast", "load_forecaster", "open_matching", "rollout",
-           "train_forecaster"]
+           "rollout_tensor", "train_forecaster", "training_pair"]
 
 FORECAST_SCHEMA = "assimilate.forecast/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
@@ -98,6 +99,23 @@ def _increment_std(field: xr.DataArray, normalisation: Normalisation) -> float:
     return std
 
 
+def training_pair(window: torch.Tensor, settings: ForecasterConfig, increment_std: float,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target, history)`` of normalised windows ``(batch, k + 1, *space)``.
+
+    With a ``generator`` the history may be perturbed (``settings.conditioning_noise``); the
+    target is always the clean next state, so an increment target is measured from the
+    perturbed last state: the skip ``x̃_t + δ`` must land on the clean ``x_{t+1}``.
+    """
+    k = settings.history
+    history, following = window[:, :k], window[:, k:]
+    if generator is not None:
+        history = perturb_history(history, settings.conditioning_noise, generator)
+    if settings.target == "increment":
+        following = (following - history[:, -1:]) / increment_std
+    return following, history
+
+
 def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path, *,
                      steps: int | None = None, progress: bool = True,
                      memory_limit: int = DEFAULT_MEMORY_LIMIT,
@@ -126,11 +144,9 @@ def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool
                             memory_limit=memory_limit)
     device = select_device()
 
-    def split(window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        history, following = window[:, :k], window[:, k:]
-        if settings.target == "increment":
-            following = (following - history[:, -1:]) / increment_std
-        return following.to(device), history.to(device)
+    def split(window: torch.Tensor, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        return training_pair(window.to(device), settings, increment_std, generator)
 
     validation_fn = None
     if len(validation):
@@ -151,7 +167,7 @@ def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool
     training = settings.training
     with windows.loader(training.batch_size, training.seed, stop=training.steps) as batch:
         return fit(model, loss_function(settings.family),
-                   lambda step, generator: split(batch(step)), training, output,
+                   lambda step, generator: split(batch(step), generator), training, output,
                    metadata=meta, validation_fn=validation_fn, progress=progress,
                    allow_other_data=allow_other_data)
 
