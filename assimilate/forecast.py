@@ -30,7 +30,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from assimilate.augment import perturb_history
-from assimilate.config import ExperimentConfig, ForecasterConfig
+from assimilate.config import ConditioningNoise, ExperimentConfig, ForecasterConfig
 from assimilate.data import (
     DEFAULT_MEMORY_LIMIT,
     Normalisation,
@@ -90,13 +90,19 @@ class Forecaster:
         return drawn
 
 
-def _increment_std(field: xr.DataArray, normalisation: Normalisation) -> float:
-    """Std of x_{t+1} − x_t in normalised units (Dask-reduced over the training set)."""
+def _increment_std(field: xr.DataArray, normalisation: Normalisation,
+                   noise: ConditioningNoise) -> float:
+    """Std of the training targets x_{t+1} − x̃_t in normalised units.
+
+    Clean increments are Dask-reduced over the training set; the conditioning noise adds
+    its mean variance, ``probability · amplitude² / 3`` (a ~ U(0, amplitude)), so that the
+    targets keep unit variance, as the denoiser's ``sigma_data`` assumes.
+    """
     increments = field.astype(np.float64).diff("time") / normalisation.std
     std = float(increments.std().compute())
     if not np.isfinite(std) or std <= 0:
         raise ValueError(f"field '{field.name}' does not change in time (increment std {std})")
-    return std
+    return float(np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3))
 
 
 def training_pair(window: torch.Tensor, settings: ForecasterConfig, increment_std: float,
@@ -137,7 +143,8 @@ def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool
     ds, field = training_field(config, data)
     train, validation = split_trajectories(field.sizes["trajectory"])
     normalisation = Normalisation.of(field.isel(trajectory=train))
-    increment_std = (_increment_std(field.isel(trajectory=train), normalisation)
+    increment_std = (_increment_std(field.isel(trajectory=train), normalisation,
+                                    settings.conditioning_noise)
                      if settings.target == "increment" else 1.0)
     k = settings.history
     windows = WindowSampler(field, train, normalisation, window=k + 1,

@@ -181,21 +181,8 @@ def fit(
     log_path = out.with_name(out.name + ".metrics.jsonl")
     if output is not None:
         _truncate_log(log_path, start)
-    fresh = not out.exists()
-    try:
-        _loop(model, loss_fn, batch_fn, config, output, out, log_path, metadata, optimizer,
-              ema, start, validation_fn, progress, device)
-    except BaseException:
-        if fresh and output is not None and not out.exists():
-            log_path.unlink(missing_ok=True)  # a run that left no checkpoint leaves no log
-        raise
-    return out
-
-
-def _loop(model, loss_fn, batch_fn, config, output, out, log_path, metadata, optimizer, ema,
-          start, validation_fn, progress, device) -> None:
-    """The training steps from ``start`` on (see :func:`fit`)."""
-    with _distributed(device) as (rank, world):
+    with _no_orphan_log(log_path, out, output is not None), \
+            _distributed(device) as (rank, world):
         trained = model
         if world > 1:
             trained = nn.parallel.DistributedDataParallel(model, device_ids=None
@@ -247,6 +234,19 @@ def _loop(model, loss_fn, batch_fn, config, output, out, log_path, metadata, opt
             # while one of them waits for the GIL to finish (a teardown deadlock).
             torch.distributed.barrier()
             del trained
+    return out
+
+
+@contextlib.contextmanager
+def _no_orphan_log(log_path: Path, out: Path, writes: bool) -> Iterator[None]:
+    """A run that fails before writing its first checkpoint leaves no metrics log either."""
+    fresh = writes and not out.exists()
+    try:
+        yield
+    except BaseException:
+        if fresh and not out.exists():
+            log_path.unlink(missing_ok=True)
+        raise
 
 
 def _payload(step, metadata, model, ema, optimizer, config) -> dict[str, Any]:

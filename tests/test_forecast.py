@@ -10,6 +10,7 @@ import pytest
 import torch
 import xarray as xr
 
+from assimilate import metrics
 from assimilate.cli import main
 from assimilate.config import load_config
 from assimilate.forecast import load_forecaster, rollout, train_forecaster
@@ -162,6 +163,33 @@ def test_shipped_checkpoints_load_and_forecast_ten_steps(checkpoint: Path) -> No
     assert field.shape == (2, 11, *space) and np.isfinite(field.values).all()
     climatological = forecaster.normalisation.std
     assert float(np.abs(field).max()) < 10 * climatological, "a shipped model stays bounded"
+
+
+@pytest.mark.parametrize("checkpoint", SHIPPED, ids=lambda path: path.name)
+def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> None:
+    """From attractor states plus white noise of 0.5 climatological stds, the ensemble std
+    is back within 15 % of the climatological std after ten steps, as the physics does
+    (the forecaster issue's target is 10 %, measured on 8 x 4 rollouts by evaluate)."""
+    import jax
+
+    from assimilate.evaluate import _forecaster_advance
+    from assimilate.robustness import relaxation, rollout_from
+
+    forecaster = load_forecaster(checkpoint)
+    simulator = forecaster.config.simulator.build()
+    state = simulator.burn_in(simulator.initial_state(jax.random.PRNGKey(3), 4))
+    _, fields = simulator.trajectory(state, 40)
+    fields = np.asarray(fields, dtype=np.float32)
+    space = ("y", "x") if fields.ndim == 4 else ("x",)
+    spectrum = metrics.energy_spectrum(xr.DataArray(fields, dims=("i", "time", *space)))
+    norm = forecaster.normalisation
+    result = relaxation(rollout_from(_forecaster_advance(forecaster, None, 0)),
+                        fields[:, -1:], mean=norm.mean, std=norm.std,
+                        spectrum=spectrum.mean(("i", "time")), members=2, noise=(0.5,),
+                        n_steps=10)
+    ratio = result["std_ratio"].sel(noise=0.5)
+    assert float(ratio.sel(step=0)) > 1.08, "the start is perturbed"
+    assert abs(float(ratio.sel(step=10)) - 1) < 0.15, ratio.values
 
 
 def test_a_checkpoint_is_shipped() -> None:
