@@ -15,7 +15,7 @@ from torch import Tensor
 
 from assimilate.config import ConditioningNoise
 
-__all__ = ["coloured_noise", "perturb_history"]
+__all__ = ["coloured_noise", "observation_marks", "perturb_history"]
 
 
 def coloured_noise(shape: tuple[int, ...], slope: Tensor, generator: torch.Generator) -> Tensor:
@@ -38,6 +38,30 @@ def coloured_noise(shape: tuple[int, ...], slope: Tensor, generator: torch.Gener
     return noise / noise.flatten(2).std(dim=2).clamp_min(1e-12).reshape(*shape[:2], *(1,) * len(space))
 
 
+MARK_STRIDES = (2, 4, 8, 16)
+MARK_NOISE = 0.2
+
+
+def observation_marks(shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
+    """Random regular lattices ``(batch, 1, *space)`` (1 on a lattice point): each sample
+    a stride from ``MARK_STRIDES`` (at most half the smallest dim) and a random offset."""
+    space = shape[2:]
+    allowed = torch.tensor([s for s in MARK_STRIDES if 2 * s <= min(space)] or [1],
+                           device=generator.device)
+    batch = shape[0]
+    pick = torch.randint(len(allowed), (batch,), generator=generator, device=generator.device)
+    stride = allowed[pick]
+    marks = torch.ones((batch, 1, *space), device=generator.device)
+    for axis, size in enumerate(space):
+        offset = (torch.rand(batch, generator=generator, device=generator.device)
+                  * stride).long()
+        position = torch.arange(size, device=generator.device)
+        on = ((position[None, :] - offset[:, None]) % stride[:, None] == 0).float()
+        marks = marks * on.reshape(batch, 1, *(size if i == axis else 1
+                                               for i in range(len(space))))
+    return marks
+
+
 def perturb_history(history: Tensor, settings: ConditioningNoise,
                     generator: torch.Generator) -> Tensor:
     """``history`` ``(batch, k, *space)`` (normalised) with noise on a random part of it.
@@ -47,9 +71,18 @@ def perturb_history(history: Tensor, settings: ConditioningNoise,
     """
     if settings.amplitude == 0:
         return history
-    batch = history.shape[0]
+    batch, shape = history.shape[0], tuple(history.shape)
     uniform = torch.rand((3, batch), generator=generator, device=generator.device)
     chosen = (uniform[0] < settings.probability).to(history.dtype)
     amplitude = settings.amplitude * uniform[1] * chosen
-    noise = coloured_noise(tuple(history.shape), settings.slope * uniform[2], generator)
-    return history + amplitude.reshape(-1, *(1,) * (history.ndim - 1)) * noise.to(history.dtype)
+    noise = coloured_noise(shape, settings.slope * uniform[2], generator)
+    perturbation = amplitude.reshape(-1, *(1,) * (history.ndim - 1)) * noise.to(history.dtype)
+    if settings.marks > 0:
+        draws = torch.rand((2, batch), generator=generator, device=generator.device)
+        marked = ((draws[0] < settings.marks).to(history.dtype) * chosen).reshape(
+            -1, *(1,) * (history.ndim - 1))
+        lattice = observation_marks(shape, generator) * marked
+        error = MARK_NOISE * draws[1].reshape(-1, *(1,) * (history.ndim - 1)) * torch.randn(
+            shape, generator=generator, device=generator.device)
+        perturbation = perturbation * (1 - lattice) + error.to(history.dtype) * lattice
+    return history + perturbation

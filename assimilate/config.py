@@ -95,8 +95,12 @@ class ConditioningNoise(_Section):
 
     A perturbed fraction ``probability`` of the training windows gets, on each history
     state, noise of std ``a ~ U(0, amplitude)`` (normalised units: climatological stds)
-    with power spectrum ∝ |k|^-s, ``s ~ U(0, slope)`` (white to red), zero mean. The model
-    then learns to map an imperfect state to the clean next one, as the physics does:
+    with power spectrum ∝ |k|^-s, ``s ~ U(0, slope)`` (white to red), zero mean. A fraction
+    ``marks`` of those also carries the marks of inserted observations: on a regular
+    lattice (every 2nd to 16th point along each dim, random offset) the error is replaced
+    by observation noise of std ~U(0, 0.2), as in a state nudged toward sparse
+    observations. The model then learns to map an imperfect state to the clean next one,
+    as the physics does:
     "Learning to Simulate Complex Physics with Graph Networks" (Sanchez-Gonzalez et al.,
     arXiv 2002.09405). ``amplitude: 0`` trains exactly as without it.
     """
@@ -104,6 +108,8 @@ class ConditioningNoise(_Section):
     amplitude: float = Field(0.0, ge=0, le=10, description="largest noise std; 0: off")
     probability: float = Field(0.5, ge=0, le=1, description="fraction of windows perturbed")
     slope: float = Field(2.0, ge=0, le=8, description="largest spectral slope s")
+    marks: float = Field(0.0, ge=0, le=1, description="fraction of the perturbed windows "
+                         "that also carry the marks of inserted observations")
 
 
 class ForecasterConfig(_DiffusionModelConfig):

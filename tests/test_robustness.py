@@ -132,3 +132,25 @@ def test_perturbed_history_keeps_the_clean_next_state_as_target() -> None:
     amplitude = (perturb_history(window[:, :1], noisy, torch.Generator().manual_seed(2))
                  - window[:, :1]).flatten(1).std(dim=1)
     assert float(amplitude.max()) <= 0.5 + 1e-4 and 0.22 < float(amplitude[amplitude > 0].mean()) < 0.28
+
+
+def test_observation_marks_are_regular_lattices_where_the_error_is_small() -> None:
+    from assimilate.augment import MARK_NOISE, observation_marks
+
+    generator = torch.Generator().manual_seed(3)
+    marks = observation_marks((500, 1, 64), generator)
+    counts = marks.sum(dim=-1).flatten()
+    assert set(counts.long().tolist()) == {32, 16, 8, 4}  # strides 2, 4, 8, 16
+    grid = observation_marks((50, 1, 16, 16), generator)[:, 0]
+    for lattice in grid:
+        rows, cols = (torch.unique(index).tolist() for index in torch.nonzero(lattice).T)
+        stride = 16 // len(cols)
+        assert stride in (2, 4, 8) and len(rows) == len(cols)  # the same stride along both
+        assert rows == list(range(rows[0], 16, stride)) and cols == list(range(cols[0], 16,
+                                                                                 stride))
+    settings = ConditioningNoise(amplitude=1.0, probability=1.0, marks=1.0)
+    history = torch.zeros(400, 1, 64)
+    perturbed = perturb_history(history, settings, torch.Generator().manual_seed(4))
+    small = perturbed.abs() <= 5 * MARK_NOISE  # marks carry only observation-sized noise
+    lattice_sizes = small.sum(dim=-1).flatten()
+    assert (lattice_sizes >= 4).all()
