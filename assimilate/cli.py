@@ -86,7 +86,8 @@ def _evaluate_forecast(args: argparse.Namespace) -> None:
     result = evaluate_forecast(args.checkpoint, args.data, args.out, n_steps=args.steps,
                                n_members=args.members, n_initial=args.initial,
                                sub_steps=args.sub_steps, seed=args.seed,
-                               overwrite=args.overwrite, progress=not args.quiet)
+                               overwrite=args.overwrite, progress=not args.quiet,
+                               robust=not args.skip_robustness)
     print(format_table(result))
     print(f"wrote {args.out} and {args.out}.png")
 
@@ -244,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     skill.add_argument("--initial", type=_positive, help="initial states (default: all)")
     skill.add_argument("--sub-steps", type=_positive, help="denoising sub-steps per step")
     skill.add_argument("--seed", type=int, default=0)
+    skill.add_argument("--skip-robustness", action="store_true",
+                       help="skip relaxation and nudging synchronisation (imperfect states)")
     skill.add_argument("--overwrite", action="store_true", help="replace existing results")
     skill.add_argument("--quiet", action="store_true", help="no progress bar")
     skill.set_defaults(handler=_evaluate_forecast)

@@ -52,7 +52,7 @@ def forecast_skill(out: Path) -> None:
         print(f"\nForecast skill of {checkpoint.relative_to(REPO)}: 4 held-out initial states, "
               f"4 members, {steps} steps")
         result = evaluate_forecast(checkpoint, test.path, out / f"{name}-skill.zarr",
-                                   n_steps=steps, n_members=4, overwrite=True)
+                                   n_steps=steps, n_members=4, overwrite=True, robust=False)
         print(format_table(result))
         print(f"  figure: {out / f'{name}-skill.zarr.png'}")
 

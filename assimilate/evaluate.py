@@ -102,29 +102,30 @@ def _simulator(store_config: str, truth: np.ndarray, n_members: int, std: float,
 def evaluate_forecast(checkpoint: str | Path, data: str | Path, out: str | Path | None = None,
                       *, n_steps: int | None = None, n_members: int = 4,
                       n_initial: int | None = None, sub_steps: int | None = None,
-                      seed: int = 0, overwrite: bool = False,
-                      progress: bool = True) -> xr.Dataset:
+                      seed: int = 0, overwrite: bool = False, progress: bool = True,
+                      robust: bool = True) -> xr.Dataset:
     """Skill of the forecaster at ``checkpoint`` on the test store ``data`` (see module doc).
 
     With ``out``, the results store is written there and the figure of :func:`plot_skill`
-    beside it (``out`` + ``.png``); both outputs are claimed before any work.
+    beside it (``out`` + ``.png``); both outputs are claimed before any work. ``robust``:
+    also measure relaxation and nudging synchronisation (200 more steps of each model).
     """
     if out is None:
         return _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
-                         progress)
+                         progress, robust)
     figure_path = Path(f"{out}.png")
     inputs = [checkpoint, data]
     with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output, \
             claim(figure_path, kind="file", inputs=inputs, overwrite=overwrite) as figure:
         result = _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
-                           progress)
+                           progress, robust)
         write_zarr(result, output)
         _save_figure(result, figure)
     return result
 
 
 def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
-              progress) -> xr.Dataset:
+              progress, robust) -> xr.Dataset:
     forecaster = load_forecaster(checkpoint)
     pde = forecaster.config.simulator.pde
     ds = open_matching(forecaster, data)
@@ -150,8 +151,9 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
                for name, values in forecasts.items()]
     result = xr.concat(results, dim="method")
     result["seconds_per_step"] = ("method", [ardm_seconds, sim_seconds, 0.0, 0.0])
-    result = result.merge(_robustness(forecaster, ds, field, histories, n_members, sub_steps,
-                                      seed, list(forecasts)))
+    if robust:
+        result = result.merge(_robustness(forecaster, ds, field, histories, n_members,
+                                          sub_steps, seed, list(forecasts)))
     result.attrs = {"checkpoint": str(Path(checkpoint).resolve()),
                     "data": str(Path(data).resolve()), "pde": pde, "n_steps": n_steps,
                     "n_members": n_members, "n_initial": len(truth),
