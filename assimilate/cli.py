@@ -125,6 +125,51 @@ def _diagnose(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _run(args: argparse.Namespace) -> None:
+    from assimilate.methods import parse_settings
+    from assimilate.run import run
+
+    settings = parse_settings(args.set)
+    analysis, scores = run(args.config, method=args.method, settings=settings,
+                           observations=args.obs, out=args.out, n_members=args.members,
+                           forecaster=args.forecaster, background=args.background,
+                           climatology=args.climatology, truth=args.truth,
+                           n_steps=args.steps, spin_up=args.spin_up, seed=args.seed,
+                           overwrite=args.overwrite,
+                           progress=not args.quiet)
+    attrs = analysis.attrs
+    print(f"{attrs['method']} ({attrs['parameters']}) on regime {attrs['regime']}: "
+          f"{analysis.sizes['trajectory']} trajectory(ies) x {attrs['n_members']} members x "
+          f"{analysis.sizes['time'] - 1} steps in {attrs['wall_time_s']:.1f} s, "
+          f"NFE {attrs['nfe']}")
+    if scores:
+        print("| " + " | ".join(scores) + " |")
+        print("|" + "---|" * len(scores))
+        print("| " + " | ".join(f"{value:.4g}" for value in scores.values()) + " |")
+    print(f"wrote {args.out}")
+
+
+def _observe(args: argparse.Namespace) -> None:
+    from assimilate.observe import observe, summary
+
+    ds = observe(args.store, args.regime, args.out, trajectories=args.trajectories,
+                 seed=args.seed, regimes_path=args.regimes, overwrite=args.overwrite,
+                 progress=not args.quiet)
+    print(summary(ds))
+    print(f"wrote {args.out}")
+
+
+def _trajectory_selection(text: str) -> int | list[int]:
+    """``N`` (the first N trajectories) or ``I,J,...`` (those indices)."""
+    try:
+        if "," not in text:
+            return _positive(text)
+        return [int(part) for part in text.split(",") if part.strip()]
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"must be a count N or indices I,J,..., got "
+                                         f"{text!r}") from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     from pde.integrity import verify
 
@@ -293,6 +338,42 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--pdf", help="also write the figures to this PDF")
     report.add_argument("--title", help="report title")
     report.set_defaults(handler=_report)
+
+    assim = verbs.add_parser("run", help="assimilate observations with one DA method")
+    assim.add_argument("config", help="experiment config (its simulator sets grid and time step)")
+    assim.add_argument("--method", required=True,
+                       help="free, dps, enkf, etkf, letkf, nudging, oi or climatology")
+    assim.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)")
+    assim.add_argument("--obs", required=True, help="observations (NetCDF or Zarr)")
+    assim.add_argument("--out", required=True, help="analysis store to write (Zarr)")
+    assim.add_argument("--members", type=_positive, default=16, help="ensemble members")
+    assim.add_argument("--forecaster", help="forecaster checkpoint (methods on model=forecaster)")
+    assim.add_argument("--background", help="first background: a state or ensemble (NetCDF/Zarr)")
+    assim.add_argument("--climatology", help="store to draw the first background and OI's "
+                       "covariance from (default: simulated afresh)")
+    assim.add_argument("--truth", help="truth store: print rmse.a / rmse.f after the spin-up")
+    assim.add_argument("--steps", type=_positive, help="assimilate only the first N steps "
+                       "(default: up to the last observation)")
+    assim.add_argument("--spin-up", type=int, help="steps left out of the scores "
+                       "(default: a quarter of the run)")
+    assim.add_argument("--seed", type=int, default=0)
+    assim.add_argument("--overwrite", action="store_true", help="replace an existing analysis")
+    assim.add_argument("--quiet", action="store_true", help="no progress bar")
+    assim.set_defaults(handler=_run)
+
+    obs = verbs.add_parser("observe", help="synthetic observations of a truth store "
+                                           "under a named regime")
+    obs.add_argument("store", help="truth trajectory store")
+    obs.add_argument("--regime", required=True, help="regime name (configs/regimes.yaml)")
+    obs.add_argument("--out", required=True, help="output observations store (Zarr)")
+    obs.add_argument("--trajectories", type=_trajectory_selection, metavar="N|I,J,...",
+                     help="the first N trajectories, or these indices (default: all)")
+    obs.add_argument("--seed", type=int, default=0, help="seed of the observation noise")
+    obs.add_argument("--regimes", help="regimes file (default: configs/regimes.yaml)")
+    obs.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    obs.add_argument("--quiet", action="store_true", help="no progress bar")
+    obs.set_defaults(handler=_observe)
 
     check = verbs.add_parser("verify", help="check every chunk and value of a store "
                                             "(exit code 1 on damage)")

@@ -14,6 +14,7 @@ store with dims ``(sample, x)`` or ``(sample, y, x)`` and provenance attributes.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +33,7 @@ from assimilate.data import (
     WindowSampler,
     split_trajectories,
 )
+from assimilate.diffusion import EvaluationCounter
 from assimilate.models import (
     build_model,
     checkpoint_metadata,
@@ -137,8 +139,8 @@ def sample_emulator(
         normalisation = Normalisation.from_state(payload["normalisation"])
         generator = torch.Generator(device=device).manual_seed(seed)
         started, chunks = time.perf_counter(), []
-        with torch.no_grad(), tqdm(total=n, unit="sample", desc="sample",
-                                   disable=not progress) as bar:
+        with torch.no_grad(), EvaluationCounter(model) as counter, \
+                tqdm(total=n, unit="sample", desc="sample", disable=not progress) as bar:
             for first in range(0, n, batch_size):
                 count = min(batch_size, n - first)
                 drawn = generate(model, config.emulator, (count, 1, *shape), generator)
@@ -146,13 +148,14 @@ def sample_emulator(
                 bar.update(count)
         seconds = time.perf_counter() - started
         samples = torch.cat(chunks).numpy()
-        ds = _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds)
+        nfe = counter.calls // math.ceil(n / batch_size)  # per sample: batches run in turn
+        ds = _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds, nfe)
         return write_zarr(ds, output)
 
 
-def _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds) -> xr.Dataset:
+def _samples_dataset(samples, coords, payload, config, checkpoint, seed, seconds,
+                     nfe) -> xr.Dataset:
     steps = config.emulator.sampling.steps
-    nfe = 2 * steps - 1 if config.emulator.sampling.sampler != "euler" else steps
     variable = payload["variable"]
     ds = xr.Dataset(
         {variable: (("sample", *coords), samples, {"units": "1"})},

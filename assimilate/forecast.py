@@ -37,7 +37,7 @@ from assimilate.data import (
     WindowSampler,
     split_trajectories,
 )
-from assimilate.diffusion import Correction
+from assimilate.diffusion import Correction, EvaluationCounter
 from assimilate.models import (
     build_model,
     checkpoint_metadata,
@@ -241,21 +241,20 @@ def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
     history = history.to(device).unsqueeze(0).expand(n_members, *history.shape).contiguous()
     generator = torch.Generator(device=device).manual_seed(seed)
     started = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), EvaluationCounter(forecaster.model) as counter:
         states = rollout_tensor(forecaster, history, n_steps, generator, control=control,
                                 sub_steps=sub_steps, progress=progress)
     seconds = time.perf_counter() - started
     states = forecaster.normalisation.denormalise(states.double()).float().cpu().numpy()
     states = np.concatenate([np.broadcast_to(initial[-1], (n_members, 1, *space)), states], 1)
-    return _forecast_dataset(forecaster, states, sub_steps, seed, seconds)
+    return _forecast_dataset(forecaster, states, sub_steps, seed, seconds, counter.calls)
 
 
 def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int | None,
-                      seed: int, seconds: float) -> xr.Dataset:
+                      seed: int, seconds: float, nfe: int) -> xr.Dataset:
     settings = forecaster.config.forecaster
     steps = sub_steps or settings.sampling.steps
     n_members, n_times = states.shape[:2]
-    per_step = steps if settings.sampling.sampler == "euler" else 2 * steps - 1
     coords = forecaster.coordinates
     ds = xr.Dataset(
         {forecaster.variable: (("member", "time", *coords), states, {"units": "1"})},
@@ -272,7 +271,7 @@ def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int
         "nu": "gaussian" if settings.nu is None else settings.nu,
         "sampler": settings.sampling.sampler,
         "sub_steps": steps,
-        "nfe": per_step * (n_times - 1),
+        "nfe": nfe,
         "seed": seed,
         "wall_time_s": round(seconds, 3),
         "checkpoint": forecaster.checkpoint,

@@ -25,6 +25,7 @@ from assimilate.diffusion import (
     FlowDenoiser,
     GaussianNoise,
     StudentTNoise,
+    SubStep,
     edm_loss,
     expand_to,
     flow_loss,
@@ -307,8 +308,8 @@ def test_correction_and_callback_run_once_per_step(sampler) -> None:
     # so the output is exactly the last correction's constant.
     sigmas, corrections, reports = karras_sigmas(6), [], []
 
-    def add_constant(x_next: Tensor, sigma_next: float, index: int) -> Tensor:
-        corrections.append((index, sigma_next))
+    def add_constant(x_next: Tensor, step: SubStep) -> Tensor:
+        corrections.append((step.index, step.sigma_next))
         return x_next + 0.25
 
     x = torch.randn(3, 2, 4, dtype=F64)
@@ -318,6 +319,47 @@ def test_correction_and_callback_run_once_per_step(sampler) -> None:
     assert [r["index"] for r in reports] == list(range(6))
     assert set(reports[0]) == {"index", "x", "sigma", "sigma_next", "denoised"}
     torch.testing.assert_close(sampler(zero_denoiser, x, sigmas), torch.zeros_like(x))
+
+
+class CountingLinear:
+    """D(x) = x / 2, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, x: Tensor, sigma: Tensor | float, cond: Tensor | None = None) -> Tensor:
+        self.calls += 1
+        return 0.5 * x
+
+
+@pytest.mark.parametrize("sampler", [sample_euler, sample_heun, sample_stochastic])
+def test_correction_receives_the_samplers_own_denoised_estimate(sampler) -> None:
+    denoiser, seen = CountingLinear(), []
+
+    def record(x_next: Tensor, step: SubStep) -> Tensor:
+        torch.testing.assert_close(step.denoised, 0.5 * step.x)  # D of the step's start
+        seen.append(step.sigma)
+        return x_next
+
+    sigmas = karras_sigmas(5)
+    plain = CountingLinear()
+    sampler(plain, torch.ones(2, 1, 3, dtype=F64), sigmas)
+    sampler(denoiser, torch.ones(2, 1, 3, dtype=F64), sigmas, correction=record)
+    assert denoiser.calls == plain.calls, "the correction must not cost a denoiser call"
+    assert len(seen) == 5
+
+
+def test_a_differentiating_correction_gets_a_graph_inside_no_grad() -> None:
+    def guide(x_next: Tensor, step: SubStep) -> Tensor:
+        (gradient,) = torch.autograd.grad(step.denoised.sum(), step.x)
+        torch.testing.assert_close(gradient, torch.full_like(step.x, 0.5))
+        return x_next.detach()
+
+    guide.needs_grad = True
+    with torch.no_grad():
+        out = sample_euler(CountingLinear(), torch.ones(2, 1, 3, dtype=F64), karras_sigmas(3),
+                           correction=guide)
+    assert not out.requires_grad
 
 
 def test_samplers_share_one_signature() -> None:

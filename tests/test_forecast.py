@@ -79,9 +79,9 @@ def test_correction_hook_runs_at_every_sub_step(trained) -> None:
     def control(step: int, history: torch.Tensor):
         assert history.shape == (2, 1, 32)
 
-        def correction(x_next: torch.Tensor, sigma_next: float, index: int) -> torch.Tensor:
-            calls.append((step, index))
-            return x_next + 0.5 if index == 3 else x_next  # shift the clean sample only
+        def correction(x_next: torch.Tensor, sub_step) -> torch.Tensor:
+            calls.append((step, sub_step.index))
+            return x_next + 0.5 if sub_step.index == 3 else x_next  # shift the clean sample
 
         return correction
 

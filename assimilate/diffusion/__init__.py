@@ -8,6 +8,7 @@ per-sample and unreduced; a *sampler* is a pure function
 
 from __future__ import annotations
 
+from assimilate.diffusion.counting import EvaluationCounter
 from assimilate.diffusion.denoiser import Denoiser, DenoiserFn, expand_to, sigma_per_sample
 from assimilate.diffusion.flow import FlowDenoiser, TimeSampler, flow_loss, sample_flow_times
 from assimilate.diffusion.loss import edm_loss, sample_training_sigmas
@@ -15,6 +16,7 @@ from assimilate.diffusion.noise import GaussianNoise, Noise, StudentTNoise, make
 from assimilate.diffusion.samplers import (
     Callback,
     Correction,
+    SubStep,
     prior_sample,
     sample_euler,
     sample_heun,
@@ -27,10 +29,12 @@ __all__ = [
     "Correction",
     "Denoiser",
     "DenoiserFn",
+    "EvaluationCounter",
     "FlowDenoiser",
     "GaussianNoise",
     "Noise",
     "StudentTNoise",
+    "SubStep",
     "TimeSampler",
     "edm_loss",
     "expand_to",

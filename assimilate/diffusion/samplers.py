@@ -14,10 +14,14 @@ Every sampler is a pure function with one signature,
 - ``callback(info)``: diagnostics, once per step ``i`` *before* the state moves, with
   ``info = dict(index=i, x=x, sigma=sigma_i, sigma_next=sigma_{i+1}, denoised=D(x, sigma_i))``
   (for the stochastic sampler ``x`` and ``sigma`` are the churned ``x_hat``, ``sigma_hat``).
-- ``correction(x_next, sigma_next, index) -> x_next``: applied to the state after every
-  step ``index`` (to ``sigma_next``), before the next denoiser call. This is the single
-  place where guidance (a likelihood-gradient term) and a learned controller (an affine
-  control term) enter: they are extra terms in the same loop, never a new loop.
+- ``correction(x_next, step) -> x_next``: applied to the state after every step (to
+  ``sigma_next``), before the next denoiser call, with ``step`` a :class:`SubStep` holding
+  the index, the state ``x`` at ``sigma`` and the denoised estimate ``D(x, sigma)`` the
+  sampler has just computed. This is the single place where guidance (a likelihood-gradient
+  term) and a learned controller (an affine control term) enter: they are extra terms in
+  the same loop, never a new loop, and they reuse ``D(x)`` instead of a second denoiser
+  call. A correction with ``needs_grad = True`` gets ``x`` with ``requires_grad`` and
+  ``denoised`` with its autograd graph, even inside ``torch.no_grad()`` (guidance).
 
 Nothing here switches off autograd: a controller is trained by back-propagating through a
 sampler, so wrap calls in ``torch.no_grad()`` yourself when only sampling.
@@ -31,6 +35,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
@@ -43,6 +49,7 @@ from assimilate.diffusion.noise import GaussianNoise, Noise
 __all__ = [
     "Callback",
     "Correction",
+    "SubStep",
     "prior_sample",
     "sample_euler",
     "sample_heun",
@@ -50,7 +57,22 @@ __all__ = [
 ]
 
 Callback = Callable[[dict[str, Any]], None]
-Correction = Callable[[Tensor, float, int], Tensor]
+
+
+@dataclass(frozen=True)
+class SubStep:
+    """What a correction sees of one sampler step ``sigma -> sigma_next``."""
+
+    index: int
+    x: Tensor
+    """The state at ``sigma`` the step started from, ``(batch, channels, *space)``."""
+    sigma: float
+    sigma_next: float
+    denoised: Tensor
+    """``D(x, sigma)``, computed once by the sampler."""
+
+
+Correction = Callable[[Tensor, SubStep], Tensor]
 
 
 def prior_sample(
@@ -82,6 +104,14 @@ def _denoise(denoiser: DenoiserFn, x: Tensor, sigma: float, cond: Tensor | None)
     return denoiser(x, x.new_full((x.shape[0],), sigma), cond)
 
 
+def _guided(correction: Correction | None, x: Tensor):
+    """``(x, context)``: for a correction that differentiates, ``x`` requires grad and the
+    context keeps autograd on for the denoiser call and the step."""
+    if not getattr(correction, "needs_grad", False):
+        return x, nullcontext()
+    return (x if x.requires_grad else x.detach().requires_grad_(True)), torch.enable_grad()
+
+
 def _slope(denoiser: DenoiserFn, x: Tensor, sigma: float, cond: Tensor | None) -> Tensor:
     """``dx/dsigma = (x - D(x, sigma)) / sigma``."""
     return (x - _denoise(denoiser, x, sigma, cond)) / sigma
@@ -95,8 +125,11 @@ def _report(callback: Callback | None, index: int, x: Tensor, sigma: float,
         callback(info)
 
 
-def _correct(correction: Correction | None, x: Tensor, sigma_next: float, index: int) -> Tensor:
-    return x if correction is None else correction(x, sigma_next, index)
+def _correct(correction: Correction | None, x_next: Tensor, x: Tensor, sigma: float,
+             sigma_next: float, index: int, denoised: Tensor) -> Tensor:
+    if correction is None:
+        return x_next
+    return correction(x_next, SubStep(index, x, sigma, sigma_next, denoised))
 
 
 def sample_euler(
@@ -114,11 +147,13 @@ def sample_euler(
     """
     levels = _levels(sigmas)
     for i, (sigma, sigma_next) in enumerate(pairwise(levels)):
-        denoised = _denoise(denoiser, x, sigma, cond)
-        _report(callback, i, x, sigma, sigma_next, denoised)
-        slope = (x - denoised) / sigma  # dx/dsigma at (x, sigma)
-        x = x + (sigma_next - sigma) * slope
-        x = _correct(correction, x, sigma_next, i)
+        x, context = _guided(correction, x)
+        with context:
+            denoised = _denoise(denoiser, x, sigma, cond)
+            _report(callback, i, x, sigma, sigma_next, denoised)
+            slope = (x - denoised) / sigma  # dx/dsigma at (x, sigma)
+            x_next = x + (sigma_next - sigma) * slope
+            x = _correct(correction, x_next, x, sigma, sigma_next, i, denoised)
     return x
 
 
@@ -138,11 +173,13 @@ def sample_heun(
     """
     levels = _levels(sigmas)
     for i, (sigma, sigma_next) in enumerate(pairwise(levels)):
-        denoised = _denoise(denoiser, x, sigma, cond)
-        _report(callback, i, x, sigma, sigma_next, denoised)
-        slope = (x - denoised) / sigma
-        x_next = _heun_update(denoiser, x, slope, sigma, sigma_next, cond)
-        x = _correct(correction, x_next, sigma_next, i)
+        x, context = _guided(correction, x)
+        with context:
+            denoised = _denoise(denoiser, x, sigma, cond)
+            _report(callback, i, x, sigma, sigma_next, denoised)
+            slope = (x - denoised) / sigma
+            x_next = _heun_update(denoiser, x, slope, sigma, sigma_next, cond)
+            x = _correct(correction, x_next, x, sigma, sigma_next, i, denoised)
     return x
 
 
@@ -194,9 +231,11 @@ def sample_stochastic(
             eps = noise.sample(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x + noise_scale * math.sqrt(sigma_hat**2 - sigma**2) * eps
         # Lines 7-11: a Heun step from sigma_hat down to sigma_next.
-        denoised = _denoise(denoiser, x, sigma_hat, cond)
-        _report(callback, i, x, sigma_hat, sigma_next, denoised)
-        slope = (x - denoised) / sigma_hat
-        x_next = _heun_update(denoiser, x, slope, sigma_hat, sigma_next, cond)
-        x = _correct(correction, x_next, sigma_next, i)
+        x, context = _guided(correction, x)
+        with context:
+            denoised = _denoise(denoiser, x, sigma_hat, cond)
+            _report(callback, i, x, sigma_hat, sigma_next, denoised)
+            slope = (x - denoised) / sigma_hat
+            x_next = _heun_update(denoiser, x, slope, sigma_hat, sigma_next, cond)
+            x = _correct(correction, x_next, x, sigma_hat, sigma_next, i, denoised)
     return x

@@ -1,0 +1,19 @@
+"""Data-assimilation methods, one per file, each a frozen value of its hyper-parameters.
+
+- ``free`` (:mod:`.free`): the model's ensemble, no observations (the floor);
+- ``dps`` (:mod:`.dps`): likelihood guidance inside the forecaster's sampler;
+- ``enkf``, ``etkf``, ``letkf`` (:mod:`.enkf`, :mod:`.etkf`, :mod:`.letkf`): ensemble
+  Kalman filters, pure jit-able JAX analyses, with the true simulator or the forecaster;
+- ``nudging`` (:mod:`.nudging`): Newtonian relaxation toward the observations;
+- ``oi`` (:mod:`.oi`): optimal interpolation with a climatological covariance;
+- ``climatology`` (:mod:`.climatology`): climatological draws, the sanity bound.
+
+Build one from a name and ``key=value`` strings with :func:`build_method`; run it with
+:func:`assimilate.da.assimilate`.
+"""
+
+from __future__ import annotations
+
+from assimilate.methods.registry import METHODS, build_method, method_keys, parse_settings
+
+__all__ = ["METHODS", "build_method", "method_keys", "parse_settings"]
