@@ -125,6 +125,24 @@ def _diagnose(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _evaluate_da(args: argparse.Namespace) -> None:
+    from assimilate.config import load_config
+
+    config = load_config(args.config)
+    from assimilate.experiment import evaluate_da, format_da_table
+    from assimilate.observe import regime_names
+
+    regimes = args.regimes.split(",") if args.regimes else regime_names(config.simulator.pde)
+    result = evaluate_da(config, methods=args.methods.split(","), regimes=regimes,
+                         out=args.out, forecaster=args.forecaster, n_test=args.trajectories,
+                         n_validation=args.validation, n_members=args.members,
+                         n_steps=args.steps, tune=not args.no_tune, seed=args.seed,
+                         workers=args.workers, scheduler=args.scheduler,
+                         overwrite=args.overwrite, progress=not args.quiet)
+    print(format_da_table(result))
+    print(f"wrote {args.out}, {args.out}.md and {args.out}.png")
+
+
 def _run(args: argparse.Namespace) -> None:
     from assimilate.methods import parse_settings
     from assimilate.run import run
@@ -295,6 +313,32 @@ def build_parser() -> argparse.ArgumentParser:
     skill.add_argument("--overwrite", action="store_true", help="replace existing results")
     skill.add_argument("--quiet", action="store_true", help="no progress bar")
     skill.set_defaults(handler=_evaluate_forecast)
+    harness = evaluate.add_parser("da", help="DA methods x observation regimes on held-out "
+                                  "trajectories, tuned on validation ones")
+    harness.add_argument("config", help="experiment config (its simulator makes the truth)")
+    harness.add_argument("--methods", required=True,
+                         help="comma-separated, each NAME[:KEY=VALUE...], e.g. "
+                              "free,dps,letkf:model=forecaster")
+    harness.add_argument("--regimes", help="comma-separated regime names (default: all six)")
+    harness.add_argument("--out", required=True,
+                         help="results store; OUT.md, OUT.png and OUT.work/ land beside")
+    harness.add_argument("--forecaster", help="forecaster checkpoint (model=forecaster)")
+    harness.add_argument("--trajectories", type=_positive, default=4,
+                         help="held-out test trajectories")
+    harness.add_argument("--validation", type=_positive, default=2,
+                         help="validation trajectories (tuning)")
+    harness.add_argument("--members", type=_positive, default=8, help="ensemble members")
+    harness.add_argument("--steps", type=_positive,
+                         help="assimilated steps (default: the long horizon, KS 640, "
+                              "Kolmogorov 180)")
+    harness.add_argument("--no-tune", action="store_true",
+                         help="use the methods' default hyper-parameters")
+    harness.add_argument("--seed", type=int, default=0)
+    harness.add_argument("--workers", type=int, help="local Dask worker processes")
+    harness.add_argument("--scheduler", help="address of a Dask scheduler to join")
+    harness.add_argument("--overwrite", action="store_true", help="replace existing results")
+    harness.add_argument("--quiet", action="store_true", help="no progress bar")
+    harness.set_defaults(handler=_evaluate_da)
 
     sample = verbs.add_parser("sample", help="draw samples from a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")

@@ -1,0 +1,408 @@
+"""The DA evaluation harness: methods × regimes × held-out trajectories, tuned honestly.
+
+    evaluate_da(config, methods=["free", "dps", "letkf"], regimes=["dense", "gap-5"],
+                out="results.zarr", forecaster="checkpoints/ks-small-forecaster.pt")
+
+1. Truth stores are simulated into ``OUT.work/`` from the config's simulator: test
+   trajectories and validation trajectories of two seeds other than the training one, and
+   a climatology (first backgrounds, OI's covariance). Observations are synthesised for
+   each regime from both.
+2. **Tuning**, on validation trajectories only (never test ones): each method's main
+   hyper-parameter (DPS ζ, filter inflation, LETKF radius, OI scale, nudging α) over a
+   small grid, scored by the analysis nRMSE over the short horizon; a value the user set
+   with ``name:key=value`` is kept as given. The tuned values are recorded.
+3. **Test** cells (method, regime), every test trajectory batched in one run, scored by
+   :func:`assimilate.scores.analysis_scores`.
+
+Each cell is a task: in this process by default, fanned out over Dask with ``workers``
+(a LocalCluster) or ``scheduler`` (an existing cluster). A finished cell is saved in
+``OUT.work/cells/`` at once (atomically), so a killed run resumes without redoing it.
+Outputs: the results store ``OUT``, the Markdown table ``OUT.md`` (DAPPER's style: mean ±
+its standard error over test trajectories) and the figure ``OUT.png`` (nRMSE against time
+per regime).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from tqdm.auto import tqdm
+
+from assimilate.config import ExperimentConfig, load_config
+from pde.descriptor import descriptor
+from pde.errors import ConfigError
+from pde.output import claim
+
+__all__ = ["TUNING", "evaluate_da", "format_da_table", "parse_method"]
+
+# The main hyper-parameter of each method and the values tried on validation trajectories.
+# LETKF radii are in grid spacings (converted to length units per grid).
+TUNING: dict[str, tuple[str, tuple[float, ...]]] = {
+    "dps": ("zeta", (0.1, 0.3, 1.0, 3.0)),
+    "enkf": ("inflation", (1.0, 1.02, 1.05, 1.1)),
+    "etkf": ("inflation", (1.0, 1.02, 1.05, 1.1)),
+    "letkf": ("radius", (2.0, 4.0, 8.0)),
+    "oi": ("scale", (0.03, 0.1, 0.3, 1.0)),
+    "nudging": ("alpha", (0.25, 0.5, 1.0)),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodSpec:
+    """A method as the user named it: ``name`` and the settings they fixed."""
+
+    name: str
+    settings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        return ":".join([self.name, *(f"{k}={v}" for k, v in self.settings)])
+
+
+def parse_method(text: str) -> MethodSpec:
+    """``"letkf:model=forecaster:inflation=1.05"`` -> a :class:`MethodSpec`, validated."""
+    from assimilate.methods import build_method
+
+    name, *pairs = text.strip().split(":")
+    settings = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"method {text!r}: {pair!r} is not key=value")
+        settings.append((key, value))
+    build_method(name, dict(settings))  # refuse a bad method before any work
+    return MethodSpec(name, tuple(settings))
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One run: a method with all its settings, a regime, a split of the truth."""
+
+    method: str
+    settings: tuple[tuple[str, str], ...]
+    regime: str
+    split: str  # "validation" or "test"
+    n_steps: int
+    n_members: int
+    seed: int
+
+    @property
+    def key(self) -> str:
+        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """``OUT.work/``: truth stores, observations, climatology and finished cells."""
+
+    root: Path
+    config_json: str
+    forecaster: str | None
+
+    def store(self, split: str) -> Path:
+        return self.root / f"{split}.zarr"
+
+    def observations(self, split: str, regime: str) -> Path:
+        return self.root / f"obs-{split}-{regime}.zarr"
+
+    def cell(self, cell: Cell) -> Path:
+        return self.root / "cells" / f"{cell.key}.nc"
+
+
+def _prepare(workspace: Workspace, config: ExperimentConfig, regimes: Sequence[str],
+             n_test: int, n_validation: int, n_steps: int, validation_steps: int,
+             progress: bool) -> None:
+    """Simulate the truth and climatology stores and synthesise observations, once."""
+    from assimilate.observe import observe
+    from pde.generate import simulate
+
+    training_seed = config.dataset.seed
+    seeds = {"test": training_seed + 1, "validation": training_seed + 2,
+             "climatology": training_seed + 3}
+    sizes = {"test": (n_test, n_steps + 1), "validation": (n_validation, validation_steps + 1),
+             "climatology": (8, 200)}
+    for split, (trajectories, steps) in sizes.items():
+        path = workspace.store(split)
+        if not path.exists() or not _complete(path):
+            simulate(config, path, trajectories=trajectories, steps=steps, seed=seeds[split],
+                     overwrite=path.exists(), progress=progress)
+    for split in ("test", "validation"):
+        for regime in regimes:
+            path = workspace.observations(split, regime)
+            if not path.exists():
+                observe(workspace.store(split), regime, path, seed=seeds[split],
+                        progress=False)
+
+
+def _complete(path: Path) -> bool:
+    from pde.store import read_completion
+
+    try:
+        return bool(np.all(read_completion(path)))
+    except Exception:  # a half-created store: simulate it again
+        return False
+
+
+def run_cell(workspace: Workspace, cell: Cell) -> Path:
+    """Run one cell and save its scores in the workspace; its path. Idempotent."""
+    from assimilate.climatology import Climatology
+    from assimilate.da import assimilate
+    from assimilate.forecast import load_forecaster
+    from assimilate.methods import build_method
+    from assimilate.observe import load_observations, model_grid
+    from assimilate.scores import analysis_scores
+    from pde.store import field_variable, open_trajectories, write_zarr  # noqa: F401
+
+    path = workspace.cell(cell)
+    if path.exists():
+        return path
+    config = ExperimentConfig.model_validate_json(workspace.config_json)
+    method = build_method(cell.method, dict(cell.settings))
+    truth_ds = open_trajectories(workspace.store(cell.split))
+    observations = load_observations(workspace.observations(cell.split, cell.regime),
+                                     **model_grid(truth_ds))
+    climatology = Climatology.from_store(workspace.store("climatology"))
+    forecaster = None
+    if method.model == "forecaster":
+        forecaster = load_forecaster(workspace.forecaster)
+    analysis = assimilate(method, observations, initial=None, config=config,
+                          forecaster=forecaster, climatology=climatology,
+                          n_members=cell.n_members, n_steps=cell.n_steps, seed=cell.seed,
+                          progress=False)
+    variable = field_variable(truth_ds)
+    truth = truth_ds[variable].isel(time=slice(0, cell.n_steps + 1)).values
+    found = descriptor(config.simulator.pde)
+    horizons = found.assimilation.horizons
+    attrs = dict(truth_ds.attrs)
+    series_name = found.assimilation.series
+    observed = np.zeros(observations.space, dtype=bool)
+    rows = observations.dataset["indices"].values
+    weights = observations.dataset["weights"].values
+    observed.flat[np.unique(rows[weights != 0])] = True
+    scores = analysis_scores(
+        analysis[variable].values, truth, std=climatology.std, mean=climatology.mean,
+        observed_points=observed, horizons=horizons, spin_up=min(horizons[0], cell.n_steps // 4),
+        series=lambda field: found.series(field, attrs)[series_name],
+        spectrum=found.spectrum)
+    scores.attrs = {**{k: analysis.attrs[k] for k in ("method", "parameters", "model", "nfe",
+                                                      "nfe_per_step", "wall_time_s",
+                                                      "seconds_per_step")},
+                    "cell": json.dumps(dataclasses.asdict(cell)), "series": series_name}
+    with claim(path, kind="file") as output, output.atomic() as scratch:
+        scores.to_netcdf(scratch)
+    return path
+
+
+def _run_cells(workspace: Workspace, cells: list[Cell], client, progress: bool,
+               what: str) -> None:
+    todo = [cell for cell in cells if not workspace.cell(cell).exists()]
+    if not todo:
+        return
+    with tqdm(total=len(todo), disable=not progress, unit="cell", desc=what) as bar:
+        if client is None:
+            for cell in todo:
+                run_cell(workspace, cell)
+                bar.update(1)
+            return
+        from distributed import as_completed
+
+        futures = [client.submit(run_cell, workspace, cell, pure=False) for cell in todo]
+        for future in as_completed(futures):
+            future.result()
+            bar.update(1)
+
+
+def _candidates(spec: MethodSpec, config: ExperimentConfig) -> list[tuple[tuple[str, str], ...]]:
+    """The settings to try on validation: one per value of the main hyper-parameter,
+    unless the user fixed it."""
+    if spec.name not in TUNING or spec.name == "letkf" and dict(spec.settings).get(
+            "radius") or dict(spec.settings).get(TUNING[spec.name][0]):
+        return [spec.settings]
+    key, values = TUNING[spec.name]
+    if spec.name == "letkf":
+        simulator = config.simulator.build()
+        _, x, _ = simulator.coordinates()[-1]
+        values = tuple(float(v * (x[1] - x[0])) for v in values)
+    return [(*spec.settings, (key, f"{value:g}")) for value in values]
+
+
+def _tune(workspace, specs, regimes, config, validation_steps, n_members, seed, client,
+          progress) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
+    """The chosen settings of each (method label, regime), by validation nRMSE."""
+    cells = {(spec.label, regime): [Cell(spec.name, settings, regime, "validation",
+                                         validation_steps, n_members, seed)
+                                    for settings in _candidates(spec, config)]
+             for spec in specs for regime in regimes}
+    tried = [cell for group in cells.values() if len(group) > 1 for cell in group]
+    _run_cells(workspace, tried, client, progress, "tune on validation")
+    chosen = {}
+    for label, group in cells.items():
+        if len(group) == 1:
+            chosen[label] = group[0].settings
+            continue
+        errors = [_validation_error(workspace.cell(cell)) for cell in group]
+        chosen[label] = group[int(np.nanargmin(errors))].settings
+    return chosen
+
+
+def _validation_error(path: Path) -> float:
+    with xr.open_dataset(path) as ds:
+        error = float(ds["nrmse_short"].mean())
+        return error if np.isfinite(error) and float(ds["stable"].min()) == 1 else np.inf
+
+
+def evaluate_da(config: str | Path | ExperimentConfig, *, methods: Sequence[str],
+                regimes: Sequence[str], out: str | Path, forecaster: str | Path | None = None,
+                n_test: int = 4, n_validation: int = 2, n_members: int = 8,
+                n_steps: int | None = None, tune: bool = True, seed: int = 0,
+                workers: int | None = None, scheduler: str | None = None,
+                overwrite: bool = False, progress: bool = True) -> xr.Dataset:
+    """Run the harness (module doc); the results dataset, also written to ``out``."""
+    from assimilate.observe import load_regime
+    from pde.cluster import dask_client
+
+    config = config if isinstance(config, ExperimentConfig) else load_config(config)
+    specs = [parse_method(text) for text in methods]
+    for regime in regimes:
+        load_regime(regime, config.simulator.pde)  # an unknown regime fails now
+    if forecaster is None and any(_model_of(spec) == "forecaster" for spec in specs):
+        raise ConfigError("methods on the learned model need --forecaster CKPT")
+    horizons = descriptor(config.simulator.pde).assimilation.horizons
+    n_steps = n_steps or horizons[1]
+    validation_steps = min(n_steps, horizons[0])
+    out = Path(out)
+    inputs = [forecaster] if forecaster else []
+    work = out.with_name(out.name + ".work")
+    outputs = [Path(f"{out}.md"), Path(f"{out}.png")]
+    with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output, \
+            claim(outputs[0], kind="file", inputs=inputs, overwrite=overwrite) as table, \
+            claim(outputs[1], kind="file", inputs=inputs, overwrite=overwrite) as figure, \
+            claim(work, kind="directory", inputs=inputs, resumable=True):
+        workspace = Workspace(work, config.model_dump_json(),
+                              None if forecaster is None else str(Path(forecaster).resolve()))
+        (work / "cells").mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        _prepare(workspace, config, regimes, n_test, n_validation, n_steps, validation_steps,
+                 progress)
+        with dask_client(workers, scheduler) as client:
+            chosen = _tune(workspace, specs, regimes, config, validation_steps, n_members,
+                           seed, client, progress) if tune else \
+                {(s.label, r): s.settings for s in specs for r in regimes}
+            cells = {(spec.label, regime): Cell(spec.name, chosen[spec.label, regime], regime,
+                                                "test", n_steps, n_members, seed)
+                     for spec in specs for regime in regimes}
+            _run_cells(workspace, list(cells.values()), client, progress, "test cells")
+        result = _collect(workspace, cells, specs, regimes)
+        result.attrs.update(config=config.model_dump_json(), pde=config.simulator.pde,
+                            forecaster=str(forecaster), n_test=n_test, n_members=n_members,
+                            n_steps=n_steps,
+                            horizons=json.dumps([min(h, n_steps) for h in horizons]),
+                            wall_time_s=round(time.perf_counter() - started, 1))
+        from pde.store import write_zarr
+
+        text = format_da_table(result) + "\n"  # everything computed before anything lands
+        with figure.atomic() as scratch:
+            plot_da(result, scratch)
+        with table.atomic() as scratch:
+            Path(scratch).write_text(text)
+        write_zarr(result, output)
+    return result
+
+
+def _model_of(spec: MethodSpec) -> str:
+    from assimilate.methods import build_method
+
+    return build_method(spec.name, dict(spec.settings)).model
+
+
+def _collect(workspace, cells, specs, regimes) -> xr.Dataset:
+    """One dataset with dims (method, regime, ...) from the finished test cells."""
+    rows = []
+    for spec in specs:
+        column = []
+        for regime in regimes:
+            cell = cells[spec.label, regime]
+            with xr.open_dataset(workspace.cell(cell)) as ds:
+                ds = ds.load()
+            for name in ("nfe_per_step", "seconds_per_step", "wall_time_s"):
+                ds[name] = ((), float(ds.attrs[name]))
+            ds["settings"] = ((), np.array(json.dumps(dict(cell.settings)), dtype=object))
+            ds["model"] = ((), np.array(ds.attrs["model"], dtype=object))
+            ds.attrs = {}
+            column.append(ds)
+        rows.append(xr.concat(column, dim="regime"))
+    result = xr.concat(rows, dim="method")
+    labels = np.array([s.label for s in specs], dtype=object)  # Zarr's variable-length strings
+    return result.assign_coords(method=labels, regime=np.array(list(regimes), dtype=object))
+
+
+TABLE_COLUMNS = (("nrmse_short", "nRMSE short"), ("nrmse_long", "nRMSE long"),
+                 ("nrmse_unobserved", "unobserved"), ("spread_ratio", "spread/RMSE"),
+                 ("crps", "CRPS"), ("series_error", "series error"),
+                 ("spectrum_error", "spectrum"), ("stable", "stable"))
+
+
+def format_da_table(result: xr.Dataset) -> str:
+    """Markdown: one row per (regime, method), mean ± standard error over trajectories."""
+    horizons = json.loads(result.attrs.get("horizons", "[0, 0]"))
+    header = ["regime", "method", "settings",
+              *[label + (f" ({horizons[0]})" if name == "nrmse_short" else
+                         f" ({horizons[1]})" if name == "nrmse_long" else "")
+                for name, label in TABLE_COLUMNS], "s / step", "NFE / step"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    n = result.sizes["trajectory"]
+    for regime in result["regime"].values:
+        for method in result["method"].values:
+            cell = result.sel({"method": method, "regime": regime})
+            values = []
+            for name, _ in TABLE_COLUMNS:
+                data = cell[name].values.astype(float)
+                mean = np.nanmean(data) if np.isfinite(data).any() else np.nan
+                error = np.nanstd(data, ddof=1) / np.sqrt(n) if n > 1 else np.nan
+                values.append(f"{mean:.3g}" if name == "stable" or not np.isfinite(error)
+                              else f"{mean:.3g} ± {error:.2g}")
+            settings = json.loads(str(cell["settings"].values))
+            lines.append("| " + " | ".join([
+                str(regime), str(method),
+                ", ".join(f"{k}={v}" for k, v in settings.items()) or "–", *values,
+                f"{float(cell['seconds_per_step']):.3g}",
+                f"{float(cell['nfe_per_step']):.3g}"]) + " |")
+    return "\n".join(lines)
+
+
+def plot_da(result: xr.Dataset, path) -> None:
+    """nRMSE of the ensemble mean against time, one panel per regime."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regimes = list(result["regime"].values)
+    columns = min(3, len(regimes))
+    rows = -(-len(regimes) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows),
+                             squeeze=False, sharey=True)
+    for ax, regime in zip(axes.flat, regimes, strict=False):
+        for method in result["method"].values:
+            curve = result["nrmse_time"].sel({"method": method, "regime": regime}).mean(
+                "trajectory")
+            ax.plot(np.arange(curve.size), curve.values, label=str(method), lw=1.2)
+        ax.set_yscale("log")
+        ax.set_title(f"regime {regime}")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(regimes):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("nRMSE of the ensemble mean")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
