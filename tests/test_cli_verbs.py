@@ -33,8 +33,16 @@ VERBS = [
     ("evaluate forecast forecaster.pt --data long.zarr --out skill.zarr", "| ardm |"),
     ("diagnose ks.zarr --out ks.diag.zarr", "wrote ks.diag.zarr"),
     ("report ks.diag.zarr --out report.html", "wrote report.html"),
+    ("observe ks.zarr --regime dense --out obs.zarr", "wrote obs.zarr"),
+    ("run project.yaml --method letkf --obs obs.zarr --truth ks.zarr --out analysis.zarr",
+     "| rmse.a |"),
+    ("run project.yaml --method dps --forecaster forecaster.pt --obs obs.zarr "
+     "--out dps.zarr", "wrote dps.zarr"),
+    ("evaluate da project.yaml --methods etkf,free --forecaster forecaster.pt "
+     "--regimes dense --steps 30 --out da.zarr", "| dense | etkf |"),
 ]
-BARS = {"simulate", "verify", "train", "sample", "forecast", "evaluate", "diagnose"}
+BARS = {"simulate", "verify", "train", "sample", "forecast", "evaluate", "diagnose",
+        "observe", "run"}
 
 
 @pytest.fixture(scope="module")

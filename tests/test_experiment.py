@@ -1,0 +1,110 @@
+"""The DA evaluation harness: tuning on validation only, resumable cells, the outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from assimilate.experiment import Cell, _candidates, evaluate_da, format_da_table, parse_method
+from pde.errors import ConfigError
+from tests.conftest import TINY_KS, write_config
+
+COMMAND = str(Path(sys.executable).with_name("assimilate"))
+METHODS = "free:model=simulator,etkf,oi"
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Path:
+    return write_config(tmp_path_factory.mktemp("harness"), TINY_KS, "tiny.yaml")
+
+
+def test_method_specs_are_validated_before_any_work() -> None:
+    spec = parse_method("letkf:model=forecaster:inflation=1.05")
+    assert spec.name == "letkf" and dict(spec.settings) == {"model": "forecaster",
+                                                            "inflation": "1.05"}
+    for bad, named in (("letkf:radius", "not key=value"), ("kalman", "unknown method"),
+                       ("etkf:inflation=0.5", "inflation")):
+        with pytest.raises(ConfigError, match=named):
+            parse_method(bad)
+
+
+def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
+    from assimilate.config import load_config
+
+    loaded = load_config(config)
+    assert len(_candidates(parse_method("etkf"), loaded)) > 1
+    assert _candidates(parse_method("etkf:inflation=1.05"), loaded) == [(("inflation",
+                                                                           "1.05"),)]
+    assert _candidates(parse_method("free"), loaded) == [()]
+    radii = [dict(c)["radius"] for c in _candidates(parse_method("letkf"), loaded)]
+    assert float(radii[0]) == pytest.approx(2 * 22.0 / 32)  # grid spacings -> length
+
+
+def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "da.zarr"
+    result = evaluate_da(config, methods=METHODS.split(","), regimes=["dense"], out=out,
+                         n_test=2, n_validation=1, n_members=8, n_steps=40, progress=False)
+    assert out.exists() and Path(f"{out}.md").exists() and Path(f"{out}.png").exists()
+    assert list(result["da_method"].values) == METHODS.split(",")
+    assert result["nrmse_time"].dims == ("da_method", "regime", "trajectory", "time")
+    assert result.sizes["trajectory"] == 2 and result.sizes["time"] == 41
+    cells = [json.loads(xr.open_dataset(p).attrs["cell"])
+             for p in (tmp_path / "da.zarr.work" / "cells").glob("*.nc")]
+    splits = {(c["method"], c["split"]) for c in cells}
+    assert ("etkf", "validation") in splits and ("etkf", "test") in splits
+    assert ("free", "validation") not in splits, "nothing to tune: no validation runs"
+    assert all(c["n_steps"] == 40 for c in cells if c["split"] == "test")
+    tuned = json.loads(str(result["settings"].sel(da_method="etkf", regime="dense").values))
+    assert "inflation" in tuned
+    # The filters beat the free run and the bound: the table ranks them that way.
+    error = result["nrmse_long"].mean("trajectory").sel(regime="dense")
+    assert float(error.sel(da_method="etkf")) < float(error.sel(da_method="free:model=simulator"))
+    table = format_da_table(result)
+    assert "| dense | etkf |" in table and "±" in table
+
+
+def test_a_killed_harness_resumes_without_redoing_finished_cells(config: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "resumed.zarr"
+    cells = tmp_path / "resumed.zarr.work" / "cells"
+    argv = [COMMAND, "evaluate", "da", str(config), "--methods", METHODS, "--regimes",
+            "dense,gap-5", "--trajectories", "2", "--validation", "1", "--members", "6",
+            "--steps", "24", "--out", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(cells.glob("*.nc"))) < 3:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = {p.name: p.stat().st_mtime_ns for p in cells.glob("*.nc")}
+    assert len(finished) >= 3 and not out.exists()
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "| gap-5 | oi |" in run.stdout and "100%" in run.stderr
+    for name, mtime in finished.items():
+        assert (cells / name).stat().st_mtime_ns == mtime, f"cell {name} was redone"
+    again = evaluate_da(config, methods=METHODS.split(","), regimes=["dense", "gap-5"],
+                        out=tmp_path / "fresh.zarr", n_test=2, n_validation=1, n_members=6,
+                        n_steps=24, progress=False)
+    resumed = xr.open_zarr(out)
+    np.testing.assert_allclose(resumed["nrmse_time"].values, again["nrmse_time"].values,
+                               rtol=1e-5)
+
+
+def test_cell_keys_differ_by_every_field() -> None:
+    base = Cell("etkf", (("inflation", "1.05"),), "dense", "test", 24, 6, 0)
+    others = [Cell("etkf", (("inflation", "1.1"),), "dense", "test", 24, 6, 0),
+              Cell("etkf", (("inflation", "1.05"),), "gap-5", "test", 24, 6, 0),
+              Cell("etkf", (("inflation", "1.05"),), "dense", "validation", 24, 6, 0),
+              Cell("etkf", (("inflation", "1.05"),), "dense", "test", 24, 6, 1)]
+    assert len({base.key, *(cell.key for cell in others)}) == 5
