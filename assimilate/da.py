@@ -149,7 +149,7 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
     model = problem.model
     k = 1 if model is None else model.history
     history = np.repeat(background[:, :, None], k, axis=2).reshape(-1, k, *space)
-    observed_steps = set(int(step) for step in observations.steps)
+    observed_steps = {int(step) for step in observations.steps}
     start = background
     if 0 in observed_steps:  # observations at the initial time analyse the first guess
         start = method.analyse(background, _observed(observations, 0), problem)
@@ -269,7 +269,7 @@ def score(analysis: xr.Dataset, truth: np.ndarray, *, spin_up: int) -> dict[str,
     observed steps after ``spin_up`` steps, averaged over steps and trajectories; ``nrmse``
     variants divide by the climatological std; ``spread.a`` the ensemble spread.
     """
-    variable = [name for name in analysis.data_vars if not name.endswith("_background")][0]
+    variable = next(name for name in analysis.data_vars if not name.endswith("_background"))
     observed = np.array(json.loads(analysis.attrs.get("observed_steps", "[]")), dtype=int)
     steps = np.arange(analysis.sizes["time"])
     keep = steps[steps >= spin_up] if observed.size == 0 else observed[observed >= spin_up]

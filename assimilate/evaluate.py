@@ -17,12 +17,15 @@ wavenumber as ``spectrum_distance_all``.
 
 Metrics: RMSE (raw and over the climatological std), correlation, high-correlation time
 (correlation > 0.8), CRPS and spread-skill ratio (ensembles), the log-spectral distance
-at the last lead, stability (rollouts whose energy stays below 10× climatology), total
-variation (KS) or dissipation and enstrophy (Kolmogorov) climatologies; and, for the
-forecaster beside the simulator, how they treat imperfect states (:mod:`assimilate.
+at the last lead, stability (rollouts whose energy stays below 10× climatology), the
+relative errors of physical climatologies (total variation for KS, dissipation and
+enstrophy for Kolmogorov flow: the descriptor's ``forecast.climatology_errors``); and, for
+the forecaster beside the simulator, how they treat imperfect states (:mod:`assimilate.
 robustness`): relaxation from the truth plus white noise of 0.1 and 0.5 stds (ensemble
 std over the climatological std, and spectrum distance to climatology, after every step up
-to 200) and the normalised RMSE under nudging toward regime-1 observations (``NUDGING``).
+to 200) and the normalised RMSE under nudging toward observations (:func:`nudging`).
+The horizon and the nudging lattice depend on the physics and come from the PDE's
+descriptor (:class:`pde.descriptor.ForecastDefaults`).
 """
 
 from __future__ import annotations
@@ -37,21 +40,20 @@ import xarray as xr
 from assimilate import metrics, robustness
 from assimilate.forecast import Forecaster, load_forecaster, open_matching, rollout_tensor
 from pde.config import SimulationConfig
+from pde.descriptor import Descriptor, descriptor
 from pde.output import Output, claim
 from pde.store import write_zarr
 
-__all__ = ["DEFAULT_STEPS", "NUDGING", "evaluate_forecast", "format_table", "plot_skill",
-           "relaxation_table"]
+__all__ = ["evaluate_forecast", "format_table", "nudging", "plot_skill", "relaxation_table"]
 
-DEFAULT_STEPS = {"kuramoto_sivashinsky": 640, "kolmogorov": 180}
-# Nudging synchronisation: observations of noise 0.1 inserted at every step; steps scored.
-# KS: regime 1's every 8th point. Kolmogorov flow: every 2nd point along each dim (1 in 4):
-# with regime 1's sparser 1 in 16 (or 1 in 8) points even the true simulator does not
-# synchronise (normalised RMSE 1.10 / 0.82 over steps 60-180; 1 in 4: 0.24), which would
-# make the figure say nothing about the model.
-NUDGING = {"kuramoto_sivashinsky": robustness.Nudging(stride=8, noise=0.1, window=(100, 200)),
-           "kolmogorov": robustness.Nudging(stride=2, noise=0.1, window=(60, 180))}
 PERTURBATION = 0.01
+
+
+def nudging(physics: Descriptor) -> robustness.Nudging:
+    """The nudging synchronisation test of a PDE (its descriptor's forecast defaults)."""
+    defaults = physics.forecast
+    return robustness.Nudging(stride=defaults.nudging_stride, noise=defaults.nudging_noise,
+                              window=defaults.nudging_window)
 
 
 def _initial_conditions(field: xr.DataArray, history: int, n_steps: int,
@@ -127,10 +129,10 @@ def evaluate_forecast(checkpoint: str | Path, data: str | Path, out: str | Path 
 def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
               progress, robust) -> xr.Dataset:
     forecaster = load_forecaster(checkpoint)
-    pde = forecaster.config.simulator.pde
+    physics = descriptor(forecaster.config.simulator.pde)
     ds = open_matching(forecaster, data)
     field = ds[forecaster.variable]
-    n_steps = n_steps or DEFAULT_STEPS[pde]
+    n_steps = n_steps or physics.forecast.steps
     histories, truth = _initial_conditions(field, forecaster.history, n_steps, n_initial)
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     ardm, ardm_seconds = _ardm(forecaster, histories, n_steps, n_members, sub_steps, seed,
@@ -147,7 +149,7 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
               **{name: ds[name].values for name in space}}
     truth_da = xr.DataArray(truth, dims=("initial", "time", *space), coords=coords)
     results = [_score(name, xr.DataArray(values, dims=("initial", "member", "time", *space),
-                                         coords=coords), truth_da, std, pde, forecaster)
+                                         coords=coords), truth_da, std, physics, ds.attrs)
                for name, values in forecasts.items()]
     result = xr.concat(results, dim="method")
     result["seconds_per_step"] = ("method", [ardm_seconds, sim_seconds, 0.0, 0.0])
@@ -155,7 +157,7 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
         result = result.merge(_robustness(forecaster, ds, field, histories, n_members,
                                           sub_steps, seed, list(forecasts)))
     result.attrs = {"checkpoint": str(Path(checkpoint).resolve()),
-                    "data": str(Path(data).resolve()), "pde": pde, "n_steps": n_steps,
+                    "data": str(Path(data).resolve()), "pde": physics.name, "n_steps": n_steps,
                     "n_members": n_members, "n_initial": len(truth),
                     "perturbation": PERTURBATION, "climatological_std": std}
     return result
@@ -197,7 +199,6 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
                 histories: np.ndarray, n_members: int, sub_steps: int | None, seed: int,
                 methods: list[str]) -> xr.Dataset:
     """Relaxation and nudging synchronisation of the forecaster and the simulator."""
-    pde = forecaster.config.simulator.pde
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     climatology = metrics.energy_spectrum(field).mean(("trajectory", "time")).compute()
     advance = _forecaster_advance(forecaster, sub_steps, seed)
@@ -206,14 +207,14 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
                                          spectrum=climatology, members=n_members, seed=seed)
              for name, model in (("ardm", robustness.rollout_from(advance)),
                                  ("simulator", sim_rollout))}
-    nudging = NUDGING[pde]
-    k, last = forecaster.history, nudging.window[1]
+    test = nudging(descriptor(forecaster.config.simulator.pde))
+    k, last = forecaster.history, test.window[1]
     nrmse = {name: np.nan for name in methods}
     if field.sizes["time"] >= k + last:
         truth = field.isel(time=slice(k - 1, k + last)).values[: len(histories)]
         start = np.roll(field.isel(time=slice(-k, None)).values[: len(histories)], 1, axis=0)
         for name, model in (("ardm", advance), ("simulator", sim_advance)):
-            nrmse[name] = robustness.nudging_nrmse(model, truth, start, nudging, std=std,
+            nrmse[name] = robustness.nudging_nrmse(model, truth, start, test, std=std,
                                                    seed=seed)
     empty = xr.full_like(relax["ardm"], np.nan)
     relaxed = xr.concat([relax.get(name, empty) for name in methods], dim="method")
@@ -224,8 +225,8 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
     }).assign_coords(method=methods)
 
 
-def _score(name: str, forecast: xr.DataArray, truth: xr.DataArray, std: float, pde: str,
-           forecaster: Forecaster) -> xr.Dataset:
+def _score(name: str, forecast: xr.DataArray, truth: xr.DataArray, std: float,
+           physics: Descriptor, attrs: dict) -> xr.Dataset:
     """Per-lead and summary metrics of one method; forecast dims (initial, member, time, *space)."""
     rmse = metrics.rmse(forecast, truth).mean(("initial", "member"))
     corr = metrics.correlation(forecast, truth).fillna(0.0).mean(("initial", "member"))
@@ -246,24 +247,20 @@ def _score(name: str, forecast: xr.DataArray, truth: xr.DataArray, std: float, p
         crps = metrics.crps_ensemble(forecast, truth)
         scores["crps"] = crps.mean([d for d in crps.dims if d != "time"])
         scores["spread_skill"] = metrics.spread_skill_ratio(forecast, truth).mean("initial")
-    scores = scores.merge(_physics(forecast, truth, pde, forecaster))
+    scores = scores.merge(_climatology_errors(forecast, truth, physics, attrs))
     return scores.expand_dims(method=[name])
 
 
-def _physics(forecast: xr.DataArray, truth: xr.DataArray, pde: str,
-             forecaster: Forecaster) -> xr.Dataset:
-    """Relative errors of the physical climatologies over all leads."""
-    def relative(statistic):
-        predicted, actual = float(statistic(forecast).mean()), float(statistic(truth).mean())
-        return (predicted - actual) / actual
-
-    if pde == "kuramoto_sivashinsky":
-        return xr.Dataset({"tv_error": relative(metrics.total_variation)})
-    viscosity = 1.0 / forecaster.config.simulator.reynolds
+def _climatology_errors(forecast: xr.DataArray, truth: xr.DataArray, physics: Descriptor,
+                        attrs: dict) -> xr.Dataset:
+    """Relative errors of the physical climatologies (series means over all leads);
+    ``attrs``: the simulator's attributes (the test store's), for the series' parameters."""
+    predicted = physics.series(forecast.transpose(..., *physics.space).values, attrs)
+    actual = physics.series(truth.transpose(..., *physics.space).values, attrs)
     return xr.Dataset({
-        "enstrophy_error": relative(lambda w: 0.5 * (w**2).mean(("y", "x"))),
-        "dissipation_error": relative(lambda w: viscosity * (w**2).mean(("y", "x"))),
-    })
+        error: (float(predicted[series].mean()) - float(actual[series].mean()))
+        / float(actual[series].mean())
+        for error, series in physics.forecast.climatology_errors})
 
 
 def format_table(result: xr.Dataset) -> str:

@@ -143,11 +143,12 @@ def _prepare(workspace: Workspace, config: ExperimentConfig, regimes: Sequence[s
 
 
 def _complete(path: Path) -> bool:
+    from pde.errors import StoreError
     from pde.store import read_completion
 
     try:
         return bool(np.all(read_completion(path)))
-    except Exception:  # a half-created store: simulate it again
+    except (StoreError, OSError, KeyError, ValueError):  # half-created: simulate it again
         return False
 
 
@@ -159,7 +160,7 @@ def run_cell(workspace: Workspace, cell: Cell) -> Path:
     from assimilate.methods import build_method
     from assimilate.observe import load_observations, model_grid
     from assimilate.scores import analysis_scores
-    from pde.store import field_variable, open_trajectories, write_zarr  # noqa: F401
+    from pde.store import field_variable, open_trajectories
 
     path = workspace.cell(cell)
     if path.exists():

@@ -22,6 +22,8 @@ import numpy as np
 import scoringrules
 import xarray as xr
 
+from pde import physics
+
 __all__ = [
     "bounded",
     "correlation",
@@ -73,40 +75,15 @@ def energy_spectrum(field: xr.DataArray) -> xr.DataArray:
 
     1-D: one value per Fourier mode 0..N/2. 2-D: summed over shells of integer
     |k| = round(sqrt(kx² + ky²)), 0..N/2 (the corner modes beyond N/2 are left out).
+    The spectra of :mod:`pde.physics`, which the simulators' descriptors name.
     """
     dims = space_dims(field)
-    if len(dims) == 1:
-        return xr.apply_ufunc(_spectrum_1d, field, input_core_dims=[dims],
-                              output_core_dims=[["wavenumber"]], dask="parallelized",
-                              dask_gufunc_kwargs={"output_sizes": {
-                                  "wavenumber": field.sizes["x"] // 2 + 1}},
-                              output_dtypes=[np.float64])
-    return xr.apply_ufunc(_spectrum_2d, field, input_core_dims=[dims],
+    spectrum = physics.spectrum_1d if len(dims) == 1 else physics.spectrum_2d
+    size = physics.n_wavenumbers(tuple(field.sizes[dim] for dim in dims))
+    return xr.apply_ufunc(spectrum, field, input_core_dims=[dims],
                           output_core_dims=[["wavenumber"]], dask="parallelized",
-                          dask_gufunc_kwargs={"output_sizes": {
-                              "wavenumber": min(field.sizes["x"], field.sizes["y"]) // 2 + 1}},
+                          dask_gufunc_kwargs={"output_sizes": {"wavenumber": size}},
                           output_dtypes=[np.float64])
-
-
-def _spectrum_1d(u: np.ndarray) -> np.ndarray:
-    n = u.shape[-1]
-    energy = 0.5 * np.abs(np.fft.rfft(u, axis=-1) / n) ** 2
-    energy[..., 1:(n + 1) // 2] *= 2  # the negative wavenumbers
-    return energy
-
-
-def _spectrum_2d(w: np.ndarray) -> np.ndarray:
-    ny, nx = w.shape[-2:]
-    energy = 0.5 * np.abs(np.fft.fft2(w, axes=(-2, -1)) / (nx * ny)) ** 2
-    ky, kx = np.meshgrid(np.fft.fftfreq(ny, 1 / ny), np.fft.fftfreq(nx, 1 / nx), indexing="ij")
-    shell = np.rint(np.hypot(kx, ky)).astype(int).ravel()
-    n_shells = min(nx, ny) // 2 + 1
-    flat = energy.reshape(*energy.shape[:-2], -1)
-    keep = shell < n_shells
-    out = np.zeros((*flat.shape[:-1], n_shells))
-    for index in range(n_shells):
-        out[..., index] = flat[..., keep & (shell == index)].sum(-1)
-    return out
 
 
 def log_spectral_distance(spectrum: xr.DataArray, reference: xr.DataArray,
@@ -128,8 +105,9 @@ def log_spectral_distance(spectrum: xr.DataArray, reference: xr.DataArray,
 
 
 def total_variation(u: xr.DataArray, dim: str = "x") -> xr.DataArray:
-    """Σ_i |u_{i+1} − u_i| along the periodic ``dim``."""
-    return abs(u.roll({dim: -1}, roll_coords=False) - u).sum(dim)
+    """Σ_i |u_{i+1} − u_i| along the periodic ``dim`` (:func:`pde.physics.total_variation`)."""
+    return xr.apply_ufunc(physics.total_variation, u, input_core_dims=[[dim]],
+                          dask="parallelized", output_dtypes=[np.float64])
 
 
 def crps_ensemble(forecast: xr.DataArray, truth: xr.DataArray,

@@ -12,8 +12,9 @@ The store is read about once: a pre-pass over a few evenly spread chunks fixes t
 thresholds and a shift for the moments, then one Dask pass (``statistics``, lazy until
 computed) gives power sums, extrema, exact exceedance counts, a relative-resolution
 histogram (``sketch``) from which quantiles and densities follow, maps over space, and
-the physical series (spatial maximum; energy, enstrophy and dissipation for Kolmogorov
-flow; total variation for Kuramoto-Sivashinsky). No step holds more than a few chunks, so
+the physical series (spatial maximum, and those the data's PDE declares in its descriptor,
+:mod:`pde.descriptor`: energy, enstrophy and dissipation for Kolmogorov flow; total
+variation and energy for Kuramoto-Sivashinsky) and spectrum. No step holds more than a few chunks, so
 stores larger than the workers' memory stream through. The extreme-value analysis of one
 series (``extremes``, in memory: series are small) follows.
 """
@@ -27,6 +28,7 @@ import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -37,6 +39,7 @@ import xarray as xr
 
 from assimilate.diagnostics import extremes, onepass, sketch, tails
 from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
+from pde.descriptor import Descriptor, find, series_names
 
 __all__ = [
     "DEFAULT_PROBABILITIES",
@@ -144,11 +147,12 @@ def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,
 
 
 def statistics(field: xr.DataArray, lay: Layout, thresholds: Sequence[float],
-               map_threshold: float, *, shift: float = 0.0, pde: str = "",
-               viscosity: float | None = None) -> xr.Dataset:
+               map_threshold: float, *, shift: float = 0.0, physics: Descriptor | None = None,
+               parameters: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Everything the one pass over ``field`` yields, lazy (see ``onepass.statistics``)."""
     return onepass.statistics(field, lay.realisation, lay.time, lay.space, thresholds,
-                              map_threshold, shift=shift, pde=pde, viscosity=viscosity)
+                              map_threshold, shift=shift, physics=physics,
+                              parameters=parameters)
 
 
 def _pre_pass(field: xr.DataArray) -> np.ndarray:
@@ -385,7 +389,6 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
     field, lay = layout(data, variable, dims, source=source)
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
-    viscosity = attrs.get("viscosity")
     with dask_client(workers, scheduler, timeout=scheduler_timeout):
         sample = _pre_pass(field)
         shift = float(np.median(sample)) if len(sample) else 0.0
@@ -394,8 +397,8 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         levels = [*THRESHOLD_QUANTILES, *[np.nan] * len(thresholds)]
         cut = [*nominal, *map(float, thresholds)]
         map_threshold = float(np.quantile(sample, tail_quantile)) if len(sample) else np.nan
-        lazy = statistics(field, lay, cut, map_threshold, shift=shift, pde=pde,
-                          viscosity=viscosity)
+        lazy = statistics(field, lay, cut, map_threshold, shift=shift, physics=find(pde),
+                          parameters=attrs)
         bar = dask.diagnostics.ProgressBar(out=sys.stderr) if progress and not (workers or scheduler) \
             else contextlib.nullcontext()
         with bar:
@@ -419,8 +422,8 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
              "histogram_density": ("bin", density)},
             coords={"probability": list(probabilities), "threshold": cut,
                     "bin_left": ("bin", edges[:-1]), "bin_right": ("bin", edges[1:])})
-        for name in ("temporal_maximum", "exceedance_map", "spatial_maximum", "energy",
-                     "enstrophy", "dissipation", "total_variation", "energy_spectrum"):
+        for name in ("temporal_maximum", "exceedance_map", "spatial_maximum",
+                     *series_names(), "energy_spectrum"):
             if name in c:
                 out[name] = c[name].astype(np.float64)
         if "exceedance_map" in out:
@@ -495,4 +498,4 @@ def summary(diag: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-_SERIES = ("spatial_maximum", "energy", "enstrophy", "dissipation", "total_variation")
+_SERIES = ("spatial_maximum", *series_names())

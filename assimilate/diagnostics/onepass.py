@@ -14,12 +14,12 @@ import functools
 import math
 import operator
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
-import scipy.fft
 import xarray as xr
 from dask.base import tokenize
 from dask.delayed import Delayed
@@ -27,7 +27,7 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.utils import cached_cumsum
 
 from assimilate.diagnostics import sketch
-from assimilate.metrics import _spectrum_1d
+from pde.descriptor import Descriptor
 
 __all__ = ["SPLIT_EVERY", "statistics"]
 
@@ -58,7 +58,7 @@ def _buffer(name: str, shape: tuple[int, ...], dtype: np.typing.DTypeLike) -> np
 
 def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: int,
           has_time: bool, thresholds: tuple[float, ...], map_threshold: float, shift: float,
-          physics: str) -> dict:
+          physics: Descriptor | None, parameters: Mapping[str, Any]) -> dict:
     """Partial statistics of one chunk laid out as (realisations..., time?, space...)."""
     values = np.asarray(block)
     if values.dtype not in (np.float32, np.float64):
@@ -100,64 +100,13 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
             if all_finite else finite.sum(axis=lead).astype(np.float64)})
     series = {"spatial_maximum": masked.max(axis=space).astype(np.float64)} \
         if has_time and n_space else {}
-    n_fields = int(np.prod(values.shape[:n_lead]))
-    if physics == "kolmogorov":
-        energy, enstrophy, spectrum = _vorticity_fourier(values)
-        series |= {"energy": energy, "enstrophy": enstrophy}
-        part["spectrum"] = (spectrum, n_fields)
-    elif physics == "kuramoto_sivashinsky":
-        series["total_variation"] = np.abs(np.diff(values, axis=-1, append=values[..., :1])
-                                           ).sum(-1, dtype=np.float64)
-        spectra = _spectrum_1d(values)
-        part["spectrum"] = (spectra.reshape(-1, spectra.shape[-1]).sum(0), n_fields)
+    if physics is not None:
+        measured = physics.measure(values, parameters)
+        series |= measured.series
+        part["spectrum"] = (measured.spectrum_sum, int(np.prod(values.shape[:n_lead])))
     if series and has_time:
         part["series"] = [(offsets[:n_lead], series)]
     return part
-
-
-@functools.cache
-def _fourier_weights(ny: int, nx: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For an ``rfft2`` of a (ny, nx) field: the factor turning |coefficient|^2 into the
-    field's power (interior columns stand for their mirror images too and count twice),
-    1/|k|^2 (0 at k = 0) flattened, both in ``dtype``, and the integer shell of |k| of
-    every coefficient."""
-    weight = np.full(nx // 2 + 1, 2.0)
-    weight[0] = 1.0
-    if nx % 2 == 0:
-        weight[-1] = 1.0
-    ky = np.fft.fftfreq(ny, 1 / ny)[:, None]
-    kx = np.fft.rfftfreq(nx, 1 / nx)[None, :]
-    k2 = kx**2 + ky**2
-    inverse = np.where(k2 > 0, 1.0 / np.where(k2 > 0, k2, 1.0), 0.0)
-    shell = np.rint(np.sqrt(k2)).astype(int).ravel()
-    return (weight / (ny * nx) ** 2).astype(dtype), inverse.ravel().astype(dtype), shell
-
-
-def _vorticity_fourier(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Energy and enstrophy per field and the summed spectrum, from one real FFT.
-
-    The same quantities as ``pde.kolmogorov.energy``/``enstrophy`` and
-    ``metrics.energy_spectrum`` (shells of integer |k| up to N/2), computed with ``rfft2``.
-    """
-    ny, nx = w.shape[-2:]
-    # scipy's FFT keeps float32 input in float32; numpy's was 5-8x slower here
-    coefficients = scipy.fft.rfft2(w, axes=(-2, -1))
-    scale, inverse, shell = _fourier_weights(ny, nx, w.dtype.str)
-    power = np.multiply(coefficients.real, coefficients.real,
-                        out=_buffer("power", coefficients.shape, w.dtype))
-    scratch = _buffer("power_scratch", coefficients.shape, w.dtype)
-    power += np.multiply(coefficients.imag, coefficients.imag, out=scratch)
-    power *= scale
-    flat = power.reshape(-1, ny * (nx // 2 + 1))
-    weighted = np.multiply(flat, inverse, out=scratch.reshape(flat.shape))
-    energy = 0.5 * weighted.sum(-1, dtype=np.float64)
-    enstrophy = 0.5 * flat.sum(-1, dtype=np.float64)  # Parseval: the mean of w^2
-    n_shells = min(nx, ny) // 2 + 1
-    keep = shell < n_shells
-    spectrum = np.bincount(shell[keep], weights=0.5 * flat.sum(0, dtype=np.float64)[keep],
-                           minlength=n_shells)
-    shape = w.shape[:-2]
-    return energy.reshape(shape), enstrophy.reshape(shape), spectrum
 
 
 def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
@@ -202,21 +151,22 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
 
 def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None,
                space: Sequence[str], thresholds: Sequence[float], map_threshold: float, *,
-               shift: float = 0.0, pde: str = "", viscosity: float | None = None
-               ) -> xr.Dataset:
+               shift: float = 0.0, physics: Descriptor | None = None,
+               parameters: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Everything one pass over ``field`` yields, as a lazy (Dask-backed) Dataset.
 
     ``thresholds`` get exact exceedance counts, ``map_threshold`` the exceedance map;
-    ``shift`` (near the mean) keeps the float64 power sums accurate. ``pde`` adds the
-    physical series and spectrum of "kolmogorov" (space ``y, x``) or
-    "kuramoto_sivashinsky" (space ``x``).
+    ``shift`` (near the mean) keeps the float64 power sums accurate. ``physics`` (a PDE's
+    descriptor) adds its physical series and ``energy_spectrum`` when ``space`` holds its
+    spatial dims; ``parameters`` (the simulator's attributes) give the series theirs.
     """
     realisation, space = tuple(realisation), tuple(space)
     lead = realisation + ((time,) if time else ())
-    physics = pde if (pde == "kolmogorov" and set(space) == {"y", "x"}) or \
-        (pde == "kuramoto_sivashinsky" and space == ("x",)) else ""
-    if physics == "kolmogorov":
-        space = ("y", "x")
+    if physics is not None and set(space) != set(physics.space):
+        physics = None
+    if physics is not None:
+        space = physics.space
+    parameters = physics.parameters(parameters) if physics is not None else {}
     ordered = field.transpose(*lead, *space)
     data = (ordered if isinstance(ordered.data, da.Array) else ordered.chunk()).data
     if physics and len(data.chunks) and any(len(c) > 1 for c in data.chunks[len(lead):]):
@@ -225,7 +175,8 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
     lead_shape = tuple(ordered.sizes[d] for d in lead)
     options = {"n_lead": len(lead), "n_space": len(space), "has_time": time is not None,
                "thresholds": tuple(float(t) for t in thresholds),
-               "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics}
+               "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics,
+               "parameters": parameters}
     total = _reduction(data, functools.partial(_leaf, **options),
                        functools.partial(_merge, map_shape=map_shape))
 
@@ -249,18 +200,13 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
                                                map_shape))
         out["exceedance_map"] = (space, lazy(_exceedance_fraction, map_shape))
     if time and space:
-        names = ["spatial_maximum"] + {"kolmogorov": ["energy", "enstrophy"],
-                                       "kuramoto_sivashinsky": ["total_variation"]}.get(physics, [])
+        names = ["spatial_maximum", *(physics.available_series(parameters) if physics else ())]
         for name in names:
             out[name] = (lead, lazy(lambda t, name=name: _series(t["series"], name, lead_shape),
                                     lead_shape))
-        if physics == "kolmogorov" and viscosity is not None:
-            out["dissipation"] = 2.0 * float(viscosity) * out["enstrophy"]
-    if physics:
-        n_wavenumbers = (min(map_shape) // 2 + 1) if physics == "kolmogorov" \
-            else map_shape[0] // 2 + 1
+    if physics is not None:
         out["energy_spectrum"] = ("wavenumber", lazy(lambda t: t["spectrum"][0] / t["spectrum"][1],
-                                                     (n_wavenumbers,)))
+                                                     (physics.n_wavenumbers(map_shape),)))
     return out.assign_coords({k: v for k, v in coords.items() if set(v.dims) <= set(out.dims)})
 
 

@@ -11,6 +11,8 @@ calls the denoiser again all change it, and only counting the calls stays right.
 
 from __future__ import annotations
 
+from typing import Self
+
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
@@ -28,7 +30,7 @@ class EvaluationCounter:
     def _count(self, module: nn.Module, args: tuple) -> None:
         self.calls += 1
 
-    def __enter__(self) -> EvaluationCounter:
+    def __enter__(self) -> Self:
         self._handle = self.denoiser.register_forward_pre_hook(self._count)
         return self
 

@@ -19,12 +19,15 @@ DAPPER's default). Inflation multiplies the forecast anomalies of E and HE first
 from __future__ import annotations
 
 import functools
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 from jax import Array
 from jax.typing import ArrayLike
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from assimilate.methods.ensemble import (
     anomalies,
@@ -32,12 +35,6 @@ from assimilate.methods.ensemble import (
     inflate,
     standardised_observations,
 )
-
-from typing import ClassVar, Literal
-
-from pydantic import Field
-from pydantic.dataclasses import dataclass
-
 from assimilate.methods.filtering import EnsembleFilter
 
 __all__ = ["EnsembleKalmanFilter", "enkf_analysis"]

@@ -16,10 +16,14 @@ E and HE before the update (Hunt's ρ is ``inflation**2``).
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from assimilate.methods.ensemble import (
     anomalies,
@@ -27,12 +31,6 @@ from assimilate.methods.ensemble import (
     inflate,
     standardised_observations,
 )
-
-from typing import ClassVar, Literal
-
-from pydantic import Field
-from pydantic.dataclasses import dataclass
-
 from assimilate.methods.filtering import EnsembleFilter
 
 __all__ = ["EnsembleTransformKalmanFilter", "etkf_analysis", "transform_weights"]

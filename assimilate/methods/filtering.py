@@ -40,8 +40,10 @@ class EnsembleFilter(Method):
             raise ValueError(f"method '{self.name}' needs at least 2 members, got "
                              f"{prior.shape[1]}")
         operator = observed.operator
-        analysis = np.empty_like(prior)
+        analysis = prior.copy()
         for i in range(prior.shape[0]):
+            if not observed.mask[i].any():  # nothing observed: no analysis, so no inflation
+                continue
             members = jnp.asarray(prior[i].reshape(prior.shape[1], -1))
             values = np.where(observed.mask[i], observed.values[i], np.nan)
             result = self._analysis(members, operator.apply(members), jnp.asarray(values),

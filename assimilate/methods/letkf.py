@@ -17,11 +17,14 @@ global ETKF. Grid points are vmapped; ``batch_size`` processes them in chunks of
 from __future__ import annotations
 
 import functools
+from typing import ClassVar, Literal
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from assimilate.methods.ensemble import (
     anomalies,
@@ -32,12 +35,6 @@ from assimilate.methods.ensemble import (
     standardised_observations,
 )
 from assimilate.methods.etkf import transform_weights
-
-from typing import ClassVar, Literal
-
-from pydantic import Field
-from pydantic.dataclasses import dataclass
-
 from assimilate.methods.filtering import EnsembleFilter, grid_locations
 
 __all__ = ["LocalEnsembleTransformKalmanFilter", "letkf_analysis"]
