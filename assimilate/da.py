@@ -137,7 +137,9 @@ def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: in
                          f"observations {n_traj}")
     if not np.isfinite(initial).all():
         raise ValueError("the first background holds non-finite values")
-    if initial.shape[1] != n_members:  # one state (or too few): members repeat it
+    if initial.shape[1] > n_members:  # a larger ensemble: a subset of distinct members
+        initial = initial[:, np.sort(rng.choice(initial.shape[1], n_members, replace=False))]
+    elif initial.shape[1] < n_members:  # one state (or too few): members repeat them
         initial = initial[:, rng.integers(0, initial.shape[1], n_members)]
     return np.ascontiguousarray(initial)
 
@@ -196,7 +198,10 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
         climatology = Climatology.simulate(simulator, seed=seed + 1)
     coordinates = {name: values for name, values, _ in simulator.coordinates()}
     lengths = _lengths(coordinates)
-    n_steps = int(max(observations.steps)) if n_steps is None else n_steps
+    n_steps = int(max(observations.steps, default=0)) if n_steps is None else n_steps
+    if n_steps < 1:
+        raise ValueError("the observations end at step 0: nothing to assimilate; give the "
+                         "number of steps (n_steps, --steps N)")
     rng = np.random.default_rng(seed)
     problem = Problem(None, climatology, coordinates, lengths, n_members, rng,
                       jax.random.PRNGKey(seed))

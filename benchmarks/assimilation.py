@@ -1,0 +1,160 @@
+"""Cost of one assimilated step of each DA method, as a ratio to the free run of its model.
+
+    python benchmarks/assimilation.py [--workdir DIR] [--members 8] [--steps 60]
+                                      [--threads 1] [--json PATH]
+
+On ``configs/ks-small.yaml`` (64 points) with the shipped forecaster
+``checkpoints/ks-small-forecaster.pt``: a truth store of 4 trajectories x 120 steps
+(seed 1, simulated into ``--workdir`` on first use), its ``dense`` observations (every
+8th point, every step, noise 0.1 climatological stds), 8 members from a simulated
+climatology, 60 steps, all trajectories batched together as :func:`assimilate.da.assimilate`
+runs them. Two groups, each against the free run of the same model in the same process:
+
+- model = forecaster: free, dps, nudging, letkf;
+- model = simulator (the true KS): free, nudging, oi, enkf, etkf, letkf;
+
+and the cost of the free run on the simulator over that on the forecaster. Seconds per
+step are the analysis loop's own (``seconds_per_step``: no setup, no writing), after a
+two-step warm-up run of the same case (JIT compilation of the simulator and analyses); a
+cheap case is repeated (up to 5 s, 5 runs) and its fastest run kept. The free run of each
+group is timed first and last, the faster is the baseline and the drift between the two
+(``drift``) shows how much the machine's load moved meanwhile. nRMSE (after 20 steps of spin-up) says that the method
+did assimilate. One torch and one XLA thread unless told otherwise: with more threads than
+free cores the tiny per-step kernels wait on each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+# One thread each unless the caller says otherwise; set before the imports (XLA reads it).
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                      "intra_op_parallelism_threads=1")
+
+import jax
+import torch
+
+from assimilate.climatology import Climatology
+from assimilate.config import load_config
+from assimilate.da import assimilate, score
+from assimilate.forecast import load_forecaster
+from assimilate.methods import build_method
+from assimilate.observe import Observations, model_grid, observe
+from pde import simulate
+from pde.store import field_variable, open_trajectories
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "ks-small.yaml"
+CHECKPOINT = REPO / "checkpoints" / "ks-small-forecaster.pt"
+RESULTS = REPO / "benchmarks" / "results" / "assimilation.json"
+TRUTH = {"trajectories": 4, "steps": 120, "seed": 1}
+REGIME, SPIN_UP = "dense", 20
+MIN_SECONDS, MAX_REPEATS = 5.0, 5
+GROUPS = {
+    "forecaster": ["dps", "nudging", "letkf"],
+    "simulator": ["nudging", "oi", "enkf", "etkf", "letkf"],
+}
+
+
+def prepare(workdir: Path) -> dict:
+    """Config, truth, observations, forecaster and climatology, the truth simulated once."""
+    config = load_config(CONFIG)
+    store = workdir / "ks-small-truth-4x120-seed1.zarr"
+    simulate(config, store, **TRUTH, progress=False)  # a finished store is left as it is
+    truth = open_trajectories(store)
+    observations = Observations.from_dataset(observe(store, REGIME, progress=False),
+                                             **model_grid(truth))
+    return {"config": config, "truth": truth[field_variable(truth)].values,
+            "observations": observations, "forecaster": load_forecaster(CHECKPOINT),
+            "climatology": Climatology.simulate(config.simulator.build(), seed=2)}
+
+
+def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict:
+    """Seconds per step of ``method`` on ``model``: after a two-step warm-up of the same
+    shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
+    most ``MAX_REPEATS``), the least disturbed by whatever else the machine runs."""
+    chosen = build_method(method, {"model": model})
+    options = {"initial": None, "config": case["config"], "forecaster": case["forecaster"],
+               "climatology": case["climatology"], "n_members": members, "seed": 0,
+               "progress": False}
+    assimilate(chosen, case["observations"], n_steps=2, **options)
+    seconds: list[float] = []
+    while not seconds or (sum(seconds) * steps < MIN_SECONDS and len(seconds) < MAX_REPEATS):
+        analysis = assimilate(chosen, case["observations"], n_steps=steps, **options)
+        seconds.append(analysis.attrs["seconds_per_step"])
+    scores = score(analysis, case["truth"][:, :steps + 1], spin_up=SPIN_UP)
+    return {"method": method, "model": model, "seconds_per_step": min(seconds),
+            "repeats": len(seconds), "nfe_per_step": analysis.attrs["nfe_per_step"],
+            "nrmse_a": scores["nrmse.a"], "parameters": json.loads(analysis.attrs["parameters"])}
+
+
+def run_group(case: dict, model: str, members: int, steps: int) -> tuple[list[dict], dict]:
+    """The group's rows with ``ratio`` to its free run, and the drift of that baseline."""
+    first = timed(case, "free", model, members, steps)
+    rows = [timed(case, method, model, members, steps) for method in GROUPS[model]]
+    last = timed(case, "free", model, members, steps)
+    baseline = min(first["seconds_per_step"], last["seconds_per_step"])
+    free = first | {"seconds_per_step": baseline}
+    for row in [free, *rows]:
+        row["ratio"] = row["seconds_per_step"] / baseline
+        print(json.dumps({k: row[k] for k in ("method", "model", "seconds_per_step", "ratio")}),
+              flush=True)
+    drift = {"first_s": first["seconds_per_step"], "last_s": last["seconds_per_step"],
+             "drift": last["seconds_per_step"] / first["seconds_per_step"] - 1}
+    return [free, *rows], drift
+
+
+def table(rows: list[dict]) -> str:
+    header = ("| method | model | seconds per step | ratio to free (same model) "
+              "| NFE per step | nRMSE.a |")
+    lines = [header, "|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['method']} | {row['model']} | {row['seconds_per_step']:.4g} | "
+                     f"{row['ratio']:.3g} | {row['nfe_per_step']:.3g} | {row['nrmse_a']:.3f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the truth store is kept (default: a temporary directory)")
+    parser.add_argument("--members", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="write the rows here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; jax {jax.__version__}"
+          f" on {jax.default_backend()}; {platform.processor() or platform.machine()}")
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.workdir or Path(scratch)
+        workdir.mkdir(parents=True, exist_ok=True)
+        case = prepare(workdir)
+        rows, drifts = [], {}
+        for model in GROUPS:
+            group, drifts[model] = run_group(case, model, args.members, args.steps)
+            rows += group
+    free = {row["model"]: row["seconds_per_step"] for row in rows if row["method"] == "free"}
+    simulator_over_forecaster = free["simulator"] / free["forecaster"]
+    print(table(rows))
+    print(f"\nfree run, simulator / forecaster cost per step: {simulator_over_forecaster:.3g}")
+    print("baseline drift (last free run / first - 1): " + ", ".join(
+        f"{model} {d['drift']:+.0%}" for model, d in drifts.items()))
+    result = {"config": str(CONFIG.relative_to(REPO)),
+              "checkpoint": str(CHECKPOINT.relative_to(REPO)), "truth": TRUTH,
+              "regime": REGIME, "members": args.members, "steps": args.steps,
+              "spin_up": SPIN_UP, "torch_threads": torch.get_num_threads(),
+              "simulator_over_forecaster": simulator_over_forecaster, "baseline": drifts,
+              "rows": rows}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
