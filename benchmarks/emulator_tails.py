@@ -38,6 +38,7 @@ from assimilate.diagnostics import tail_scores
 from assimilate.models import build_model, generate, loss_function
 from assimilate.training import TrainingConfig, fit
 from pde import open_trajectories, simulate
+from pde.store import field_variable
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = (("EDM", "edm", None), ("t-EDM nu=3", "edm", 3.0), ("t-EDM nu=5", "edm", 5.0),
@@ -79,7 +80,7 @@ def from_simulator(name: str, config_name: str, scratch: Path, trajectories: int
     summary = simulate(config, scratch / f"{config_name}.zarr", trajectories=trajectories,
                        steps=steps, progress=False)
     ds = open_trajectories(summary.path)
-    field = ds["u" if "u" in ds else "vorticity"].values
+    field = ds[field_variable(ds)].values
     if transform is not None:
         field = transform(field, ds)
     burn = config.simulator.burn_in / config.simulator.interval

@@ -12,10 +12,12 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "Descriptor",
     "SimulationConfig",
     "SimulationSummary",
     "Simulator",
     "StoreError",
+    "descriptor_of",
     "export",
     "load_simulation_config",
     "open_trajectories",
@@ -25,6 +27,8 @@ __all__ = [
 _HOMES = {
     "ConfigError": "pde.errors",
     "StoreError": "pde.errors",
+    "Descriptor": "pde.descriptor",
+    "descriptor_of": "pde.descriptor",
     "SimulationConfig": "pde.config",
     "load_simulation_config": "pde.config",
     "SimulationSummary": "pde.generate",

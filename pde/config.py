@@ -23,11 +23,12 @@ import json
 import re
 import reprlib
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pde.descriptor import descriptor
 from pde.errors import ConfigError
 from pde.simulator import Simulator
 
@@ -65,6 +66,7 @@ class _SimulatorSection(_Section):
     stored states follow; every other parameter is physics (:func:`physics_difference`).
     """
 
+    pde: str  # the tag of the union below and the descriptor's name (pde.descriptor)
     numerical: ClassVar[frozenset[str]] = frozenset()
 
     @model_validator(mode="after")
@@ -73,7 +75,9 @@ class _SimulatorSection(_Section):
         return self
 
     def build(self) -> Simulator:
-        raise NotImplementedError
+        """The simulator of these parameters: the class the PDE's descriptor names."""
+        simulator = descriptor(self.pde).simulator_class()
+        return simulator(**self.model_dump(exclude={"pde"}))
 
 
 class KuramotoSivashinskyConfig(_SimulatorSection):
@@ -89,11 +93,6 @@ class KuramotoSivashinskyConfig(_SimulatorSection):
     dtype: Literal["float64", "float32"] = "float64"
 
     numerical: ClassVar[frozenset[str]] = frozenset({"dt", "burn_in", "dtype"})
-
-    def build(self) -> Simulator:
-        from pde.kuramoto_sivashinsky import KuramotoSivashinsky
-
-        return KuramotoSivashinsky(**self.model_dump(exclude={"pde"}))
 
 
 class KolmogorovConfig(_SimulatorSection):
@@ -116,15 +115,15 @@ class KolmogorovConfig(_SimulatorSection):
     numerical: ClassVar[frozenset[str]] = frozenset(
         {"dt", "burn_in", "max_velocity", "max_courant", "peak_wavenumber"})
 
-    def build(self) -> Simulator:
-        from pde.kolmogorov import KolmogorovFlow
-
-        return KolmogorovFlow(**self.model_dump(exclude={"pde"}))
-
 
 SimulatorConfig = Annotated[
     KuramotoSivashinskyConfig | KolmogorovConfig, Field(discriminator="pde")
 ]
+# tag -> section, from the union itself: the one list of configurable simulators
+_SECTIONS: dict[str, type[_SimulatorSection]] = {
+    get_args(section.model_fields["pde"].annotation)[0]: section
+    for section in get_args(get_args(SimulatorConfig)[0])
+}
 
 
 class DatasetConfig(_Section):
@@ -168,8 +167,7 @@ def physics_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str:
     (``"simulator.length: 30.0 here, 22.0 expected"``), or ``""`` if the physics agree."""
     if stored.get("pde") != expected.get("pde"):
         return f"simulator.pde: {stored.get('pde')!r} here, {expected.get('pde')!r} expected"
-    section = {"kuramoto_sivashinsky": KuramotoSivashinskyConfig,
-               "kolmogorov": KolmogorovConfig}.get(str(stored.get("pde")))
+    section = _SECTIONS.get(str(stored.get("pde")))
     numerical = section.numerical if section else frozenset()
     for key in sorted((set(stored) | set(expected)) - numerical):
         if stored.get(key) != expected.get(key):
@@ -178,7 +176,7 @@ def physics_difference(stored: dict[str, Any], expected: dict[str, Any]) -> str:
 
 
 Model = TypeVar("Model", bound=BaseModel)
-_TAGS = {"kuramoto_sivashinsky", "kolmogorov"}
+_TAGS = set(_SECTIONS)
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -267,10 +265,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names of the (sub)model found by walking ``loc`` from ``model``."""
     current: Any = model
     for part in loc:
-        if str(part) == "kuramoto_sivashinsky":
-            current = KuramotoSivashinskyConfig
-        elif str(part) == "kolmogorov":
-            current = KolmogorovConfig
+        if str(part) in _SECTIONS:
+            current = _SECTIONS[str(part)]
         elif isinstance(current, type) and issubclass(current, BaseModel):
             annotation = current.model_fields[str(part)].annotation
             current = annotation if isinstance(annotation, type) else current

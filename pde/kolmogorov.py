@@ -23,6 +23,10 @@ solver grids would sit half a (different) cell apart and every resize would need
 shift. Stored fields are ``(batch, y, x)`` on M × M nodes, obtained by keeping the modes
 |k_x|, |k_y| < M/2 (Nyquist dropped), rescaling by (M/N)² for numpy's unnormalised FFT and
 inverting on M × M.
+
+The physical series of the stored vorticity (``energy``, ``enstrophy``, ``dissipation``,
+re-exported here) live in :mod:`pde.physics`, and what the rest of the system knows about
+this PDE in its descriptor, :data:`pde.descriptor.KOLMOGOROV`.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ import numpy as np
 from jax_cfd import spectral
 from jax_cfd.base import forcings, funcutils
 
+from pde.descriptor import KOLMOGOROV
+from pde.physics import dissipation, energy, enstrophy
 from pde.simulator import Coordinate
 
 __all__ = ["KolmogorovFlow", "dissipation", "energy", "enstrophy"]
@@ -70,8 +76,8 @@ class KolmogorovFlow:
     max_courant: float
     peak_wavenumber: float
 
-    pde: ClassVar[str] = "kolmogorov"
-    variable: ClassVar[str] = "vorticity"
+    pde: ClassVar[str] = KOLMOGOROV.name
+    variable: ClassVar[str] = KOLMOGOROV.variable
 
     def __init__(
         self,
@@ -296,33 +302,3 @@ def _interval_step(sim: KolmogorovFlow, grid: cfd.grids.Grid) -> Callable[[jax.A
     )
     solver_step = spectral.time_stepping.crank_nicolson_rk4(equation, sim.dt)
     return funcutils.repeated(solver_step, sim.inner_steps)
-
-
-def _spectrum(vorticity: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(|ω̂|² / (ny nx)², |k|²) for fields ``(..., y, x)`` on [0, 2π]², float64."""
-    w = np.asarray(vorticity, dtype=np.float64)
-    ny, nx = w.shape[-2:]
-    power = np.abs(np.fft.fft2(w)) ** 2 / (ny * nx) ** 2
-    ky, kx = np.meshgrid(np.fft.fftfreq(ny, 1 / ny), np.fft.fftfreq(nx, 1 / nx), indexing="ij")
-    return power, kx**2 + ky**2
-
-
-def energy(vorticity: Any) -> np.ndarray:
-    r"""Mean kinetic energy ½⟨|u|²⟩ = ½ Σ_{k≠0} |ω̂_k|² / |k|², shape ``(...)``.
-
-    Uses the streamfunction, |û_k| = |k| |ψ̂_k| = |ω̂_k| / |k|; the mean flow (k = 0) is
-    not determined by ω and counts as zero.
-    """
-    power, k2 = _spectrum(vorticity)
-    k2[0, 0] = np.inf
-    return 0.5 * np.sum(power / k2, axis=(-2, -1))
-
-
-def enstrophy(vorticity: Any) -> np.ndarray:
-    """Mean enstrophy ½⟨ω²⟩ over the last two axes ``(..., y, x)`` → ``(...)``."""
-    return 0.5 * np.mean(np.asarray(vorticity, dtype=np.float64) ** 2, axis=(-2, -1))
-
-
-def dissipation(vorticity: Any, viscosity: float) -> np.ndarray:
-    """Energy dissipation rate ε = ν⟨|∇u|²⟩ = ν⟨ω²⟩ (periodic, incompressible), ``(...)``."""
-    return 2.0 * viscosity * enstrophy(vorticity)

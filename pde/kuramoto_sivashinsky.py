@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pde.descriptor import KURAMOTO_SIVASHINSKY
+
 __all__ = ["KuramotoSivashinsky", "largest_lyapunov_exponent"]
 
 Stepper = Callable[[jax.Array], jax.Array]
@@ -157,15 +159,16 @@ class KuramotoSivashinsky:
     interval: float
     burn_in_time: float  # the constructor's ``burn_in``; that name is the protocol's method
     dtype: str
-    pde: str = dataclasses.field(default="kuramoto_sivashinsky", repr=False)
-    variable: str = dataclasses.field(default="u", repr=False)
+    pde: str = dataclasses.field(default=KURAMOTO_SIVASHINSKY.name, repr=False)
+    variable: str = dataclasses.field(default=KURAMOTO_SIVASHINSKY.variable, repr=False)
 
     def __init__(self, length: float = 22.0, n_points: int = 64, dt: float = 0.05,
                  interval: float = 0.2, burn_in: float = 100.0, dtype: str = "float64"):
         n_inner = _check_parameters(length, n_points, dt, interval, burn_in, dtype)
         values = {"length": float(length), "n_points": int(n_points), "dt": float(dt),
                   "interval": float(interval), "burn_in_time": float(burn_in),
-                  "dtype": dtype, "pde": "kuramoto_sivashinsky", "variable": "u"}
+                  "dtype": dtype, "pde": KURAMOTO_SIVASHINSKY.name,
+                  "variable": KURAMOTO_SIVASHINSKY.variable}
         for name, value in values.items():
             object.__setattr__(self, name, value)
         real = np.dtype(dtype)

@@ -1,6 +1,7 @@
 """The trajectory store: a Zarr (v3) store with a fixed, self-describing schema.
 
-Layout (``F`` = ``u`` for Kuramoto-Sivashinsky, ``vorticity`` for Kolmogorov flow)::
+Layout (``F``: the descriptor's variable, ``u`` for Kuramoto-Sivashinsky, ``vorticity``
+for Kolmogorov flow; its spatial dims the descriptor's too, see :mod:`pde.descriptor`)::
 
     F         (trajectory, time, x)  or  (trajectory, time, y, x)   float32
     complete  (trajectory,)                                          bool
@@ -35,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from pde.config import SimulationConfig, physics_difference
+from pde.descriptor import DESCRIPTORS, descriptor_of
 from pde.errors import IntegrityError, OutputError, StoreError
 from pde.integrity import (
     checked_dataset,
@@ -66,7 +68,6 @@ __all__ = [
 SCHEMA = "assimilate.trajectories/1"
 COMPLETE = "complete"
 _CHUNK_BYTES = 256 * 1024
-_VARIABLES = {"kuramoto_sivashinsky": ("u", ("x",)), "kolmogorov": ("vorticity", ("y", "x"))}
 
 
 # Consolidated metadata is a zarr-python extension to Zarr v3; we rely on it knowingly.
@@ -225,7 +226,7 @@ def stored_config(path: str | Path) -> dict[str, Any]:
 
 def field_variable(ds: xr.Dataset) -> str:
     """The name of a trajectory store's field (``u``, ``vorticity``)."""
-    return _VARIABLES[ds.attrs["pde"]][0]
+    return descriptor_of(ds.attrs).variable
 
 
 def simulator_section(ds: xr.Dataset) -> dict[str, Any]:
@@ -258,11 +259,12 @@ def _check_schema(ds: xr.Dataset, path: Path, pde: str | None = None) -> str:
     if missing:
         raise StoreError(f"trajectory store '{path}' lacks attributes: {', '.join(missing)}")
     kind = ds.attrs["pde"]
-    if kind not in _VARIABLES:
-        raise StoreError(f"trajectory store '{path}' has unknown pde {kind!r}")
+    if kind not in DESCRIPTORS:
+        raise StoreError(f"trajectory store '{path}' has unknown pde {kind!r}; known: "
+                         f"{', '.join(DESCRIPTORS)}")
     if pde is not None and kind != pde:
         raise StoreError(f"trajectory store '{path}' holds {kind!r} data, expected {pde!r}")
-    variable, space = _VARIABLES[kind]
+    variable, space = DESCRIPTORS[kind].variable, DESCRIPTORS[kind].space
     expected = {variable: ("trajectory", "time", *space), COMPLETE: ("trajectory",)}
     for name, dims in expected.items():
         if name not in ds.variables or not (path / name / "zarr.json").is_file():

@@ -37,7 +37,7 @@ VERBS = [
     ("run project.yaml --method letkf --obs obs.zarr --truth ks.zarr --out analysis.zarr",
      "| rmse.a |"),
     ("run project.yaml --method dps --forecaster forecaster.pt --obs obs.zarr "
-     "--out dps.zarr", "wrote dps.zarr"),
+     "--steps 8 --out dps.zarr", "wrote dps.zarr"),
     ("evaluate da project.yaml --methods etkf,free --forecaster forecaster.pt "
      "--regimes dense --steps 30 --out da.zarr", "| dense | etkf |"),
 ]

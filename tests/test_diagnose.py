@@ -104,18 +104,20 @@ def test_kolmogorov_series_equal_the_simulator_definitions() -> None:
     assert diag.sizes["wavenumber"] == 5
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 9, 7), (4, 6, 5)])
-def test_one_fft_energy_enstrophy_spectrum_match_their_definitions(shape) -> None:
-    from assimilate.diagnostics.onepass import _vorticity_fourier
-    from assimilate.metrics import _spectrum_2d
+def test_kuramoto_sivashinsky_series_and_spectrum_are_the_descriptors() -> None:
+    from pde.descriptor import KURAMOTO_SIVASHINSKY
 
-    w = np.random.default_rng(5).standard_normal(shape)
-    energy, enstrophy, spectrum = _vorticity_fourier(w)
-    np.testing.assert_allclose(energy, kolmogorov.energy(w), rtol=1e-12)
-    np.testing.assert_allclose(enstrophy, kolmogorov.enstrophy(w), rtol=1e-12)
-    reference = _spectrum_2d(w)
-    np.testing.assert_allclose(spectrum, reference.reshape(-1, reference.shape[-1]).sum(0),
-                               rtol=1e-12)
+    field = field_2d().isel(y=0).drop_vars("y").rename("u").chunk({"x": 4})  # x chunked too
+    diag = diagnose(field.to_dataset().assign_attrs(pde="kuramoto_sivashinsky"),
+                    pot_quantile=0.5)
+    u = field.values
+    series = KURAMOTO_SIVASHINSKY.series(u)
+    assert {"total_variation", "energy", "energy_spectrum"} <= set(diag.data_vars)
+    assert "enstrophy" not in diag
+    for name in ("total_variation", "energy"):
+        np.testing.assert_allclose(diag[name], series[name], rtol=1e-12)
+    spectra = KURAMOTO_SIVASHINSKY.spectrum(u)
+    np.testing.assert_allclose(diag["energy_spectrum"], spectra.mean((0, 1)), rtol=1e-12)
 
 
 def test_peaks_over_threshold_of_a_pareto_series_recover_its_shape() -> None:
