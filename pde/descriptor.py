@@ -26,9 +26,9 @@ from pde import physics
 
 __all__ = [
     "DESCRIPTORS",
-    "AssimilationDefaults",
     "KOLMOGOROV",
     "KURAMOTO_SIVASHINSKY",
+    "AssimilationDefaults",
     "Descriptor",
     "ForecastDefaults",
     "Measures",
