@@ -100,8 +100,10 @@ class Observations:
 
     @property
     def steps(self) -> np.ndarray:
-        """Sorted unique observed model steps ``(n_times,)``: ``round((t - t0) / interval)``."""
-        return np.unique(self._obs_steps)
+        """Sorted unique observed model steps ``(n_times,)``: ``round((t - t0) / interval)``;
+        a step whose every value is missing (NaN in every trajectory) is not observed."""
+        present = ~np.isnan(self._values).all(axis=0)
+        return np.unique(self._obs_steps[present])
 
     @property
     def n_trajectories(self) -> int:
