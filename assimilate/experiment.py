@@ -25,6 +25,7 @@ per regime).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -154,9 +155,7 @@ def _complete(path: Path) -> bool:
 
 def run_cell(workspace: Workspace, cell: Cell) -> Path:
     """Run one cell and save its scores in the workspace; its path. Idempotent."""
-    from assimilate.climatology import Climatology
     from assimilate.da import assimilate
-    from assimilate.forecast import load_forecaster
     from assimilate.methods import build_method
     from assimilate.observe import load_observations, model_grid
     from assimilate.scores import analysis_scores
@@ -171,10 +170,8 @@ def run_cell(workspace: Workspace, cell: Cell) -> Path:
     truth_ds = open_trajectories(workspace.store(cell.split))
     observations = load_observations(workspace.observations(cell.split, cell.regime),
                                      **model_grid(truth_ds))
-    climatology = Climatology.from_store(workspace.store("climatology"))
-    forecaster = None
-    if method.model == "forecaster":
-        forecaster = load_forecaster(workspace.forecaster)
+    climatology = _climatology(str(workspace.store("climatology")))
+    forecaster = _forecaster(workspace.forecaster) if method.model == "forecaster" else None
     analysis = assimilate(method, observations, initial=None, config=config,
                           forecaster=forecaster, climatology=climatology,
                           n_members=cell.n_members, n_steps=cell.n_steps, seed=cell.seed,
@@ -201,6 +198,22 @@ def run_cell(workspace: Workspace, cell: Cell) -> Path:
     with claim(path, kind="file") as output, output.atomic() as scratch:
         scores.to_netcdf(scratch)
     return path
+
+
+@functools.lru_cache(maxsize=4)
+def _climatology(path: str):
+    """Read once per process: every cell of a run shares the workspace's climatology."""
+    from assimilate.climatology import Climatology
+
+    return Climatology.from_store(path)
+
+
+@functools.lru_cache(maxsize=2)
+def _forecaster(path: str):
+    """Loaded once per process (a worker runs many cells; rollouts leave it unchanged)."""
+    from assimilate.forecast import load_forecaster
+
+    return load_forecaster(path)
 
 
 def _one_thread_in_a_worker() -> None:

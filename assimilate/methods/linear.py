@@ -6,7 +6,7 @@ import numpy as np
 
 from assimilate.da import Observed
 
-__all__ = ["linear_targets", "valid"]
+__all__ = ["linear_targets", "update_each", "valid"]
 
 
 def linear_targets(operator, values: np.ndarray) -> np.ndarray:
@@ -23,3 +23,20 @@ def valid(observed: Observed, trajectory: int):
     mask = observed.mask[trajectory] & np.isfinite(observed.values[trajectory])
     operator = observed.operator.subset(mask)
     return operator, observed.values[trajectory][mask], observed.error_std[mask]
+
+
+def update_each(prior: np.ndarray, observed: Observed, correction) -> np.ndarray:
+    """The analysis ``(trajectory, member, *space)``: each trajectory's members ``(member,
+    n_grid)`` plus ``correction(h, misfit, error_std)`` ``(member, n_grid)``, with ``h`` the
+    operator's matrix and ``misfit`` the linearised innovations ``(member, n_obs)`` of the
+    observations present; trajectories with none are left as they are."""
+    analysis = prior.copy()
+    for i in range(prior.shape[0]):
+        operator, values, error_std = valid(observed, i)
+        if operator.n_obs == 0:
+            continue
+        h = operator.matrix()
+        flat = prior[i].reshape(prior.shape[1], -1).astype(np.float64)
+        misfit = linear_targets(operator, values)[None] - flat @ h.T
+        analysis[i] = (flat + correction(h, misfit, error_std)).reshape(prior.shape[1:])
+    return analysis

@@ -20,7 +20,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from assimilate.da import Method, Observed, Problem
-from assimilate.methods.linear import linear_targets, valid
+from assimilate.methods.linear import update_each
 
 __all__ = ["Nudging"]
 
@@ -34,14 +34,7 @@ class Nudging(Method):
     model: Literal["forecaster", "simulator"] = "forecaster"
 
     def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
-        analysis = prior.copy()
-        for i in range(prior.shape[0]):
-            operator, values, _ = valid(observed, i)
-            if operator.n_obs == 0:
-                continue
-            h = operator.matrix()
-            flat = prior[i].reshape(prior.shape[1], -1).astype(np.float64)
-            misfit = linear_targets(operator, values)[None] - flat @ h.T  # (member, n_obs)
-            gain = np.linalg.solve(h @ h.T, misfit.T).T @ h  # (member, n_grid)
-            analysis[i] = (flat + self.alpha * gain).reshape(prior.shape[1:])
-        return analysis
+        def insert(h, misfit, error_std):  # alpha H^T (H H^T)^{-1} misfit
+            return self.alpha * np.linalg.solve(h @ h.T, misfit.T).T @ h
+
+        return update_each(prior, observed, insert)

@@ -21,7 +21,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from assimilate.da import Method, Observed, Problem
-from assimilate.methods.linear import linear_targets, valid
+from assimilate.methods.linear import update_each
 
 __all__ = ["OptimalInterpolation"]
 
@@ -36,19 +36,13 @@ class OptimalInterpolation(Method):
 
     def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
         covariance = _covariance(problem)
-        analysis = prior.copy()
-        for i in range(prior.shape[0]):
-            operator, values, error_std = valid(observed, i)
-            if operator.n_obs == 0:
-                continue
-            h = operator.matrix()
+
+        def gain(h, misfit, error_std):  # K misfit, K = s B H^T (s H B H^T + R)^{-1}
             bh = self.scale * covariance @ h.T  # (n_grid, n_obs)
             innovation = h @ bh + np.diag(error_std.astype(np.float64) ** 2)
-            flat = prior[i].reshape(prior.shape[1], -1).astype(np.float64)
-            misfit = linear_targets(operator, values)[None] - flat @ h.T
-            analysis[i] = (flat + np.linalg.solve(innovation, misfit.T).T @ bh.T).reshape(
-                prior.shape[1:])
-        return analysis
+            return np.linalg.solve(innovation, misfit.T).T @ bh.T
+
+        return update_each(prior, observed, gain)
 
 
 def _covariance(problem: Problem) -> np.ndarray:
