@@ -92,6 +92,9 @@ class Method:
     name: ClassVar[str]
     model: str = "forecaster"
     """``"forecaster"``, ``"simulator"`` or ``"none"`` (no dynamics)."""
+    uses_observations: ClassVar[bool] = True
+    """False for the references that ignore them (their analysis is the same in every
+    regime, so the harness computes it once)."""
 
     def guide(self, observed: Observed, problem: Problem) -> Control | None:
         """A per-step sampler control for the forecaster, or None."""

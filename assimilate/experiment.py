@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from assimilate.config import ExperimentConfig, load_config
 from pde.descriptor import descriptor
-from pde.errors import ConfigError
+from pde.errors import ConfigError, OutputError
 from pde.output import claim
 
 __all__ = ["TUNING", "evaluate_da", "format_da_table", "parse_method"]
@@ -46,12 +46,12 @@ __all__ = ["TUNING", "evaluate_da", "format_da_table", "parse_method"]
 # The main hyper-parameter of each method and the values tried on validation trajectories.
 # LETKF radii are in grid spacings (converted to length units per grid).
 TUNING: dict[str, tuple[str, tuple[float, ...]]] = {
-    "dps": ("zeta", (0.3, 1.0, 3.0)),
-    "enkf": ("inflation", (1.0, 1.05, 1.1)),
-    "etkf": ("inflation", (1.0, 1.05, 1.1)),
-    "letkf": ("radius", (2.0, 4.0, 8.0)),
-    "oi": ("scale", (0.03, 0.1, 0.3)),
-    "nudging": ("alpha", (0.5, 1.0)),
+    "dps": ("zeta", (0.3, 1.0, 3.0, 10.0)),
+    "enkf": ("inflation", (1.0, 1.05, 1.1, 1.2, 1.4)),
+    "etkf": ("inflation", (1.0, 1.05, 1.1, 1.2, 1.4)),
+    "letkf": ("radius", (1.0, 2.0, 4.0, 8.0)),
+    "oi": ("scale", (0.003, 0.01, 0.03, 0.1, 0.3)),
+    "nudging": ("alpha", (0.25, 0.5, 1.0)),
 }
 
 
@@ -117,6 +117,10 @@ class Workspace:
     def cell(self, cell: Cell) -> Path:
         return self.root / "cells" / f"{cell.key}.nc"
 
+    def shared_analysis(self, cell: Cell) -> Path:
+        """The analysis of a method that ignores observations: one for every regime."""
+        return self.root / "analyses" / f"{dataclasses.replace(cell, regime='*').key}.nc"
+
 
 def _prepare(workspace: Workspace, config: ExperimentConfig, regimes: Sequence[str],
              n_test: int, n_validation: int, n_steps: int, validation_steps: int,
@@ -172,10 +176,21 @@ def run_cell(workspace: Workspace, cell: Cell) -> Path:
                                      **model_grid(truth_ds))
     climatology = _climatology(str(workspace.store("climatology")))
     forecaster = _forecaster(workspace.forecaster) if method.model == "forecaster" else None
-    analysis = assimilate(method, observations, initial=None, config=config,
-                          forecaster=forecaster, climatology=climatology,
-                          n_members=cell.n_members, n_steps=cell.n_steps, seed=cell.seed,
-                          progress=False)
+    shared = None if method.uses_observations else workspace.shared_analysis(cell)
+    if shared is not None and shared.exists():
+        analysis = xr.load_dataset(shared)
+    else:
+        analysis = assimilate(method, observations, initial=None, config=config,
+                              forecaster=forecaster, climatology=climatology,
+                              n_members=cell.n_members, n_steps=cell.n_steps,
+                              seed=cell.seed, progress=False)
+        if shared is not None:
+            try:
+                with claim(shared, kind="file", overwrite=True) as output, \
+                        output.atomic() as scratch:
+                    analysis.to_netcdf(scratch)
+            except OutputError:  # another worker is saving the same analysis
+                pass
     variable = field_variable(truth_ds)
     truth = truth_ds[variable].isel(time=slice(0, cell.n_steps + 1)).values
     found = descriptor(config.simulator.pde)
@@ -327,6 +342,7 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, methods: Sequence[str]
         workspace = Workspace(work, config.model_dump_json(),
                               None if forecaster is None else str(Path(forecaster).resolve()))
         (work / "cells").mkdir(parents=True, exist_ok=True)
+        (work / "analyses").mkdir(exist_ok=True)
         started = time.perf_counter()
         _prepare(workspace, config, regimes, n_test, n_validation, n_steps, validation_steps,
                  progress)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from assimilate.experiment import Cell, _candidates, evaluate_da, format_da_table, parse_method
+from assimilate.experiment import Cell, TUNING, _candidates, evaluate_da, format_da_table, parse_method
 from pde.errors import ConfigError
 from tests.conftest import TINY_KS, write_config
 
@@ -46,7 +46,7 @@ def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
                                                                            "1.05"),)]
     assert _candidates(parse_method("free"), loaded) == [()]
     radii = [dict(c)["radius"] for c in _candidates(parse_method("letkf"), loaded)]
-    assert float(radii[0]) == pytest.approx(2 * 22.0 / 32)  # grid spacings -> length
+    assert float(radii[0]) == pytest.approx(TUNING["letkf"][1][0] * 22.0 / 32)  # grid spacings -> length
 
 
 def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: Path) -> None:

@@ -20,4 +20,5 @@ class ClimatologyMethod(Method):
     """No model and no observations: climatological draws."""
 
     name: ClassVar[str] = "climatology"
+    uses_observations: ClassVar[bool] = False
     model: Literal["none"] = "none"

@@ -20,4 +20,5 @@ class Free(Method):
     """No assimilation; ``model``: the dynamics that carry the members."""
 
     name: ClassVar[str] = "free"
+    uses_observations: ClassVar[bool] = False
     model: Literal["forecaster", "simulator"] = "forecaster"
