@@ -36,10 +36,10 @@ VERBS = [
     ("observe ks.zarr --regime dense --out obs.zarr", "wrote obs.zarr"),
     ("run project.yaml --method letkf --obs obs.zarr --truth ks.zarr --out analysis.zarr",
      "| rmse.a |"),
-    ("run project.yaml --method dps --forecaster forecaster.pt --obs obs.zarr "
-     "--steps 8 --out dps.zarr", "wrote dps.zarr"),
-    ("evaluate da project.yaml --methods etkf,free --forecaster forecaster.pt "
-     "--regimes dense --steps 30 --out da.zarr", "| dense | etkf |"),
+    (("run project.yaml --method dps --forecaster forecaster.pt --obs obs.zarr "
+     "--steps 8 --out dps.zarr"), "wrote dps.zarr"),
+    (("evaluate da project.yaml --methods etkf,free --forecaster forecaster.pt "
+     "--regimes dense --steps 30 --out da.zarr"), "| dense | etkf |"),
 ]
 BARS = {"simulate", "verify", "train", "sample", "forecast", "evaluate", "diagnose",
         "observe", "run"}

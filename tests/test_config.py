@@ -10,7 +10,6 @@ import pytest
 from assimilate.config import ConfigError, load_config
 from tests.conftest import REPO, TINY_KOLMOGOROV, TINY_KS, write_config
 
-
 EXPERIMENTS = sorted(p for p in (REPO / "configs").glob("*.yaml") if p.name != "regimes.yaml")
 
 

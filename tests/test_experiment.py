@@ -14,7 +14,14 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from assimilate.experiment import Cell, TUNING, _candidates, evaluate_da, format_da_table, parse_method
+from assimilate.experiment import (
+    TUNING,
+    Cell,
+    _candidates,
+    evaluate_da,
+    format_da_table,
+    parse_method,
+)
 from pde.errors import ConfigError
 from tests.conftest import TINY_KS, write_config
 
