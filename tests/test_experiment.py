@@ -106,6 +106,10 @@ def test_a_killed_harness_resumes_without_redoing_finished_cells(config: Path,
     resumed = xr.open_zarr(out)
     np.testing.assert_allclose(resumed["nrmse_time"].values, again["nrmse_time"].values,
                                rtol=1e-5)
+    # The free run ignores observations: one analysis serves both regimes.
+    assert len(list((tmp_path / "resumed.zarr.work" / "analyses").glob("*.nc"))) == 1
+    free = resumed["nrmse_time"].sel(da_method="free:model=simulator")
+    np.testing.assert_array_equal(free.sel(regime="dense"), free.sel(regime="gap-5"))
 
 
 def test_cell_keys_differ_by_every_field() -> None:
