@@ -130,10 +130,9 @@ def _evaluate_da(args: argparse.Namespace) -> None:
 
     config = load_config(args.config)
     from assimilate.experiment import evaluate_da, format_da_table
-    from assimilate.observe import regime_names
 
-    regimes = args.regimes.split(",") if args.regimes else regime_names(config.simulator.pde)
-    result = evaluate_da(config, methods=args.methods.split(","), regimes=regimes,
+    result = evaluate_da(config, methods=args.methods and args.methods.split(","),
+                         regimes=args.regimes and args.regimes.split(","),
                          out=args.out, forecaster=args.forecaster, n_test=args.trajectories,
                          n_validation=args.validation, n_members=args.members,
                          n_steps=args.steps, tune=not args.no_tune, seed=args.seed,
@@ -316,18 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     harness = evaluate.add_parser("da", help="DA methods x observation regimes on held-out "
                                   "trajectories, tuned on validation ones")
     harness.add_argument("config", help="experiment config (its simulator makes the truth)")
-    harness.add_argument("--methods", required=True,
+    harness.add_argument("--methods",
                          help="comma-separated, each NAME[:KEY=VALUE...], e.g. "
-                              "free,dps,letkf:model=forecaster")
+                              "free,dps,letkf:model=forecaster (default: the config's "
+                              "evaluation.methods, every method)")
     harness.add_argument("--regimes", help="comma-separated regime names (default: all six)")
     harness.add_argument("--out", required=True,
                          help="results store; OUT.md, OUT.png and OUT.work/ land beside")
     harness.add_argument("--forecaster", help="forecaster checkpoint (model=forecaster)")
-    harness.add_argument("--trajectories", type=_positive, default=4,
-                         help="held-out test trajectories")
-    harness.add_argument("--validation", type=_positive, default=2,
-                         help="validation trajectories (tuning)")
-    harness.add_argument("--members", type=_positive, default=8, help="ensemble members")
+    harness.add_argument("--trajectories", type=_positive,
+                         help="held-out test trajectories (default: evaluation.trajectories)")
+    harness.add_argument("--validation", type=_positive,
+                         help="validation trajectories for tuning (default: "
+                              "evaluation.validation)")
+    harness.add_argument("--members", type=_positive,
+                         help="ensemble members (default: evaluation.members)")
     harness.add_argument("--steps", type=_positive,
                          help="assimilated steps (default: the long horizon, KS 640, "
                               "Kolmogorov 180)")

@@ -1,7 +1,8 @@
 """The project's configuration file: one YAML per experiment, validated at the edge.
 
 Sections: ``simulator`` and ``dataset`` (see :mod:`pde.config`), ``emulator`` (the
-unconditional diffusion model of single states). Errors name the file, the key and what
+unconditional diffusion model of single states), ``forecaster`` (the autoregressive one) and
+``evaluation`` (the sizes of the DA harness). Errors name the file, the key and what
 is allowed (:class:`pde.config.ConfigError`).
 """
 
@@ -25,7 +26,9 @@ from pde.config import (
 __all__ = [
     "ConditioningNoise",
     "ConfigError",
+    "DA_METHODS",
     "EmulatorConfig",
+    "EvaluationConfig",
     "ExperimentConfig",
     "ForecasterConfig",
     "SamplingConfig",
@@ -126,11 +129,28 @@ class ForecasterConfig(_DiffusionModelConfig):
     sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
 
 
+DA_METHODS = ("free", "dps", "nudging", "letkf:model=forecaster", "free:model=simulator",
+              "nudging:model=simulator", "oi", "enkf", "etkf", "letkf", "climatology")
+"""Every method of the harness, on the learned model first, then on the true simulator."""
+
+
+class EvaluationConfig(_Section):
+    """The sizes of ``assimilate evaluate da`` (its options override them): a config for a
+    2-core CPU keeps them small, a reference config sets the published scale."""
+
+    methods: list[str] = Field(list(DA_METHODS), min_length=1,
+                               description="NAME[:KEY=VALUE...] of each method")
+    trajectories: int = Field(4, ge=1, le=MAX_COUNT, description="held-out test trajectories")
+    validation: int = Field(2, ge=1, le=MAX_COUNT, description="validation trajectories")
+    members: int = Field(8, ge=2, le=MAX_COUNT, description="ensemble members")
+
+
 class ExperimentConfig(SimulationConfig):
     """Everything one configuration file describes."""
 
     emulator: EmulatorConfig = EmulatorConfig()
     forecaster: ForecasterConfig = ForecasterConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
     def with_changes(self, section: str, **changes: Any) -> ExperimentConfig:
         """A validated copy with keys of ``section`` (dotted for nesting) replaced.

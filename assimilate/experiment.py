@@ -3,6 +3,10 @@
     evaluate_da(config, methods=["free", "dps", "letkf"], regimes=["dense", "gap-5"],
                 out="results.zarr", forecaster="checkpoints/ks-small-forecaster.pt")
 
+Sizes (test and validation trajectories, members) and the default method list come from
+the config's ``evaluation`` section: small for the CPU configs, the published scale for
+the reference ones.
+
 1. Truth stores are simulated into ``OUT.work/`` from the config's simulator: test
    trajectories and validation trajectories of two seeds other than the training one, and
    a climatology (first backgrounds, OI's covariance). Observations are synthesised for
@@ -312,18 +316,28 @@ def _validation_error(path: Path) -> float:
         return error if np.isfinite(error) and float(ds["stable"].min()) == 1 else np.inf
 
 
-def evaluate_da(config: str | Path | ExperimentConfig, *, methods: Sequence[str],
-                regimes: Sequence[str], out: str | Path, forecaster: str | Path | None = None,
-                n_test: int = 4, n_validation: int = 2, n_members: int = 8,
+def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
+                methods: Sequence[str] | None = None, regimes: Sequence[str] | None = None,
+                forecaster: str | Path | None = None, n_test: int | None = None,
+                n_validation: int | None = None, n_members: int | None = None,
                 n_steps: int | None = None, tune: bool = True, seed: int = 0,
                 workers: int | None = None, scheduler: str | None = None,
                 overwrite: bool = False, progress: bool = True) -> xr.Dataset:
-    """Run the harness (module doc); the results dataset, also written to ``out``."""
-    from assimilate.observe import load_regime
+    """Run the harness (module doc); the results dataset, also written to ``out``.
+
+    ``methods``, ``n_test``, ``n_validation`` and ``n_members`` default to the config's
+    ``evaluation`` section, ``regimes`` to the PDE's six.
+    """
+    from assimilate.observe import load_regime, regime_names
     from pde.cluster import dask_client
 
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
-    specs = [parse_method(text) for text in methods]
+    sizes = config.evaluation
+    specs = [parse_method(text) for text in (methods or sizes.methods)]
+    regimes = list(regimes or regime_names(config.simulator.pde))
+    n_test = n_test or sizes.trajectories
+    n_validation = n_validation or sizes.validation
+    n_members = n_members or sizes.members
     for regime in regimes:
         load_regime(regime, config.simulator.pde)  # an unknown regime fails now
     if forecaster is None and any(_model_of(spec) == "forecaster" for spec in specs):

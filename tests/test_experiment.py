@@ -57,9 +57,14 @@ def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
 
 
 def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: Path) -> None:
+    from assimilate.config import load_config
+
     out = tmp_path / "da.zarr"
-    result = evaluate_da(config, methods=METHODS.split(","), regimes=["dense"], out=out,
-                         n_test=2, n_validation=1, n_members=8, n_steps=40, progress=False)
+    sized = load_config(config).with_changes("evaluation", trajectories=2, validation=1,
+                                             members=8)  # sizes from the config
+    result = evaluate_da(sized, methods=METHODS.split(","), regimes=["dense"], out=out,
+                         n_steps=40, progress=False)
+    assert result.attrs["n_members"] == 8
     assert out.exists() and Path(f"{out}.md").exists() and Path(f"{out}.png").exists()
     assert list(result["da_method"].values) == METHODS.split(",")
     assert result["nrmse_time"].dims == ("da_method", "regime", "trajectory", "time")
@@ -110,6 +115,16 @@ def test_a_killed_harness_resumes_without_redoing_finished_cells(config: Path,
     assert len(list((tmp_path / "resumed.zarr.work" / "analyses").glob("*.nc"))) == 1
     free = resumed["nrmse_time"].sel(da_method="free:model=simulator")
     np.testing.assert_array_equal(free.sel(regime="dense"), free.sel(regime="gap-5"))
+
+
+def test_the_default_methods_are_every_method_and_need_the_forecaster(config: Path,
+                                                                      tmp_path: Path) -> None:
+    from assimilate.config import DA_METHODS, load_config
+
+    assert load_config(config).evaluation.methods == list(DA_METHODS)
+    with pytest.raises(ConfigError, match="--forecaster"):
+        evaluate_da(config, out=tmp_path / "da.zarr", progress=False)
+    assert not (tmp_path / "da.zarr").exists()
 
 
 def test_cell_keys_differ_by_every_field() -> None:
