@@ -24,9 +24,9 @@ from pde.config import (
 )
 
 __all__ = [
+    "DA_METHODS",
     "ConditioningNoise",
     "ConfigError",
-    "DA_METHODS",
     "EmulatorConfig",
     "EvaluationConfig",
     "ExperimentConfig",
