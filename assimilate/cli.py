@@ -129,7 +129,7 @@ def _evaluate_da(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
 
     config = load_config(args.config)
-    from assimilate.experiment import evaluate_da, format_da_table
+    from assimilate.experiment import evaluate_da, format_da_summary, format_da_table
 
     result = evaluate_da(config, methods=args.methods and args.methods.split(","),
                          regimes=args.regimes and args.regimes.split(","),
@@ -138,7 +138,7 @@ def _evaluate_da(args: argparse.Namespace) -> None:
                          n_steps=args.steps, tune=not args.no_tune, seed=args.seed,
                          workers=args.workers, scheduler=args.scheduler,
                          overwrite=args.overwrite, progress=not args.quiet)
-    print(format_da_table(result))
+    print(format_da_summary(result), format_da_table(result), sep="\n\n")
     print(f"wrote {args.out}, {args.out}.md and {args.out}.png")
 
 

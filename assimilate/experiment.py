@@ -45,7 +45,7 @@ from pde.descriptor import descriptor
 from pde.errors import ConfigError, OutputError
 from pde.output import claim
 
-__all__ = ["TUNING", "evaluate_da", "format_da_table", "parse_method"]
+__all__ = ["TUNING", "evaluate_da", "format_da_summary", "format_da_table", "parse_method"]
 
 # The main hyper-parameter of each method and the values tried on validation trajectories.
 # LETKF radii are in grid spacings (converted to length units per grid).
@@ -376,7 +376,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
                             wall_time_s=round(time.perf_counter() - started, 1))
         from pde.store import write_zarr
 
-        text = format_da_table(result) + "\n"  # everything computed before anything lands
+        text = (f"{format_da_summary(result)}\n\n{format_da_table(result)}\n")  # all
+        # computed before anything lands
         with figure.atomic() as scratch:
             plot_da(result, scratch)
         with table.atomic() as scratch:
@@ -444,6 +445,35 @@ def format_da_table(result: xr.Dataset) -> str:
                 ", ".join(f"{k}={v}" for k, v in settings.items()) or "–", *values,
                 f"{float(cell['seconds_per_step']):.3g}",
                 f"{float(cell['nfe_per_step']):.3g}"]) + " |")
+    return "\n".join(lines)
+
+
+SYMBOLS = {"zeta": "ζ", "inflation": "i", "radius": "r", "scale": "s", "alpha": "α"}
+
+
+def format_da_summary(result: xr.Dataset, score: str = "nrmse_long") -> str:
+    """Markdown, DAPPER's layout: one row per regime, one column per method, ``score``'s
+    mean ± standard error over test trajectories with the tuned value in brackets; the
+    lowest mean of each row in bold."""
+    methods = [str(m) for m in result["da_method"].values]
+    lines = ["| regime | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
+    n = result.sizes["trajectory"]
+    for regime in result["regime"].values:
+        cells, means = [], []
+        for method in methods:
+            cell = result.sel(da_method=method, regime=regime)
+            data = cell[score].values.astype(float)
+            mean = np.nanmean(data) if np.isfinite(data).any() else np.nan
+            error = np.nanstd(data, ddof=1) / np.sqrt(n) if n > 1 else np.nan
+            text = f"{mean:.3f}" + (f" ± {error:.3f}" if np.isfinite(error) else "")
+            tuned = TUNING.get(method.split(":")[0], ("",))[0]
+            value = json.loads(str(cell["settings"].values)).get(tuned)
+            cells.append((text, f" ({SYMBOLS.get(tuned, tuned)}={value})" if value else ""))
+            means.append(mean if np.isfinite(mean) else np.inf)
+        best = int(np.argmin(means))
+        lines.append(f"| {regime} | " + " | ".join(
+            (f"**{text}**" if i == best else text) + tuned
+            for i, (text, tuned) in enumerate(cells)) + " |")
     return "\n".join(lines)
 
 

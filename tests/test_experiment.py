@@ -19,6 +19,7 @@ from assimilate.experiment import (
     Cell,
     _candidates,
     evaluate_da,
+    format_da_summary,
     format_da_table,
     parse_method,
 )
@@ -82,6 +83,10 @@ def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: 
     assert float(error.sel(da_method="etkf")) < float(error.sel(da_method="free:model=simulator"))
     table = format_da_table(result)
     assert "| dense | etkf |" in table and "±" in table
+    summary = format_da_summary(result).splitlines()
+    assert summary[0] == "| regime | " + " | ".join(METHODS.split(",")) + " |"
+    row = summary[2].split(" | ")
+    assert row[0] == "| dense" and "(i=" in row[2] and "**" not in row[1]  # free is not best
 
 
 def test_a_killed_harness_resumes_without_redoing_finished_cells(config: Path,
