@@ -38,6 +38,7 @@ import torch
 import xarray as xr
 
 from assimilate import metrics, robustness
+from assimilate.dynamics import ForecasterModel, SimulatorModel
 from assimilate.forecast import Forecaster, load_forecaster, open_matching, rollout_tensor
 from pde.config import SimulationConfig
 from pde.descriptor import Descriptor, descriptor
@@ -163,30 +164,11 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
     return result
 
 
-def _forecaster_advance(forecaster: Forecaster, sub_steps: int | None,
-                        seed: int) -> robustness.Advance:
-    """One forecast step on physical fields ``(batch, k, *space) -> (batch, *space)``."""
-    device = next(forecaster.model.parameters()).device
-    norm = forecaster.normalisation
-    generator = torch.Generator(device=device).manual_seed(seed)
-
-    def advance(history: np.ndarray) -> np.ndarray:
-        normalised = norm.normalise(torch.from_numpy(history).double()).float().to(device)
-        with torch.no_grad():
-            following = forecaster.step(normalised, generator, sub_steps=sub_steps)
-        return norm.denormalise(following[:, 0].double()).float().cpu().numpy()
-
-    return advance
-
-
 def _simulator_models(store_config: str) -> tuple[robustness.Advance, robustness.Rollout]:
     """The true simulator restarted from each stored field (``advance``), and run
     continuously from the first (``rollout``)."""
     simulator = SimulationConfig.model_validate_json(store_config).simulator.build()
-
-    def advance(history: np.ndarray) -> np.ndarray:
-        state = simulator.step(simulator.from_physical(history[:, -1]))
-        return np.asarray(simulator.to_physical(state), dtype=np.float32)
+    advance = SimulatorModel(simulator).advance
 
     def rollout(history: np.ndarray, n_steps: int) -> np.ndarray:
         _, fields = simulator.trajectory(simulator.from_physical(history[:, -1]), n_steps + 1)
@@ -201,7 +183,7 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
     """Relaxation and nudging synchronisation of the forecaster and the simulator."""
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     climatology = metrics.energy_spectrum(field).mean(("trajectory", "time")).compute()
-    advance = _forecaster_advance(forecaster, sub_steps, seed)
+    advance = ForecasterModel(forecaster, sub_steps=sub_steps, seed=seed).advance
     sim_advance, sim_rollout = _simulator_models(ds.attrs["config"])
     relax = {name: robustness.relaxation(model, histories, mean=mean, std=std,
                                          spectrum=climatology, members=n_members, seed=seed)

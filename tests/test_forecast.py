@@ -172,7 +172,7 @@ def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> No
     (the forecaster issue's target is 10 %, measured on 8 x 4 rollouts by evaluate)."""
     import jax
 
-    from assimilate.evaluate import _forecaster_advance
+    from assimilate.dynamics import ForecasterModel
     from assimilate.robustness import relaxation, rollout_from
 
     forecaster = load_forecaster(checkpoint)
@@ -183,7 +183,7 @@ def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> No
     space = ("y", "x") if fields.ndim == 4 else ("x",)
     spectrum = metrics.energy_spectrum(xr.DataArray(fields, dims=("i", "time", *space)))
     norm = forecaster.normalisation
-    result = relaxation(rollout_from(_forecaster_advance(forecaster, None, 0)),
+    result = relaxation(rollout_from(ForecasterModel(forecaster).advance),
                         fields[:, -1:], mean=norm.mean, std=norm.std,
                         spectrum=spectrum.mean(("i", "time")), members=2, noise=(0.5,),
                         n_steps=10)
