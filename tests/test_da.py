@@ -149,6 +149,34 @@ def test_dps_moves_a_gaussian_prior_toward_the_exact_posterior_mean_where_observ
     np.testing.assert_array_equal(guided[1, :, 2], plain[1, :, 2])
 
 
+# --- the filters as DA methods on a 2-D grid ------------------------------------------------
+
+@pytest.mark.parametrize("settings", [{}, {"inflation": "1.3"}])
+def test_etkf_on_a_2d_field_is_the_kalman_update_of_the_sample_moments(settings) -> None:
+    """A (6, 8) field observed every 2nd point in each direction (12 observations), 60
+    members (more than the 48 grid points): the analysis mean is x̄ + K (y - H x̄) with
+    K from the (inflated) sample covariance; LETKF with a radius beyond the domain agrees."""
+    shape, n_members = (6, 8), 60
+    coordinates = {"y": np.arange(6) * 1.0, "x": np.arange(8) * 1.0}
+    operator = strided(shape, list(coordinates.values()), 2)
+    rng = np.random.default_rng(3)
+    prior = rng.standard_normal((1, n_members, *shape)) + np.linspace(0, 1, 48).reshape(shape)
+    y = rng.standard_normal((1, operator.n_obs))
+    observed = Observed(0, operator, y, np.full(operator.n_obs, 0.5), np.ones_like(y, bool))
+    problem = Problem(None, None, coordinates, (6.0, 8.0), n_members,
+                      np.random.default_rng(0), jax.random.PRNGKey(0))
+    analysis = build_method("etkf", settings).analyse(prior, observed, problem)
+    flat = prior[0].reshape(n_members, -1).astype(np.float64)
+    anomalies = float(settings.get("inflation", 1.02)) * (flat - flat.mean(0))
+    p, h, r = anomalies.T @ anomalies / (n_members - 1), operator.matrix(), 0.25 * np.eye(12)
+    gain = p @ h.T @ np.linalg.inv(h @ p @ h.T + r)
+    expected = flat.mean(0) + gain @ (y[0] - h @ flat.mean(0))
+    np.testing.assert_allclose(analysis[0].mean(0).ravel(), expected, atol=1e-4)
+    local = build_method("letkf", settings | {"radius": "1e6"}).analyse(prior, observed,
+                                                                        problem)
+    np.testing.assert_allclose(local, analysis, atol=1e-4)
+
+
 # --- the assimilate() contract -------------------------------------------------------------
 
 def test_analysis_dataset_carries_dims_the_first_background_and_its_provenance(tiny) -> None:
@@ -370,6 +398,20 @@ def test_run_on_a_users_netcdf_file(project, cli_runs) -> None:
     assert ds.attrs["regime"] == "user" and json.loads(ds.attrs["observed_steps"]) == [0, 3, 4, 7]
     start, first_guess = ds["u"].isel(time=0).values, ds["u_background"].isel(time=0).values
     assert not np.allclose(start, first_guess), "observations at time 0 analyse the first guess"
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_assimilates_a_users_file(project, cli_runs, tiny, name: str) -> None:
+    """The user's irregular point observations (the file of the test above) through each
+    method: the span up to the last observation, finite, and the observations used."""
+    users = load_observations(project / "user.nc", **tiny.grid)
+    analysis = _run(tiny, name, observations=users, n_steps=None)["u"]
+    assert analysis.shape == (1, 3, 8, 32) and np.isfinite(analysis.values).all()
+    if build_method(name).uses_observations:
+        blind = _run(tiny, "free", {"model": build_method(name).model}, observations=users,
+                     n_steps=None)["u"] if build_method(name).model != "none" else None
+        assert blind is not None and not np.allclose(analysis.values, blind.values), \
+            f"{name} ignored the user's observations"
 
 
 @pytest.mark.parametrize(("name", "pieces"), [

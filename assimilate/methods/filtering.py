@@ -46,7 +46,8 @@ class EnsembleFilter(Method):
                 continue
             members = jnp.asarray(prior[i].reshape(prior.shape[1], -1))
             values = np.where(observed.mask[i], observed.values[i], np.nan)
-            result = self._analysis(members, operator.apply(members), jnp.asarray(values),
+            predicted = operator.apply(jnp.asarray(prior[i]))  # on the grid, (member, n_obs)
+            result = self._analysis(members, predicted, jnp.asarray(values),
                                     jnp.asarray(observed.error_std, dtype=members.dtype),
                                     operator, problem)
             analysis[i] = np.asarray(result).reshape(prior.shape[1:])
