@@ -32,7 +32,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import jax
 import numpy as np
@@ -148,7 +148,8 @@ def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: in
 
 
 def _loop(method: Method, observations: Observations, background: np.ndarray,
-          problem: Problem, n_steps: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+          problem: Problem, n_steps: int, progress: bool,
+          on_divergence: str = "raise") -> tuple[np.ndarray, np.ndarray]:
     """``(analysis, background)`` states ``(trajectory, member, n_steps + 1, *space)``."""
     n_traj, n_members, space = background.shape[0], background.shape[1], background.shape[2:]
     model = problem.model
@@ -170,8 +171,13 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
             prior = model.advance(history, control).reshape(n_traj, n_members, *space)
         analysis = prior if observed is None else method.analyse(prior, observed, problem)
         if not np.isfinite(analysis).all():
-            raise FloatingPointError(f"method '{method.name}' produced non-finite states at "
-                                     f"step {step}")
+            if on_divergence == "raise":
+                raise FloatingPointError(f"method '{method.name}' produced non-finite states "
+                                         f"at step {step}")
+            lost = np.full((n_steps + 1 - step, *analysis.shape), np.nan, np.float32)
+            analyses.extend(lost)
+            priors.extend(lost)
+            break
         history = np.concatenate([history[:, 1:], analysis.reshape(-1, 1, *space)], axis=1)
         analyses.append(analysis)
         priors.append(prior)
@@ -186,15 +192,17 @@ def _observed(observations: Observations, step: int) -> Observed:
 def assimilate(method: Method, observations: Observations, *, initial: np.ndarray | None,
                config, forecaster: Forecaster | None = None,
                climatology: Climatology | None = None, n_members: int = 16,
-               n_steps: int | None = None, seed: int = 0,
-               progress: bool = True) -> xr.Dataset:
+               n_steps: int | None = None, seed: int = 0, progress: bool = True,
+               on_divergence: Literal["raise", "stop"] = "raise") -> xr.Dataset:
     """Run ``method`` over the observations' time span; the analysis dataset (module doc).
 
     ``initial``: the first background, a state ``(*space)``, an ensemble ``(member,
     *space)`` or one per trajectory ``(trajectory, member, *space)``; None draws members
     from ``climatology`` (simulated from ``config`` when not given). ``config``: the
     experiment configuration whose simulator defines the grid and time step. ``n_steps``
-    defaults to the last observed step.
+    defaults to the last observed step. A non-finite state raises ``FloatingPointError``,
+    or with ``on_divergence="stop"`` ends the run there, the remaining steps NaN (the
+    harness scores a diverged method as unstable instead of stopping).
     """
     simulator = config.simulator.build()
     if climatology is None:
@@ -215,7 +223,8 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
         if isinstance(problem.model, ForecasterModel):
             counter = stack.enter_context(EvaluationCounter(forecaster.model))
         started = time.perf_counter()
-        analysis, prior = _loop(method, observations, background, problem, n_steps, progress)
+        analysis, prior = _loop(method, observations, background, problem, n_steps, progress,
+                                on_divergence)
         seconds = time.perf_counter() - started
     return _dataset(method, observations, analysis, prior, config, simulator, coordinates,
                     climatology, seconds, 0 if counter is None else counter.calls, seed)

@@ -187,7 +187,7 @@ def run_cell(workspace: Workspace, cell: Cell) -> Path:
         analysis = assimilate(method, observations, initial=None, config=config,
                               forecaster=forecaster, climatology=climatology,
                               n_members=cell.n_members, n_steps=cell.n_steps,
-                              seed=cell.seed, progress=False)
+                              seed=cell.seed, progress=False, on_divergence="stop")
         if shared is not None:
             try:
                 with claim(shared, kind="file", overwrite=True) as output, \

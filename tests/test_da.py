@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import jax
 import numpy as np
@@ -30,12 +32,13 @@ import xarray as xr
 
 from assimilate.climatology import Climatology
 from assimilate.config import load_config
-from assimilate.da import Observed, Problem, assimilate, score
+from assimilate.da import Method, Observed, Problem, assimilate, score
 from assimilate.diffusion.samplers import sample_euler
 from assimilate.diffusion.schedules import karras_sigmas
 from assimilate.forecast import load_forecaster, train_forecaster
 from assimilate.methods import METHODS, build_method, method_keys, parse_settings
 from assimilate.observe import Observations, load_observations, model_grid, observe, strided
+from assimilate.scores import analysis_scores
 from pde.errors import ConfigError
 from pde.store import open_trajectories
 from tests.conftest import TINY_FORECASTER, TINY_KS, write_config
@@ -215,6 +218,34 @@ def test_guidance_costs_no_extra_denoiser_call_and_moves_the_forecast(tiny) -> N
     assert free.attrs["nfe"] == dps.attrs["nfe"] == SUB_STEPS * 3, "Euler: sub-steps x steps"
     np.testing.assert_array_equal(free["u"].isel(time=0).values, dps["u"].isel(time=0).values)
     assert np.abs(free["u"].values[:, :, 1:] - dps["u"].values[:, :, 1:]).min() > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _Exploding(Method):
+    """A method whose analysis turns non-finite at step 3."""
+
+    name: ClassVar[str] = "exploding"
+    model: str = "simulator"
+
+    def analyse(self, prior, observed, problem):
+        return prior * np.inf if observed.step == 3 else prior
+
+
+def test_a_diverged_method_raises_or_is_stopped_and_scored_unstable(tiny) -> None:
+    options = {"initial": None, "config": tiny.config, "climatology": tiny.climatology,
+               "n_members": 3, "n_steps": 6, "progress": False}
+    with pytest.raises(FloatingPointError, match="'exploding'.*step 3"):
+        assimilate(_Exploding(), tiny.observations, **options)
+    analysis = assimilate(_Exploding(), tiny.observations, on_divergence="stop",
+                          **options)["u"].values
+    assert analysis.shape == (2, 3, 7, 32)
+    assert np.isfinite(analysis[:, :, :3]).all() and np.isnan(analysis[:, :, 3:]).all()
+    scores = analysis_scores(analysis, tiny.truth[:, :7], std=1.0, mean=0.0,
+                             observed_points=np.zeros(32, bool), horizons=(2, 6), spin_up=1,
+                             series=lambda field: field.mean(-1),
+                             spectrum=lambda field: np.abs(np.fft.rfft(field)) ** 2)
+    assert (scores["stable"].values == 0).all()
+    assert np.isfinite(scores["nrmse_short"]).all() and np.isnan(scores["nrmse_long"]).all()
 
 
 def test_free_run_ignores_the_observations(tiny) -> None:
