@@ -490,10 +490,11 @@ def plot_da(result: xr.Dataset, path) -> None:
     fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows),
                              squeeze=False, sharey=True)
     for ax, regime in zip(axes.flat, regimes, strict=False):
-        for method in result["da_method"].values:
+        for i, method in enumerate(result["da_method"].values):
             curve = result["nrmse_time"].sel(da_method=method, regime=regime).mean(
                 "trajectory")
-            ax.plot(np.arange(curve.size), curve.values, label=str(method), lw=1.2)
+            ax.plot(np.arange(curve.size), curve.values, label=str(method), lw=1.2,
+                    color=plt.cm.tab20(i % 20))  # 11 methods: more than the default cycle
         ax.set_yscale("log")
         ax.set_title(f"regime {regime}")
         ax.set_xlabel("step")
