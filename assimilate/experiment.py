@@ -179,11 +179,12 @@ def run_cell(workspace: Workspace, cell: Cell) -> Path:
     observations = load_observations(workspace.observations(cell.split, cell.regime),
                                      **model_grid(truth_ds))
     climatology = _climatology(str(workspace.store("climatology")))
-    forecaster = _forecaster(workspace.forecaster) if method.model == "forecaster" else None
     shared = None if method.uses_observations else workspace.shared_analysis(cell)
     if shared is not None and shared.exists():
         analysis = xr.load_dataset(shared)
     else:
+        forecaster = _forecaster(workspace.forecaster) if method.model == "forecaster" \
+            else None
         analysis = assimilate(method, observations, initial=None, config=config,
                               forecaster=forecaster, climatology=climatology,
                               n_members=cell.n_members, n_steps=cell.n_steps,
@@ -376,8 +377,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
                             wall_time_s=round(time.perf_counter() - started, 1))
         from pde.store import write_zarr
 
-        text = (f"{format_da_summary(result)}\n\n{format_da_table(result)}\n")  # all
-        # computed before anything lands
+        # everything computed before anything lands
+        text = f"{format_da_summary(result)}\n\n{format_da_table(result)}\n"
         with figure.atomic() as scratch:
             plot_da(result, scratch)
         with table.atomic() as scratch:
@@ -420,6 +421,14 @@ TABLE_COLUMNS = (("nrmse_short", "nRMSE short"), ("nrmse_long", "nRMSE long"),
                  ("spectrum_error", "spectrum"), ("stable", "stable"))
 
 
+def _mean_and_error(values: np.ndarray) -> tuple[float, float]:
+    """Mean over test trajectories and its standard error (NaN for one trajectory)."""
+    data = values.astype(float)
+    mean = np.nanmean(data) if np.isfinite(data).any() else np.nan
+    error = np.nanstd(data, ddof=1) / np.sqrt(data.size) if data.size > 1 else np.nan
+    return mean, error
+
+
 def format_da_table(result: xr.Dataset) -> str:
     """Markdown: one row per (regime, method), mean ± standard error over trajectories."""
     horizons = json.loads(result.attrs.get("horizons", "[0, 0]"))
@@ -428,15 +437,12 @@ def format_da_table(result: xr.Dataset) -> str:
                          f" ({horizons[1]})" if name == "nrmse_long" else "")
                 for name, label in TABLE_COLUMNS], "s / step", "NFE / step"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    n = result.sizes["trajectory"]
     for regime in result["regime"].values:
         for method in result["da_method"].values:
             cell = result.sel(da_method=method, regime=regime)
             values = []
             for name, _ in TABLE_COLUMNS:
-                data = cell[name].values.astype(float)
-                mean = np.nanmean(data) if np.isfinite(data).any() else np.nan
-                error = np.nanstd(data, ddof=1) / np.sqrt(n) if n > 1 else np.nan
+                mean, error = _mean_and_error(cell[name].values)
                 values.append(f"{mean:.3g}" if name == "stable" or not np.isfinite(error)
                               else f"{mean:.3g} ± {error:.2g}")
             settings = json.loads(str(cell["settings"].values))
@@ -457,14 +463,11 @@ def format_da_summary(result: xr.Dataset, score: str = "nrmse_long") -> str:
     lowest mean of each row in bold."""
     methods = [str(m) for m in result["da_method"].values]
     lines = ["| regime | " + " | ".join(methods) + " |", "|---|" + "---:|" * len(methods)]
-    n = result.sizes["trajectory"]
     for regime in result["regime"].values:
         cells, means = [], []
         for method in methods:
             cell = result.sel(da_method=method, regime=regime)
-            data = cell[score].values.astype(float)
-            mean = np.nanmean(data) if np.isfinite(data).any() else np.nan
-            error = np.nanstd(data, ddof=1) / np.sqrt(n) if n > 1 else np.nan
+            mean, error = _mean_and_error(cell[score].values)
             text = f"{mean:.3f}" + (f" ± {error:.3f}" if np.isfinite(error) else "")
             tuned = TUNING.get(method.split(":")[0], ("",))[0]
             value = json.loads(str(cell["settings"].values)).get(tuned)

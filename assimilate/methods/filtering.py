@@ -44,10 +44,10 @@ class EnsembleFilter(Method):
         for i in range(prior.shape[0]):
             if not observed.mask[i].any():  # nothing observed: no analysis, so no inflation
                 continue
-            members = jnp.asarray(prior[i].reshape(prior.shape[1], -1))
+            grid = jnp.asarray(prior[i])  # (member, *space): the operator reads the grid
+            members = grid.reshape(prior.shape[1], -1)
             values = np.where(observed.mask[i], observed.values[i], np.nan)
-            predicted = operator.apply(jnp.asarray(prior[i]))  # on the grid, (member, n_obs)
-            result = self._analysis(members, predicted, jnp.asarray(values),
+            result = self._analysis(members, operator.apply(grid), jnp.asarray(values),
                                     jnp.asarray(observed.error_std, dtype=members.dtype),
                                     operator, problem)
             analysis[i] = np.asarray(result).reshape(prior.shape[1:])
