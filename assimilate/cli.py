@@ -71,6 +71,19 @@ def _train_forecaster(args: argparse.Namespace) -> None:
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
 
 
+def _train_controller(args: argparse.Namespace) -> None:
+    from assimilate.config import load_config
+
+    config = load_config(args.config)
+    from assimilate.control import train_controller
+
+    out = train_controller(config, args.forecaster, args.data, args.out,
+                           regimes=args.regimes and args.regimes.split(","),
+                           steps=args.steps, progress=not args.quiet,
+                           allow_other_data=args.allow_other_data)
+    print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
+
+
 def _forecast(args: argparse.Namespace) -> None:
     from assimilate.forecast import forecast
 
@@ -147,6 +160,8 @@ def _run(args: argparse.Namespace) -> None:
     from assimilate.run import run
 
     settings = parse_settings(args.set)
+    if args.controller:
+        settings["checkpoint"] = args.controller
     analysis, scores = run(args.config, method=args.method, settings=settings,
                            observations=args.obs, out=args.out, n_members=args.members,
                            forecaster=args.forecaster, background=args.background,
@@ -282,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     forecaster = _training_parser(train, "forecaster", "autoregressive diffusion forecaster")
     forecaster.set_defaults(handler=_train_forecaster)
 
+    controller = _training_parser(train, "controller", "amortised DA controller that steers a "
+                                  "frozen forecaster")
+    controller.add_argument("--forecaster", required=True, help="forecaster checkpoint to steer")
+    controller.add_argument("--regimes", help="regimes to train on, comma-separated "
+                            "(default: controller.regimes, else all of the PDE's)")
+    controller.set_defaults(handler=_train_controller)
+
     run = verbs.add_parser("forecast", help="ensemble forecast from a stored state")
     run.add_argument("checkpoint", help="forecaster checkpoint")
     run.add_argument("--init", required=True, help="trajectory store holding the initial state")
@@ -388,13 +410,16 @@ def build_parser() -> argparse.ArgumentParser:
     assim = verbs.add_parser("run", help="assimilate observations with one DA method")
     assim.add_argument("config", help="experiment config (its simulator sets grid and time step)")
     assim.add_argument("--method", required=True,
-                       help="free, dps, enkf, etkf, letkf, nudging, oi or climatology")
+                       help="free, dps, enkf, etkf, letkf, nudging, oi, climatology or "
+                            "controller")
     assim.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)")
     assim.add_argument("--obs", required=True, help="observations (NetCDF or Zarr)")
     assim.add_argument("--out", required=True, help="analysis store to write (Zarr)")
     assim.add_argument("--members", type=_positive, default=16, help="ensemble members")
     assim.add_argument("--forecaster", help="forecaster checkpoint (methods on model=forecaster)")
+    assim.add_argument("--controller", help="controller checkpoint (--method controller; the "
+                       "same as --set checkpoint=CKPT)")
     assim.add_argument("--background", help="first background: a state or ensemble (NetCDF/Zarr)")
     assim.add_argument("--climatology", help="store to draw the first background and OI's "
                        "covariance from (default: simulated afresh)")

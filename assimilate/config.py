@@ -1,9 +1,10 @@
 """The project's configuration file: one YAML per experiment, validated at the edge.
 
 Sections: ``simulator`` and ``dataset`` (see :mod:`pde.config`), ``emulator`` (the
-unconditional diffusion model of single states), ``forecaster`` (the autoregressive one) and
-``evaluation`` (the sizes of the DA harness). Errors name the file, the key and what
-is allowed (:class:`pde.config.ConfigError`).
+unconditional diffusion model of single states), ``forecaster`` (the autoregressive one),
+``controller`` (the amortised DA controller) and ``evaluation`` (the sizes of the DA
+harness). Errors name the file, the key and what is allowed
+(:class:`pde.config.ConfigError`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "DA_METHODS",
     "ConditioningNoise",
     "ConfigError",
+    "ControllerConfig",
     "EmulatorConfig",
     "EvaluationConfig",
     "ExperimentConfig",
@@ -129,6 +131,31 @@ class ForecasterConfig(_DiffusionModelConfig):
     sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
 
 
+class ControllerConfig(_Section):
+    """The amortised DA controller (:mod:`assimilate.control`) and its offline training.
+
+    Each training window starts from an imperfect state (a perturbed true state, or a
+    climatological one), runs ``spin_up`` controlled steps without gradients (so windows
+    also start from the controller's own analyses), then ``lookahead`` steps through which
+    the loss is back-propagated: the observation misfit (in noise stds) of the rolled-out
+    states plus ``energy`` times the control energy.
+    """
+
+    lookahead: int = Field(4, ge=1, le=64, description="preview and training window Λ, in steps")
+    width: int = Field(64, ge=4, le=1024, description="channels of the network")
+    blocks: int = Field(4, ge=1, le=32, description="residual blocks")
+    energy: float = Field(0.01, ge=0, le=1e6, description="weight λ of the control energy")
+    spin_up: int = Field(8, ge=0, le=MAX_COUNT, description="controlled steps before a window")
+    perturbation: float = Field(0.5, ge=0, le=10, description="largest start perturbation, "
+                                "in climatological stds")
+    regimes: list[str] | None = Field(None, description="regimes trained on; null: all of "
+                                      "the PDE's")
+    training: TrainingConfig = TrainingConfig(steps=400, batch_size=16, learning_rate=1e-3,
+                                              warmup_steps=20, ema_decay=0.99,
+                                              validate_every=50, checkpoint_every=25,
+                                              log_every=5)
+
+
 DA_METHODS = ("free", "dps", "nudging", "letkf:model=forecaster", "free:model=simulator",
               "nudging:model=simulator", "oi", "enkf", "etkf", "letkf", "climatology")
 """Every method of the harness, on the learned model first, then on the true simulator."""
@@ -150,6 +177,7 @@ class ExperimentConfig(SimulationConfig):
 
     emulator: EmulatorConfig = EmulatorConfig()
     forecaster: ForecasterConfig = ForecasterConfig()
+    controller: ControllerConfig = ControllerConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
 
     def with_changes(self, section: str, **changes: Any) -> ExperimentConfig:

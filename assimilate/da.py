@@ -12,7 +12,8 @@ the model's time axis, from the first background at step 0 to the last observed 
         analysis = method.analyse(prior, observed, problem)     # observed steps only
 
 so methods differ only in their two hooks: ``guide`` steers the forecaster's sampler
-(likelihood guidance, the controller), ``analyse`` updates the ensemble afterwards
+(likelihood guidance; the controller, which also steers unobserved steps from its preview
+of the observations ahead), ``analyse`` updates the ensemble afterwards
 (filters, nudging, optimal interpolation). Independent problems (test trajectories) and
 members advance together in one batch.
 
@@ -76,6 +77,9 @@ class Problem:
     key: jax.Array
     cache: dict[str, Any] = dataclasses.field(default_factory=dict)
     """What a method computes once per run (a covariance, a jitted function)."""
+    observations: Observations | None = None
+    """Every observation of the run, for a method that previews the next ones (the
+    controller reads a window of ``Λ`` steps ahead and nothing beyond it)."""
 
     def next_key(self) -> jax.Array:
         self.key, key = jax.random.split(self.key)
@@ -95,6 +99,9 @@ class Method:
     uses_observations: ClassVar[bool] = True
     """False for the references that ignore them (their analysis is the same in every
     regime, so the harness computes it once)."""
+    guides_every_step: ClassVar[bool] = False
+    """True for a method whose ``guide`` also steers unobserved steps (it previews the
+    observations ahead); ``observed`` then holds no observation at those steps."""
 
     def guide(self, observed: Observed, problem: Problem) -> Control | None:
         """A per-step sampler control for the forecaster, or None."""
@@ -164,7 +171,9 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
     for step in tqdm(range(1, n_steps + 1), disable=not progress, unit="step",
                      desc=f"assimilate {method.name}"):
         observed = _observed(observations, step) if step in observed_steps else None
-        control = None if observed is None or model is None else method.guide(observed, problem)
+        control = None
+        if model is not None and (observed is not None or method.guides_every_step):
+            control = method.guide(observed or _observed(observations, step), problem)
         if model is None:
             prior = problem.climatology.draw(problem.rng, (n_traj, n_members))
         else:
@@ -215,7 +224,7 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
                          "number of steps (n_steps, --steps N)")
     rng = np.random.default_rng(seed)
     problem = Problem(None, climatology, coordinates, lengths, n_members, rng,
-                      jax.random.PRNGKey(seed))
+                      jax.random.PRNGKey(seed), observations=observations)
     background = _background(initial, climatology, observations.n_trajectories, n_members, rng)
     with ExitStack() as stack:
         problem.model = _model(method, config, forecaster, seed)

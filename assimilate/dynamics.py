@@ -78,12 +78,8 @@ class ForecasterModel(Model):
         return norm.denormalise(values.detach().double()).float().cpu().numpy()
 
     def state_of(self, history: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
-        """Physical next state ``(batch, *space)`` for the sampler's variable ``drawn``
-        ``(batch, 1, *space)`` (the scaled increment or the state), normalised ``history``."""
-        settings = self.forecaster.config.forecaster
-        if settings.target == "increment":
-            drawn = history[:, -1:] + self.forecaster.increment_std * drawn
-        return self.forecaster.normalisation.denormalise(drawn[:, 0])
+        """See :meth:`assimilate.forecast.Forecaster.state_of`."""
+        return self.forecaster.state_of(history, drawn)
 
     def advance(self, history: np.ndarray, control: Control | None = None) -> np.ndarray:
         normalised = self.normalise(history)

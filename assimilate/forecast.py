@@ -42,8 +42,9 @@ from assimilate.models import (
     build_model,
     checkpoint_metadata,
     checkpoint_simulator,
-    generate,
     loss_function,
+    prior_draw,
+    sample_from,
     training_field,
 )
 from assimilate.training import claim_checkpoint, fit, load_checkpoint, select_device
@@ -78,13 +79,32 @@ class Forecaster:
     def history(self) -> int:
         return self.config.forecaster.history
 
+    def state_of(self, history: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+        """Physical next state ``(batch, *space)`` for the sampler's variable ``drawn``
+        ``(batch, 1, *space)`` (the scaled increment or the state), normalised ``history``."""
+        if self.config.forecaster.target == "increment":
+            drawn = history[:, -1:] + self.increment_std * drawn
+        return self.normalisation.denormalise(drawn[:, 0])
+
     def step(self, history: torch.Tensor, generator: torch.Generator, *,
              correction: Correction | None = None, sub_steps: int | None = None) -> torch.Tensor:
         """Next normalised state ``(batch, 1, *space)`` from a normalised history ``(batch, k, *space)``."""
-        settings = self.config.forecaster
+        return self.step_from(self.prior(history, generator), history, correction=correction,
+                              sub_steps=sub_steps, generator=generator)
+
+    def prior(self, history: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The sampler's starting draw ``(batch, 1, *space)`` for one forecast step."""
         shape = (history.shape[0], 1, *history.shape[2:])
-        drawn = generate(self.model, settings, shape, generator, cond=history,
-                         correction=correction, sub_steps=sub_steps)
+        return prior_draw(self.model, self.config.forecaster, shape, generator)
+
+    def step_from(self, noise: torch.Tensor, history: torch.Tensor, *,
+                  correction: Correction | None = None, sub_steps: int | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`step` from a given prior draw: with a deterministic sampler a pure
+        function of ``(noise, history)``, so it can be recomputed (gradient checkpointing)."""
+        settings = self.config.forecaster
+        drawn = sample_from(self.model, settings, noise, cond=history, correction=correction,
+                            sub_steps=sub_steps, generator=generator)
         if settings.target == "increment":
             return history[:, -1:] + self.increment_std * drawn
         return drawn

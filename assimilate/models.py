@@ -42,7 +42,7 @@ from pde.store import (
 )
 
 __all__ = ["build_model", "checkpoint_metadata", "checkpoint_simulator", "generate",
-           "loss_function", "training_field"]
+           "loss_function", "prior_draw", "sample_from", "training_field"]
 
 
 def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
@@ -77,6 +77,38 @@ def _sigmas(config: EmulatorConfig | ForecasterConfig) -> torch.Tensor:
     return karras_sigmas(sampling.steps, sampling.sigma_min, sampling.sigma_max, sampling.rho)
 
 
+def _with_steps(config, sub_steps: int | None):
+    if sub_steps is None:
+        return config
+    return config.model_copy(update={"sampling": config.sampling.model_copy(
+        update={"steps": sub_steps})})
+
+
+def prior_draw(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
+               shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """The sampler's starting point ``x_N`` of ``shape``, at the schedule's largest sigma."""
+    sigma_max = float(_sigmas(config)[0])
+    return prior_sample(shape, sigma_max, model.noise, generator=generator,
+                        device=generator.device)
+
+
+def sample_from(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
+                x: torch.Tensor, *, cond: torch.Tensor | None = None,
+                correction: Correction | None = None, sub_steps: int | None = None,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+    """Denoise the prior draw ``x`` with ``config.sampling``. The deterministic samplers
+    (Euler, Heun) are a pure function of ``x`` (what gradient checkpointing needs); the
+    stochastic one also draws from ``generator``."""
+    config = _with_steps(config, sub_steps)
+    sigmas = _sigmas(config).to(x.device)
+    sampler = config.sampling.sampler
+    if sampler == "stochastic":
+        return sample_stochastic(model, x, sigmas, cond=cond, correction=correction,
+                                 noise=model.noise, generator=generator)
+    chosen = sample_heun if sampler == "heun" else sample_euler
+    return chosen(model, x, sigmas, cond=cond, correction=correction)
+
+
 def generate(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
              shape: tuple[int, ...], generator: torch.Generator, *,
              cond: torch.Tensor | None = None, correction: Correction | None = None,
@@ -86,19 +118,9 @@ def generate(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
     ``cond`` ``(n, cond_channels, *space)`` conditions the denoiser; ``correction`` is the
     samplers' per-sub-step hook; ``sub_steps`` overrides ``config.sampling.steps``.
     """
-    if sub_steps is not None:
-        config = config.model_copy(update={"sampling": config.sampling.model_copy(
-            update={"steps": sub_steps})})
-    sigmas = _sigmas(config).to(generator.device)
-    noise = model.noise
-    x = prior_sample(shape, float(sigmas[0]), noise, generator=generator,
-                     device=generator.device)
-    sampler = config.sampling.sampler
-    if sampler == "stochastic":
-        return sample_stochastic(model, x, sigmas, cond=cond, correction=correction,
-                                 noise=noise, generator=generator)
-    chosen = sample_heun if sampler == "heun" else sample_euler
-    return chosen(model, x, sigmas, cond=cond, correction=correction)
+    x = prior_draw(model, config, shape, generator)
+    return sample_from(model, config, x, cond=cond, correction=correction,
+                       sub_steps=sub_steps, generator=generator)
 
 
 def checkpoint_metadata(kind: str, config: ExperimentConfig, ds: xr.Dataset,

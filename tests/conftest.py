@@ -58,6 +58,14 @@ TINY_EMULATOR = {
     "sampling": {"sampler": "heun", "steps": 4},
 }
 
+TINY_CONTROLLER = {
+    "lookahead": 2, "width": 16, "blocks": 1, "spin_up": 1, "energy": 0.01,
+    "regimes": ["dense"],
+    "training": {"steps": 30, "batch_size": 8, "learning_rate": 3e-3, "warmup_steps": 2,
+                 "ema_decay": 0.5, "checkpoint_every": 10, "log_every": 5,
+                 "validate_every": 10},
+}
+
 TINY_FORECASTER = {
     "backbone": "tiny",
     "history": 1,

@@ -32,6 +32,7 @@ import xarray as xr
 
 from assimilate.climatology import Climatology
 from assimilate.config import load_config
+from assimilate.control import train_controller
 from assimilate.da import Method, Observed, Problem, assimilate, score
 from assimilate.diffusion.samplers import sample_euler
 from assimilate.diffusion.schedules import karras_sigmas
@@ -41,11 +42,11 @@ from assimilate.observe import Observations, load_observations, model_grid, obse
 from assimilate.scores import analysis_scores
 from pde.errors import ConfigError
 from pde.store import open_trajectories
-from tests.conftest import TINY_FORECASTER, TINY_KS, write_config
+from tests.conftest import TINY_CONTROLLER, TINY_FORECASTER, TINY_KS, write_config
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
 PROJECT = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 2, "steps": 31},
-                     "forecaster": TINY_FORECASTER}
+                     "forecaster": TINY_FORECASTER, "controller": TINY_CONTROLLER}
 SUB_STEPS = TINY_FORECASTER["sampling"]["steps"]  # Euler: one denoiser call per sub-step
 # The shipped "dense" regime observes every 8th of 64 points (2.75 length units apart); on
 # the 32-point grid the same density is every 4th point.
@@ -82,6 +83,9 @@ def project(tmp_path_factory, one_thread) -> Path:
         assert "100%" in done.stderr, f"no progress bar for '{line}': {done.stderr[-500:]}"
     train_forecaster(load_config(root / "project.yaml"), root / "truth.zarr",
                      root / "forecaster.pt", steps=20, progress=False)
+    train_controller(load_config(root / "project.yaml"), root / "forecaster.pt",
+                     root / "truth.zarr", root / "controller.pt", steps=4, progress=False)
+    REQUIRED["controller"] = {"checkpoint": str(root / "controller.pt")}
     return root
 
 
@@ -98,11 +102,19 @@ def tiny(project: Path) -> SimpleNamespace:
         climatology=Climatology.simulate(config.simulator.build(), seed=11))
 
 
+REQUIRED: dict[str, dict[str, str]] = {}
+"""Settings a method cannot do without (the controller's checkpoint, set by ``project``)."""
+
+
+def _method(name: str, settings: dict | None = None) -> Method:
+    return build_method(name, REQUIRED.get(name, {}) | (settings or {}))
+
+
 def _run(tiny: SimpleNamespace, name: str, settings: dict | None = None, *,
          observations: Observations | None = None, **options) -> xr.Dataset:
     options = {"initial": None, "climatology": tiny.climatology, "n_members": 3, "n_steps": 4,
                "seed": 0, "progress": False} | options
-    return assimilate(build_method(name, settings), observations or tiny.observations,
+    return assimilate(_method(name, settings), observations or tiny.observations,
                       config=tiny.config, forecaster=tiny.forecaster, **options)
 
 
@@ -207,8 +219,8 @@ def test_analysis_dataset_carries_dims_the_first_background_and_its_provenance(t
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
-def test_parameters_name_every_hyper_parameter(name: str) -> None:
-    method = build_method(name)
+def test_parameters_name_every_hyper_parameter(project, name: str) -> None:
+    method = _method(name)
     assert set(method.parameters()) == set(method_keys(name))
     assert build_method(name, {k: str(v) for k, v in method.parameters().items()}) == method
 
@@ -327,6 +339,7 @@ def test_filters_with_the_true_simulator_beat_the_free_run(tiny, project) -> Non
     ("enkf", {"inflation": "5"}, ["inflation='5'", "less than or equal to 3"]),
     ("etkf", {"model": "none"}, ["model='none'", "forecaster", "simulator"]),
     ("climatology", {"model": "simulator"}, ["model='simulator'", "none"]),
+    ("controller", {}, ["'controller' needs the setting checkpoint=", "--controller CKPT"]),
 ])
 def test_bad_method_settings_are_one_line_errors_naming_the_key(name, settings, pieces) -> None:
     with pytest.raises(ConfigError) as error:
@@ -349,7 +362,7 @@ def test_settings_parse_from_key_value_strings() -> None:
 # --- the CLI, as a user runs it --------------------------------------------------------------
 
 MEMBERS, STEPS = 3, 4
-ON_FORECASTER = {name for name in METHODS if build_method(name).model == "forecaster"}
+ON_FORECASTER = {name for name in METHODS if METHODS[name].model == "forecaster"}
 TABLE = "| rmse.a | nrmse.a | rmse.f | nrmse.f | spread.a |"
 
 
@@ -377,7 +390,8 @@ def _cli_lines() -> dict[str, str]:
     for name in METHODS:
         line = f"run project.yaml --method {name} --obs obs.zarr --out {name}.zarr {common}"
         lines[name] = line + f" --steps {STEPS}" + (
-            " --forecaster forecaster.pt" if name in ON_FORECASTER else "")
+            " --forecaster forecaster.pt" if name in ON_FORECASTER else "") + (
+            " --controller controller.pt" if name == "controller" else "")
     lines["user-file"] = f"run project.yaml --method letkf --obs user.nc --out user.zarr {common}"
     lines["bad-set"] = ("run project.yaml --method letkf --set radius=-1 --obs obs.zarr "
                         "--out bad.zarr")
@@ -438,9 +452,9 @@ def test_every_method_assimilates_a_users_file(project, cli_runs, tiny, name: st
     users = load_observations(project / "user.nc", **tiny.grid)
     analysis = _run(tiny, name, observations=users, n_steps=None)["u"]
     assert analysis.shape == (1, 3, 8, 32) and np.isfinite(analysis.values).all()
-    if build_method(name).uses_observations:
-        blind = _run(tiny, "free", {"model": build_method(name).model}, observations=users,
-                     n_steps=None)["u"] if build_method(name).model != "none" else None
+    if METHODS[name].uses_observations:
+        blind = _run(tiny, "free", {"model": METHODS[name].model}, observations=users,
+                     n_steps=None)["u"] if METHODS[name].model != "none" else None
         assert blind is not None and not np.allclose(analysis.values, blind.values), \
             f"{name} ignored the user's observations"
 

@@ -6,7 +6,9 @@
   Kalman filters, pure jit-able JAX analyses, with the true simulator or the forecaster;
 - ``nudging`` (:mod:`.nudging`): Newtonian relaxation toward the observations;
 - ``oi`` (:mod:`.oi`): optimal interpolation with a climatological covariance;
-- ``climatology`` (:mod:`.climatology`): climatological draws, the sanity bound.
+- ``climatology`` (:mod:`.climatology`): climatological draws, the sanity bound;
+- ``controller`` (:mod:`.controller`): the trained amortised controller steers the
+  forecaster in every sub-step (``refine=K``: K test-time gradient steps on top).
 
 Build one from a name and ``key=value`` strings with :func:`build_method`; run it with
 :func:`assimilate.da.assimilate`.

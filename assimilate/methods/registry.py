@@ -15,6 +15,7 @@ import pydantic
 
 from assimilate.da import Method
 from assimilate.methods.climatology import ClimatologyMethod
+from assimilate.methods.controller import AmortisedController
 from assimilate.methods.dps import DiffusionPosteriorSampling
 from assimilate.methods.enkf import EnsembleKalmanFilter
 from assimilate.methods.etkf import EnsembleTransformKalmanFilter
@@ -28,7 +29,8 @@ __all__ = ["METHODS", "build_method", "method_keys", "parse_settings"]
 
 METHODS: dict[str, type[Method]] = {method.name: method for method in (
     Free, DiffusionPosteriorSampling, EnsembleKalmanFilter, EnsembleTransformKalmanFilter,
-    LocalEnsembleTransformKalmanFilter, Nudging, OptimalInterpolation, ClimatologyMethod)}
+    LocalEnsembleTransformKalmanFilter, Nudging, OptimalInterpolation, ClimatologyMethod,
+    AmortisedController)}
 
 
 def method_keys(name: str) -> list[str]:
@@ -61,5 +63,8 @@ def build_method(name: str, settings: Mapping[str, object] | None = None) -> Met
     except pydantic.ValidationError as error:
         problem = error.errors()[0]
         key = ".".join(str(part) for part in problem["loc"]) or "?"
+        if problem["type"] == "missing":
+            hint = " (--controller CKPT)" if key == "checkpoint" else ""
+            raise ConfigError(f"method {name!r} needs the setting {key}=...{hint}") from None
         raise ConfigError(f"method {name!r}: {key}={settings.get(key)!r}: "
                           f"{problem['msg'].lower()}") from None

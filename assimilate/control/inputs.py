@@ -1,0 +1,131 @@
+"""What the controller sees at one forecast step, built the same way in training and in
+data assimilation.
+
+Observations enter on the model grid: each observation's value is spread over the grid
+points it sums (weighted by |weight|; a point covered by several observations gets their
+weighted mean), with a mask of the covered points. Everything is in the forecaster's
+normalised units, so one controller serves any observation layout its operators can
+describe:
+
+- ``innovation`` (computed per sub-step, see :class:`StepObservations`): ``y − H(x̂)`` of
+  the denoised estimate ``x̂`` of the state being generated, on the grid, with its mask;
+- ``preview``: the raw observations of the next ``Λ − 1`` steps after it, on the grid,
+  with their masks (nothing later: the controller is causal);
+- ``features``: per sample, the observation noise (climatological stds), the observed
+  fraction of the grid, the steps since the last observation and until the next one
+  (both over ``Λ``), and whether the step being generated is observed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from assimilate.observe import Operator
+
+__all__ = ["N_FEATURES", "ControlInputs", "GridPlacement", "StepObservations",
+           "features_of", "preview_of"]
+
+N_FEATURES = 5
+
+
+class GridPlacement:
+    """Spreads observation values ``(batch, n_obs)`` of one operator over the grid."""
+
+    def __init__(self, operator: Operator, device: torch.device) -> None:
+        self.space = operator.space
+        self.n_grid = operator.n_grid
+        self.index = torch.tensor(operator.indices.reshape(-1), device=device)
+        self.weight = torch.tensor(np.abs(operator.weights), dtype=torch.float32,
+                                      device=device)  # (n_obs, support)
+
+    def __call__(self, values: torch.Tensor, mask: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(field, covered)``, both ``(batch, *space)``: the weighted mean of the present
+        observations covering each point (0 elsewhere) and 1 where any does."""
+        batch = values.shape[0]
+        present = mask.to(values.dtype)
+        weight = self.weight[None] * present[..., None]  # (batch, n_obs, support)
+        total = values.new_zeros(batch, self.n_grid).index_add_(
+            1, self.index, (weight * torch.where(mask, values, 0)[..., None]).reshape(batch, -1))
+        count = values.new_zeros(batch, self.n_grid).index_add_(
+            1, self.index, weight.reshape(batch, -1))
+        covered = count > 0
+        field = torch.where(covered, total / count.clamp_min(1e-12), 0)
+        return field.reshape(batch, *self.space), covered.to(values.dtype).reshape(
+            batch, *self.space)
+
+
+@dataclass
+class StepObservations:
+    """The observations of one model step for a batch: physical ``values`` and ``mask``
+    ``(batch, n_obs)`` of an ``operator`` on physical states, and the forecaster's
+    normalisation (``mean``, ``std``) that puts them in the controller's units."""
+
+    operator: Operator
+    values: torch.Tensor
+    mask: torch.Tensor
+    noise: float
+    """Mean observation-error std, in climatological (normalisation) stds."""
+    mean: float
+    std: float
+    placement: GridPlacement
+
+    def on_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalised observations on the grid and their mask."""
+        return self.placement((self.values - self.mean) / self.std, self.mask)
+
+    def innovation(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(y − H(state)) / std`` on the grid, and its mask, for physical ``state``."""
+        residual = (self.values - self.operator.apply(state)) / self.std
+        return self.placement(torch.where(self.mask, residual, 0), self.mask)
+
+    @property
+    def fraction(self) -> float:
+        """The share of grid points observed."""
+        return float(np.unique(self.operator.indices).size) / self.operator.n_grid
+
+
+@dataclass
+class ControlInputs:
+    """Everything the controller reads at one forecast step besides the sampler's state."""
+
+    previous: torch.Tensor
+    """The last normalised state ``(batch, *space)``."""
+    current: StepObservations | None
+    """The observations of the step being generated (None: not observed)."""
+    preview: torch.Tensor
+    """``(batch, 2 (Λ − 1), *space)``: the next steps' observations on the grid and masks."""
+    features: torch.Tensor
+    """``(batch, N_FEATURES)``."""
+
+
+def features_of(current: StepObservations | None, upcoming: list[StepObservations | None],
+                since: int, lookahead: int, batch: int, device: torch.device) -> torch.Tensor:
+    """The per-sample regime features (module doc) of one forecast step."""
+    known = [obs for obs in [current, *upcoming] if obs is not None]
+    noise = known[0].noise if known else 0.0
+    fraction = known[0].fraction if known else 0.0
+    until = next((j for j, obs in enumerate([current, *upcoming]) if obs is not None),
+                 lookahead)
+    values = [noise, fraction, min(since, lookahead) / lookahead, until / lookahead,
+              float(current is not None)]
+    return torch.tensor(values, dtype=torch.float32, device=device).expand(batch, N_FEATURES)
+
+
+def preview_of(upcoming: list[StepObservations | None], like: torch.Tensor) -> torch.Tensor:
+    """``(batch, 2 len(upcoming), *space)``: each upcoming step's grid values, then masks."""
+    fields, masks = [], []
+    for obs in upcoming:
+        if obs is None:
+            fields.append(torch.zeros_like(like))
+            masks.append(torch.zeros_like(like))
+        else:
+            field, covered = obs.on_grid()
+            fields.append(field)
+            masks.append(covered)
+    if not fields:
+        return like.new_zeros(like.shape[0], 0, *like.shape[1:])
+    return torch.stack(fields + masks, dim=1)

@@ -1,0 +1,66 @@
+"""The controller u_ψ: a small periodic convolutional network, FiLM-conditioned on the
+noise level and the regime features, that returns an affine correction per grid point.
+
+Inside every denoising sub-step of the frozen forecaster the sampler's next state becomes
+
+    x_next <- x_next + u,   u = scale ⊙ x_next + shift,
+
+with ``(scale, shift) = u_ψ(x, σ, D(x), previous state, innovation of D(x) and its mask,
+previewed observations and masks; regime features)`` (inputs: :mod:`.inputs`). The output
+layer starts at zero, so an untrained controller leaves the forecaster untouched
+("Control-Augmented Autoregressive Diffusion for Data Assimilation", Srivastava et al.,
+arXiv 2510.06637).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from assimilate.control.inputs import N_FEATURES
+from assimilate.nets.embedding import NoiseEmbedding
+from assimilate.nets.unet import ResidualBlock, _conv
+
+__all__ = ["ControllerNet"]
+
+_SCALE_LIMIT = 0.5  # |scale| < 0.5: a sub-step may shrink or grow the state by half at most
+
+
+class ControllerNet(nn.Module):
+    """``(scale, shift)``, each ``(batch, 1, *space)``, for one sub-step (module doc)."""
+
+    def __init__(self, dims: int, lookahead: int, width: int = 64, blocks: int = 4,
+                 embedding: int = 64) -> None:
+        super().__init__()
+        if lookahead < 1:
+            raise ValueError(f"lookahead must be >= 1 step, got {lookahead}")
+        self.dims, self.lookahead = dims, lookahead
+        in_channels = 5 + 2 * (lookahead - 1)
+        self.noise_embedding = NoiseEmbedding(embedding)
+        self.feature_embedding = nn.Sequential(nn.Linear(N_FEATURES, embedding), nn.SiLU(),
+                                               nn.Linear(embedding, embedding), nn.SiLU())
+        self.inputs = _conv(dims, in_channels, width)
+        self.blocks = nn.ModuleList(ResidualBlock(dims, width, width, embedding, 0.0)
+                                    for _ in range(blocks))
+        self.outputs = _conv(dims, width, 2)
+        nn.init.zeros_(self.outputs.weight)
+        nn.init.zeros_(self.outputs.bias)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor,
+                previous: torch.Tensor, innovation: torch.Tensor, covered: torch.Tensor,
+                preview: torch.Tensor, features: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``, ``denoised`` ``(batch, 1, *space)``; ``sigma`` ``(batch,)``; ``previous``,
+        ``innovation``, ``covered`` ``(batch, *space)``; ``preview`` ``(batch, 2 (Λ − 1),
+        *space)``; ``features`` ``(batch, N_FEATURES)``."""
+        # the sampler's variable is O(sigma) at high noise: feed it at unit scale
+        scale_in = (1 + sigma**2).rsqrt().reshape(-1, *(1,) * (x.ndim - 1))
+        h = torch.cat([x * scale_in, denoised, previous[:, None], innovation[:, None],
+                       covered[:, None], preview], dim=1)
+        emb = self.noise_embedding(sigma.log() / 4) + self.feature_embedding(features)
+        h = self.inputs(h)
+        for block in self.blocks:
+            h = block(h, emb)
+        scale, shift = self.outputs(F.silu(h)).chunk(2, dim=1)
+        return _SCALE_LIMIT * torch.tanh(scale), shift

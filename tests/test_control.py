@@ -1,0 +1,287 @@
+"""The amortised controller on a tiny KS project (32 points, a 4-sub-step forecaster).
+
+- the observations on the grid: a block average spreads over its block, missing values
+  and uncovered points stay out;
+- an untrained controller (zero output layer) leaves the forecaster's step exactly as is;
+- gradients through checkpointed steps equal those without checkpointing;
+- training lowers the observation misfit against zero control on held-out windows;
+- the preview is causal: observations past the window of Λ steps do not change the
+  correction, observations inside it do;
+- ``refine=0`` is the controller alone, ``refine=K`` lowers the step's misfit;
+- a controller trained for another forecaster is refused;
+- ``assimilate train controller`` as a user runs it (fresh process, progress bar on).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import jax
+import numpy as np
+import pytest
+import torch
+
+from assimilate.config import load_config
+from assimilate.control import (
+    ControlInputs,
+    GridPlacement,
+    StepObservations,
+    build_controller,
+    controlled_step,
+    train_controller,
+    window_loss,
+)
+from assimilate.control.inputs import N_FEATURES, features_of, preview_of
+from assimilate.control.load import load_controller
+from assimilate.control.training import training_regimes
+from assimilate.da import Observed, Problem
+from assimilate.diffusion import SubStep
+from assimilate.dynamics import ForecasterModel
+from assimilate.forecast import load_forecaster, train_forecaster
+from assimilate.methods import build_method
+from assimilate.observe import Observations, blocks, load_observations, model_grid, observe
+from pde.generate import simulate
+from pde.store import open_trajectories
+from tests.conftest import TINY_CONTROLLER, TINY_FORECASTER, TINY_KS, write_config
+
+COMMAND = str(Path(sys.executable).with_name("assimilate"))
+PROJECT = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 4, "steps": 40},
+                     "forecaster": TINY_FORECASTER, "controller": TINY_CONTROLLER}
+REGIMES = "kuramoto_sivashinsky:\n  dense: {operator: strided, stride: 4, every: 1, noise: 0.1}\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, one_thread) -> SimpleNamespace:
+    root = tmp_path_factory.mktemp("control")
+    config_path = write_config(root, PROJECT, "project.yaml")
+    config = load_config(config_path)
+    simulate(config, root / "truth.zarr", progress=False)
+    train_forecaster(config, root / "truth.zarr", root / "forecaster.pt", steps=40,
+                     progress=False)
+    return SimpleNamespace(root=root, config=config, config_path=config_path,
+                           forecaster=load_forecaster(root / "forecaster.pt"))
+
+
+def _regime(project):
+    ds = open_trajectories(project.root / "truth.zarr")
+    space = tuple(ds["u"].shape[2:])
+    return training_regimes(project.config, ["sparse"], space, [ds["x"].values])[0], ds
+
+
+def _windows(project, n: int = 8, seed: int = 0, length: int = 5) -> torch.Tensor:
+    """``n`` normalised windows of ``length`` consecutive true states."""
+    values = torch.from_numpy(
+        open_trajectories(project.root / "truth.zarr")["u"].values.astype(np.float32))
+    picks = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, values.shape[1] - length + 1, (n,), generator=picks)
+    trajectories = torch.randint(0, values.shape[0], (n,), generator=picks)
+    chosen = torch.stack([values[t, s:s + length]
+                          for t, s in zip(trajectories, starts, strict=True)])
+    return project.forecaster.normalisation.normalise(chosen).float()
+
+
+# --- inputs -----------------------------------------------------------------------------
+
+def test_observations_on_the_grid_spread_over_what_they_cover() -> None:
+    operator = blocks((8,), [np.arange(8.0)], 4)  # two block averages: points 0-3, 4-7
+    placement = GridPlacement(operator, torch.device("cpu"))
+    values = torch.tensor([[2.0, -1.0], [3.0, 5.0]])
+    mask = torch.tensor([[True, True], [False, True]])
+    field, covered = placement(values, mask)
+    assert torch.equal(field[0], torch.tensor([2.0] * 4 + [-1.0] * 4))
+    assert torch.equal(field[1], torch.tensor([0.0] * 4 + [5.0] * 4)), "a missing value stays out"
+    assert torch.equal(covered[1], torch.tensor([0.0] * 4 + [1.0] * 4))
+
+
+def test_features_say_when_the_next_observation_comes() -> None:
+    operator = blocks((8,), [np.arange(8.0)], 4)
+    obs = StepObservations(operator, torch.zeros(3, 2), torch.ones(3, 2, dtype=torch.bool),
+                           0.1, 0.0, 1.0, GridPlacement(operator, torch.device("cpu")))
+    features = features_of(None, [None, obs, None], since=2, lookahead=4, batch=3,
+                           device=torch.device("cpu"))
+    assert features.shape == (3, N_FEATURES)
+    noise, fraction, since, until, now = features[0].tolist()
+    assert (noise, fraction, since, until, now) == pytest.approx((0.1, 1.0, 0.5, 0.5, 0.0))
+
+
+# --- the controlled step ----------------------------------------------------------------
+
+def _inputs(project, regime, history: torch.Tensor, values: torch.Tensor,
+            upcoming: list | None = None) -> ControlInputs:
+    norm = project.forecaster.normalisation
+    placement = GridPlacement(regime.operator, torch.device("cpu"))
+    current = StepObservations(regime.operator, values, torch.ones_like(values, dtype=torch.bool),
+                               regime.noise, norm.mean, norm.std, placement)
+    upcoming = upcoming if upcoming is not None else [None] * (project.config.controller.lookahead - 1)
+    previous = history[:, -1]
+    return ControlInputs(previous, current, preview_of(upcoming, previous),
+                         features_of(current, upcoming, 1, project.config.controller.lookahead,
+                                     history.shape[0], torch.device("cpu")))
+
+
+def test_an_untrained_controller_leaves_the_forecast_step_unchanged(project) -> None:
+    regime, _ = _regime(project)
+    window = _windows(project, 4)
+    history = window[:, :1]
+    controller = build_controller(project.config, dims=1)
+    noise = project.forecaster.prior(history, torch.Generator().manual_seed(0))
+    values = torch.randn(4, regime.operator.n_obs)
+    with torch.no_grad():
+        steered, energy = controlled_step(project.forecaster, controller, history, noise,
+                                          _inputs(project, regime, history, values))
+        plain = project.forecaster.step_from(noise, history)
+    assert torch.equal(steered, plain) and torch.all(energy == 0)
+
+
+def test_checkpointed_gradients_equal_plain_ones(project) -> None:
+    regime, _ = _regime(project)
+    window = _windows(project, 4)
+    torch.manual_seed(1)
+    controller = build_controller(project.config, dims=1)
+    for parameter in controller.outputs.parameters():  # a controller that acts
+        torch.nn.init.normal_(parameter, std=0.05)
+    history = window[:, :1]
+    noise = project.forecaster.prior(history, torch.Generator().manual_seed(2))
+    values = torch.randn(4, regime.operator.n_obs)
+    gradients = []
+    for checkpointed in (False, True):
+        controller.zero_grad()
+        following, energy = controlled_step(project.forecaster, controller, history, noise,
+                                            _inputs(project, regime, history, values),
+                                            checkpointed=checkpointed)
+        (following.pow(2).mean() + energy.mean()).backward()
+        gradients.append(torch.cat([p.grad.flatten() for p in controller.parameters()]))
+    assert gradients[0].abs().max() > 0
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-4, atol=1e-6)
+
+
+# --- training ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def trained(project) -> Path:
+    out = project.root / "controller.pt"
+    (project.root / "regimes.yaml").write_text(REGIMES)
+    train_controller(project.config, project.root / "forecaster.pt", project.root / "truth.zarr",
+                     out, progress=False)
+    return out
+
+
+def test_training_lowers_the_misfit_against_zero_control(project, trained) -> None:
+    """Held-out windows, the misfit alone (energy weight 0), the same noise for both."""
+    config = project.config.with_changes("controller", energy=0.0, spin_up=0)
+    ds = open_trajectories(project.root / "truth.zarr")
+    regime = training_regimes(config, ["dense"], (32,), [ds["x"].values])[0]
+    zero = build_controller(config, dims=1).requires_grad_(False)
+    learned = load_controller(trained).net
+    window = _windows(project, 16, seed=5, length=4)  # history 1 + spin-up 0 + 2 Λ - 1
+    losses = [float(window_loss(project.forecaster, net, config, window, regime,
+                                torch.Generator().manual_seed(3), with_gradients=False).mean())
+              for net in (zero, learned)]
+    assert losses[1] < 0.8 * losses[0], losses
+
+
+def test_a_controller_for_another_forecaster_is_refused(project, trained, tmp_path) -> None:
+    other = tmp_path / "other.pt"
+    payload = torch.load(project.root / "forecaster.pt", weights_only=True)
+    payload["step"] = payload["step"] + 1  # another file: another forecaster
+    torch.save(payload, other)
+    with pytest.raises(ValueError, match="trained to steer another forecaster"):
+        load_controller(trained).require_forecaster(other)
+
+
+# --- the method -------------------------------------------------------------------------
+
+def _observations(project, root: Path, name: str, seed: int) -> Observations:
+    path = root / f"{name}.zarr"
+    if not path.exists():
+        observe(project.root / "truth.zarr", "dense", path, seed=seed,
+                regimes_path=project.root / "regimes.yaml", progress=False)
+    return load_observations(path, **model_grid(open_trajectories(project.root / "truth.zarr")))
+
+
+def _guided(project, trained, observations: Observations, step: int,
+            settings: dict | None = None):
+    """The method's control at forecast ``step`` (2 members per trajectory)."""
+    model = ForecasterModel(project.forecaster)
+    problem = Problem(model, None, {"x": observations.coordinates[0]}, (22.0,), 2,
+                      np.random.default_rng(0), jax.random.PRNGKey(0),
+                      observations=observations)
+    method = build_method("controller", {"checkpoint": str(trained), **(settings or {})})
+    operator, values, error_std, mask = observations.at(step)
+    return method.guide(Observed(step, operator, values, error_std, mask), problem)
+
+
+def _correction_at(project, trained, observations: Observations, step: int,
+                   settings: dict | None = None) -> torch.Tensor:
+    """The corrected state of the first sub-step at ``step``, from a fixed sampler state."""
+    control = _guided(project, trained, observations, step, settings)
+    n = observations.n_trajectories * 2
+    generator = torch.Generator().manual_seed(0)
+    history = torch.randn(n, 1, 32, generator=generator)
+    x = 80 * torch.randn(n, 1, 32, generator=generator)
+    with torch.no_grad():
+        return control(0, history)(x.clone(), SubStep(0, x, 80.0, 40.0, 0.1 * x))
+
+
+def test_the_preview_never_reads_past_the_window(project, trained) -> None:
+    observations = _observations(project, project.root, "obs", seed=0)
+    step = 5
+    lookahead = load_controller(trained).lookahead
+    before = _correction_at(project, trained, observations, step)
+
+    def changed_from(first: int) -> Observations:
+        ds = observations.dataset.copy(deep=True)
+        steps = np.rint((ds["time"].values - observations.time0) / observations.interval)
+        later = steps >= first
+        ds["value"].values[..., later] += 3.0
+        return Observations.from_dataset(ds, space=observations.space,
+                                         coordinates=list(observations.coordinates),
+                                         time0=observations.time0,
+                                         interval=observations.interval)
+
+    beyond = _correction_at(project, trained, changed_from(step + lookahead), step)
+    assert torch.equal(before, beyond), "observations past the window changed the correction"
+    inside = _correction_at(project, trained, changed_from(step + lookahead - 1), step)
+    assert not torch.equal(before, inside), "the preview of the window is not read"
+
+
+def test_refine_zero_is_the_controller_alone_and_refining_fits_closer(project, trained) -> None:
+    observations = _observations(project, project.root, "obs", seed=0)
+    alone = _correction_at(project, trained, observations, 5)
+    assert torch.equal(_correction_at(project, trained, observations, 5, {"refine": "0"}), alone)
+    truth = open_trajectories(project.root / "truth.zarr")["u"].values
+    history = np.repeat(truth[:, None, 4:5], 2, axis=1).reshape(-1, 1, 32)  # 2 members each
+    operator, values, error_std, _ = observations.at(5)
+
+    def misfit(settings: dict) -> float:
+        model = ForecasterModel(project.forecaster, seed=7)  # the same prior draw each time
+        control = _guided(project, trained, observations, 5, settings)
+        outcome = model.advance(history, control).reshape(len(truth), 2, 32)
+        return float(np.mean(((operator.apply(outcome) - values[:, None]) / error_std) ** 2))
+
+    assert misfit({"refine": "3", "rate": "0.5"}) < misfit({})
+
+
+def test_train_controller_verb_as_a_user_runs_it(project, trained, tmp_path) -> None:
+    run = subprocess.run(
+        [COMMAND, "train", "controller", str(project.config_path), "--forecaster",
+         str(project.root / "forecaster.pt"), "--data", str(project.root / "truth.zarr"),
+         "--out", str(tmp_path / "c.pt"), "--steps", "2"],
+        cwd=project.root, capture_output=True, text=True, timeout=600, check=False,
+        env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "100%" in run.stderr, f"no progress bar: {run.stderr[-500:]}"
+    assert f"wrote {tmp_path / 'c.pt'}" in run.stdout
+    assert load_controller(tmp_path / "c.pt").regimes == ["dense"]
