@@ -410,8 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     assim = verbs.add_parser("run", help="assimilate observations with one DA method")
     assim.add_argument("config", help="experiment config (its simulator sets grid and time step)")
     assim.add_argument("--method", required=True,
-                       help="free, dps, enkf, etkf, letkf, nudging, oi, climatology or "
-                            "controller")
+                       help="free, dps, enkf, etkf, letkf, nudging, oi, climatology, "
+                            "controller or optimised-control")
     assim.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)")
     assim.add_argument("--obs", required=True, help="observations (NetCDF or Zarr)")

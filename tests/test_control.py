@@ -7,7 +7,8 @@
 - training lowers the observation misfit against zero control on held-out windows;
 - the preview is causal: observations past the window of Λ steps do not change the
   correction, observations inside it do;
-- ``refine=0`` is the controller alone, ``refine=K`` lowers the step's misfit;
+- ``refine=0`` is the controller alone, ``refine=K`` lowers the step's misfit, and so do
+  more iterations of optimised control;
 - a controller trained for another forecaster is refused;
 - ``assimilate train controller`` as a user runs it (fresh process, progress bar on).
 """
@@ -272,6 +273,28 @@ def test_refine_zero_is_the_controller_alone_and_refining_fits_closer(project, t
         return float(np.mean(((operator.apply(outcome) - values[:, None]) / error_std) ** 2))
 
     assert misfit({"refine": "3", "rate": "0.5"}) < misfit({})
+
+
+def test_optimised_control_fits_a_step_closer_than_no_control(project) -> None:
+    observations = _observations(project, project.root, "obs", seed=0)
+    truth = open_trajectories(project.root / "truth.zarr")["u"].values
+    history = np.repeat(truth[:, None, 4:5], 2, axis=1).reshape(-1, 1, 32)
+    operator, values, error_std, mask = observations.at(5)
+    misfits = []
+    for iterations in (1, 10):
+        model = ForecasterModel(project.forecaster, seed=7)
+        problem = Problem(model, None, {"x": observations.coordinates[0]}, (22.0,), 2,
+                          np.random.default_rng(0), jax.random.PRNGKey(0),
+                          observations=observations)
+        method = build_method("optimised-control", {"iterations": str(iterations),
+                                                    "energy": "0"})
+        control = method.guide(Observed(5, operator, values, error_std, mask), problem)
+        outcome = model.advance(history, control).reshape(len(truth), 2, 32)
+        misfits.append(float(np.mean(((operator.apply(outcome) - values[:, None])
+                                      / error_std) ** 2)))
+    free = ForecasterModel(project.forecaster, seed=7).advance(history).reshape(len(truth), 2, 32)
+    unguided = float(np.mean(((operator.apply(free) - values[:, None]) / error_std) ** 2))
+    assert misfits[1] < misfits[0] < unguided, (misfits, unguided)
 
 
 def test_train_controller_verb_as_a_user_runs_it(project, trained, tmp_path) -> None:

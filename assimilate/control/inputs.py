@@ -73,6 +73,20 @@ class StepObservations:
     std: float
     placement: GridPlacement
 
+    @classmethod
+    def for_members(cls, operator: Operator, values: np.ndarray, error_std: np.ndarray,
+                    mask: np.ndarray, normalisation, n_members: int,
+                    placement: GridPlacement) -> StepObservations:
+        """One step's observations ``(trajectory, n_obs)`` repeated for every member
+        (members of a trajectory together, as the DA loop batches them); NaN is missing."""
+        device = placement.index.device
+        values = torch.as_tensor(values, dtype=torch.float32, device=device)
+        present = torch.as_tensor(mask, device=device) & torch.isfinite(values)
+        values = torch.where(present, values, 0).repeat_interleave(n_members, dim=0)
+        noise = float(np.mean(error_std)) / normalisation.std if len(error_std) else 0.0
+        return cls(operator, values, present.repeat_interleave(n_members, dim=0), noise,
+                   normalisation.mean, normalisation.std, placement)
+
     def on_grid(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalised observations on the grid and their mask."""
         return self.placement((self.values - self.mean) / self.std, self.mask)

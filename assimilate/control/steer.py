@@ -20,8 +20,6 @@ def correction_for(forecaster: Forecaster, controller: ControllerNet, history: t
                    inputs: ControlInputs, energies: list[torch.Tensor] | None = None):
     """The samplers' correction hook: the controller's affine correction in every sub-step,
     each sub-step's control energy appended to ``energies`` (if given)."""
-    space = tuple(range(1, history.ndim))
-
     def correction(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
         if inputs.current is None:
             innovation = covered = torch.zeros_like(inputs.previous)
@@ -33,7 +31,7 @@ def correction_for(forecaster: Forecaster, controller: ControllerNet, history: t
                                   covered, inputs.preview, inputs.features)
         control = scale * x_next + shift
         if energies is not None:
-            energies.append(control.pow(2).mean(dim=space))
+            energies.append(control.pow(2).flatten(1).mean(1))
         return x_next + control
 
     return correction

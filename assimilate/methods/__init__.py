@@ -8,7 +8,9 @@
 - ``oi`` (:mod:`.oi`): optimal interpolation with a climatological covariance;
 - ``climatology`` (:mod:`.climatology`): climatological draws, the sanity bound;
 - ``controller`` (:mod:`.controller`): the trained amortised controller steers the
-  forecaster in every sub-step (``refine=K``: K test-time gradient steps on top).
+  forecaster in every sub-step (``refine=K``: K test-time gradient steps on top);
+- ``optimised-control`` (:mod:`.optimised_control`): the same affine corrections optimised
+  at test time for each observed step, no network.
 
 Build one from a name and ``key=value`` strings with :func:`build_method`; run it with
 :func:`assimilate.da.assimilate`.

@@ -7,12 +7,12 @@ observations of the next ``Λ − 1`` steps, nothing beyond them; no adjoint, no
 optimisation ("Control-Augmented Autoregressive Diffusion for Data Assimilation",
 Srivastava et al., arXiv 2510.06637).
 
-``refine=K`` adds K test-time gradient steps on top of the controller's proposal (the
-semi-amortised mode of "Hierarchical Variational Policies for Reward-Guided Diffusion"):
-at each observed step an extra shift δ, spread evenly over the sub-steps, descends the
-observation misfit (in noise stds) of the step's outcome, back-propagated through the
-sub-steps from the same prior draw; the step is then taken with the refined control.
-``refine=0`` is the controller alone.
+``refine=K`` adds K test-time gradient (Adam, step ``rate``) steps on top of the
+controller's proposal (the semi-amortised mode of "Hierarchical Variational Policies for
+Reward-Guided Diffusion"): at each observed step an extra shift δ, spread evenly over the
+sub-steps, descends the observation misfit (in noise stds) of the step's outcome,
+back-propagated through the sub-steps from the same prior draw; the step is then taken
+with the refined control. ``refine=0`` is the controller alone.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from assimilate.control import ControlInputs, GridPlacement, StepObservations
 from assimilate.control.inputs import features_of, preview_of
 from assimilate.control.load import TrainedController, load_controller
 from assimilate.control.steer import correction_for
+from assimilate.control.testtime import optimised
 from assimilate.da import Method, Observed, Problem
 from assimilate.diffusion import SubStep
 from assimilate.forecast import Control
@@ -71,9 +72,7 @@ class AmortisedController(Method):
         def at(s: int, seen: Observed | None = None) -> StepObservations | None:
             if s not in observed_steps:
                 return None
-            seen = seen or _observed_at(problem, s)
-            return _on_device(seen, model.forecaster.normalisation, n_members, device,
-                              problem.cache)
+            return on_device(seen or _observed_at(problem, s), problem)
 
         current = at(step, observed) if observed.operator.n_obs else None
         upcoming = [at(s) for s in range(step + 1, step + lookahead)]
@@ -99,49 +98,32 @@ def _observed_at(problem: Problem, step: int) -> Observed:
     return Observed(step, operator, values, error_std, mask)
 
 
-def _on_device(observed: Observed, normalisation, n_members: int, device,
-               cache: dict) -> StepObservations:
-    """One step's observations for every member (members of a trajectory together)."""
-    values = torch.as_tensor(observed.values, dtype=torch.float32, device=device)
-    present = torch.as_tensor(observed.mask, device=device) & torch.isfinite(values)
-    values = torch.where(present, values, 0).repeat_interleave(n_members, dim=0)
-    present = present.repeat_interleave(n_members, dim=0)
+def on_device(observed: Observed, problem: Problem) -> StepObservations:
+    """One step's observations for every member, on the model's device (the grid
+    placement of each operator built once per run)."""
     key = ("placement", id(observed.operator))
-    if key not in cache:
-        cache[key] = (observed.operator, GridPlacement(observed.operator, device))
-    noise = float(np.mean(observed.error_std)) / normalisation.std
-    return StepObservations(observed.operator, values, present, noise, normalisation.mean,
-                            normalisation.std, cache[key][1])
+    if key not in problem.cache:  # the operator is kept too: its id stays its own
+        problem.cache[key] = (observed.operator,
+                              GridPlacement(observed.operator, problem.model.device))
+    return StepObservations.for_members(
+        observed.operator, observed.values, observed.error_std, observed.mask,
+        problem.model.forecaster.normalisation, problem.n_members, problem.cache[key][1])
 
 
 def _refined(steered, forecaster, history: torch.Tensor, current: StepObservations,
              refine: int, rate: float):
-    """The correction of the controller plus a shift δ refined by ``refine`` gradient
-    steps (module doc), found when the sampler calls it at its first sub-step."""
-    state: dict[str, torch.Tensor] = {}
-    error_std = current.noise * current.std
+    """The controller's correction plus a shift δ, spread evenly over the sub-steps, after
+    ``refine`` Adam steps on the step's misfit (:func:`assimilate.control.testtime.optimised`)."""
+    n_sub = forecaster.config.forecaster.sampling.steps
+    shape = (history.shape[0], 1, *history.shape[2:])
 
-    def misfit(noise: torch.Tensor, delta: torch.Tensor, n_sub: int) -> torch.Tensor:
-        def shifted(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
+    def parametrised(parameters, energies):
+        (delta,) = parameters
+
+        def correction(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
             return steered(x_next, sub) + delta / n_sub
 
-        following = forecaster.step_from(noise, history, correction=shifted)
-        outcome = forecaster.normalisation.denormalise(following[:, 0])
-        residual = (current.values - current.operator.apply(outcome)) / error_std
-        return torch.where(current.mask, residual, 0).pow(2).sum()
+        return correction
 
-    def correction(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
-        n_sub = forecaster.config.forecaster.sampling.steps
-        if "delta" not in state:  # the first sub-step: sub.x is the prior draw
-            delta = torch.zeros_like(sub.x)
-            with torch.enable_grad():
-                for _ in range(refine):
-                    delta.requires_grad_(True)
-                    (gradient,) = torch.autograd.grad(misfit(sub.x, delta, n_sub), delta)
-                    scale = gradient.flatten(1).norm(dim=1).clamp_min(1e-12)
-                    delta = (delta - rate * gradient / scale.reshape(-1, *(1,) * (
-                        gradient.ndim - 1))).detach()
-            state["delta"] = delta
-        return steered(x_next, sub) + state["delta"] / n_sub
-
-    return correction
+    return optimised(forecaster, history, current, parametrised,
+                     [torch.zeros(shape, device=history.device)], iterations=refine, rate=rate)

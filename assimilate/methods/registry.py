@@ -23,6 +23,7 @@ from assimilate.methods.free import Free
 from assimilate.methods.letkf import LocalEnsembleTransformKalmanFilter
 from assimilate.methods.nudging import Nudging
 from assimilate.methods.oi import OptimalInterpolation
+from assimilate.methods.optimised_control import OptimisedControl
 from pde.errors import ConfigError
 
 __all__ = ["METHODS", "build_method", "method_keys", "parse_settings"]
@@ -30,7 +31,7 @@ __all__ = ["METHODS", "build_method", "method_keys", "parse_settings"]
 METHODS: dict[str, type[Method]] = {method.name: method for method in (
     Free, DiffusionPosteriorSampling, EnsembleKalmanFilter, EnsembleTransformKalmanFilter,
     LocalEnsembleTransformKalmanFilter, Nudging, OptimalInterpolation, ClimatologyMethod,
-    AmortisedController)}
+    AmortisedController, OptimisedControl)}
 
 
 def method_keys(name: str) -> list[str]:
