@@ -5,9 +5,10 @@
 2. With the shipped forecaster checkpoints (``checkpoints/*-forecaster.pt``), forecasts
    held-out trajectories (a seed the forecasters never saw) and prints their skill against
    persistence, climatology and the perturbed true simulator, with a skill figure.
-3. Assimilates sparse noisy observations of a held-out KS trajectory (every 8th point,
-   noise 0.1) with three methods from one climatological first guess: the free run, the
-   LETKF on the true simulator and the LETKF driven by the learned forecaster's ensemble.
+3. Assimilates sparse noisy observations of two held-out KS trajectories (every 8th point,
+   noise 0.1) from one climatological first guess: the free run and the LETKF of the true
+   simulator, then on the learned forecaster the free run, DPS, the LETKF driven by its
+   ensemble and the shipped amortised controller (``checkpoints/ks-small-controller.pt``).
 4. Diagnoses the extremes of the small KS store (Dask, peaks over threshold of the
    spatial maximum) and renders the tail-analysis report as HTML. The report of the
    bursting low-Reynolds Kolmogorov flow needs a longer store: ``make report-bursts``.
@@ -80,17 +81,22 @@ def assimilation(out: Path) -> None:
         forecaster = load_forecaster(checkpoint)
     print(f"\nData assimilation on {name}: 2 held-out trajectories, regime 'dense' (every 8th "
           f"point, noise 0.1), 8 members from climatology, {steps} steps")
-    print("| method | model | nRMSE analysis | nRMSE forecast | s / step |\n|---|---|---|---|---|")
-    for method, settings in (("free", {"model": "simulator"}), ("letkf", {}),
-                             ("letkf", {"model": "forecaster"})):
-        if settings.get("model") == "forecaster" and forecaster is None:
+    print("| method | model | nRMSE analysis | nRMSE forecast | s / step |\n|---|---|---|---|---|",
+          flush=True)
+    controller = REPO / "checkpoints" / f"{name}-controller.pt"
+    methods = [("free", {"model": "simulator"}), ("letkf", {}), ("free", {}),
+               ("dps", {"zeta": "3"}), ("letkf", {"model": "forecaster"})]
+    if controller.exists():
+        methods.append(("controller", {"checkpoint": str(controller)}))
+    for method, settings in methods:
+        if build_method(method, settings).model == "forecaster" and forecaster is None:
             continue
         analysis = assimilate(build_method(method, settings), observed, initial=None,
                               config=config, forecaster=forecaster, n_members=8,
                               n_steps=steps, progress=False)
         scores = score(analysis, reference[:, : steps + 1], spin_up=steps // 4)
         print(f"| {method} | {analysis.attrs['model']} | {scores['nrmse.a']:.3f} | "
-              f"{scores['nrmse.f']:.3f} | {analysis.attrs['seconds_per_step']:.3f} |")
+              f"{scores['nrmse.f']:.3f} | {analysis.attrs['seconds_per_step']:.3f} |", flush=True)
 
 
 def tail_report(out: Path) -> None:

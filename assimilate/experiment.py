@@ -162,7 +162,19 @@ def _complete(path: Path) -> bool:
 
 
 def run_cell(workspace: Workspace, cell: Cell) -> Path:
-    """Run one cell and save its scores in the workspace; its path. Idempotent."""
+    """Run one cell and save its scores in the workspace; its path. Idempotent.
+
+    Its reads of the stores compute in this thread: inside a Dask worker, a lazy read would
+    otherwise be submitted to the cluster and wait for a free worker thread, while every
+    thread runs (or waits in) a cell of its own.
+    """
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return _run_cell(workspace, cell)
+
+
+def _run_cell(workspace: Workspace, cell: Cell) -> Path:
     from assimilate.da import assimilate
     from assimilate.methods import build_method
     from assimilate.observe import load_observations, model_grid

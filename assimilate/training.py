@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import json
 import math
 import os
@@ -38,6 +39,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingError",
     "claim_checkpoint",
+    "file_identity",
     "fit",
     "load_checkpoint",
     "save_checkpoint",
@@ -81,6 +83,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"'{path}' is not an assimilate checkpoint ({CHECKPOINT_FORMAT})")
     return payload
+
+
+def file_identity(path: str | Path) -> str:
+    """A content hash of a checkpoint file: retrained at the same path, another identity."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def writer_rank() -> bool:

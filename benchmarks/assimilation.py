@@ -10,7 +10,8 @@ On ``configs/ks-small.yaml`` (64 points) with the shipped forecaster
 climatology, 60 steps, all trajectories batched together as :func:`assimilate.da.assimilate`
 runs them. Two groups, each against the free run of the same model in the same process:
 
-- model = forecaster: free, dps, nudging, letkf;
+- model = forecaster: free, dps, nudging, letkf, the shipped controller
+  (``checkpoints/ks-small-controller.pt``) and optimised-control (10 iterations);
 - model = simulator (the true KS): free, nudging, oi, enkf, etkf, letkf;
 
 and the cost of the free run on the simulator over that on the forecaster. Seconds per
@@ -55,10 +56,12 @@ RESULTS = REPO / "benchmarks" / "results" / "assimilation.json"
 TRUTH = {"trajectories": 4, "steps": 120, "seed": 1}
 REGIME, SPIN_UP = "dense", 20
 MIN_SECONDS, MAX_REPEATS = 5.0, 5
+CONTROLLER = REPO / "checkpoints" / "ks-small-controller.pt"
 GROUPS = {
-    "forecaster": ["dps", "nudging", "letkf"],
+    "forecaster": ["dps", "nudging", "letkf", "controller", "optimised-control"],
     "simulator": ["nudging", "oi", "enkf", "etkf", "letkf"],
 }
+SETTINGS = {"controller": {"checkpoint": str(CONTROLLER)}}
 
 
 def prepare(workdir: Path) -> dict:
@@ -78,7 +81,7 @@ def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict
     """Seconds per step of ``method`` on ``model``: after a two-step warm-up of the same
     shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
     most ``MAX_REPEATS``), the least disturbed by whatever else the machine runs."""
-    chosen = build_method(method, {"model": model})
+    chosen = build_method(method, {"model": model, **SETTINGS.get(method, {})})
     options = {"initial": None, "config": case["config"], "forecaster": case["forecaster"],
                "climatology": case["climatology"], "n_members": members, "seed": 0,
                "progress": False}
@@ -96,7 +99,8 @@ def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict
 def run_group(case: dict, model: str, members: int, steps: int) -> tuple[list[dict], dict]:
     """The group's rows with ``ratio`` to its free run, and the drift of that baseline."""
     first = timed(case, "free", model, members, steps)
-    rows = [timed(case, method, model, members, steps) for method in GROUPS[model]]
+    rows = [timed(case, method, model, members, steps) for method in GROUPS[model]
+            if method != "controller" or CONTROLLER.exists()]
     last = timed(case, "free", model, members, steps)
     baseline = min(first["seconds_per_step"], last["seconds_per_step"])
     free = first | {"seconds_per_step": baseline}

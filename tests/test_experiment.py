@@ -139,3 +139,31 @@ def test_cell_keys_differ_by_every_field() -> None:
               Cell("etkf", (("inflation", "1.05"),), "dense", "validation", 24, 6, 0),
               Cell("etkf", (("inflation", "1.05"),), "dense", "test", 24, 6, 1)]
     assert len({base.key, *(cell.key for cell in others)}) == 5
+
+
+def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path,
+                                                                     tmp_path: Path) -> None:
+    """A cell's lazy store reads inside a worker must not become tasks of the cluster
+    (queued behind other cells, on any worker): the cell is the only task that runs, and
+    it scores as in this process."""
+    from distributed import Client, LocalCluster, get_task_stream
+
+    from assimilate.config import load_config
+    from assimilate.experiment import Workspace, run_cell
+
+    out = tmp_path / "here.zarr"
+    evaluate_da(config, out=out, methods=["oi"], regimes=["dense"], n_test=1, n_validation=1,
+                n_members=4, n_steps=12, tune=False, progress=False)
+    (path,) = (tmp_path / "here.zarr.work" / "cells").glob("*.nc")
+    with xr.open_dataset(path) as done:
+        cell, expected = Cell(**json.loads(done.attrs["cell"])), done["nrmse_time"].values
+    path.unlink()
+    workspace = Workspace(tmp_path / "here.zarr.work", load_config(config).model_dump_json(),
+                          None)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client, \
+            get_task_stream(client) as stream:
+        assert client.submit(run_cell, workspace, cell, pure=False).result(timeout=300) == path
+    assert [task["key"].split("-")[0] for task in stream.data] == ["run_cell"]
+    with xr.open_dataset(path) as again:
+        np.testing.assert_allclose(again["nrmse_time"].values, expected, rtol=1e-6)

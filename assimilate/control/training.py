@@ -27,7 +27,6 @@ chain ("Control-Augmented Autoregressive Diffusion for Data Assimilation", arXiv
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from pathlib import Path
 
@@ -48,10 +47,9 @@ from assimilate.data import DEFAULT_MEMORY_LIMIT, WindowSampler, split_trajector
 from assimilate.forecast import Forecaster, load_forecaster, open_matching
 from assimilate.models import checkpoint_metadata
 from assimilate.observe import Operator, Regime, load_regime, regime_names
-from assimilate.training import claim_checkpoint, fit, select_device
+from assimilate.training import claim_checkpoint, file_identity, fit, select_device
 
-__all__ = ["TrainingRegime", "build_controller", "file_identity", "train_controller",
-           "window_loss"]
+__all__ = ["TrainingRegime", "build_controller", "train_controller", "window_loss"]
 
 _VALIDATION_WINDOWS = 16
 
@@ -217,7 +215,3 @@ def train_controller(config: ExperimentConfig, forecaster: str | Path, data: str
                    validation_fn=validation_fn, progress=progress,
                    allow_other_data=allow_other_data)
 
-
-def file_identity(path: str | Path) -> str:
-    """A content hash of a checkpoint file: which forecaster a controller steers."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
