@@ -97,10 +97,16 @@ class Cell:
     n_steps: int
     n_members: int
     seed: int
+    models: str = ""
+    """Content hashes of the trained models the cell runs (forecaster, controller): a
+    retrained checkpoint at the same path is another cell."""
 
     @property
     def key(self) -> str:
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True)
+        fields = dataclasses.asdict(self)
+        if not fields["models"]:  # a cell of the true simulator alone
+            del fields["models"]
+        text = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -287,7 +293,8 @@ def _cost(cell: Cell) -> int:
     from assimilate.methods import build_method
 
     model = build_method(cell.method, dict(cell.settings)).model
-    return {"none": 0, "simulator": 1, "forecaster": 2}[model] + (cell.method == "dps")
+    return {"none": 0, "simulator": 1, "forecaster": 2}[model] + {
+        "dps": 1, "optimised-control": 2}.get(cell.method, 0)
 
 
 def _candidates(spec: MethodSpec, config: ExperimentConfig) -> list[tuple[tuple[str, str], ...]]:
@@ -308,7 +315,8 @@ def _tune(workspace, specs, regimes, config, validation_steps, n_members, seed, 
           progress) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
     """The chosen settings of each (method label, regime), by validation nRMSE."""
     cells = {(spec.label, regime): [Cell(spec.name, settings, regime, "validation",
-                                         validation_steps, n_members, seed)
+                                         validation_steps, n_members, seed,
+                                         _models(spec, workspace.forecaster))
                                     for settings in _candidates(spec, config)]
              for spec in specs for regime in regimes}
     tried = [cell for group in cells.values() if len(group) > 1 for cell in group]
@@ -378,7 +386,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
                            seed, client, progress) if tune else \
                 {(s.label, r): s.settings for s in specs for r in regimes}
             cells = {(spec.label, regime): Cell(spec.name, chosen[spec.label, regime], regime,
-                                                "test", n_steps, n_members, seed)
+                                                "test", n_steps, n_members, seed,
+                                                _models(spec, workspace.forecaster))
                      for spec in specs for regime in regimes}
             _run_cells(workspace, list(cells.values()), client, progress, "test cells")
         result = _collect(workspace, cells, specs, regimes)
@@ -397,6 +406,15 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
             Path(scratch).write_text(text)
         write_zarr(result, output)
     return result
+
+
+def _models(spec: MethodSpec, forecaster: str | None) -> str:
+    """The content hashes of the checkpoints a method runs (see :attr:`Cell.models`)."""
+    from assimilate.training import file_identity
+
+    paths = [forecaster] if _model_of(spec) == "forecaster" and forecaster else []
+    paths += [value for key, value in spec.settings if key == "checkpoint"]
+    return ",".join(file_identity(path) for path in paths)
 
 
 def _model_of(spec: MethodSpec) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -167,3 +168,21 @@ def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path
     assert [task["key"].split("-")[0] for task in stream.data] == ["run_cell"]
     with xr.open_dataset(path) as again:
         np.testing.assert_allclose(again["nrmse_time"].values, expected, rtol=1e-6)
+
+
+def test_a_retrained_checkpoint_at_the_same_path_is_another_cell(tmp_path: Path) -> None:
+    from assimilate.experiment import _models
+
+    spec = parse_method("free:model=simulator")
+    assert _models(spec, None) == "", "the true simulator alone: no checkpoint"
+    cell = Cell("free", (("model", "simulator"),), "dense", "test", 10, 4, 0)
+    assert cell.key == Cell("free", (("model", "simulator"),), "dense", "test", 10, 4, 0,
+                            _models(spec, None)).key
+    forecaster = tmp_path / "forecaster.pt"
+    forecaster.write_bytes(b"a forecaster")
+    first = _models(parse_method("free"), str(forecaster))
+    forecaster.write_bytes(b"the forecaster retrained")
+    second = _models(parse_method("free"), str(forecaster))
+    assert first and second and first != second
+    keys = {dataclasses.replace(cell, models=models).key for models in (first, second)}
+    assert len(keys) == 2
