@@ -16,12 +16,14 @@ of its schedule, fresh noise), and rolls the controlled forecaster forward:
    recomputed in the backward pass, so memory stays that of one step).
 
 Loss per window: the mean over observed steps of the window of the squared observation
-misfit in noise stds (about 1 when the states fit the observations as well as the noise
-allows; far below 1 fits the noise) plus ``energy`` times the mean control energy per step,
-the weighted Σ‖u‖² that for Gaussian transitions is the KL divergence to the uncontrolled
+misfit in noise stds, each step's floored at ``misfit_floor`` (about 1 is a fit as close
+as the noise allows; below it the controller would be fitting the noise, so it earns
+nothing there: the discrepancy principle), plus ``energy`` times the mean control energy
+per step, the weighted Σ‖u‖² that for Gaussian transitions is the KL divergence to the uncontrolled
 chain ("Control-Augmented Autoregressive Diffusion for Data Assimilation", arXiv
-2510.06637). Resume, EMA, progress, NaN handling and DDP come from
-:func:`assimilate.training.fit`.
+2510.06637). The validation loss is the error of the controlled states against the true
+ones (climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
+and DDP come from :func:`assimilate.training.fit`.
 """
 
 from __future__ import annotations
@@ -78,9 +80,12 @@ def _window_length(config: ExperimentConfig, history: int) -> int:
 
 def window_loss(forecaster: Forecaster, controller: ControllerNet, config: ExperimentConfig,
                 window: torch.Tensor, regime: TrainingRegime, generator: torch.Generator,
-                *, with_gradients: bool = True) -> torch.Tensor:
+                *, with_gradients: bool = True, truth_error: bool = False) -> torch.Tensor:
     """The per-window loss ``(batch,)`` (module doc) of normalised ``window``
-    ``(batch, history + spin_up + 2Λ − 1, *space)``."""
+    ``(batch, history + spin_up + 2Λ − 1, *space)``; with ``truth_error`` instead the RMSE
+    of the trained steps' states against the true ones, in climatological stds (what
+    validation watches: a controller that fits the noise scores well on the misfit
+    only)."""
     settings = config.controller
     norm = forecaster.normalisation
     k, lookahead, spin_up = forecaster.history, settings.lookahead, settings.spin_up
@@ -120,6 +125,7 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
             history = torch.cat([history[:, 1:], following], dim=1)
     misfit = window.new_zeros(batch)
     energy = window.new_zeros(batch)
+    squared_error = window.new_zeros(batch)
     n_observed = 0
     with torch.set_grad_enabled(with_gradients):
         for j in range(spin_up + 1, spin_up + lookahead + 1):
@@ -127,12 +133,16 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
                 forecaster, controller, history, forecaster.prior(history, generator),
                 inputs(j, history), checkpointed=with_gradients)
             energy = energy + step_energy
+            squared_error = squared_error + (following[:, 0] - window[:, k - 1 + j]).pow(
+                2).flatten(1).mean(1)
             if j in observed:
                 state = norm.denormalise(following[:, 0])
                 residual = (values[j] - regime.operator.apply(state)) / noise_std
-                misfit = misfit + residual.pow(2).mean(-1)
+                misfit = misfit + residual.pow(2).mean(-1).clamp_min(settings.misfit_floor)
                 n_observed += 1
             history = torch.cat([history[:, 1:], following], dim=1)
+    if truth_error:
+        return (squared_error / lookahead).sqrt()
     return misfit / max(n_observed, 1) + settings.energy * energy / lookahead
 
 
@@ -198,7 +208,7 @@ def train_controller(config: ExperimentConfig, forecaster: str | Path, data: str
             def validation_fn(ema) -> float:
                 losses = [float(window_loss(model, ema, config, fixed, regime,
                                             torch.Generator(device=device).manual_seed(1),
-                                            with_gradients=False).mean())
+                                            with_gradients=False, truth_error=True).mean())
                           for regime in chosen]
                 return sum(losses) / len(losses)
 
