@@ -106,10 +106,7 @@ def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool
 
 def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, dict[str, Any]]:
     """``(denoiser with EMA weights, config, checkpoint payload)`` from an emulator checkpoint."""
-    payload = load_checkpoint(checkpoint)
-    if payload.get("kind") != "emulator":
-        raise ValueError(f"'{checkpoint}' holds a model of kind {payload.get('kind')!r}, "
-                         "expected an emulator")
+    payload = load_checkpoint(checkpoint, kind="emulator")
     config = ExperimentConfig.model_validate_json(payload["config"])
     model = build_model(config.emulator, dims=len(payload["coordinates"]))
     model.load_state_dict(payload["ema"])

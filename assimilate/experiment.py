@@ -410,11 +410,17 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
 
 def _models(spec: MethodSpec, forecaster: str | None) -> str:
     """The content hashes of the checkpoints a method runs (see :attr:`Cell.models`)."""
-    from assimilate.training import file_identity
-
     paths = [forecaster] if _model_of(spec) == "forecaster" and forecaster else []
     paths += [value for key, value in spec.settings if key == "checkpoint"]
-    return ",".join(file_identity(path) for path in paths)
+    return ",".join(_identity(path, Path(path).stat().st_mtime_ns) for path in paths)
+
+
+@functools.lru_cache(maxsize=16)
+def _identity(path: str, mtime_ns: int) -> str:
+    """A checkpoint's content hash, read once per version of the file (not once per cell)."""
+    from assimilate.training import file_identity
+
+    return file_identity(path)
 
 
 def _model_of(spec: MethodSpec) -> str:

@@ -201,10 +201,7 @@ def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool
 
 def load_forecaster(checkpoint: str | Path) -> Forecaster:
     """The forecaster (EMA weights, on the selected device) stored at ``checkpoint``."""
-    payload = load_checkpoint(checkpoint)
-    if payload.get("kind") != "forecaster":
-        raise ValueError(f"'{checkpoint}' holds a model of kind {payload.get('kind')!r}, "
-                         "expected a forecaster")
+    payload = load_checkpoint(checkpoint, kind="forecaster")
     config = ExperimentConfig.model_validate_json(payload["config"])
     coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}
     model = build_model(config.forecaster, dims=len(coordinates),

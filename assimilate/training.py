@@ -67,8 +67,10 @@ def save_checkpoint(output: Output, payload: dict[str, Any]) -> None:
         torch.save({"format": CHECKPOINT_FORMAT, **payload}, scratch)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``)."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    kind: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (``weights_only=True``);
+    with ``kind``, refuse a checkpoint of another kind of model."""
     path = Path(path)
     if path.is_dir():
         raise TrainingError(f"checkpoint '{path}' is a directory, expected a file")
@@ -82,6 +84,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                             f"truncated or another kind of file: {type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"'{path}' is not an assimilate checkpoint ({CHECKPOINT_FORMAT})")
+    if kind is not None and payload.get("kind") != kind:
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ValueError(f"'{path}' holds a model of kind {payload.get('kind')!r}, "
+                         f"expected {article} {kind}")
     return payload
 
 

@@ -55,12 +55,7 @@ PROJECT = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 4, "steps"
 REGIMES = "kuramoto_sivashinsky:\n  dense: {operator: strided, stride: 4, every: 1, noise: 0.1}\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -60,13 +60,7 @@ def _cli(root: Path, line: str) -> subprocess.CompletedProcess:
                           timeout=600, check=False, env=os.environ | {"OMP_NUM_THREADS": "1"})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny networks here are far faster on one thread than on contended two."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -37,10 +37,7 @@ class TrainedController:
 
 def load_controller(checkpoint: str | Path) -> TrainedController:
     """The controller stored at ``checkpoint`` (EMA weights, frozen, on the selected device)."""
-    payload = load_checkpoint(checkpoint)
-    if payload.get("kind") != "controller":
-        raise ValueError(f"'{checkpoint}' holds a model of kind {payload.get('kind')!r}, "
-                         "expected a controller")
+    payload = load_checkpoint(checkpoint, kind="controller")
     config = ExperimentConfig.model_validate_json(payload["config"])
     identity = json.loads(payload["identity"])
     net = build_controller(config, dims=len(payload["coordinates"]))

@@ -110,11 +110,11 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
                                 norm.std, placement)
 
     def inputs(j: int, history: torch.Tensor) -> ControlInputs:
-        upcoming = [at(i) for i in range(j + 1, j + lookahead)]
+        current, upcoming = at(j), [at(i) for i in range(j + 1, j + lookahead)]
         since = next((j - i for i in range(j - 1, 0, -1) if i in observed), lookahead)
         previous = history[:, -1]
-        return ControlInputs(previous, at(j), preview_of(upcoming, previous),
-                             features_of(at(j), upcoming, since, lookahead, batch, device))
+        return ControlInputs(previous, current, preview_of(upcoming, previous),
+                             features_of(current, upcoming, since, lookahead, batch, device))
 
     history = _imperfect_start(window[:, :k], settings.perturbation, generator)
     with torch.no_grad():

@@ -99,15 +99,11 @@ def _observed_at(problem: Problem, step: int) -> Observed:
 
 
 def on_device(observed: Observed, problem: Problem) -> StepObservations:
-    """One step's observations for every member, on the model's device (the grid
-    placement of each operator built once per run)."""
-    key = ("placement", id(observed.operator))
-    if key not in problem.cache:  # the operator is kept too: its id stays its own
-        problem.cache[key] = (observed.operator,
-                              GridPlacement(observed.operator, problem.model.device))
+    """One step's observations for every member, on the model's device."""
     return StepObservations.for_members(
         observed.operator, observed.values, observed.error_std, observed.mask,
-        problem.model.forecaster.normalisation, problem.n_members, problem.cache[key][1])
+        problem.model.forecaster.normalisation, problem.n_members,
+        GridPlacement(observed.operator, problem.model.device))
 
 
 def _refined(steered, forecaster, history: torch.Tensor, current: StepObservations,
