@@ -146,7 +146,8 @@ def _evaluate_da(args: argparse.Namespace) -> None:
 
     result = evaluate_da(config, methods=args.methods and args.methods.split(","),
                          regimes=args.regimes and args.regimes.split(","),
-                         out=args.out, forecaster=args.forecaster, n_test=args.trajectories,
+                         out=args.out, forecaster=args.forecaster,
+                         controller=args.controller, n_test=args.trajectories,
                          n_validation=args.validation, n_members=args.members,
                          n_steps=args.steps, tune=not args.no_tune, seed=args.seed,
                          workers=args.workers, scheduler=args.scheduler,
@@ -345,6 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     harness.add_argument("--out", required=True,
                          help="results store; OUT.md, OUT.png and OUT.work/ land beside")
     harness.add_argument("--forecaster", help="forecaster checkpoint (model=forecaster)")
+    harness.add_argument("--controller", help="controller checkpoint: adds the controller "
+                         "method (or fills its checkpoint)")
     harness.add_argument("--trajectories", type=_positive,
                          help="held-out test trajectories (default: evaluation.trajectories)")
     harness.add_argument("--validation", type=_positive,

@@ -137,14 +137,19 @@ class ControllerConfig(_Section):
     Each training window starts from an imperfect state (a perturbed true state, or a
     climatological one), runs ``spin_up`` controlled steps without gradients (so windows
     also start from the controller's own analyses), then ``lookahead`` steps through which
-    the loss is back-propagated: the observation misfit (in noise stds) of the rolled-out
-    states, floored at ``misfit_floor``, plus ``energy`` times the control energy.
+    the loss is back-propagated: the ``objective`` of the rolled-out states plus ``energy``
+    times the control energy. ``objective``: ``truth``, their error against the true
+    continuation (in noise variances); ``observations``, their observation misfit (in noise
+    variances) floored at ``misfit_floor``.
     """
 
     lookahead: int = Field(4, ge=1, le=64, description="preview and training window Λ, in steps")
     width: int = Field(64, ge=4, le=1024, description="channels of the network")
     blocks: int = Field(4, ge=1, le=32, description="residual blocks")
     energy: float = Field(0.01, ge=0, le=1e6, description="weight λ of the control energy")
+    objective: Literal["truth", "observations"] = Field(
+        "truth", description="what the trained steps are scored against: the true "
+        "continuation, or its observations")
     misfit_floor: float = Field(1.0, ge=0, le=100, description="a step's misfit (in noise "
                                 "variances) counts at least this: fitting below the noise "
                                 "earns nothing")

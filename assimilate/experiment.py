@@ -68,7 +68,20 @@ class MethodSpec:
 
     @property
     def label(self) -> str:
-        return ":".join([self.name, *(f"{k}={v}" for k, v in self.settings)])
+        """``name:key=value...``, a checkpoint by its file name alone."""
+        return ":".join([self.name, *(Path(v).stem if k == "checkpoint" else f"{k}={v}"
+                                      for k, v in self.settings)])
+
+
+def with_controller(specs: list[MethodSpec], controller: str | Path) -> list[MethodSpec]:
+    """``specs`` with the controller checkpoint filled in where a ``controller`` lacks one,
+    and a ``controller`` method added if none is named (``evaluate da --controller``)."""
+    filled = [MethodSpec(s.name, (*s.settings, ("checkpoint", str(controller))))
+              if s.name == "controller" and "checkpoint" not in dict(s.settings) else s
+              for s in specs]
+    if not any(s.name == "controller" for s in specs):
+        filled.append(MethodSpec("controller", (("checkpoint", str(controller)),)))
+    return filled
 
 
 def parse_method(text: str) -> MethodSpec:
@@ -339,15 +352,16 @@ def _validation_error(path: Path) -> float:
 
 def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
                 methods: Sequence[str] | None = None, regimes: Sequence[str] | None = None,
-                forecaster: str | Path | None = None, n_test: int | None = None,
-                n_validation: int | None = None, n_members: int | None = None,
+                forecaster: str | Path | None = None, controller: str | Path | None = None,
+                n_test: int | None = None, n_validation: int | None = None, n_members: int | None = None,
                 n_steps: int | None = None, tune: bool = True, seed: int = 0,
                 workers: int | None = None, scheduler: str | None = None,
                 overwrite: bool = False, progress: bool = True) -> xr.Dataset:
     """Run the harness (module doc); the results dataset, also written to ``out``.
 
     ``methods``, ``n_test``, ``n_validation`` and ``n_members`` default to the config's
-    ``evaluation`` section, ``regimes`` to the PDE's six.
+    ``evaluation`` section, ``regimes`` to the PDE's six. ``controller``: a controller
+    checkpoint for the ``controller`` method, which is added if ``methods`` lacks it.
     """
     from assimilate.observe import load_regime, regime_names
     from pde.cluster import dask_client
@@ -355,6 +369,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
     sizes = config.evaluation
     specs = [parse_method(text) for text in (methods or sizes.methods)]
+    if controller is not None:
+        specs = with_controller(specs, controller)
     regimes = list(regimes or regime_names(config.simulator.pde))
     n_test = n_test or sizes.trajectories
     n_validation = n_validation or sizes.validation
@@ -367,7 +383,7 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
     n_steps = n_steps or horizons[1]
     validation_steps = min(n_steps, horizons[0] // 2)  # tuning: half the short horizon
     out = Path(out)
-    inputs = [forecaster] if forecaster else []
+    inputs = [path for path in (forecaster, controller) if path]
     work = out.with_name(out.name + ".work")
     outputs = [Path(f"{out}.md"), Path(f"{out}.png")]
     with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output, \

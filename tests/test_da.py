@@ -390,6 +390,9 @@ def _cli_lines() -> dict[str, str]:
     lines["bad-set"] = ("run project.yaml --method letkf --set radius=-1 --obs obs.zarr "
                         "--out bad.zarr")
     lines["off-axis"] = "run project.yaml --method oi --obs off-axis.nc --out off-axis.zarr"
+    lines["harness"] = ("evaluate da project.yaml --methods free --forecaster forecaster.pt "
+                        "--controller controller.pt --regimes dense --trajectories 1 "
+                        "--validation 1 --members 2 --steps 6 --out harness.zarr")
     return lines
 
 
@@ -453,6 +456,15 @@ def test_every_method_assimilates_a_users_file(project, cli_runs, tiny, name: st
                      n_steps=None)["u"] if METHODS[name].model != "none" else None
         assert blind is not None and not np.allclose(analysis.values, blind.values), \
             f"{name} ignored the user's observations"
+
+
+def test_the_harness_scores_a_controller_given_on_the_command_line(project, cli_runs) -> None:
+    run = cli_runs["harness"]
+    assert run.returncode == 0 and "100%" in run.stderr, run.stderr[-3000:]
+    assert "| dense | controller:controller |" in run.stdout, run.stdout
+    scored = xr.open_zarr(project / "harness.zarr")
+    assert list(scored["da_method"].values) == ["free", "controller:controller"]
+    assert np.isfinite(scored["nrmse_long"].values).all()
 
 
 @pytest.mark.parametrize(("name", "pieces"), [

@@ -18,11 +18,13 @@ import xarray as xr
 from assimilate.experiment import (
     TUNING,
     Cell,
+    MethodSpec,
     _candidates,
     evaluate_da,
     format_da_summary,
     format_da_table,
     parse_method,
+    with_controller,
 )
 from pde.errors import ConfigError
 from tests.conftest import TINY_KS, write_config
@@ -44,6 +46,16 @@ def test_method_specs_are_validated_before_any_work() -> None:
                        ("etkf:inflation=0.5", "inflation")):
         with pytest.raises(ConfigError, match=named):
             parse_method(bad)
+
+
+def test_a_controller_checkpoint_joins_the_methods_under_its_file_name() -> None:
+    """``evaluate da --controller CKPT``: added when missing, filled in where not fixed."""
+    specs = with_controller([parse_method("free")], "runs/ks-dense.pt")
+    assert [s.label for s in specs] == ["free", "controller:ks-dense"]
+    named = [MethodSpec("controller", (("refine", "1"),)),
+             MethodSpec("controller", (("checkpoint", "other.pt"),))]
+    assert [s.label for s in with_controller(named, "ctl.pt")] == [
+        "controller:refine=1:ctl", "controller:other"]
 
 
 def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:

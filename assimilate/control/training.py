@@ -15,13 +15,21 @@ of its schedule, fresh noise), and rolls the controlled forecaster forward:
 3. ``lookahead`` (Λ) controlled steps with gradients, each checkpointed (its sub-steps are
    recomputed in the backward pass, so memory stays that of one step).
 
-Loss per window: the mean over observed steps of the window of the squared observation
-misfit in noise stds, each step's floored at ``misfit_floor`` (about 1 is a fit as close
-as the noise allows; below it the controller would be fitting the noise, so it earns
-nothing there: the discrepancy principle), plus ``energy`` times the mean control energy
-per step, the weighted Σ‖u‖² that for Gaussian transitions is the KL divergence to the uncontrolled
-chain ("Control-Augmented Autoregressive Diffusion for Data Assimilation", arXiv
-2510.06637). The validation loss is the error of the controlled states against the true
+Loss per window: the terminal cost plus ``energy`` times the mean control energy per
+step, the weighted Σ‖u‖² that for Gaussian transitions is the KL divergence to the
+uncontrolled chain ("Control-Augmented Autoregressive Diffusion for Data Assimilation",
+arXiv 2510.06637). The terminal cost (``controller.objective``):
+
+- ``truth`` (default): the mean squared error of the trained steps' states against the
+  true continuation, over the whole grid, in noise variances. Offline, the continuation
+  the observations are synthesised from is at hand; scoring against it is the dense,
+  noise-free limit of the observation misfit.
+- ``observations``: the mean over observed steps of the squared observation misfit in
+  noise stds, each step's floored at ``misfit_floor`` (below about 1 the controller would
+  be fitting the noise: the discrepancy principle). Measured on small KS it plateaus: the
+  cheapest way to fit observations is to pull the observed points alone, and once they sit
+  within the noise nothing in the loss asks for the points in between (validation error
+  0.33 climatological stds after 400 steps, against DPS's 0.10). The validation loss is the error of the controlled states against the true
 ones (climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
 and DDP come from :func:`assimilate.training.fit`.
 """
@@ -143,7 +151,11 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
             history = torch.cat([history[:, 1:], following], dim=1)
     if truth_error:
         return (squared_error / lookahead).sqrt()
-    return misfit / max(n_observed, 1) + settings.energy * energy / lookahead
+    if settings.objective == "truth":
+        cost = squared_error / lookahead / max(regime.noise, 1e-3) ** 2
+    else:
+        cost = misfit / max(n_observed, 1)
+    return cost + settings.energy * energy / lookahead
 
 
 def _imperfect_start(history: torch.Tensor, amplitude: float,
