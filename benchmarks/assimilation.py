@@ -11,7 +11,8 @@ climatology, 60 steps, all trajectories batched together as :func:`assimilate.da
 runs them. Two groups, each against the free run of the same model in the same process:
 
 - model = forecaster: free, dps, nudging, letkf, the shipped controller
-  (``checkpoints/ks-small-controller.pt``) and optimised-control (10 iterations);
+  (``checkpoints/ks-small-controller.pt``) alone and with ``refine`` = 1 and 3 test-time
+  gradient steps (the semi-amortised mode), and optimised-control (10 iterations);
 - model = simulator (the true KS): free, nudging, oi, enkf, etkf, letkf;
 
 and the cost of the free run on the simulator over that on the forecaster. Seconds per
@@ -58,7 +59,8 @@ REGIME, SPIN_UP = "dense", 20
 MIN_SECONDS, MAX_REPEATS = 5.0, 5
 CONTROLLER = REPO / "checkpoints" / "ks-small-controller.pt"
 GROUPS = {
-    "forecaster": ["dps", "nudging", "letkf", "controller", "optimised-control"],
+    "forecaster": ["dps", "nudging", "letkf", "controller", "controller:refine=1",
+                   "controller:refine=3", "optimised-control"],
     "simulator": ["nudging", "oi", "enkf", "etkf", "letkf"],
 }
 SETTINGS = {"controller": {"checkpoint": str(CONTROLLER)}}
@@ -78,10 +80,12 @@ def prepare(workdir: Path) -> dict:
 
 
 def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict:
-    """Seconds per step of ``method`` on ``model``: after a two-step warm-up of the same
+    """Seconds per step of ``method`` (``NAME[:KEY=VALUE...]``) on ``model``: after a two-step warm-up of the same
     shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
     most ``MAX_REPEATS``), the least disturbed by whatever else the machine runs."""
-    chosen = build_method(method, {"model": model, **SETTINGS.get(method, {})})
+    name, *pairs = method.split(":")
+    chosen = build_method(name, {"model": model, **SETTINGS.get(name, {}),
+                                 **dict(pair.split("=") for pair in pairs)})
     options = {"initial": None, "config": case["config"], "forecaster": case["forecaster"],
                "climatology": case["climatology"], "n_members": members, "seed": 0,
                "progress": False}
@@ -100,7 +104,7 @@ def run_group(case: dict, model: str, members: int, steps: int) -> tuple[list[di
     """The group's rows with ``ratio`` to its free run, and the drift of that baseline."""
     first = timed(case, "free", model, members, steps)
     rows = [timed(case, method, model, members, steps) for method in GROUPS[model]
-            if method != "controller" or CONTROLLER.exists()]
+            if not method.startswith("controller") or CONTROLLER.exists()]
     last = timed(case, "free", model, members, steps)
     baseline = min(first["seconds_per_step"], last["seconds_per_step"])
     free = first | {"seconds_per_step": baseline}

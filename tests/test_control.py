@@ -4,7 +4,7 @@
   and uncovered points stay out;
 - an untrained controller (zero output layer) leaves the forecaster's step exactly as is;
 - gradients through checkpointed steps equal those without checkpointing;
-- training lowers the observation misfit against zero control on held-out windows;
+- training lowers the terminal cost against zero control on held-out windows;
 - the preview is causal: observations past the window of Λ steps do not change the
   correction, observations inside it do;
 - ``refine=0`` is the controller alone, ``refine=K`` lowers the step's misfit, and so do
@@ -175,8 +175,9 @@ def trained(project) -> Path:
     return out
 
 
-def test_training_lowers_the_misfit_against_zero_control(project, trained) -> None:
-    """Held-out windows, the misfit alone (energy weight 0), the same noise for both."""
+def test_training_lowers_the_terminal_cost_against_zero_control(project, trained) -> None:
+    """Held-out windows, the terminal cost alone (energy weight 0), the same noise for
+    both."""
     config = project.config.with_changes("controller", energy=0.0, spin_up=0)
     ds = open_trajectories(project.root / "truth.zarr")
     regime = training_regimes(config, ["dense"], (32,), [ds["x"].values])[0]
