@@ -73,14 +73,18 @@ class MethodSpec:
                                       for k, v in self.settings)])
 
 
-def with_controller(specs: list[MethodSpec], controller: str | Path) -> list[MethodSpec]:
-    """``specs`` with the controller checkpoint filled in where a ``controller`` lacks one,
-    and a ``controller`` method added if none is named (``evaluate da --controller``)."""
-    filled = [MethodSpec(s.name, (*s.settings, ("checkpoint", str(controller))))
-              if s.name == "controller" and "checkpoint" not in dict(s.settings) else s
-              for s in specs]
-    if not any(s.name == "controller" for s in specs):
-        filled.append(MethodSpec("controller", (("checkpoint", str(controller)),)))
+def with_controller(methods: Sequence[str], controller: str | Path) -> list[str]:
+    """``methods`` (``NAME[:KEY=VALUE...]``) with the controller checkpoint filled in where
+    a ``controller`` lacks one, and a ``controller`` added if none is named (``evaluate da
+    --controller``)."""
+    def named(text: str) -> str:
+        return text.strip().split(":")[0]
+
+    filled = [f"{text}:checkpoint={controller}"
+              if named(text) == "controller" and ":checkpoint=" not in text else text
+              for text in methods]
+    if not any(named(text) == "controller" for text in methods):
+        filled.append(f"controller:checkpoint={controller}")
     return filled
 
 
@@ -368,9 +372,10 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
 
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
     sizes = config.evaluation
-    specs = [parse_method(text) for text in (methods or sizes.methods)]
+    methods = list(methods or sizes.methods)
     if controller is not None:
-        specs = with_controller(specs, controller)
+        methods = with_controller(methods, controller)
+    specs = [parse_method(text) for text in methods]
     regimes = list(regimes or regime_names(config.simulator.pde))
     n_test = n_test or sizes.trajectories
     n_validation = n_validation or sizes.validation

@@ -18,7 +18,6 @@ import xarray as xr
 from assimilate.experiment import (
     TUNING,
     Cell,
-    MethodSpec,
     _candidates,
     evaluate_da,
     format_da_summary,
@@ -50,12 +49,12 @@ def test_method_specs_are_validated_before_any_work() -> None:
 
 def test_a_controller_checkpoint_joins_the_methods_under_its_file_name() -> None:
     """``evaluate da --controller CKPT``: added when missing, filled in where not fixed."""
-    specs = with_controller([parse_method("free")], "runs/ks-dense.pt")
-    assert [s.label for s in specs] == ["free", "controller:ks-dense"]
-    named = [MethodSpec("controller", (("refine", "1"),)),
-             MethodSpec("controller", (("checkpoint", "other.pt"),))]
-    assert [s.label for s in with_controller(named, "ctl.pt")] == [
-        "controller:refine=1:ctl", "controller:other"]
+    methods = with_controller(["free"], "runs/ks-dense.pt")
+    assert methods == ["free", "controller:checkpoint=runs/ks-dense.pt"]
+    assert [parse_method(m).label for m in methods] == ["free", "controller:ks-dense"]
+    assert with_controller(["controller:refine=1", "controller:checkpoint=other.pt"],
+                           "ctl.pt") == ["controller:refine=1:checkpoint=ctl.pt",
+                                         "controller:checkpoint=other.pt"]
 
 
 def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
