@@ -1,7 +1,7 @@
 """Cost of one assimilated step of each DA method, as a ratio to the free run of its model.
 
     python benchmarks/assimilation.py [--workdir DIR] [--members 8] [--steps 60]
-                                      [--threads 1] [--json PATH]
+                                      [--threads 1] [--only M1,M2] [--json PATH]
 
 On ``configs/ks-small.yaml`` (64 points) with the shipped forecaster
 ``checkpoints/ks-small-forecaster.pt``: a truth store of 4 trajectories x 120 steps
@@ -100,11 +100,14 @@ def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict
             "nrmse_a": scores["nrmse.a"], "parameters": json.loads(analysis.attrs["parameters"])}
 
 
-def run_group(case: dict, model: str, members: int, steps: int) -> tuple[list[dict], dict]:
-    """The group's rows with ``ratio`` to its free run, and the drift of that baseline."""
+def run_group(case: dict, model: str, members: int, steps: int,
+              only: list[str] | None = None) -> tuple[list[dict], dict]:
+    """The group's rows with ``ratio`` to its free run, and the drift of that baseline;
+    ``only``: just these of its methods."""
     first = timed(case, "free", model, members, steps)
     rows = [timed(case, method, model, members, steps) for method in GROUPS[model]
-            if not method.startswith("controller") or CONTROLLER.exists()]
+            if (not method.startswith("controller") or CONTROLLER.exists())
+            and (only is None or method in only)]
     last = timed(case, "free", model, members, steps)
     baseline = min(first["seconds_per_step"], last["seconds_per_step"])
     free = first | {"seconds_per_step": baseline}
@@ -134,6 +137,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--only", help="comma-separated methods of the groups to time (the "
+                        "free runs always are), e.g. controller,controller:refine=1")
     parser.add_argument("--json", type=Path, default=RESULTS, help="write the rows here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,7 +150,8 @@ def main() -> None:
         case = prepare(workdir)
         rows, drifts = [], {}
         for model in GROUPS:
-            group, drifts[model] = run_group(case, model, args.members, args.steps)
+            group, drifts[model] = run_group(case, model, args.members, args.steps,
+                                             args.only and args.only.split(","))
             rows += group
     free = {row["model"]: row["seconds_per_step"] for row in rows if row["method"] == "free"}
     simulator_over_forecaster = free["simulator"] / free["forecaster"]
