@@ -357,8 +357,9 @@ def _validation_error(path: Path) -> float:
 def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
                 methods: Sequence[str] | None = None, regimes: Sequence[str] | None = None,
                 forecaster: str | Path | None = None, controller: str | Path | None = None,
-                n_test: int | None = None, n_validation: int | None = None, n_members: int | None = None,
-                n_steps: int | None = None, tune: bool = True, seed: int = 0,
+                n_test: int | None = None, n_validation: int | None = None,
+                n_members: int | None = None, n_steps: int | None = None, tune: bool = True,
+                seed: int = 0,
                 workers: int | None = None, scheduler: str | None = None,
                 overwrite: bool = False, progress: bool = True) -> xr.Dataset:
     """Run the harness (module doc); the results dataset, also written to ``out``.
@@ -370,6 +371,9 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
     from assimilate.observe import load_regime, regime_names
     from pde.cluster import dask_client
 
+    for option, path in (("--forecaster", forecaster), ("--controller", controller)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{option} '{path}': no such checkpoint file")
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
     sizes = config.evaluation
     methods = list(methods or sizes.methods)

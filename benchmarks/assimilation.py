@@ -80,8 +80,8 @@ def prepare(workdir: Path) -> dict:
 
 
 def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict:
-    """Seconds per step of ``method`` (``NAME[:KEY=VALUE...]``) on ``model``: after a two-step warm-up of the same
-    shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
+    """Seconds per step of ``method`` (``NAME[:KEY=VALUE...]``) on ``model``: after a
+    two-step warm-up of the same shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
     most ``MAX_REPEATS``), the least disturbed by whatever else the machine runs."""
     name, *pairs = method.split(":")
     chosen = build_method(name, {"model": model, **SETTINGS.get(name, {}),

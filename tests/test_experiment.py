@@ -57,6 +57,13 @@ def test_a_controller_checkpoint_joins_the_methods_under_its_file_name() -> None
                                          "controller:checkpoint=other.pt"]
 
 
+def test_a_missing_checkpoint_is_refused_before_any_work(config: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="--controller 'missing.pt': no such checkpoint"):
+        evaluate_da(config, methods=["free"], controller="missing.pt", out=tmp_path / "da.zarr",
+                    progress=False)
+    assert not list(tmp_path.iterdir()), "nothing simulated, nothing written"
+
+
 def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
     from assimilate.config import load_config
 

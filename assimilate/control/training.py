@@ -29,8 +29,10 @@ arXiv 2510.06637). The terminal cost (``controller.objective``):
   be fitting the noise: the discrepancy principle). Measured on small KS it plateaus: the
   cheapest way to fit observations is to pull the observed points alone, and once they sit
   within the noise nothing in the loss asks for the points in between (validation error
-  0.33 climatological stds after 400 steps, against DPS's 0.10). The validation loss is the error of the controlled states against the true
-ones (climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
+  0.33 climatological stds after 400 steps, against DPS's 0.10).
+
+The validation loss is the error of the controlled states against the true ones
+(climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
 and DDP come from :func:`assimilate.training.fit`.
 """
 
@@ -143,7 +145,7 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
             energy = energy + step_energy
             squared_error = squared_error + (following[:, 0] - window[:, k - 1 + j]).pow(
                 2).flatten(1).mean(1)
-            if j in observed:
+            if j in observed and settings.objective == "observations":
                 state = norm.denormalise(following[:, 0])
                 residual = (values[j] - regime.operator.apply(state)) / noise_std
                 misfit = misfit + residual.pow(2).mean(-1).clamp_min(settings.misfit_floor)
