@@ -66,7 +66,7 @@ def _train_forecaster(args: argparse.Namespace) -> None:
     config = load_config(args.config)
     from assimilate.forecast import train_forecaster
 
-    out = train_forecaster(config, args.data, args.out, steps=args.steps,
+    out = train_forecaster(config, args.data, args.out, steps=args.steps, nu=args.nu,
                            progress=not args.quiet, allow_other_data=args.allow_other_data)
     print(f"wrote {out} (metrics: {out}.metrics.jsonl)")
 
@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.set_defaults(handler=_train_emulator)
 
     forecaster = _training_parser(train, "forecaster", "autoregressive diffusion forecaster")
+    forecaster.add_argument("--nu", type=float,
+                            help="override forecaster.nu: Student-t degrees of freedom (> 2)")
     forecaster.set_defaults(handler=_train_forecaster)
 
     controller = _training_parser(train, "controller", "amortised DA controller that steers a "

@@ -143,15 +143,17 @@ def training_pair(window: torch.Tensor, settings: ForecasterConfig, increment_st
 
 
 def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path, *,
-                     steps: int | None = None, progress: bool = True,
-                     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                     steps: int | None = None, nu: float | None = None,
+                     progress: bool = True, memory_limit: int = DEFAULT_MEMORY_LIMIT,
                      allow_other_data: bool = False) -> Path:
     """Train the forecaster of ``config`` on the store ``data``; checkpoint at ``out``.
+
+    ``steps`` and ``nu`` override ``forecaster.training.steps`` and ``forecaster.nu``.
 
     Stores larger than ``memory_limit`` bytes are read lazily by background threads. A
     rerun resumes from ``out``; on another store only with ``allow_other_data``.
     """
-    config = config.with_changes("forecaster", **{"training.steps": steps})
+    config = config.with_changes("forecaster", **{"training.steps": steps, "nu": nu})
     with claim_checkpoint(out, inputs=[data]) as output:
         return _train(config, data, output, progress=progress, memory_limit=memory_limit,
                       allow_other_data=allow_other_data)

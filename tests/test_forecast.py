@@ -54,6 +54,15 @@ def test_lazy_prefetched_training_matches_in_memory_training(trained) -> None:
         torch.testing.assert_close(weights[1][name], tensor, msg=name)
 
 
+def test_nu_trains_a_student_t_forecaster(trained) -> None:
+    out = trained["root"] / "t5.pt"
+    assert main(["train", "forecaster", str(trained["root"] / "config.yaml"), "--data",
+                 str(trained["store"]), "--out", str(out), "--steps", "2", "--nu", "5",
+                 "--quiet"]) == 0
+    assert load_forecaster(out).config.forecaster.nu == 5
+    assert load_forecaster(trained["checkpoint"]).config.forecaster.nu is None
+
+
 def test_rollout_shapes_dims_and_attributes(trained) -> None:
     forecaster = load_forecaster(trained["checkpoint"])
     initial = xr.open_zarr(trained["store"])["u"].isel(trajectory=0, time=[5]).values

@@ -281,6 +281,8 @@ CASES = [
     Case("nu-2", "train emulator ks.yaml --data ks.zarr --out new.pt --nu 2",
          r"\(emulator.nu=2.0\): key 'emulator.nu': nu=2.0 is not allowed: Student-t noise "
          r"needs nu > 2"),
+    Case("forecaster-nu-2", "train forecaster ks.yaml --data ks.zarr --out new.pt --nu 2",
+         r"\(forecaster.nu=2.0\): key 'forecaster.nu': nu=2.0 is not allowed"),
     Case("emulator-checkpoint-as-forecaster", FORECAST.replace("fc.pt", "em.pt"),
          r"'em.pt' holds a model of kind 'emulator', expected a forecaster"),
     Case("config-is-a-directory", "simulate conf.yaml --out new.zarr",
