@@ -12,8 +12,8 @@ the reference ones.
    a climatology (first backgrounds, OI's covariance). Observations are synthesised for
    each regime from both.
 2. **Tuning**, on validation trajectories only (never test ones): each method's main
-   hyper-parameter (DPS ζ, filter inflation, LETKF radius, OI scale, nudging α) over a
-   small grid, scored by the analysis nRMSE over half the short horizon; a value the user set
+   hyper-parameter (DPS ζ, filter inflation, LETKF radius, OI scale, nudging α,
+   optimised control's energy weight λ) over a small grid, scored by the analysis nRMSE over half the short horizon; a value the user set
    with ``name:key=value`` is kept as given. The tuned values are recorded.
 3. **Test** cells (method, regime), every test trajectory batched in one run, scored by
    :func:`assimilate.scores.analysis_scores`.
@@ -56,6 +56,7 @@ TUNING: dict[str, tuple[str, tuple[float, ...]]] = {
     "letkf": ("radius", (1.0, 2.0, 4.0, 8.0)),
     "oi": ("scale", (0.003, 0.01, 0.03, 0.1, 0.3)),
     "nudging": ("alpha", (0.25, 0.5, 1.0)),
+    "optimised-control": ("energy", (0.1, 1.0, 10.0)),
 }
 
 
@@ -120,9 +121,15 @@ class Cell:
 
     @property
     def key(self) -> str:
+        """A hash of the cell with its method's settings resolved, defaults included, so a
+        changed default is another cell."""
+        from assimilate.methods import build_method
+
         fields = dataclasses.asdict(self)
         if not fields["models"]:  # a cell of the true simulator alone
             del fields["models"]
+        resolved = dataclasses.asdict(build_method(self.method, dict(self.settings)))
+        fields["settings"] = sorted((name, str(value)) for name, value in resolved.items())
         text = json.dumps(fields, sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -515,7 +522,8 @@ def format_da_table(result: xr.Dataset) -> str:
     return "\n".join(lines)
 
 
-SYMBOLS = {"zeta": "ζ", "inflation": "i", "radius": "r", "scale": "s", "alpha": "α"}
+SYMBOLS = {"zeta": "ζ", "inflation": "i", "radius": "r", "scale": "s", "alpha": "α",
+           "energy": "λ"}
 
 
 def format_da_summary(result: xr.Dataset, score: str = "nrmse_long") -> str:

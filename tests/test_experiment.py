@@ -160,6 +160,20 @@ def test_cell_keys_differ_by_every_field() -> None:
     assert len({base.key, *(cell.key for cell in others)}) == 5
 
 
+def test_cell_keys_resolve_the_methods_defaults() -> None:
+    """A cell left at a method's default is the cell that names the default, and a changed
+    default would be another cell (so a stale result is never reused)."""
+    from assimilate.methods import build_method
+
+    default = build_method("optimised-control").energy
+    cell = Cell("optimised-control", (), "dense", "test", 24, 6, 0, "m")
+    named = Cell("optimised-control", (("energy", f"{default:g}"),), "dense", "test", 24, 6, 0,
+                 "m")
+    other = Cell("optimised-control", (("energy", f"{default * 10:g}"),), "dense", "test", 24,
+                 6, 0, "m")
+    assert cell.key == named.key != other.key
+
+
 def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path,
                                                                      tmp_path: Path) -> None:
     """A cell's lazy store reads inside a worker must not become tasks of the cluster

@@ -30,12 +30,19 @@ __all__ = ["OptimisedControl"]
 
 @dataclass(frozen=True)
 class OptimisedControl(Method):
-    """``iterations``, ``rate`` (Adam) and ``energy`` (weight of the control energy)."""
+    """``iterations``, ``rate`` (Adam) and ``energy`` (weight of the control energy).
+
+    Adam moves every parameter by about ``rate`` per iteration however small its gradient,
+    so at unobserved points, where the misfit's gradient is tiny, only the energy term
+    holds the correction back: with ``energy`` 0.01 the rollouts on small KS left the
+    attractor (dense observations: unstable, nRMSE 0.63 after 64 steps); with 1 they
+    stayed (0.14). The harness tunes it on validation data.
+    """
 
     name: ClassVar[str] = "optimised-control"
     iterations: int = Field(10, ge=1, le=1000)
     rate: float = Field(0.05, gt=0, le=100)
-    energy: float = Field(0.01, ge=0, le=1e6)
+    energy: float = Field(1.0, ge=0, le=1e6)
     model: Literal["forecaster"] = "forecaster"
 
     def guide(self, observed: Observed, problem: Problem) -> Control:
