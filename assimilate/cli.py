@@ -250,12 +250,17 @@ def _add_scheduler(parser: argparse.ArgumentParser) -> None:
                                                 "(default %(default)g)")
 
 
-def _training_parser(verbs, model: str, description: str) -> argparse.ArgumentParser:
-    """``assimilate train MODEL CONFIG --data STORE --out CKPT [--steps N] [--quiet]``."""
+def _training_parser(verbs, model: str, description: str, *,
+                     nu: bool = False) -> argparse.ArgumentParser:
+    """``assimilate train MODEL CONFIG --data STORE --out CKPT [--nu NU] [--steps N]
+    [--quiet]``; ``--nu`` for the diffusion models."""
     parser = verbs.add_parser(model, help=description)
     parser.add_argument("config", help=f"YAML configuration with a {model} section")
     parser.add_argument("--data", required=True, help="trajectory store to learn from")
     parser.add_argument("--out", required=True, help="checkpoint file (resumed if present)")
+    if nu:
+        parser.add_argument("--nu", type=float,
+                            help=f"override {model}.nu: Student-t degrees of freedom (> 2)")
     parser.add_argument("--steps", type=_positive, help=f"override {model}.training.steps")
     parser.add_argument("--allow-other-data", action="store_true",
                         help="resume a checkpoint on another --data store than it began on")
@@ -291,13 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = verbs.add_parser("train", help="train a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")
-    emulator = _training_parser(train, "emulator", "unconditional (t-)EDM / (t-)Flow of states")
-    emulator.add_argument("--nu", type=float, help="Student-t degrees of freedom (> 2)")
+    emulator = _training_parser(train, "emulator", "unconditional (t-)EDM / (t-)Flow of states",
+                                nu=True)
     emulator.set_defaults(handler=_train_emulator)
 
-    forecaster = _training_parser(train, "forecaster", "autoregressive diffusion forecaster")
-    forecaster.add_argument("--nu", type=float,
-                            help="override forecaster.nu: Student-t degrees of freedom (> 2)")
+    forecaster = _training_parser(train, "forecaster", "autoregressive diffusion forecaster",
+                                  nu=True)
     forecaster.set_defaults(handler=_train_forecaster)
 
     controller = _training_parser(train, "controller", "amortised DA controller that steers a "

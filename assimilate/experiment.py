@@ -13,8 +13,9 @@ the reference ones.
    each regime from both.
 2. **Tuning**, on validation trajectories only (never test ones): each method's main
    hyper-parameter (DPS ζ, filter inflation, LETKF radius, OI scale, nudging α,
-   optimised control's energy weight λ) over a small grid, scored by the analysis nRMSE over half the short horizon; a value the user set
-   with ``name:key=value`` is kept as given. The tuned values are recorded.
+   optimised control's energy weight λ) over a small grid, scored by the analysis nRMSE
+   over half the short horizon; a value the user set with ``name:key=value`` is kept as
+   given. The tuned values are recorded.
 3. **Test** cells (method, regime), every test trajectory batched in one run, scored by
    :func:`assimilate.scores.analysis_scores`.
 
