@@ -1,17 +1,19 @@
 """Cost of one assimilated step of each DA method, as a ratio to the free run of its model.
 
-    python benchmarks/assimilation.py [--workdir DIR] [--members 8] [--steps 60]
-                                      [--threads 1] [--only M1,M2] [--json PATH]
+    python benchmarks/assimilation.py [--config ks-small] [--workdir DIR] [--trajectories 4]
+                                      [--members 8] [--steps 60] [--threads 1]
+                                      [--only M1,M2] [--json PATH]
 
-On ``configs/ks-small.yaml`` (64 points) with the shipped forecaster
-``checkpoints/ks-small-forecaster.pt``: a truth store of 4 trajectories x 120 steps
-(seed 1, simulated into ``--workdir`` on first use), its ``dense`` observations (every
-8th point, every step, noise 0.1 climatological stds), 8 members from a simulated
-climatology, 60 steps, all trajectories batched together as :func:`assimilate.da.assimilate`
-runs them. Two groups, each against the free run of the same model in the same process:
+On ``configs/CONFIG.yaml`` (``ks-small``: 64 points; ``kolmogorov-small``: 32²) with the
+shipped forecaster ``checkpoints/CONFIG-forecaster.pt``: a truth store of ``--trajectories``
+x 120 steps (seed 1, simulated into ``--workdir`` on first use), its ``dense``
+observations (KS: every 8th point, every step, noise 0.1 climatological stds), ``--members``
+members from a simulated climatology, ``--steps`` steps, all trajectories batched together
+as :func:`assimilate.da.assimilate` runs them. Two groups, each against the free run of the
+same model in the same process:
 
 - model = forecaster: free, dps, nudging, letkf, the shipped controller
-  (``checkpoints/ks-small-controller.pt``) alone and with ``refine`` = 1 and 3 test-time
+  (``checkpoints/CONFIG-controller.pt``) alone and with ``refine`` = 1 and 3 test-time
   gradient steps (the semi-amortised mode), and optimised-control (10 iterations);
 - model = simulator (the true KS): free, nudging, oi, enkf, etkf, letkf;
 
@@ -51,32 +53,37 @@ from pde import simulate
 from pde.store import field_variable, open_trajectories
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "configs" / "ks-small.yaml"
-CHECKPOINT = REPO / "checkpoints" / "ks-small-forecaster.pt"
-RESULTS = REPO / "benchmarks" / "results" / "assimilation.json"
-TRUTH = {"trajectories": 4, "steps": 120, "seed": 1}
-REGIME, SPIN_UP = "dense", 20
+REGIME, SPIN_UP, TRUTH_STEPS, TRUTH_SEED = "dense", 20, 120, 1
 MIN_SECONDS, MAX_REPEATS = 5.0, 5
-CONTROLLER = REPO / "checkpoints" / "ks-small-controller.pt"
 GROUPS = {
     "forecaster": ["dps", "nudging", "letkf", "controller", "controller:refine=1",
                    "controller:refine=3", "optimised-control"],
     "simulator": ["nudging", "oi", "enkf", "etkf", "letkf"],
 }
-SETTINGS = {"controller": {"checkpoint": str(CONTROLLER)}}
 
 
-def prepare(workdir: Path) -> dict:
+def paths(name: str) -> dict[str, Path]:
+    """The config and shipped checkpoints of the small configuration ``name``."""
+    return {"config": REPO / "configs" / f"{name}.yaml",
+            "forecaster": REPO / "checkpoints" / f"{name}-forecaster.pt",
+            "controller": REPO / "checkpoints" / f"{name}-controller.pt"}
+
+
+def prepare(workdir: Path, name: str, trajectories: int) -> dict:
     """Config, truth, observations, forecaster and climatology, the truth simulated once."""
-    config = load_config(CONFIG)
-    store = workdir / "ks-small-truth-4x120-seed1.zarr"
-    simulate(config, store, **TRUTH, progress=False)  # a finished store is left as it is
+    files = paths(name)
+    config = load_config(files["config"])
+    store = workdir / f"{name}-truth-{trajectories}x{TRUTH_STEPS}-seed{TRUTH_SEED}.zarr"
+    simulate(config, store, trajectories=trajectories, steps=TRUTH_STEPS, seed=TRUTH_SEED,
+             progress=False)  # a finished store is left as it is
     truth = open_trajectories(store)
     observations = Observations.from_dataset(observe(store, REGIME, progress=False),
                                              **model_grid(truth))
     return {"config": config, "truth": truth[field_variable(truth)].values,
-            "observations": observations, "forecaster": load_forecaster(CHECKPOINT),
-            "climatology": Climatology.simulate(config.simulator.build(), seed=2)}
+            "observations": observations, "forecaster": load_forecaster(files["forecaster"]),
+            "climatology": Climatology.simulate(config.simulator.build(), seed=2),
+            "settings": {"controller": {"checkpoint": str(files["controller"])}},
+            "controller": files["controller"]}
 
 
 def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict:
@@ -84,7 +91,7 @@ def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict
     two-step warm-up of the same shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
     most ``MAX_REPEATS``), the least disturbed by whatever else the machine runs."""
     name, *pairs = method.split(":")
-    chosen = build_method(name, {"model": model, **SETTINGS.get(name, {}),
+    chosen = build_method(name, {"model": model, **case["settings"].get(name, {}),
                                  **dict(pair.split("=") for pair in pairs)})
     options = {"initial": None, "config": case["config"], "forecaster": case["forecaster"],
                "climatology": case["climatology"], "n_members": members, "seed": 0,
@@ -106,7 +113,7 @@ def run_group(case: dict, model: str, members: int, steps: int,
     ``only``: just these of its methods."""
     first = timed(case, "free", model, members, steps)
     rows = [timed(case, method, model, members, steps) for method in GROUPS[model]
-            if (not method.startswith("controller") or CONTROLLER.exists())
+            if (not method.startswith("controller") or case["controller"].exists())
             and (only is None or method in only)]
     last = timed(case, "free", model, members, steps)
     baseline = min(first["seconds_per_step"], last["seconds_per_step"])
@@ -134,12 +141,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the truth store is kept (default: a temporary directory)")
+    parser.add_argument("--config", default="ks-small", choices=["ks-small", "kolmogorov-small"],
+                        help="small configuration (configs/NAME.yaml, checkpoints/NAME-*.pt)")
+    parser.add_argument("--trajectories", type=int, default=4, help="batched truths")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--only", help="comma-separated methods of the groups to time (the "
                         "free runs always are), e.g. controller,controller:refine=1")
-    parser.add_argument("--json", type=Path, default=RESULTS, help="write the rows here")
+    parser.add_argument("--json", type=Path, help="write the rows here (default: "
+                        "benchmarks/results/assimilation-CONFIG.json)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; jax {jax.__version__}"
@@ -147,7 +158,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        case = prepare(workdir)
+        case = prepare(workdir, args.config, args.trajectories)
         rows, drifts = [], {}
         for model in GROUPS:
             group, drifts[model] = run_group(case, model, args.members, args.steps,
@@ -159,12 +170,15 @@ def main() -> None:
     print(f"\nfree run, simulator / forecaster cost per step: {simulator_over_forecaster:.3g}")
     print("baseline drift (last free run / first - 1): " + ", ".join(
         f"{model} {d['drift']:+.0%}" for model, d in drifts.items()))
-    result = {"config": str(CONFIG.relative_to(REPO)),
-              "checkpoint": str(CHECKPOINT.relative_to(REPO)), "truth": TRUTH,
+    files = paths(args.config)
+    truth = {"trajectories": args.trajectories, "steps": TRUTH_STEPS, "seed": TRUTH_SEED}
+    result = {"config": str(files["config"].relative_to(REPO)),
+              "checkpoint": str(files["forecaster"].relative_to(REPO)), "truth": truth,
               "regime": REGIME, "members": args.members, "steps": args.steps,
               "spin_up": SPIN_UP, "torch_threads": torch.get_num_threads(),
               "simulator_over_forecaster": simulator_over_forecaster, "baseline": drifts,
               "rows": rows}
+    args.json = args.json or REPO / "benchmarks" / "results" / f"assimilation-{args.config}.json"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {args.json}")
