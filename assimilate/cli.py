@@ -192,6 +192,24 @@ def _observe(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _cycle(args: argparse.Namespace) -> int:
+    from assimilate.cycle import EXIT_FAILED, EXIT_RETRY, CycleBusy, CycleFailed, cycle
+
+    try:
+        outcome = cycle(args.workflow, until=args.until, redo=args.redo,
+                        progress=not args.quiet)
+    except CycleBusy as error:
+        _say(f"busy: {error}")
+        return EXIT_RETRY
+    except CycleFailed as error:
+        _say(f"failed: {error}")
+        return EXIT_FAILED
+    for note in outcome.notes:
+        _say(f"note: {note}")
+    print(outcome.message)
+    return outcome.exit_code
+
+
 def _trajectory_selection(text: str) -> int | list[int]:
     """``N`` (the first N trajectories) or ``I,J,...`` (those indices)."""
     try:
@@ -228,6 +246,18 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if not 1 <= value <= MAX_COUNT:
         raise argparse.ArgumentTypeError(f"must be an integer in 1..{MAX_COUNT}, got {value}")
+    return value
+
+
+def _point(text: str) -> int:
+    """A cycle point: a model step, ``0..MAX_COUNT``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a cycle point (a model step), got "
+                                         f"{text!r}") from None
+    if not 0 <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_COUNT}, got {value}")
     return value
 
 
@@ -455,6 +485,26 @@ def build_parser() -> argparse.ArgumentParser:
     obs.add_argument("--quiet", action="store_true", help="no progress bar")
     obs.set_defaults(handler=_observe)
 
+    cyc = verbs.add_parser(
+        "cycle", help="one idempotent assimilation cycle, for schedulers (cron, Cylc)",
+        description="Run the next cycle of a workflow whose observations have arrived in its "
+                    "inbox: assimilate them from the last analysis, append the analysis and "
+                    "a forecast to the analysis store, record the cycle. Safe to rerun, to "
+                    "kill, and to start twice (see assimilate/cycle/__init__.py).",
+        epilog="exit codes: 0 done (or already done: a no-op); 75 retry later (nothing to "
+               "do yet, or another call is cycling the store); 1 the cycle failed, nothing "
+               "kept; 2 bad input; 130 interrupted; 70 internal error")
+    cyc.add_argument("workflow", help="workflow file (YAML: config, method, inbox, "
+                                      "analysis, cycle_length, ...)")
+    cyc.add_argument("--until", type=_point, metavar="POINT",
+                     help="run every cycle up to this point, ready or not (a backfill; "
+                          "forecast-only where no observations)")
+    cyc.add_argument("--redo", type=_point, metavar="POINT",
+                     help="discard this cycle and every later one and run them again "
+                          "(late observations)")
+    cyc.add_argument("--quiet", action="store_true", help="no progress bar")
+    cyc.set_defaults(handler=_cycle)
+
     check = verbs.add_parser("verify", help="check every chunk and value of a store "
                                             "(exit code 1 on damage)")
     check.add_argument("store", help="Zarr store (trajectories, forecasts, diagnostics ...)")
@@ -478,8 +528,9 @@ def _terminate(signum: int, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one verb; exit codes: 0 done, 1 damage found (verify), 2 a user error (one line
-    on stderr), 70 an internal error, 130 interrupted (Ctrl-C or SIGTERM)."""
+    """Run one verb; exit codes: 0 done, 1 damage found (verify) or a failed cycle, 2 a user
+    error (one line on stderr), 70 an internal error, 75 retry later (cycle: nothing to do
+    yet, or busy), 130 interrupted (Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("ASSIMILATE_DEBUG"))
     previous = signal.signal(signal.SIGTERM, _terminate)
