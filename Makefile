@@ -14,16 +14,38 @@ TORCH_CONSTRAINT := -c constraints/cpu.txt
 TORCH_CPU_INDEX := $(shell curl -sfI --max-time 3 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
 endif
 
-.PHONY: install demo test test-slow benchmark benchmark-emulator benchmark-forecast \
+.PHONY: install lock demo test test-slow benchmark benchmark-emulator benchmark-forecast \
         benchmark-diagnostics report-bursts lint clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints/cpu.txt
+# Installs the exact versions of constraints/lock.txt, the ones the tests passed with.
+$(STAMP): pyproject.toml constraints/lock.txt constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install $(TORCH_CONSTRAINT) $(TORCH_CPU_INDEX) -e '.[dev]'
+	$(BIN)/python -m pip install -c constraints/lock.txt $(TORCH_CONSTRAINT) $(TORCH_CPU_INDEX) \
+		-e '.[dev]'
 	touch $(STAMP)
+
+# constraints/lock.txt pins every package that `.[dev]` installs (the cylc extra included) to
+# an exact version, for every platform and Python >= 3.11 (uv's universal resolution), with
+# the torch of constraints/cpu.txt. It leaves out torch and the CUDA-only packages of torch's
+# GPU build (nvidia-*, cuda-*, triton): on CPU machines constraints/cpu.txt pins torch (the
+# CPU build), on GPU machines torch comes from the default index (the CUDA build) with the
+# nvidia-* packages it names. Pins already in the lock are kept where they still fit;
+# `make lock UPGRADE=1` moves every package to its newest version (see constraints/README.md).
+LOCK_LEFT_OUT := ^(torch|triton|nvidia-[^ =]*|cuda-[^ =]*)==
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c constraints/cpu.txt --universal \
+		--python-version 3.11 --custom-compile-command 'make lock' --quiet \
+		$(if $(UPGRADE),--upgrade) -o constraints/lock.txt
+	awk '/$(LOCK_LEFT_OUT)/ { skip = 1; next } /^[^ ]/ { skip = 0 } !skip' \
+		constraints/lock.txt > constraints/lock.txt.tmp
+	{ echo '# torch, triton, nvidia-* and cuda-* are left out: see constraints/README.md.'; \
+	  cat constraints/lock.txt.tmp; } > constraints/lock.txt
+	rm constraints/lock.txt.tmp
 
 demo: $(STAMP)
 	$(BIN)/python -m assimilate.demo
