@@ -38,7 +38,7 @@ from typing import Any, ClassVar, Literal
 import jax
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from assimilate.climatology import Climatology
 from assimilate.diffusion import EvaluationCounter

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from assimilate.config import ExperimentConfig
 from assimilate.data import (

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from assimilate.config import ExperimentConfig, load_config
 from pde.descriptor import descriptor

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from assimilate.augment import perturb_history
 from assimilate.config import ConditioningNoise, ExperimentConfig, ForecasterConfig

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from assimilate.config import TrainingConfig
 from assimilate.errors import TrainingError

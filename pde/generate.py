@@ -23,7 +23,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.config import SimulationConfig

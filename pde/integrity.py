@@ -225,7 +225,7 @@ def verify(store: str | Path, *, progress: bool = False) -> Verification:
     elsewhere (results may hold NaN by design) are counted as notes.
     """
     import zarr
-    from tqdm.auto import tqdm
+    from pde.progress import tqdm
 
     path = Path(store)
     group = zarr.open_group(path, mode="r")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from tqdm.auto import tqdm
+from pde.progress import tqdm
 
 from assimilate.observe.files import SPACE_DIMS, model_grid
 from assimilate.observe.operator import Operator
