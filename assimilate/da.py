@@ -38,13 +38,13 @@ from typing import Any, ClassVar, Literal
 import jax
 import numpy as np
 import xarray as xr
-from pde.progress import tqdm
 
 from assimilate.climatology import Climatology
 from assimilate.diffusion import EvaluationCounter
 from assimilate.dynamics import ForecasterModel, Model, SimulatorModel
 from assimilate.forecast import Control, Forecaster
 from assimilate.observe import Observations
+from pde.progress import tqdm
 
 __all__ = ["ANALYSIS_SCHEMA", "Method", "Observed", "Problem", "assimilate", "score"]
 

@@ -24,7 +24,6 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from pde.progress import tqdm
 
 from assimilate.config import ExperimentConfig
 from assimilate.data import (
@@ -43,6 +42,7 @@ from assimilate.models import (
 )
 from assimilate.training import claim_checkpoint, fit, load_checkpoint, select_device
 from pde.output import claim
+from pde.progress import tqdm
 from pde.store import write_zarr
 
 __all__ = ["SAMPLES_SCHEMA", "load_emulator", "sample_emulator", "train_emulator"]

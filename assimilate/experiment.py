@@ -39,12 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from pde.progress import tqdm
 
 from assimilate.config import ExperimentConfig, load_config
 from pde.descriptor import descriptor
 from pde.errors import ConfigError, OutputError
 from pde.output import claim
+from pde.progress import tqdm
 
 __all__ = ["TUNING", "evaluate_da", "format_da_summary", "format_da_table", "parse_method"]
 

@@ -27,7 +27,6 @@ import numpy as np
 import torch
 import xarray as xr
 from torch import nn
-from pde.progress import tqdm
 
 from assimilate.augment import perturb_history
 from assimilate.config import ConditioningNoise, ExperimentConfig, ForecasterConfig
@@ -49,6 +48,7 @@ from assimilate.models import (
 )
 from assimilate.training import claim_checkpoint, fit, load_checkpoint, select_device
 from pde.output import claim
+from pde.progress import tqdm
 from pde.store import open_trajectories, require_physics, write_zarr
 
 __all__ = ["Control", "Forecaster", "forecast", "load_forecaster", "open_matching", "rollout",

@@ -28,11 +28,11 @@ from typing import Any
 
 import torch
 from torch import nn
-from pde.progress import tqdm
 
 from assimilate.config import TrainingConfig
 from assimilate.errors import TrainingError
 from pde.output import Output, claim
+from pde.progress import tqdm
 
 __all__ = [
     "CHECKPOINT_FORMAT",

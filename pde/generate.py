@@ -23,11 +23,11 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from pde.progress import tqdm
 
 from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.config import SimulationConfig
 from pde.output import Output, claim
+from pde.progress import tqdm
 from pde.simulator import Simulator
 from pde.store import StoreError, create_store, read_completion, stored_config, write_trajectories
 

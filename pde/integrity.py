@@ -225,6 +225,7 @@ def verify(store: str | Path, *, progress: bool = False) -> Verification:
     elsewhere (results may hold NaN by design) are counted as notes.
     """
     import zarr
+
     from pde.progress import tqdm
 
     path = Path(store)

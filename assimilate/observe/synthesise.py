@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from pde.progress import tqdm
 
 from assimilate.observe.files import SPACE_DIMS, model_grid
 from assimilate.observe.operator import Operator
 from assimilate.observe.regimes import Regime, load_regime
 from pde.errors import ConfigError
 from pde.output import claim
+from pde.progress import tqdm
 from pde.store import field_variable, open_trajectories, write_zarr
 
 __all__ = ["observe", "select_trajectories", "summary"]
