@@ -24,10 +24,11 @@ from pde.errors import ConfigError
 from pde.output import claim
 from pde.store import field_variable, open_trajectories, write_zarr
 
-__all__ = ["load_background", "run"]
+__all__ = ["check_forecaster", "config_grid", "load_background", "run"]
 
 
-def _grid(config: ExperimentConfig) -> dict:
+def config_grid(config: ExperimentConfig) -> dict:
+    """The model grid of ``config``'s simulator, as :func:`load_observations` takes it."""
     simulator = config.simulator.build()
     coordinates = [values for _, values, _ in simulator.coordinates()]
     return {"space": tuple(len(c) for c in coordinates), "coordinates": coordinates,
@@ -87,11 +88,11 @@ def run(config: str | Path | ExperimentConfig, *, method: str, observations: str
     chosen = build_method(method, settings)  # a bad setting fails before any work
     inputs = [p for p in (observations, forecaster, background, climatology, truth) if p]
     with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output:
-        grid = _grid(config)
+        grid = config_grid(config)
         observed = load_observations(observations, **grid)
         learned = None if forecaster is None else load_forecaster(forecaster)
         if learned is not None:
-            _check_forecaster(learned, config, forecaster)
+            check_forecaster(learned, config, forecaster)
         variable = config.simulator.build().variable
         initial = None if background is None else load_background(background, variable,
                                                                   grid["space"])
@@ -111,7 +112,8 @@ def run(config: str | Path | ExperimentConfig, *, method: str, observations: str
     return analysis, scores
 
 
-def _check_forecaster(forecaster, config: ExperimentConfig, path: str | Path) -> None:
+def check_forecaster(forecaster, config: ExperimentConfig, path: str | Path) -> None:
+    """Refuse a forecaster trained on other physics than ``config``'s, naming ``path``."""
     from pde.config import physics_difference
 
     difference = physics_difference(forecaster.simulator, config.simulator.model_dump())

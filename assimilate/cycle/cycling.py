@@ -123,12 +123,12 @@ class _Cycling:
 
     def __init__(self, flow: Workflow, store: CycledStore, output, progress: bool) -> None:
         from assimilate.config import load_config
-        from assimilate.run import _grid
+        from assimilate.run import config_grid
 
         self.flow, self.store, self.output, self.progress = flow, store, output, progress
         self.L, self.point = flow.cycle_length, None
         self.config = load_config(flow.config)
-        self.grid = _grid(self.config)
+        self.grid = config_grid(self.config)
 
     def run(self, until: int | None, redo: int | None) -> CycleOutcome:
         try:
@@ -206,14 +206,14 @@ class _Cycling:
     def load_models(self) -> None:
         from assimilate.climatology import Climatology
         from assimilate.forecast import load_forecaster
-        from assimilate.run import _check_forecaster
+        from assimilate.run import check_forecaster
 
         flow = self.flow
         self.method = flow.build_method()
         self.forecaster = None
         if flow.forecaster is not None:
             self.forecaster = load_forecaster(flow.forecaster)
-            _check_forecaster(self.forecaster, self.config, flow.forecaster)
+            check_forecaster(self.forecaster, self.config, flow.forecaster)
         simulator = self.config.simulator.build()
         self.variable = simulator.variable
         self.climatology = Climatology.from_store(flow.climatology, seed=flow.seed) \
