@@ -242,8 +242,8 @@ def main() -> None:
             (figure, "truth, analysis and error over the three cycles"),
             (skill, "forecast skill against lead time"),
             (project / "analysis.zarr", "the cycled analysis store (xarray.open_zarr)"),
-            (project / "analysis.zarr.cycles", "one JSON record per cycle: inputs, "
-                                               "checksums, timings, versions"),
+            (project / "analysis.zarr.cycles",
+             "one JSON record per cycle: inputs, checksums, timings, versions"),
             (project / "analysis.zarr.log.jsonl", "the cycling log"),
             (out / f"{NAME}-test.zarr", "the truth (pde.open_trajectories)")):
         print(f"  {path}  {what}")
