@@ -113,6 +113,25 @@ def _sample_emulator(args: argparse.Namespace) -> None:
     print(f"wrote {args.n} samples to {out}")
 
 
+def _covariate(spec: str):
+    """``PATH:VARIABLE`` (or ``PATH`` holding one numeric variable) as a DataArray."""
+    from assimilate.diagnostics.diagnose import open_data
+
+    path, _, name = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    import numpy as np
+
+    ds = open_data(path)
+    numeric = [v for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.number)]
+    if not name and len(numeric) != 1:
+        raise ValueError(f"--covariate '{path}' holds {len(numeric)} numeric variables "
+                         f"({', '.join(map(str, numeric)) or 'none'}); name one as PATH:VAR")
+    name = name or str(numeric[0])
+    if name not in ds.data_vars:
+        raise ValueError(f"--covariate '{path}' has no variable '{name}'; its variables are: "
+                         f"{', '.join(map(str, ds.data_vars))}")
+    return ds[name].load()
+
+
 def _diagnose(args: argparse.Namespace) -> None:
     from assimilate.diagnostics.diagnose import diagnose, open_data, summary
     from pde.output import claim
@@ -126,9 +145,14 @@ def _diagnose(args: argparse.Namespace) -> None:
     with claim(args.out, kind="directory", inputs=inputs, overwrite=args.overwrite) as output:
         compare = {label: open_data(path) for label, path in compared.items()}
         dims = args.dims.split(",") if args.dims is not None else None
+        covariate = _covariate(args.covariate) if args.covariate else None
         result = diagnose(open_data(args.store), args.var, dims=dims, thresholds=args.threshold,
                           series=args.series, pot_quantile=args.pot_quantile,
                           run_length=args.run_length, block_steps=args.block_steps,
+                          block=args.block, return_periods=args.return_periods,
+                          floor=args.floor, trend=args.trend or covariate is not None,
+                          covariate=covariate, trend_at=args.trend_at,
+                          per_point=args.per_point,
                           compare=compare, label=args.label or Path(args.store).stem,
                           source=str(args.store), workers=args.workers,
                           scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
@@ -237,6 +261,17 @@ def _report(args: argparse.Namespace) -> None:
 
     out = render(args.diagnostics, args.out, title=args.title, pdf=args.pdf)
     print(f"wrote {out}" + (f" and {args.pdf}" if args.pdf else ""))
+
+
+def _periods(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated numbers, got {text!r}") \
+            from None
+    if not all(v > 0 and v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"return periods must be positive, got {text!r}")
+    return values
 
 
 def _positive(text: str) -> int:
@@ -432,6 +467,26 @@ def build_parser() -> argparse.ArgumentParser:
     diag.add_argument("--run-length", type=_positive,
                       help="declustering run length in steps (default: decorrelation time)")
     diag.add_argument("--block-steps", type=_positive, help="block length in steps (GEV)")
+    diag.add_argument("--block", choices=("year", "season", "month"),
+                      help="calendar block of the block maxima for datetime data (default: "
+                           "year)")
+    diag.add_argument("--return-periods", type=_periods, metavar="T,T,...",
+                      help="return periods: years for datetime data (default 2,5,10,20,50,"
+                           "100), else the time coordinate's units")
+    diag.add_argument("--floor", type=float,
+                      help="leave out values below this (e.g. 1 for wet days of "
+                           "precipitation in mm) and count them")
+    diag.add_argument("--per-point", action="store_true",
+                      help="also fit GPD and GEV at every spatial point (maps)")
+    diag.add_argument("--trend", action="store_true",
+                      help="also fit a GEV whose location moves linearly in time (years "
+                           "for datetime data) and test it against the stationary one")
+    diag.add_argument("--covariate", metavar="PATH[:VAR]",
+                      help="a series along time that the GEV location follows instead of "
+                           "time (implies --trend; averaged over each block)")
+    diag.add_argument("--trend-at", type=float, metavar="VALUE",
+                      help="the year (or covariate value) of the effective return levels "
+                           "(default: the last block)")
     diag.add_argument("--label", help="name shown in reports (default: the store's name)")
     diag.add_argument("--workers", type=_positive, help="local Dask worker processes")
     _add_scheduler(diag)

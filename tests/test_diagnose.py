@@ -151,10 +151,10 @@ def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
                               "lon": np.arange(0, 360, 30.0)}).chunk({"time": 100})
     data.to_netcdf(tmp_path / "t2m.nc")
     diag = diagnose(open_data(tmp_path / "t2m.nc"), pot_quantile=0.9)
-    assert diag.attrs["time_units"] == "days" and diag.attrs["units"] == "K"
+    assert diag.attrs["time_units"] == "years" and diag.attrs["units"] == "K"
     assert diag["exceedance_map"].dims == ("lat", "lon")
     assert diag.attrs["extremes_series"] == "spatial_maximum"
-    assert "return_level" in diag and diag["return_period"].attrs["units"] == "days"
+    assert "return_level" in diag and diag["return_period"].attrs["units"] == "years"
 
 
 def test_comparison_written_to_zarr_renders(tmp_path) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 import scoringrules
 import xarray as xr
 
-from assimilate.diagnostics import extremes, onepass, sketch, tails
+from assimilate.diagnostics import calendar, extremes, onepass, sketch, tails
 from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.descriptor import Descriptor, find, series_names
 
@@ -61,6 +61,8 @@ INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
 DISPLAY_BINS = 120
 PRE_PASS_CHUNKS = 32  # chunks read to fix the thresholds before the main pass
 PRE_PASS_VALUES = 2_000_000
+ATOM_FRACTION = 0.01  # a value this frequent in the pre-pass sample is counted exactly
+MAX_ATOMS = 8
 
 
 class Layout:
@@ -148,11 +150,12 @@ def layout(ds: xr.Dataset | xr.DataArray, variable: str | None = None,
 
 def statistics(field: xr.DataArray, lay: Layout, thresholds: Sequence[float],
                map_threshold: float, *, shift: float = 0.0, physics: Descriptor | None = None,
-               parameters: Mapping[str, Any] | None = None) -> xr.Dataset:
+               parameters: Mapping[str, Any] | None = None, atoms: Sequence[float] = (),
+               floor: float | None = None) -> xr.Dataset:
     """Everything the one pass over ``field`` yields, lazy (see ``onepass.statistics``)."""
     return onepass.statistics(field, lay.realisation, lay.time, lay.space, thresholds,
                               map_threshold, shift=shift, physics=physics,
-                              parameters=parameters)
+                              parameters=parameters, atoms=atoms, floor=floor)
 
 
 def _pre_pass(field: xr.DataArray) -> np.ndarray:
@@ -182,9 +185,22 @@ def _moments(c: xr.Dataset, shift: float) -> dict[str, float]:
             "kurtosis": m4 / m2**2 if m2 > 0 else np.nan}
 
 
+def _atoms(sample: np.ndarray) -> tuple[float, ...]:
+    """Values that recur exactly in at least ``ATOM_FRACTION`` of the pre-pass sample (the
+    zeros of dry days, a bound, a quantised reading), the most frequent ``MAX_ATOMS``."""
+    if not len(sample):
+        return ()
+    values, counts = np.unique(sample, return_counts=True)  # -0.0 and 0.0 are one value
+    frequent = np.flatnonzero(counts >= ATOM_FRACTION * len(sample))
+    chosen = frequent[np.argsort(counts[frequent])[::-1][:MAX_ATOMS]]
+    return tuple(float(values[i]) + 0.0 for i in sorted(chosen))
+
+
 def _display_histogram(counts: np.ndarray, lo: float, hi: float,
-                       edges: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Density on ``DISPLAY_BINS`` even bins over [lo, hi] from sketch counts."""
+                       edges: np.ndarray | None = None, total: float | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Density on ``DISPLAY_BINS`` even bins over [lo, hi] from sketch counts, normalised
+    by ``total`` values (default: the counts' sum; more when atoms were taken out)."""
     if edges is None:
         edges = np.linspace(lo, hi, DISPLAY_BINS + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
     left, right = sketch.bin_edges()
@@ -192,22 +208,21 @@ def _display_histogram(counts: np.ndarray, lo: float, hi: float,
     centre = np.clip(0.5 * (np.maximum(left, lo) + np.minimum(right, hi)), lo, hi)[filled]
     histogram, _ = np.histogram(np.clip(centre, edges[0], edges[-1]), bins=edges,
                                 weights=counts[filled])
-    return histogram / max(counts.sum(), 1) / np.diff(edges), edges
+    total = counts.sum() if total is None else total
+    return histogram / max(total, 1) / np.diff(edges), edges
 
 
 def _time_step(field: xr.DataArray, time: str) -> tuple[float, str]:
     """Median spacing of the time coordinate and its units ("steps" without a coordinate,
-    "time units" for a dimensionless or unlabelled one, days for datetimes)."""
+    "time units" for a dimensionless or unlabelled one, years for dates)."""
     if time not in field.coords:
         return 1.0, "steps"
+    if calendar.is_calendar(field[time]):
+        return calendar.step_years(field[time]), "years"
     values = field[time].values
     units = field[time].attrs.get("units", "")
     units = "time units" if units in ("", "1") else units
-    if np.issubdtype(np.asarray(values).dtype, np.datetime64):
-        steps = np.diff(values).astype("timedelta64[s]").astype(float) / 86400.0
-        units = "days"
-    else:
-        steps = np.diff(np.asarray(values, dtype=np.float64))
+    steps = np.diff(np.asarray(values, dtype=np.float64))
     step = float(np.median(steps)) if len(steps) else 1.0
     if not step > 0:
         raise ValueError(f"time coordinate '{time}' is not increasing")
@@ -222,16 +237,27 @@ def _series_matrix(series: xr.DataArray, lay: Layout) -> np.ndarray:
 
 def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0.9,
                    run_length: int | None = None, block_steps: int | None = None,
-                   return_periods: Sequence[float] | None = None,
-                   confidence: float = 0.95) -> tuple[xr.Dataset, dict]:
+                   block: str | None = None, return_periods: Sequence[float] | None = None,
+                   confidence: float = 0.95, trend: bool = False,
+                   covariate: xr.DataArray | None = None, trend_at: float | None = None,
+                   source: str = "the data") -> tuple[xr.Dataset, dict]:
     """POT/GPD and block-maxima/GEV analysis of one series; ``(variables, attrs)``.
 
     A fit the data cannot support leaves a note in the attrs (and a warning) instead of
-    failing the whole diagnosis.
+    failing the whole diagnosis; bad options (a calendar block on a plain time axis, a
+    block longer than the record) raise.
     """
     name = str(series.name)
     x = _series_matrix(series, lay)
     step, units = _time_step(series, lay.time)
+    dated = units == "years"
+    if block is not None and not dated:
+        raise ValueError(f"block '{block}' needs a calendar (datetime) time axis, but "
+                         f"'{lay.time}' of {source} is not one; give --block-steps instead")
+    if block is not None and block_steps is not None:
+        raise ValueError("give a calendar block or a block length in steps, not both")
+    blocks = calendar.blocks(series[lay.time], block or "year", source) \
+        if dated and block_steps is None else None
     finite = x[np.isfinite(x)]
     if finite.size == 0:
         raise ValueError(f"series '{name}' holds no finite values")
@@ -261,25 +287,51 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
         attrs["pot_note"] = str(error)
         warnings.warn(f"no GPD fit: {error}", stacklevel=2)
     out = out.merge(_threshold_stability(x, run_length, step, confidence, name))
-    if block_steps is None:
-        block_steps = 25 * run_length  # long blocks: maxima of many decorrelated values
-        while block_steps > 1 and x.shape[0] * (x.shape[1] // block_steps) < 40:
-            block_steps //= 2
-    block_steps = min(block_steps, x.shape[1])
-    attrs["block_length"] = block_steps * step
+    if blocks is not None:
+        attrs["block_length"], attrs["block"] = blocks.period, blocks.block
+        per_block = blocks.maxima(x)  # (realisation, block)
+        covariates = calendar.decimal_years(xr.DataArray(blocks.start, dims="block"))
+        what = f"'{name}' ({blocks.block} maxima)"
+    else:
+        if block_steps is None:
+            block_steps = 25 * run_length  # long blocks: maxima of many decorrelated values
+            while block_steps > 1 and x.shape[0] * (x.shape[1] // block_steps) < 40:
+                block_steps //= 2
+        if block_steps > x.shape[1]:
+            raise ValueError(f"a block of {block_steps} steps is longer than the record of "
+                             f"{source} ({x.shape[1]} steps); choose --block-steps <= "
+                             f"{x.shape[1]}")
+        attrs["block_length"], attrs["block"] = block_steps * step, f"{block_steps} steps"
+        per_block = extremes.block_maxima(x, block_steps).reshape(x.shape[0], -1)
+        covariates = (np.arange(per_block.shape[1]) + 0.5) * block_steps * step
+        what = f"'{name}' (blocks of {block_steps} steps)"
+    kept = np.isfinite(per_block)
+    maxima = per_block[kept]
     try:
-        maxima = extremes.block_maxima(x, block_steps)
         out["block_maximum"] = ("block", maxima)
-        gev = extremes.fit_gev(maxima, confidence,
-                               name=f"'{name}' (blocks of {block_steps} steps)")
+        gev = extremes.fit_gev(maxima, confidence, name=what)
         for key in ("shape", "location", "scale"):
             out[f"gev_{key}"] = ("interval", list(gev.parameters[key]))
     except ValueError as error:
         attrs["gev_note"] = str(error)
         warnings.warn(f"no GEV fit: {error}", stacklevel=2)
     if return_periods is None:
-        shortest = max(2.0 / rate if rate else 0.0, 2.0 * attrs["block_length"])
-        return_periods = np.geomspace(shortest, max(10.0 * duration, 2 * shortest), 12)
+        if dated:
+            return_periods = CALENDAR_RETURN_PERIODS
+        else:
+            shortest = max(2.0 / rate if rate else 0.0, 2.0 * attrs["block_length"])
+            return_periods = np.geomspace(shortest, max(10.0 * duration, 2 * shortest), 12)
+    if trend:
+        if covariate is not None:
+            covariates = _block_covariate(covariate, series, lay, blocks, per_block.shape[1],
+                                          block_steps, source)
+            attrs["trend_covariate"] = str(covariate.name or "covariate")
+        else:
+            attrs["trend_covariate"] = "year" if dated else f"time ({units})"
+        covariates = np.broadcast_to(covariates, per_block.shape)[kept]
+        found, trend_attrs = _trend(maxima, covariates, confidence, what, trend_at,
+                                    return_periods, attrs["block_length"])
+        out, attrs = out.merge(found), {**attrs, **trend_attrs}
     periods = np.asarray(return_periods, dtype=np.float64)
     out = out.assign_coords(return_period=("return_period", periods, {"units": units}),
                             interval=INTERVAL)
@@ -291,6 +343,55 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
                                    extremes.gev_return_levels(gev, attrs["block_length"],
                                                               periods))
     return out, attrs
+
+
+CALENDAR_RETURN_PERIODS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0)  # years
+
+
+def _block_covariate(covariate: xr.DataArray, series: xr.DataArray, lay: Layout,
+                     blocks: calendar.CalendarBlocks | None, n_blocks: int,
+                     block_steps: int | None, source: str) -> np.ndarray:
+    """A covariate series on the time axis, averaged over each block."""
+    name = covariate.name or "covariate"
+    if covariate.dims != (lay.time,):
+        raise ValueError(f"covariate '{name}' must be a series along '{lay.time}' only, got "
+                         f"dims {covariate.dims}")
+    try:
+        values = covariate.reindex({lay.time: series[lay.time].values}).values.astype(float) \
+            if lay.time in covariate.coords else covariate.values.astype(float)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"covariate '{name}' does not fit the time axis of {source}: "
+                         f"{error}") from None
+    if values.shape != (series.sizes[lay.time],):
+        raise ValueError(f"covariate '{name}' has {values.size} values, {source} has "
+                         f"{series.sizes[lay.time]} times")
+    if blocks is not None:
+        index = np.searchsorted(blocks.kept, blocks.label)
+        means = [np.nanmean(values[(index == j) & (blocks.label == blocks.kept[j])])
+                 for j in range(n_blocks)]
+    else:
+        means = np.nanmean(values[: n_blocks * block_steps].reshape(n_blocks, -1), axis=1)
+    means = np.asarray(means, dtype=np.float64)
+    if not np.isfinite(means).all():
+        raise ValueError(f"covariate '{name}' has no finite value in some block")
+    return means
+
+
+def _trend(maxima: np.ndarray, covariates: np.ndarray, confidence: float, what: str,
+           trend_at: float | None, periods: Sequence[float],
+           block_length: float) -> tuple[xr.Dataset, dict]:
+    """The GEV with a linear trend in location, its test and effective return levels."""
+    fit = extremes.fit_gev_trend(maxima, covariates, confidence, name=what)
+    at = float(covariates.max() if trend_at is None else trend_at)
+    blocks_per_period = np.asarray(periods, dtype=np.float64) / block_length
+    out = xr.Dataset({f"trend_gev_{key}": ("interval", list(fit.parameters[key]))
+                      for key in ("location", "trend", "scale", "shape")})
+    out["trend_likelihood_ratio"] = fit.likelihood_ratio
+    out["trend_p_value"] = fit.p_value
+    out["effective_return_level"] = (("return_period", "interval"),
+                                     extremes.effective_return_levels(fit, at,
+                                                                      blocks_per_period))
+    return out, {"trend_at": at}
 
 
 STABILITY_QUANTILES = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99)
@@ -366,8 +467,11 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
              pot_quantile: float = 0.9, run_length: int | None = None,
              block_steps: int | None = None, return_periods: Sequence[float] | None = None,
              confidence: float = 0.95, compare: Mapping[str, xr.Dataset | xr.DataArray] | None = None,
-             label: str = "", source: str = "", workers: int | None = None,
-             scheduler: str | None = None, scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
+             floor: float | None = None, block: str | None = None, trend: bool = False,
+             covariate: xr.DataArray | None = None, trend_at: float | None = None,
+             per_point: bool = False, label: str = "", source: str = "",
+             workers: int | None = None, scheduler: str | None = None,
+             scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT,
              progress: bool = False) -> xr.Dataset:
     """Diagnostics of one field (see the module docstring), an in-memory Dataset.
 
@@ -375,6 +479,14 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
     ``series`` picks the series for the extreme-value analysis (default: ``dissipation``
     for Kolmogorov flow, else the spatial maximum, else the field itself); ``compare``
     maps labels to fields compared against this one (emulator, forecast or analysis).
+    ``floor`` leaves out values below it (the dry days of a precipitation record: the
+    statistics are then those of the wet days) and counts them. For a calendar time axis
+    ``block`` is ``year`` (default), ``season`` or ``month``, and return periods are in
+    years. ``trend`` adds a GEV whose location moves linearly with time in years (or with
+    ``covariate``, a series on the time axis, averaged over each block), its likelihood-
+    ratio test against the stationary GEV and effective return levels at ``trend_at``
+    (default: the last block). ``per_point`` adds GPD and GEV fits at every spatial point
+    (:mod:`assimilate.diagnostics.gridded`).
     """
     source = source or "the data"
     if not 0.0 < pot_quantile <= 1.0:
@@ -386,11 +498,27 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         raise ValueError(f"thresholds must be finite numbers, got {list(thresholds)}")
     if series is not None and series not in _SERIES:
         raise ValueError(f"series must be one of {', '.join(_SERIES)}, got '{series}'")
+    if floor is not None and not np.isfinite(floor):
+        raise ValueError(f"floor must be a finite number, got {floor}")
     field, lay = layout(data, variable, dims, source=source)
+    if per_point and not (lay.time and lay.space):
+        raise ValueError(f"per-point fits need a time dim and space dims; {source} has time "
+                         f"'{lay.time or 'none'}' and space {list(lay.space) or 'none'} "
+                         "(name them with --dims TIME,SPACE...)")
+    if lay.time and lay.time in field.coords:
+        calendar.check_time(field[lay.time], source)
+        if trend and calendar.is_calendar(field[lay.time]) and block_steps is None:
+            years = len(calendar.blocks(field[lay.time], block or "year", source).kept)
+            if years < extremes.MIN_TREND_BLOCKS:
+                raise ValueError(f"{source} holds {years} complete {block or 'year'} blocks; "
+                                 f"a trend needs at least {extremes.MIN_TREND_BLOCKS}")
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
     with dask_client(workers, scheduler, timeout=scheduler_timeout):
         sample = _pre_pass(field)
+        if floor is not None:
+            sample = sample[sample >= floor]
+        atoms = _atoms(sample)
         shift = float(np.median(sample)) if len(sample) else 0.0
         nominal = np.quantile(sample, THRESHOLD_QUANTILES) if len(sample) else \
             np.full(len(THRESHOLD_QUANTILES), np.nan)
@@ -398,30 +526,40 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         cut = [*nominal, *map(float, thresholds)]
         map_threshold = float(np.quantile(sample, tail_quantile)) if len(sample) else np.nan
         lazy = statistics(field, lay, cut, map_threshold, shift=shift, physics=find(pde),
-                          parameters=attrs)
+                          parameters=attrs, atoms=atoms, floor=floor)
         bar = dask.diagnostics.ProgressBar(out=sys.stderr) if progress and not (workers or scheduler) \
             else contextlib.nullcontext()
         with bar:
             c = lazy.compute()
         if float(c["count"]) == 0:
             raise ValueError(f"variable '{field.name}' of {source} holds only NaN values")
-        non_finite = int(field.size - float(c["count"]))
+        below_floor = int(c["below_floor_count"])
+        non_finite = int(field.size - float(c["count"])) - below_floor
         if non_finite:
             warnings.warn(f"{non_finite} of {field.size} values of '{field.name}' in {source} "
                           "are NaN or infinite; the diagnostics leave them out", stacklevel=2)
         moments = _moments(c, shift)
         lo, hi = float(c["minimum"]), float(c["maximum"])
         counts = np.asarray(c["sketch"].values)
-        density, edges = _display_histogram(counts, lo, hi)
+        exact = {a: int(n) for a, n in zip(atoms, np.asarray(c["atom_count"]), strict=True)
+                 if n > 0}
+        density, edges = _display_histogram(sketch.without_atoms(counts, exact), lo, hi,
+                                            total=counts.sum())
         out = xr.Dataset(
             {**moments, "non_finite_count": non_finite, "minimum": lo, "maximum": hi,
-             "quantile": ("probability", sketch.sketch_quantiles(counts, probabilities, lo, hi)),
+             "quantile": ("probability",
+                          sketch.sketch_quantiles(counts, probabilities, lo, hi, exact)),
              "exceedance_probability": ("threshold",
                                         np.asarray(c["exceedance_count"]) / moments["count"]),
              "threshold_quantile": ("threshold", np.asarray(levels, dtype=np.float64)),
              "histogram_density": ("bin", density)},
             coords={"probability": list(probabilities), "threshold": cut,
                     "bin_left": ("bin", edges[:-1]), "bin_right": ("bin", edges[1:])})
+        if exact:  # point masses: left out of the density, their probabilities exact
+            out["atom_probability"] = ("atom", np.array(list(exact.values())) / moments["count"])
+            out = out.assign_coords(atom=np.array(list(exact), dtype=np.float64))
+        if floor is not None:
+            out["below_floor_fraction"] = below_floor / max(below_floor + moments["count"], 1)
         for name in ("temporal_maximum", "exceedance_map", "spatial_maximum",
                      *series_names(), "energy_spectrum"):
             if name in c:
@@ -437,10 +575,14 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
                 raise ValueError(f"series '{chosen}' is not among the computed series "
                                  f"({', '.join(n for n in out if n in _SERIES) or 'none'})")
             target = out[chosen] if chosen else field.astype(np.float64).load()
+            if floor is not None and not chosen:
+                target = target.where(target >= floor)  # the wet days' series
             target.name = chosen or str(field.name)
             extreme, ex_attrs = extreme_values(
                 target, lay, pot_quantile=pot_quantile, run_length=run_length,
-                block_steps=block_steps, return_periods=return_periods, confidence=confidence)
+                block_steps=block_steps, block=block, return_periods=return_periods,
+                confidence=confidence, trend=trend, covariate=covariate, trend_at=trend_at,
+                source=source)
             out = out.merge(extreme)
         else:
             ex_attrs = {"pot_note": "no time dimension: no peaks-over-threshold analysis"}
@@ -449,11 +591,30 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
                                    source=f"compared data '{name}'")[0]
                       for name, other in compare.items()}
             out = out.merge(_comparison(field, others, tail_quantile, map_threshold, edges))
+        point_attrs: dict = {}
+        if per_point:
+            from assimilate.diagnostics import gridded
+
+            periods = out["return_period"].values if "return_period" in out.coords \
+                else return_periods
+            maps = gridded.fit_per_point(
+                field if floor is None else field.where(field >= floor), time=lay.time,
+                space=lay.space, block=block or block_steps, return_periods=periods,
+                pot_quantile=pot_quantile, run_length=run_length, confidence=confidence,
+                source=source)
+            with bar:
+                maps = maps.compute()
+            point_attrs = dict(maps.attrs)
+            out = out.merge(maps.drop_vars([c for c in maps.coords if c in out.coords
+                                            and c not in ("return_period", "interval",
+                                                          *lay.space)]),
+                            compat="override")
     out.attrs = {
         "schema": SCHEMA, "label": label or str(field.name), "source": source,
         "variable": str(field.name), "units": str(field.attrs.get("units", "")), "pde": pde,
         **lay.attrs(), "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "tail_quantile": tail_quantile, "confidence": confidence, **ex_attrs,
+        **({} if floor is None else {"floor": float(floor)}), **point_attrs,
     }
     return out
 

@@ -58,12 +58,23 @@ def _buffer(name: str, shape: tuple[int, ...], dtype: np.typing.DTypeLike) -> np
 
 def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: int,
           has_time: bool, thresholds: tuple[float, ...], map_threshold: float, shift: float,
-          physics: Descriptor | None, parameters: Mapping[str, Any]) -> dict:
-    """Partial statistics of one chunk laid out as (realisations..., time?, space...)."""
+          physics: Descriptor | None, parameters: Mapping[str, Any],
+          atoms: tuple[float, ...] = (), floor: float | None = None) -> dict:
+    """Partial statistics of one chunk laid out as (realisations..., time?, space...).
+
+    Values below ``floor`` are left out like NaN and counted apart; ``atoms`` (values that
+    recur exactly, such as the zeros of dry days) get exact counts.
+    """
     values = np.asarray(block)
     if values.dtype not in (np.float32, np.float64):
         values = values.astype(np.float64)
     values = np.ascontiguousarray(values)
+    below = 0
+    if floor is not None:
+        low = values < floor
+        below = int(np.count_nonzero(low))
+        if below:
+            values = np.where(low, values.dtype.type(np.nan), values)
     # NaN propagates through min and max: both finite means every value is
     minimum, maximum = (values.min(), values.max()) if values.size else (np.inf, -np.inf)
     all_finite = bool(np.isfinite(minimum) and np.isfinite(maximum))
@@ -88,6 +99,9 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
         "sketch": sketch.key_counts(values),  # ordered like the values once, at the end
         "exceedance": np.array([np.count_nonzero(np.greater(values, t, out=mask))
                                 for t in thresholds], dtype=np.int64),
+        "atoms": np.array([np.count_nonzero(np.equal(values, a, out=mask)) for a in atoms],
+                          dtype=np.int64),
+        "below_floor": below,
     }
     lead, space = tuple(range(n_lead)), tuple(range(n_lead, n_lead + n_space))
     masked = values if all_finite else np.where(finite, values, -np.inf)
@@ -112,7 +126,7 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
 def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
     """Sum, min and max the scalars; place the pieces of maps and series in full arrays."""
     out: dict = {"count": 0, "power": 0.0, "minimum": np.inf, "maximum": -np.inf,
-                 "exceedance": 0}
+                 "exceedance": 0, "atoms": 0, "below_floor": 0}
     maps: dict[str, np.ndarray] = {}
     series: list = []  # pieces, placed only at the end: merges stay as small as their subtree
     spectrum = None
@@ -122,6 +136,8 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
         out["minimum"] = min(out["minimum"], part["minimum"])
         out["maximum"] = max(out["maximum"], part["maximum"])
         out["exceedance"] = out["exceedance"] + part["exceedance"]
+        out["atoms"] = out["atoms"] + part["atoms"]
+        out["below_floor"] += part["below_floor"]
         series += part.get("series", [])
         if "maps" in part:
             offsets, pieces = part["maps"]
@@ -152,9 +168,12 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
 def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None,
                space: Sequence[str], thresholds: Sequence[float], map_threshold: float, *,
                shift: float = 0.0, physics: Descriptor | None = None,
-               parameters: Mapping[str, Any] | None = None) -> xr.Dataset:
+               parameters: Mapping[str, Any] | None = None, atoms: Sequence[float] = (),
+               floor: float | None = None) -> xr.Dataset:
     """Everything one pass over ``field`` yields, as a lazy (Dask-backed) Dataset.
 
+    ``atoms`` get exact counts (``atom_count``); values below ``floor`` are left out and
+    counted (``below_floor_count``).
     ``thresholds`` get exact exceedance counts, ``map_threshold`` the exceedance map;
     ``shift`` (near the mean) keeps the float64 power sums accurate. ``physics`` (a PDE's
     descriptor) adds its physical series and ``energy_spectrum`` when ``space`` holds its
@@ -176,7 +195,8 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
     options = {"n_lead": len(lead), "n_space": len(space), "has_time": time is not None,
                "thresholds": tuple(float(t) for t in thresholds),
                "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics,
-               "parameters": parameters}
+               "parameters": parameters, "atoms": tuple(float(a) for a in atoms),
+               "floor": None if floor is None else float(floor)}
     total = _reduction(data, functools.partial(_leaf, **options),
                        functools.partial(_merge, map_shape=map_shape))
 
@@ -193,6 +213,9 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
                                       (sketch.N_BINS,), np.int64)),
         "exceedance_count": ("threshold", lazy(lambda t: np.broadcast_to(
             t["exceedance"], (len(thresholds),)), (len(thresholds),), np.int64)),
+        "atom_count": ("atom", lazy(lambda t: np.broadcast_to(t["atoms"], (len(atoms),)),
+                                    (len(atoms),), np.int64)),
+        "below_floor_count": ((), lazy(operator.itemgetter("below_floor"), (), np.int64)),
     })
     coords = {name: ordered[name] for name in (*lead, *space) if name in ordered.coords}
     if space and lead:

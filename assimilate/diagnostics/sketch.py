@@ -12,13 +12,13 @@ through the floating-point format itself.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import dask.array as da
 import numpy as np
 
 __all__ = ["N_BINS", "bin_edges", "chunk_counts", "in_value_order", "key_counts",
-           "sketch_counts", "sketch_quantiles"]
+           "sketch_counts", "sketch_quantiles", "value_bin", "without_atoms"]
 
 N_BINS = 1 << 16
 _HALF = 1 << 15
@@ -86,14 +86,81 @@ def bin_edges() -> tuple[np.ndarray, np.ndarray]:
     return left, right
 
 
+def value_bin(value: float) -> int:
+    """The bin (in value order) that holds ``value``."""
+    key = int(np.array([value], dtype=np.float32).view(np.uint32)[0] >> 16)
+    return _HALF + key if key < _HALF else N_BINS - 1 - key
+
+
+def _normal(atoms: Mapping[float, int]) -> dict[float, int]:
+    """Atoms with -0.0 read as 0.0 (``== 0`` counts both, so they are one atom)."""
+    out: dict[float, int] = {}
+    for value, n in atoms.items():
+        key = float(value) + 0.0  # -0.0 + 0.0 is +0.0
+        out[key] = out.get(key, 0) + int(n)
+    return out
+
+
+def _zero_merged(counts: np.ndarray, atoms: Mapping[float, int]) -> np.ndarray:
+    """``counts`` with -0.0's bin moved into +0.0's when 0 is an atom (``== 0`` counts both)."""
+    if 0.0 in atoms and counts[_HALF - 1]:
+        counts = counts.copy()
+        counts[_HALF] += counts[_HALF - 1]
+        counts[_HALF - 1] = 0
+    return counts
+
+
+def without_atoms(counts: np.ndarray, atoms: Mapping[float, int]) -> np.ndarray:
+    """Bin counts of the values that are not atoms (``atoms``: value -> exact count)."""
+    atoms = _normal(atoms)
+    out = _zero_merged(np.asarray(counts, dtype=np.int64), atoms).copy()
+    for value, n in atoms.items():
+        b = value_bin(value)
+        out[b] = max(out[b] - int(n), 0)
+    return out
+
+
+def _pieces(counts: np.ndarray, left: np.ndarray, right: np.ndarray,
+            atoms: Mapping[float, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bins with each atom split out as a piece of zero width holding its exact count.
+
+    The other values of an atom's bin are spread over the bin as before, shared between
+    the segments on either side of the atom in proportion to their widths.
+    """
+    atoms = _normal(atoms)
+    counts = _zero_merged(np.asarray(counts, dtype=np.float64), atoms)
+    by_bin: dict[int, list[tuple[float, int]]] = {}
+    for value, n in atoms.items():
+        by_bin.setdefault(value_bin(value), []).append((float(value), int(n)))
+    for b in sorted(by_bin, reverse=True):  # later bins first: earlier indices stay valid
+        inside = sorted(by_bin[b])
+        values = [v for v, _ in inside]
+        other = max(counts[b] - sum(n for _, n in inside), 0.0)
+        edges = np.array([left[b], *values, right[b]])
+        width = edges[-1] - edges[0]
+        share = np.diff(edges) / width if width > 0 else np.r_[1.0, np.zeros(len(values))]
+        lo, hi, n = [edges[0]], [values[0]], [other * share[0]]
+        for i, (value, count) in enumerate(inside):
+            lo += [value, value]
+            hi += [value, edges[i + 2]]
+            n += [count, other * share[i + 1]]
+        left = np.concatenate([left[:b], lo, left[b + 1:]])
+        right = np.concatenate([right[:b], hi, right[b + 1:]])
+        counts = np.concatenate([counts[:b], n, counts[b + 1:]])
+    return counts, left, right
+
+
 def sketch_quantiles(counts: np.ndarray, probabilities: Sequence[float],
-                     minimum: float, maximum: float) -> np.ndarray:
+                     minimum: float, maximum: float,
+                     atoms: Mapping[float, int] | None = None) -> np.ndarray:
     """Quantiles by numpy's linear definition, each within one bin's width of the exact one.
 
     The k-th smallest value is placed inside its bin as if the bin's values were evenly
     spread across it (the exact ``minimum`` and ``maximum`` clip the outer bins and are
     the first and last order statistics); a quantile interpolates linearly between the two
-    order statistics around its rank, as ``numpy.quantile`` does.
+    order statistics around its rank, as ``numpy.quantile`` does. ``atoms`` (value ->
+    exact count, e.g. the dry days of a precipitation record at 0) are exact: an order
+    statistic among an atom's values is the atom itself.
     """
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
@@ -101,6 +168,7 @@ def sketch_quantiles(counts: np.ndarray, probabilities: Sequence[float],
         return np.full(len(probabilities), np.nan)
     left, right = bin_edges()
     left, right = np.clip(left, minimum, maximum), np.clip(right, minimum, maximum)
+    counts, left, right = _pieces(counts, left, right, atoms or {})
     cumulative = np.cumsum(counts)
 
     def order_statistic(k: int) -> float:
@@ -109,7 +177,7 @@ def sketch_quantiles(counts: np.ndarray, probabilities: Sequence[float],
         if k >= total - 1:
             return maximum
         b = int(np.searchsorted(cumulative, k, side="right"))
-        position = (k - (cumulative[b] - counts[b]) + 0.5) / counts[b]
+        position = min((k - (cumulative[b] - counts[b]) + 0.5) / counts[b], 1.0)
         return left[b] + position * (right[b] - left[b])
 
     out = []

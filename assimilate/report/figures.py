@@ -69,13 +69,19 @@ def histogram(diagnostics: list[xr.Dataset]) -> Panel | None:
         return None
     figure, ax = _axes()
     colours = {d.attrs["label"]: colour(d) for d in diagnostics}
-    lowest = []
+    lowest, highest = [], []
     notes = ["Histogram density on a log axis, so that the tails show; empty bins are left out."]
     for d in have:
         edges = np.append(d["bin_left"].values, d["bin_right"].values[-1])
         density = _positive(d["histogram_density"].values)
         ax.stairs(density, edges, color=colour(d), linewidth=1.5, label=d.attrs["label"])
         lowest += [np.nanmin(density, initial=np.inf), _compared(ax, d, edges, colours)]
+        highest.append(np.nanmax(density, initial=0.0))
+        notes += _atoms(ax, d)
+        if "floor" in d.attrs:
+            notes.append(f"{d.attrs['label']}: values below the floor "
+                         f"{significant(float(d.attrs['floor']))} (a fraction "
+                         f"{significant(scalar(d, 'below_floor_fraction'))}) are left out.")
     if any("compared_histogram_density" in d for d in have):
         notes.append("Dashed: compared samples binned on the reference's bins.")
     first = have[0]
@@ -86,13 +92,30 @@ def histogram(diagnostics: list[xr.Dataset]) -> Panel | None:
                 label=f"Gaussian, mean and variance of {first.attrs['label']}")
         notes.append(f"Dotted: the Gaussian with {first.attrs['label']}'s mean and variance.")
     ax.set_yscale("log")
-    if np.isfinite(min(lowest)):
-        ax.set_ylim(bottom=min(lowest) / 3)
+    if np.isfinite(min(lowest)):  # the Gaussian's far tails must not set the range
+        ax.set_ylim(bottom=min(lowest) / 3, top=3 * max(highest, default=1.0))
     variable = first.attrs.get("variable", "the field")
     ax.set(xlabel=" / ".join(dict.fromkeys(_quantity(d) for d in have)),
            ylabel="probability density", title=f"distribution of {variable}")
     ax.legend(fontsize="small")
     return Panel("histogram", " ".join(notes), figure)
+
+
+def _atoms(ax: Axes, d: xr.Dataset) -> list[str]:
+    """Point masses (values that recur exactly, e.g. dry days at 0) as dash-dotted lines."""
+    if "atom_probability" not in d:
+        return []
+    parts = []
+    for value, probability in zip(d["atom"].values, d["atom_probability"].values,
+                                  strict=True):
+        ax.axvline(float(value), color=colour(d), linestyle="-.", linewidth=1.2,
+                   label=f"{d.attrs['label']}: P(= {significant(float(value))}) = "
+                         f"{significant(float(probability))}")
+        parts.append(f"{significant(float(value))} (probability "
+                     f"{significant(float(probability))})")
+    note = (f"Dash-dotted: values {d.attrs['label']} takes exactly, counted exactly and left "
+            f"out of the density: {', '.join(parts)}.")
+    return [note]
 
 
 def _compared(ax: Axes, d: xr.Dataset, edges: np.ndarray, colours: dict[str, str]) -> float:
@@ -176,10 +199,11 @@ def threshold_stability(d: xr.Dataset) -> Panel | None:
 def return_levels(d: xr.Dataset, reference: xr.Dataset) -> Panel | None:
     """GPD and GEV return levels with confidence bands and the empirical points."""
     gpd, gev = interval(d, "return_level"), interval(d, "gev_return_level")
+    parts: list[str] = []
     if gpd is None and gev is None:
         return None
     figure, ax = _axes()
-    label, parts = d.attrs["label"], []
+    label = d.attrs["label"]
     confidence = f"{float(d.attrs.get('confidence', 0.95)):.0%}"
     if gpd is not None:
         _band(ax, _period(d, "return_level"), gpd, colour(d), "GPD (peaks over threshold)", "-")
@@ -187,6 +211,13 @@ def return_levels(d: xr.Dataset, reference: xr.Dataset) -> Panel | None:
     if gev is not None:
         _band(ax, _period(d, "gev_return_level"), gev, GEV_COLOUR, "GEV (block maxima)", "--")
         parts.append(_gev_points(ax, d))
+    effective = interval(d, "effective_return_level")
+    if effective is not None:
+        at = significant(float(d.attrs.get("trend_at", np.nan)))
+        _band(ax, _period(d, "effective_return_level"), effective, "tab:red",
+              f"GEV with trend, at {d.attrs.get('trend_covariate', 'covariate')} {at}", "-.")
+        parts.append(f"Red dash-dotted: the effective return levels of the GEV whose location "
+                     f"follows {d.attrs.get('trend_covariate', 'the covariate')}, at {at}.")
     ref = interval(reference, "return_level")
     if reference is not d and ref is not None:
         ax.plot(_period(reference, "return_level"), ref[0], ":", color=colour(reference),
@@ -371,7 +402,8 @@ def _gpd_points(ax: Axes, d: xr.Dataset) -> str:
     ax.plot((n + 1) / (np.arange(1, n + 1) * rate), peaks, "o", color=colour(d),
             markerfacecolor="none", markersize=5, label=f"{n} cluster peaks")
     return (f"{fit} Circles: the {n} cluster peaks at empirical return period (n + 1) / "
-            f"(rank · λ), λ = {significant(rate)} clusters per time unit.")
+            f"(rank · λ), λ = {significant(rate)} clusters per "
+            f"{'year' if d.attrs.get('time_units') == 'years' else 'time unit'}.")
 
 
 def _gev_points(ax: Axes, d: xr.Dataset) -> str:
@@ -384,8 +416,11 @@ def _gev_points(ax: Axes, d: xr.Dataset) -> str:
     m = maxima.size
     ax.plot(block * (m + 1) / np.arange(1, m + 1), maxima, "s", color=GEV_COLOUR,
             markerfacecolor="none", markersize=4, label=f"{m} block maxima")
-    return (f"Grey: GEV fitted to the {m} maxima of blocks of {significant(block)} time units, "
-            "squares at return period block length · (m + 1) / rank.")
+    units = d.attrs.get("time_units") or "time units"
+    blocks = (f"{d.attrs['block']} maxima" if units == "years" and "block" in d.attrs
+              else f"maxima of blocks of {significant(block)} {units}")
+    return (f"Grey: GEV fitted to the {m} {blocks}, squares at return period block length · "
+            "(m + 1) / rank.")
 
 
 def _space_only(d: xr.Dataset, name: str) -> xr.DataArray:

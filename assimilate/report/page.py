@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from assimilate.report import tables
 from assimilate.report._schema import Source, load
 from assimilate.report.figures import Panel, panels
+from assimilate.report.point_maps import point_maps
 from pde.output import Output, claim
 
 __all__ = ["render"]
@@ -32,7 +33,8 @@ __all__ = ["render"]
 DPI = 100
 SECTIONS = (("Distributions", ("histogram", "qq", "spectrum")),
             ("Extremes", ("threshold-stability", "return-levels", "series")),
-            ("Maps", ("exceedance-map", "temporal-maximum-map")))
+            ("Maps", ("return-level-map", "interval-width-map", "shape-map", "exceedance-map",
+                      "temporal-maximum-map")))
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2430;
        margin: 0 auto; max-width: 1480px; padding: 1.2em 2em 3em; }
@@ -74,7 +76,7 @@ def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
         datasets = load(diagnostics)
         title = title or "Tail analysis: " + ", ".join(d.attrs["label"] for d in datasets)
         created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        found = _ordered(panels(datasets))
+        found = _ordered(panels(datasets) + point_maps(datasets))
         page = _page(datasets, found, title=title, created=created)
         with page_output.atomic() as scratch:
             scratch.write_text(page, encoding="utf-8")
@@ -91,7 +93,8 @@ def plot(diagnostics: Source | Sequence[Source]) -> dict[str, Figure]:
     ``exceedance-map``, ``temporal-maximum-map``, ``spectrum``), with ``-1``, ``-2`` ...
     for the second and later diagnostics' own figures of a kind.
     """
-    found = _ordered(panels(load(diagnostics)))
+    datasets = load(diagnostics)
+    found = _ordered(panels(datasets) + point_maps(datasets))
     return {figure_id: panel.figure for figure_id, panel in zip(_ids(found), found)}
 
 
@@ -112,10 +115,10 @@ def _ids(found: list[Panel]) -> list[str]:
 
 
 def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created: str) -> str:
-    comparison = tables.comparison(datasets)
+    comparison, trend = tables.comparison(datasets), tables.trend(datasets)
     header = (f"<h1>{html.escape(title)}</h1><p class='meta'>Created {created} by "
               f"assimilate.report from {len(datasets)} diagnostics (schema "
-              f"assimilate.diagnostics/1).</p>{_nav(found, comparison)}")
+              f"assimilate.diagnostics/1).</p>{_nav(found, comparison, trend)}")
     parts = [f"<header>{header}</header>",
              _section("Inputs", _table(tables.inputs(datasets), "inputs-table", None)),
              _section("Summary", _table(tables.summary(datasets), "summary-table",
@@ -123,6 +126,8 @@ def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created
     if comparison is not None:
         parts.append(_section("Comparison", _table(comparison, "comparison-table",
                                                    _COMPARISON_CAPTION)))
+    if trend is not None:
+        parts.append(_section("Trend", _table(trend, "trend-table", _TREND_CAPTION)))
     ids = dict(zip(map(id, found), _ids(found), strict=True))
     for name, keys in SECTIONS:
         chosen = [panel for panel in found if panel.key in keys]
@@ -137,7 +142,13 @@ def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created
 
 
 _SUMMARY_CAPTION = ("4 significant digits; confidence intervals in brackets; return periods "
-                    "in the diagnostics' time units; — where a diagnostic holds no value.")
+                    "in years for calendar (datetime) data, else in the diagnostics' time "
+                    "units; — where a diagnostic holds no value.")
+_TREND_CAPTION = ("A GEV whose location moves linearly with the covariate (time in years "
+                  "for calendar data), fitted to the same block maxima as the stationary "
+                  "GEV; D = 2 (log-likelihood with trend − without), its p-value from χ² "
+                  "with one degree of freedom; effective return levels are those of the "
+                  "GEV at the covariate value 'at' (delta-method intervals).")
 _COMPARISON_CAPTION = ("Ratios are relative errors |compared − reference| / |reference| "
                        "(0 is perfect); an exceedance ratio of 1 is perfect, below 1 means "
                        "too few extremes; NaN where a score does not apply.")
@@ -147,10 +158,12 @@ def _section(heading: str, content: str) -> str:
     return f"<section id='{heading.lower()}'><h2>{heading}</h2>{content}</section>"
 
 
-def _nav(found: list[Panel], comparison: tables.Table | None) -> str:
+def _nav(found: list[Panel], comparison: tables.Table | None,
+         trend: tables.Table | None = None) -> str:
     keys = {panel.key for panel in found}
     links = [("inputs", "Inputs"), ("summary", "Summary")]
     links += [("comparison", "Comparison")] if comparison is not None else []
+    links += [("trend", "Trend")] if trend is not None else []
     links += [(name.lower(), name) for name, members in SECTIONS if keys & set(members)]
     return "<nav>" + "".join(f"<a href='#{a}'>{text}</a>" for a, text in links) + "</nav>"
 

@@ -13,7 +13,7 @@ import xarray as xr
 
 from assimilate.report._schema import dims_attr, interval, scalar, significant
 
-__all__ = ["Table", "comparison", "inputs", "summary"]
+__all__ = ["Table", "comparison", "inputs", "summary", "trend"]
 
 MOMENTS = (("count", "count"), ("mean", "mean"), ("variance", "variance"),
            ("skewness", "skewness"), ("kurtosis", "kurtosis (Pearson)"),
@@ -57,19 +57,66 @@ def summary(diagnostics: list[xr.Dataset]) -> Table:
     for p in QUANTILES:
         rows.append([f"{p:g} quantile", *(significant(_at(d, "quantile", "probability", p))
                                           for d in diagnostics)])
+    rows.append(["left out below the floor (fraction)",
+                 *(significant(scalar(d, "below_floor_fraction")) for d in diagnostics)])
+    for value in sorted({float(a) for d in diagnostics if "atom" in d.coords
+                         for a in d["atom"].values}):
+        rows.append([f"P(value = {significant(value)}), exact",
+                     *(significant(_at(d, "atom_probability", "atom", value))
+                       for d in diagnostics)])
+    units = next((d.attrs.get("time_units") for d in diagnostics
+                  if d.attrs.get("time_units")), "") or "time units"
+    per = "year" if units == "years" else units
     for name, title in PEAKS:
+        title = f"clusters per {per}" if name == "cluster_rate" else title
         rows.append([title, *(_count(d, name) if name.startswith("n_")
                               else significant(scalar(d, name)) for d in diagnostics)])
     for name, title in FITS[:2]:
         rows.append([title, *(_with_interval(interval(d, name)) for d in diagnostics)])
-    units = next((d.attrs.get("time_units") for d in diagnostics if "return_level" in d), "")
-    for period in _periods(diagnostics):
-        rows.append([f"return level, T = {significant(period)} {units or 'time units'}",
+    for period in _periods(diagnostics, "return_level"):
+        rows.append([f"return level, T = {significant(period)} {units} (GPD)",
                      *(_with_interval(_level(d, "return_level", period)) for d in diagnostics)])
+    rows.append(["blocks of the maxima", *(str(d.attrs.get("block", "—")) for d in diagnostics)])
     for name, title in FITS[2:]:
         rows.append([title, *(_with_interval(interval(d, name)) for d in diagnostics)])
+    for period in _periods(diagnostics, "gev_return_level"):
+        rows.append([f"return level, T = {significant(period)} {units} (GEV)",
+                     *(_with_interval(_level(d, "gev_return_level", period))
+                       for d in diagnostics)])
     header = ["", *(d.attrs["label"] for d in diagnostics)]
     return Table(header, [row for row in rows if any(cell != "—" for cell in row[1:])])
+
+
+def trend(diagnostics: list[xr.Dataset]) -> Table | None:
+    """The GEV with a trend in location against the stationary one; None without one."""
+    have = [d for d in diagnostics if "trend_gev_trend" in d]
+    if not have:
+        return None
+    rows = []
+    for d in have:
+        units = d.attrs.get("time_units", "")
+        at = significant(float(d.attrs.get("trend_at", np.nan)))
+        levels = [_level(d, "effective_return_level", t)
+                  for t in _periods([d], "effective_return_level")]
+        rows.append([d.attrs["label"], str(d.attrs.get("trend_covariate", "")),
+                     _with_interval(interval(d, "trend_gev_trend")),
+                     significant(_location_at(d)),
+                     significant(scalar(d, "trend_likelihood_ratio")),
+                     significant(scalar(d, "trend_p_value")), at,
+                     "; ".join(f"{significant(t)} {units}: {_with_interval(v)}"
+                               for t, v in zip(_periods([d], "effective_return_level"),
+                                               levels, strict=True))])
+    return Table(["label", "covariate", "trend of the location (per unit)",
+                  "location at 'at'", "likelihood ratio D", "p-value (χ²₁)", "at",
+                  "effective return levels"], rows)
+
+
+def _location_at(d: xr.Dataset) -> float | None:
+    """The GEV location at the covariate value of the effective return levels."""
+    location, slope = interval(d, "trend_gev_location"), interval(d, "trend_gev_trend")
+    if location is None or slope is None:
+        return None
+    return float(location[0]) + float(slope[0]) * float(d.attrs.get("trend_at", np.nan))
 
 
 def comparison(diagnostics: list[xr.Dataset]) -> Table | None:
@@ -121,10 +168,10 @@ def _exceedance(d: xr.Dataset, label: str, level: float) -> float | None:
     return _at(d.sel(compared=label), "exceedance_ratio", "tail_quantile", level)
 
 
-def _periods(diagnostics: list[xr.Dataset]) -> list[float]:
-    """Up to three return periods spread over those the diagnostics hold."""
-    found = sorted({float(t) for d in diagnostics if "return_level" in d
-                    for t in d["return_level"]["return_period"].values})
+def _periods(diagnostics: list[xr.Dataset], name: str) -> list[float]:
+    """Up to three return periods spread over those the diagnostics hold for ``name``."""
+    found = sorted({float(t) for d in diagnostics if name in d
+                    for t in d[name]["return_period"].values})
     if len(found) <= SHOWN_PERIODS:
         return found
     picks = np.linspace(0, len(found) - 1, SHOWN_PERIODS).round().astype(int)

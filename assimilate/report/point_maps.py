@@ -1,0 +1,71 @@
+"""Maps of the per-point extreme-value fits (``diagnose(..., per_point=True)``).
+
+For each diagnostic holding them: the return level for the period nearest ``MAP_PERIOD``
+(20 years for calendar data) from the GEV of block maxima, the width of its confidence
+interval, and the GEV shape on a diverging scale centred on 0 (heavy tails red, bounded
+tails blue). Latitude/longitude fields are drawn on cartopy maps by ``maps.field_figure``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from assimilate.report._schema import significant
+from assimilate.report.figures import Panel, _in
+from assimilate.report.maps import field_figure
+
+__all__ = ["MAP_PERIOD", "point_maps"]
+
+MAP_PERIOD = 20.0
+
+
+def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
+    """Return-level, interval-width and shape maps of every diagnostic with per-point fits."""
+    found = []
+    for d in diagnostics:
+        if "point_gev_return_level" not in d:
+            continue
+        levels = d["point_gev_return_level"]
+        periods = levels["return_period"].values.astype(float)
+        period = float(periods[np.argmin(np.abs(np.log(periods / MAP_PERIOD)))])
+        at = levels.sel(return_period=period)
+        units = levels["return_period"].attrs.get("units", "") or d.attrs.get("time_units", "")
+        quantity = f"{d.attrs.get('variable', 'value')}{_in(d.attrs.get('units', ''))}"
+        label, block = d.attrs["label"], d.attrs.get("point_block", "block")
+        confidence = f"{float(d.attrs.get('point_confidence', 0.95)):.0%}"
+        estimate = at.sel(interval="estimate")
+        width = at.sel(interval="upper") - at.sel(interval="lower")
+        shape = d["point_gev_shape"].sel(interval="estimate")
+        missing = int(estimate.isnull().sum())
+        gaps = (f" {missing} of {estimate.size} points have no fit (too few maxima or no "
+                "data) and are left blank." if missing else "")
+        title = f"{significant(period)}-{units.rstrip('s') or 'unit'} return level"
+        found.append(Panel("return-level-map", (
+            f"The {significant(period)} {units} return level of {d.attrs.get('variable')} at "
+            f"each point: {label}, from a GEV fitted to the {block} maxima of every point "
+            f"separately.{gaps}"),
+            field_figure(estimate, title=f"{title}: {label}", label=quantity, cmap="viridis",
+                         limits=_limits(estimate))))
+        found.append(Panel("interval-width-map", (
+            f"Width of the {confidence} confidence interval of that return level (delta "
+            "method with the observed information at each point): where it is wide the map "
+            "above is uncertain."),
+            field_figure(width, title=f"{confidence} interval width: {label}", label=quantity,
+                         cmap="magma", limits=_limits(width, zero=True))))
+        bound = max(float(np.nanmax(np.abs(shape.values), initial=0.0)), 0.1)
+        found.append(Panel("shape-map", (
+            f"GEV shape ξ at each point: {label}. ξ > 0 (red) is a heavy tail whose return "
+            "levels grow without bound; ξ < 0 (blue) a tail with an upper end."),
+            field_figure(shape, title=f"GEV shape ξ: {label}", label="ξ", cmap="RdBu_r",
+                         limits=(-bound, bound))))
+    return found
+
+
+def _limits(field: xr.DataArray, zero: bool = False) -> tuple[float, float]:
+    values = np.asarray(field.values, dtype=float)
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return (0.0, 1.0)
+    low, high = (0.0 if zero else float(finite.min())), float(finite.max())
+    return (low, high if high > low else low + 1.0)
