@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import re
 import shutil
 import socket
@@ -432,6 +433,9 @@ BROWSERS = ["chromium", "chromium-browser", "google-chrome", "headless_shell", "
 def test_browser_renders_the_report(report: Path, tmp_path: Path) -> None:
     browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     if browser is None:
+        if os.environ.get("ASSIMILATE_REQUIRE_BROWSER"):  # CI installs one: never skip there
+            pytest.fail(f"ASSIMILATE_REQUIRE_BROWSER is set but no headless browser is on "
+                        f"PATH (looked for {', '.join(BROWSERS)})")
         pytest.skip(f"no headless browser on PATH (looked for {', '.join(BROWSERS)})")
     screenshot = tmp_path / "screenshot.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
