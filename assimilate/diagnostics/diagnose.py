@@ -645,6 +645,40 @@ def summary(diag: xr.Dataset) -> str:
             e, lo, hi = levels.sel(return_period=period).values
             units = diag.attrs.get("time_units") or "time units"
             lines.append(f"  return level over {g(period)} {units}: {g(e)} [{g(lo)}, {g(hi)}]")
+    if "floor" in diag.attrs:
+        lines.append(f"floor {g(diag.attrs['floor'])}: a fraction "
+                     f"{g(diag['below_floor_fraction'])} of the values lies below it and is "
+                     "left out")
+    if "atom" in diag.coords:
+        lines.append("exact values: " + ", ".join(
+            f"{g(a)} (probability {g(p)})"
+            for a, p in zip(diag["atom"].values, diag["atom_probability"].values, strict=True)))
+    units = diag.attrs.get("time_units") or "time units"
+    if "gev_shape" in diag and units == "years":
+        shape = diag["gev_shape"].values
+        levels = diag["gev_return_level"]
+        lines.append(f"GEV of the {diag.attrs.get('block', 'block')} maxima: shape "
+                     f"{g(shape[0])} [{g(shape[1])}, {g(shape[2])}]; " + "; ".join(
+                         f"{g(t)}-year level {g(levels.sel(return_period=t)[0])}"
+                         for t in levels["return_period"].values))
+    if "trend_gev_trend" in diag:
+        trend, at = diag["trend_gev_trend"].values, diag.attrs["trend_at"]
+        lines.append(f"trend of the GEV location per {diag.attrs['trend_covariate']}: "
+                     f"{g(trend[0])} [{g(trend[1])}, {g(trend[2])}]; likelihood ratio "
+                     f"{g(diag['trend_likelihood_ratio'])}, p = {g(diag['trend_p_value'])}; "
+                     f"effective levels at {g(at)}: " + "; ".join(
+                         f"{g(t)} {units}: {g(v)}" for t, v in zip(
+                             diag["return_period"].values,
+                             diag["effective_return_level"].sel(interval="estimate").values,
+                             strict=True)))
+    if "point_gev_return_level" in diag:
+        levels = diag["point_gev_return_level"].sel(interval="estimate")
+        t = float(levels["return_period"].values[np.argmin(np.abs(np.log(
+            levels["return_period"].values / 20.0)))])
+        at = levels.sel(return_period=t)
+        lines.append(f"per-point fits at {at.size} points ({int(at.isnull().sum())} without "
+                     f"one): {g(t)} {units} return level from {g(at.min())} to "
+                     f"{g(at.max())}, median {g(at.median())}")
     for key in ("pot_note", "gev_note"):
         if key in diag.attrs:
             lines.append(f"note: {diag.attrs[key]}")
