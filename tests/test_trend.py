@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from assimilate.diagnostics.extremes import (
+from assimilate.diagnostics.extremes import fit_gev
+from assimilate.diagnostics.trend import (
     MIN_TREND_BLOCKS,
     _gev_trend_nll,
     effective_return_levels,
@@ -40,23 +41,31 @@ def test_likelihood_equals_scipy_log_density_with_a_moving_location(shape: float
 
 
 def test_known_trend_is_recovered_and_its_interval_covers_at_the_stated_rate() -> None:
-    """90 % profile intervals for mu1 over 40 records of 60 years: about 36 should cover."""
+    """90 % intervals over 40 records of 60 years: about 36 should cover each parameter.
+
+    Over 200 records the rates were 0.925 (mu1, profile), 0.91 (mu0), 0.87 (sigma) and
+    0.875 (xi; delta method): small samples run a little under the nominal rate.
+    """
     rng = np.random.default_rng(2)
-    n_records, hits, estimates, half_widths = 40, 0, [], []
+    truth = {"location": 10.0 - TREND * 1961, "trend": TREND, "scale": SCALE, "shape": SHAPE}
+    n_records, hits, estimates, half_widths = 40, np.zeros(4, dtype=int), [], []
     for _ in range(n_records):
         x = _record(rng)
-        fit = fit_gev_trend(x, YEARS, confidence=0.9)
+        # the stationary fit's own intervals play no part here: skip them to save time
+        fit = fit_gev_trend(x, YEARS, confidence=0.9,
+                            stationary=fit_gev(x, 0.9, intervals=False))
         estimate, lower, upper = fit.parameters["trend"]
         assert lower < estimate < upper
         assert fit.p_value < 0.01, "a trend of 3 scale units over the record is plain"
-        hits += lower <= TREND <= upper
+        hits += [fit.parameters[k][1] <= value <= fit.parameters[k][2]
+                 for k, value in truth.items()]
         estimates.append(estimate)
         half_widths.append(0.5 * (upper - lower))
     low, high = _binomial_bounds(n_records, 0.9)
-    assert low <= hits <= high, hits
+    assert ((low <= hits) & (hits <= high)).all(), hits
     # too wide an interval covers as often; its width must match the estimates' scatter
     ratio = np.mean(half_widths) / (stats.norm.isf(0.05) * np.std(estimates))
-    assert 0.75 < ratio < 1.33, ratio
+    assert 0.7 < ratio < 1.45, ratio  # 1.07 over 200 records; the sd of 40 scatters 11 %
     # the last fit, mapped back to years and data units, is at the likelihood's minimum
     parameters = [fit.estimate(k) for k in ("location", "trend", "scale", "shape")]
     assert fit.negative_log_likelihood == pytest.approx(_gev_trend_nll(x, YEARS, *parameters),
@@ -113,3 +122,5 @@ def test_bad_input_gets_clear_messages() -> None:
         fit_gev_trend(np.r_[x[:-1], np.nan], YEARS, name="rainfall")
     with pytest.raises(ValueError, match="covariate of .* non-finite values .* index 3"):
         fit_gev_trend(x, np.where(YEARS == 1964, np.inf, YEARS))
+    with pytest.raises(ValueError, match="not fit_gev of the same 60 block maxima"):
+        fit_gev_trend(x, YEARS, stationary=fit_gev(x[::-1], intervals=False))

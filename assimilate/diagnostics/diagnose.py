@@ -38,6 +38,7 @@ import scoringrules
 import xarray as xr
 
 from assimilate.diagnostics import calendar, extremes, onepass, sketch, tails
+from assimilate.diagnostics import trend as trend_model
 from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.descriptor import Descriptor, find, series_names
 
@@ -381,7 +382,7 @@ def _trend(maxima: np.ndarray, covariates: np.ndarray, confidence: float, what: 
            trend_at: float | None, periods: Sequence[float],
            block_length: float) -> tuple[xr.Dataset, dict]:
     """The GEV with a linear trend in location, its test and effective return levels."""
-    fit = extremes.fit_gev_trend(maxima, covariates, confidence, name=what)
+    fit = trend_model.fit_gev_trend(maxima, covariates, confidence, name=what)
     at = float(covariates.max() if trend_at is None else trend_at)
     blocks_per_period = np.asarray(periods, dtype=np.float64) / block_length
     out = xr.Dataset({f"trend_gev_{key}": ("interval", list(fit.parameters[key]))
@@ -389,7 +390,7 @@ def _trend(maxima: np.ndarray, covariates: np.ndarray, confidence: float, what: 
     out["trend_likelihood_ratio"] = fit.likelihood_ratio
     out["trend_p_value"] = fit.p_value
     out["effective_return_level"] = (("return_period", "interval"),
-                                     extremes.effective_return_levels(fit, at,
+                                     trend_model.effective_return_levels(fit, at,
                                                                       blocks_per_period))
     return out, {"trend_at": at}
 
@@ -509,9 +510,9 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         calendar.check_time(field[lay.time], source)
         if trend and calendar.is_calendar(field[lay.time]) and block_steps is None:
             years = len(calendar.blocks(field[lay.time], block or "year", source).kept)
-            if years < extremes.MIN_TREND_BLOCKS:
+            if years < trend_model.MIN_TREND_BLOCKS:
                 raise ValueError(f"{source} holds {years} complete {block or 'year'} blocks; "
-                                 f"a trend needs at least {extremes.MIN_TREND_BLOCKS}")
+                                 f"a trend needs at least {trend_model.MIN_TREND_BLOCKS}")
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
     with dask_client(workers, scheduler, timeout=scheduler_timeout):
