@@ -33,8 +33,8 @@ __all__ = ["render"]
 DPI = 100
 SECTIONS = (("Distributions", ("histogram", "qq", "spectrum")),
             ("Extremes", ("threshold-stability", "return-levels", "series")),
-            ("Maps", ("return-level-map", "interval-width-map", "shape-map", "exceedance-map",
-                      "temporal-maximum-map")))
+            ("Maps", ("return-level-map", "interval-width-map", "scale-map", "shape-map",
+                      "exceedance-map", "temporal-maximum-map")))
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2430;
        margin: 0 auto; max-width: 1480px; padding: 1.2em 2em 3em; }
@@ -116,9 +116,10 @@ def _ids(found: list[Panel]) -> list[str]:
 
 def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created: str) -> str:
     comparison, trend = tables.comparison(datasets), tables.trend(datasets)
+    points = tables.point_fits(datasets)
     header = (f"<h1>{html.escape(title)}</h1><p class='meta'>Created {created} by "
               f"assimilate.report from {len(datasets)} diagnostics (schema "
-              f"assimilate.diagnostics/1).</p>{_nav(found, comparison, trend)}")
+              f"assimilate.diagnostics/1).</p>{_nav(found, comparison, trend, points)}")
     parts = [f"<header>{header}</header>",
              _section("Inputs", _table(tables.inputs(datasets), "inputs-table", None)),
              _section("Summary", _table(tables.summary(datasets), "summary-table",
@@ -128,6 +129,8 @@ def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created
                                                    _COMPARISON_CAPTION)))
     if trend is not None:
         parts.append(_section("Trend", _table(trend, "trend-table", _TREND_CAPTION)))
+    if points is not None:
+        parts.append(_section("Per-point fits", _table(points, "point-table", _POINT_CAPTION)))
     ids = dict(zip(map(id, found), _ids(found), strict=True))
     for name, keys in SECTIONS:
         chosen = [panel for panel in found if panel.key in keys]
@@ -149,21 +152,26 @@ _TREND_CAPTION = ("A GEV whose location moves linearly with the covariate (time 
                   "GEV; D = 2 (log-likelihood with trend − without), its p-value from χ² "
                   "with one degree of freedom; effective return levels are those of the "
                   "GEV at the covariate value 'at' (delta-method intervals).")
+_POINT_CAPTION = ("Fits at every spatial point (maps below): how many points have one, and "
+                  "the spread of each quantity over the points as its median [5 %, 95 % of "
+                  "points]; intervals at a point come from the delta method.")
 _COMPARISON_CAPTION = ("Ratios are relative errors |compared − reference| / |reference| "
                        "(0 is perfect); an exceedance ratio of 1 is perfect, below 1 means "
                        "too few extremes; NaN where a score does not apply.")
 
 
 def _section(heading: str, content: str) -> str:
-    return f"<section id='{heading.lower()}'><h2>{heading}</h2>{content}</section>"
+    return (f"<section id='{heading.lower().replace(' ', '-')}'><h2>{heading}</h2>"
+            f"{content}</section>")
 
 
 def _nav(found: list[Panel], comparison: tables.Table | None,
-         trend: tables.Table | None = None) -> str:
+         trend: tables.Table | None = None, points: tables.Table | None = None) -> str:
     keys = {panel.key for panel in found}
     links = [("inputs", "Inputs"), ("summary", "Summary")]
     links += [("comparison", "Comparison")] if comparison is not None else []
     links += [("trend", "Trend")] if trend is not None else []
+    links += [("per-point-fits", "Per-point fits")] if points is not None else []
     links += [(name.lower(), name) for name, members in SECTIONS if keys & set(members)]
     return "<nav>" + "".join(f"<a href='#{a}'>{text}</a>" for a, text in links) + "</nav>"
 

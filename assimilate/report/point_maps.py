@@ -2,8 +2,8 @@
 
 For each diagnostic holding them: the return level for the period nearest ``MAP_PERIOD``
 (20 years for calendar data) from the GEV of block maxima, the width of its confidence
-interval, and the GEV shape on a diverging scale centred on 0 (heavy tails red, bounded
-tails blue). Latitude/longitude fields are drawn on cartopy maps by ``maps.field_figure``.
+interval, the GEV scale, and the GEV shape on a diverging scale centred on 0 (heavy tails
+red, bounded tails blue). Latitude/longitude fields are drawn on cartopy maps by ``maps.field_figure``.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
         missing = int(estimate.isnull().sum())
         gaps = (f" {missing} of {estimate.size} points have no fit (too few maxima or no "
                 "data) and are left blank." if missing else "")
-        title = f"{significant(period)}-{units.rstrip('s') or 'unit'} return level"
+        title = (f"{significant(period)}-year return level" if units == "years"
+                 else f"return level over {significant(period)} {units or 'time units'}")
         found.append(Panel("return-level-map", (
-            f"The {significant(period)} {units} return level of {d.attrs.get('variable')} at "
+            f"The {title} of {d.attrs.get('variable')} at "
             f"each point: {label}, from a GEV fitted to the {block} maxima of every point "
             f"separately.{gaps}"),
             field_figure(estimate, title=f"{title}: {label}", label=quantity, cmap="viridis",
@@ -53,6 +54,11 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
             "above is uncertain."),
             field_figure(width, title=f"{confidence} interval width: {label}", label=quantity,
                          cmap="magma", limits=_limits(width, zero=True))))
+        scale = d["point_gev_scale"].sel(interval="estimate")
+        found.append(Panel("scale-map", (
+            f"GEV scale σ at each point: {label}, the spread of the {block} maxima."),
+            field_figure(scale, title=f"GEV scale σ: {label}", label=quantity,
+                         cmap="cividis", limits=_limits(scale, zero=True))))
         bound = max(float(np.nanmax(np.abs(shape.values), initial=0.0)), 0.1)
         found.append(Panel("shape-map", (
             f"GEV shape ξ at each point: {label}. ξ > 0 (red) is a heavy tail whose return "

@@ -13,7 +13,7 @@ import xarray as xr
 
 from assimilate.report._schema import dims_attr, interval, scalar, significant
 
-__all__ = ["Table", "comparison", "inputs", "summary", "trend"]
+__all__ = ["Table", "comparison", "inputs", "point_fits", "summary", "trend"]
 
 MOMENTS = (("count", "count"), ("mean", "mean"), ("variance", "variance"),
            ("skewness", "skewness"), ("kurtosis", "kurtosis (Pearson)"),
@@ -117,6 +117,43 @@ def _location_at(d: xr.Dataset) -> float | None:
     if location is None or slope is None:
         return None
     return float(location[0]) + float(slope[0]) * float(d.attrs.get("trend_at", np.nan))
+
+
+def point_fits(diagnostics: list[xr.Dataset]) -> Table | None:
+    """The per-point fits summarised over space; None when no diagnostic has them."""
+    have = [d for d in diagnostics if "point_gev_shape" in d]
+    if not have:
+        return None
+    rows = [["points with a GEV fit", *(_fitted(d, "point_gev_shape") for d in have)],
+            ["points with a GPD fit", *(_fitted(d, "point_gpd_shape") for d in have)]]
+    for name, title in (("point_gev_shape", "GEV shape ξ"), ("point_gev_scale", "GEV scale σ"),
+                        ("point_gpd_shape", "GPD shape ξ")):
+        rows.append([title, *(_spread(d[name].sel(interval="estimate")) if name in d else "—"
+                              for d in have)])
+    periods = sorted({float(t) for d in have for t in d["point_gev_return_level"]
+                      ["return_period"].values})
+    units = have[0]["point_gev_return_level"]["return_period"].attrs.get("units", "")
+    for period in periods:
+        rows.append([f"return level, T = {significant(period)} {units} (GEV)",
+                     *(_spread(d["point_gev_return_level"].sel(return_period=period,
+                                                               interval="estimate"))
+                       if period in d["point_gev_return_level"]["return_period"].values
+                       else "—" for d in have)])
+    return Table(["", *(d.attrs["label"] for d in have)], rows)
+
+
+def _fitted(d: xr.Dataset, name: str) -> str:
+    estimate = d[name].sel(interval="estimate")
+    return f"{int(estimate.notnull().sum())} of {estimate.size}"
+
+
+def _spread(values: xr.DataArray) -> str:
+    finite = np.asarray(values.values, dtype=float)
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return "—"
+    low, middle, high = np.quantile(finite, [0.05, 0.5, 0.95])
+    return f"{significant(middle)} [{significant(low)}, {significant(high)}]"
 
 
 def comparison(diagnostics: list[xr.Dataset]) -> Table | None:
