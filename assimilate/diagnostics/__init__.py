@@ -1,6 +1,7 @@
 """Extreme-event diagnostics with Dask (``diagnose``) and the tail metrics it builds on."""
 
 from assimilate.diagnostics.diagnose import diagnose, open_data, summary
+from assimilate.diagnostics.gridded import fit_per_point
 from assimilate.diagnostics.quantiles import histogram_quantile
 from assimilate.diagnostics.tails import (
     exceedance_ratios,
@@ -16,6 +17,7 @@ from assimilate.diagnostics.tails import (
 __all__ = [
     "diagnose",
     "exceedance_ratios",
+    "fit_per_point",
     "histogram_quantile",
     "kurtosis",
     "kurtosis_ratio",
