@@ -42,7 +42,7 @@ Against a loop of ``scipy.stats.genextreme.fit`` and ``genpareto.fit``: the same
 (our likelihood was at least scipy's at all 256 points of the benchmark), with intervals,
 in about half the CPU time per point (measured: 10 ms against 19 ms for scipy's two fits
 alone, 30 years of daily data), and the kernel spreads over Dask workers and streams
-fields larger than memory (``benchmarks/diagnostics.py``, section 5).
+fields larger than memory (``benchmarks/diagnostics.py --sections gridded``).
 """
 
 from __future__ import annotations
