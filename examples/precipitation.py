@@ -1,13 +1,10 @@
-"""A synthetic daily precipitation record on a latitude/longitude grid, as NetCDF.
+"""Write the synthetic daily precipitation record of ``assimilate.diagnostics.synthetic``.
 
     .venv/bin/python examples/precipitation.py data/precip.nc [--years 30] [--seed 0]
 
-Each day is wet with probability 0.35 (else exactly 0 mm); wet-day amounts follow a
-generalised Pareto distribution whose shape grows from 0 in the south to 0.25 in the
-north (heavier downpours) and whose scale is largest in the middle of the domain. A slow
-increase of the wet-day scale over the years (+0.5 % a year in the northern half) gives
-the trend-aware GEV something to find. 16 x 32 points, CF time axis ``days since``, ``pr``
-in mm/day: the shape of a CMIP or E-OBS extract, small enough for a laptop.
+30 years of daily precipitation on 16 x 32 lat/lon points (about 65 % dry days at exactly
+0 mm, heavier downpours in the north, wetter years in the north over time), as the
+README's climate-record example analyses it.
 """
 
 from __future__ import annotations
@@ -15,40 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import xarray as xr
-
+from assimilate.diagnostics.synthetic import precipitation
 from pde.output import claim
-
-WET_FRACTION = 0.35
-
-
-def precipitation(years: int = 30, seed: int = 0, n_lat: int = 16,
-                  n_lon: int = 32) -> xr.Dataset:
-    rng = np.random.default_rng(seed)
-    time = pd.date_range("1991-01-01", f"{1990 + years}-12-31", freq="D")
-    lat = np.linspace(35.0, 65.0, n_lat)
-    lon = np.linspace(-10.0, 30.0, n_lon)
-    north = (lat - lat[0]) / (lat[-1] - lat[0])  # 0 in the south, 1 in the north
-    shape = (0.25 * north)[:, None] * np.ones(n_lon)
-    middle = np.exp(-(((lon - lon.mean()) / 15.0) ** 2))
-    scale = 4.0 + 4.0 * middle[None, :] * np.ones((n_lat, 1))
-    drift = 1.0 + 0.005 * np.outer(time.year - time.year[0], north >= 0.5)  # (time, lat)
-    uniform = 1.0 - rng.random((time.size, n_lat, n_lon))  # in (0, 1]: no infinite amount
-    wet = rng.random((time.size, n_lat, n_lon)) < WET_FRACTION
-    tail = np.where(shape > 0, shape, 1.0)  # the exponential limit where the shape is 0
-    amount = np.where(shape > 0, scale / tail * np.expm1(-tail * np.log(uniform)),
-                      -scale * np.log(uniform))  # the inverse GPD distribution function
-    amount = amount * drift[:, :, None]
-    pr = np.where(wet, 1.0 + amount, 0.0).astype(np.float32)
-    return xr.Dataset(
-        {"pr": (("time", "lat", "lon"), pr, {"units": "mm/day",
-                                             "long_name": "daily precipitation"})},
-        coords={"time": time,
-                "lat": ("lat", lat, {"units": "degrees_north"}),
-                "lon": ("lon", lon, {"units": "degrees_east"})},
-        attrs={"title": "synthetic daily precipitation (examples/precipitation.py)"})
 
 
 def main() -> None:

@@ -45,6 +45,11 @@ def _extremes(summary: dict, out: Path) -> None:
         assert lower <= estimate <= upper, (label, lower, estimate, upper)
     page = (out / "emulator-tails-report.html").read_text(encoding="utf-8")
     assert page.count("<img") >= 5 and "EDM" in page
+    climate = summary["climate"]  # the text: the median of a mostly dry record is exactly 0
+    assert climate["median_all_days"] == 0.0 and 0.5 < climate["dry_fraction"] < 0.8, climate
+    assert climate["return_period_units"] == "years"
+    assert climate["fitted"] == climate["points"] == 96, climate
+    assert climate["north_minus_south"] > 0, "the text: the north stands out"
 
 
 def _kolmogorov(summary: dict, out: Path) -> None:

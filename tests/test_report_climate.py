@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
 def precipitation(tmp_path_factory) -> Path:
     """The README's example record, small: 4 x 6 points, 22 years."""
-    sys.path.insert(0, str(REPO / "examples"))
-    try:
-        from precipitation import precipitation as make
-    finally:
-        sys.path.pop(0)
+    from assimilate.diagnostics.synthetic import precipitation as make
+
     path = tmp_path_factory.mktemp("climate") / "precip.nc"
     make(years=22, seed=3, n_lat=4, n_lon=6).to_netcdf(path)
     return path
