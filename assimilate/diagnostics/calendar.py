@@ -18,6 +18,7 @@ __all__ = [
     "BLOCKS",
     "DAYS_PER_YEAR",
     "MIN_COVERAGE",
+    "RETURN_PERIODS",
     "SEASONS",
     "CalendarBlocks",
     "blocks",
@@ -32,6 +33,8 @@ BLOCKS = {"year": 1, "season": 4, "month": 12}
 """Calendar blocks and how many of each a year holds."""
 SEASONS = ("DJF", "MAM", "JJA", "SON")
 DAYS_PER_YEAR = 365.2425  # the Gregorian mean year
+RETURN_PERIODS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+"""The default return periods of calendar data, in years."""
 MIN_COVERAGE = 0.9
 
 

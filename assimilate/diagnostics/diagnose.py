@@ -318,7 +318,7 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
         warnings.warn(f"no GEV fit: {error}", stacklevel=2)
     if return_periods is None:
         if dated:
-            return_periods = CALENDAR_RETURN_PERIODS
+            return_periods = calendar.RETURN_PERIODS
         else:
             shortest = max(2.0 / rate if rate else 0.0, 2.0 * attrs["block_length"])
             return_periods = np.geomspace(shortest, max(10.0 * duration, 2 * shortest), 12)
@@ -344,9 +344,6 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
                                    extremes.gev_return_levels(gev, attrs["block_length"],
                                                               periods))
     return out, attrs
-
-
-CALENDAR_RETURN_PERIODS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0)  # years
 
 
 def _block_covariate(covariate: xr.DataArray, series: xr.DataArray, lay: Layout,

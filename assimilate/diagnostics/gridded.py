@@ -69,11 +69,10 @@ from assimilate.diagnostics.extremes import (
     peaks_over_threshold,
 )
 
-__all__ = ["CALENDAR_RETURN_PERIODS", "CHUNK_BYTES", "OUTPUTS", "count_unfitted",
+__all__ = ["CHUNK_BYTES", "OUTPUTS", "count_unfitted",
            "fit_per_point"]
 
 CHUNK_BYTES = 32 * 2**20  # input bytes per space chunk
-CALENDAR_RETURN_PERIODS = (2.0, 5.0, 10.0, 20.0, 50.0, 100.0)  # years
 BLOCK_DECORRELATIONS = 25  # default numeric block, in decorrelation steps (as diagnose)
 PRE_PASS_POINTS, PRE_PASS_STEPS = 16, 4096
 INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
@@ -423,7 +422,7 @@ def _sampled_decorrelation(field: xr.DataArray, time: str, space: Sequence[str])
 def _periods(periods: Sequence[float] | None, dated: bool, block_length: float,
              duration: float) -> np.ndarray:
     if periods is None:
-        return np.array(CALENDAR_RETURN_PERIODS) if dated else \
+        return np.array(calendar.RETURN_PERIODS) if dated else \
             np.geomspace(2 * block_length, max(10 * duration, 4 * block_length), 12)
     out = np.atleast_1d(np.asarray(periods, dtype=np.float64))
     if out.ndim != 1 or not len(out) or not (np.isfinite(out) & (out > 0)).all():
