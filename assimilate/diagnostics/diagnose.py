@@ -470,7 +470,8 @@ def summary(diag: xr.Dataset) -> str:
             levels["return_period"].values / 20.0)))])
         at = levels.sel(return_period=t)
         lines.append(f"per-point fits at {at.size} points ({int(at.isnull().sum())} without "
-                     f"one): {g(t)} {units} return level from {g(at.min())} to "
+                     f"one): {g(t)}{'-year' if units == 'years' else ' ' + units} return "
+                     f"level from {g(at.min())} to "
                      f"{g(at.max())}, median {g(at.median())}")
     for key in ("pot_note", "gev_note"):
         if key in diag.attrs:
