@@ -202,3 +202,28 @@ def test_bad_input_is_named() -> None:
         fit_per_point(days, space=["lat", "lon"], block="decade")
     with pytest.raises(ValueError, match="return_periods must be positive"):
         fit_per_point(field, space=["point"], block=1, return_periods=[0.0])
+
+
+def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
+    """With ``trend``, each point's trend and p-value are those of ``fit_gev_trend`` on its
+    annual maxima against the year; a point given a strong trend is found, and without
+    ``trend`` the maps are absent."""
+    from assimilate.diagnostics.trend import fit_gev_trend
+
+    field = daily_field(years=30, ny=2, nx=3, seed=5)
+    years = field["time"].dt.year - 1981
+    field[dict(lat=1, lon=2)] = field.isel(lat=1, lon=2) + 0.3 * years  # 9 K over the record
+    result = fit_per_point(field, space=("lat", "lon"), run_length=2, trend=True).compute()
+    blocks = calendar.blocks(field["time"], "year")
+    for lat, lon in [(0, 0), (1, 2)]:
+        maxima = blocks.maxima(field.isel(lat=lat, lon=lon).values).ravel()
+        direct = fit_gev_trend(maxima, np.arange(1981, 2011, dtype=float), intervals=False)
+        point = result.isel(lat=lat, lon=lon)
+        assert float(point["point_gev_trend"]) == pytest.approx(direct.estimate("trend"),
+                                                                rel=1e-6, abs=1e-9)
+        assert float(point["point_trend_p_value"]) == pytest.approx(direct.p_value, rel=1e-6,
+                                                                    abs=1e-12)
+    assert float(result["point_trend_p_value"].isel(lat=1, lon=2)) < 1e-3
+    assert result["point_gev_trend"].attrs["units"] == "K per year"
+    plain = fit_per_point(field, space=("lat", "lon"), run_length=2)
+    assert "point_gev_trend" not in plain and "point_trend_p_value" not in plain

@@ -36,7 +36,8 @@ def test_the_readme_commands_render_maps_and_tables(precipitation: Path) -> None
     assert set(result["point_gev_shape"].dims) == {"lat", "lon", "interval"}
     assert result["return_period"].attrs["units"] == "years"
     html = page.read_text()
-    for figure in ("return-level-map", "interval-width-map", "scale-map", "shape-map"):
+    for figure in ("return-level-map", "interval-width-map", "scale-map", "trend-map",
+                   "shape-map"):
         assert f"id='{figure}'" in html, figure
     for table in ("trend-table", "point-table"):
         assert f"id='{table}'" in html, table

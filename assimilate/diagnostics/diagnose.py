@@ -394,7 +394,7 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
                 field if floor is None else field.where(field >= floor), time=lay.time,
                 space=lay.space, block=block or block_steps, return_periods=periods,
                 pot_quantile=pot_quantile, run_length=run_length, confidence=confidence,
-                source=source)
+                trend=trend, source=source)
             with bar:
                 maps = maps.compute()
             point_attrs = dict(maps.attrs)
@@ -473,6 +473,14 @@ def summary(diag: xr.Dataset) -> str:
                      f"one): {g(t)}{'-year' if units == 'years' else ' ' + units} return "
                      f"level from {g(at.min())} to "
                      f"{g(at.max())}, median {g(at.median())}")
+    if "point_trend_p_value" in diag:
+        p_value = diag["point_trend_p_value"]
+        tested = int(p_value.notnull().sum())
+        lines.append(f"per-point trends: a changing GEV location at p < 0.05 at "
+                     f"{int((p_value < 0.05).sum())} of {tested} points (about "
+                     f"{0.05 * tested:.0f} by chance alone); median trend "
+                     f"{g(diag['point_gev_trend'].median())} per "
+                     f"{'year' if units == 'years' else units}")
     for key in ("pot_note", "gev_note"):
         if key in diag.attrs:
             lines.append(f"note: {diag.attrs[key]}")

@@ -47,6 +47,7 @@ fields larger than memory (``benchmarks/diagnostics.py --sections gridded``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Sequence
@@ -68,9 +69,15 @@ from assimilate.diagnostics.extremes import (
     decorrelation_steps,
     peaks_over_threshold,
 )
+from assimilate.diagnostics.trend import MIN_TREND_BLOCKS, fit_gev_trend
 
-__all__ = ["CHUNK_BYTES", "OUTPUTS", "count_unfitted",
-           "fit_per_point"]
+__all__ = [
+    "CHUNK_BYTES",
+    "OUTPUTS",
+    "TREND_OUTPUTS",
+    "count_unfitted",
+    "fit_per_point",
+]
 
 CHUNK_BYTES = 32 * 2**20  # input bytes per space chunk
 BLOCK_DECORRELATIONS = 25  # default numeric block, in decorrelation steps (as diagnose)
@@ -85,6 +92,9 @@ OUTPUTS = {
     "point_n_blocks": (), "point_n_clusters": (),
 }
 """Output variables and their dims besides space (all float64)."""
+TREND_OUTPUTS = {"point_gev_trend": (), "point_trend_p_value": ()}
+"""With ``trend``: the GEV location's trend per year (or time unit) and its likelihood-ratio
+p-value against the stationary GEV, at each point."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +110,11 @@ class _Plan:
     run_length: int | None  # None: each point's decorrelation steps, at most max_run_length
     max_run_length: int
     width: float  # standard normal quantile of the two-sided interval
+    trend_covariate: np.ndarray | None = None  # per kept block: its start in years (trend)
+
+    @property
+    def outputs(self) -> dict[str, tuple[str, ...]]:
+        return OUTPUTS if self.trend_covariate is None else {**OUTPUTS, **TREND_OUTPUTS}
 
 
 # --- the kernel: one space chunk -----------------------------------------------------------
@@ -112,16 +127,31 @@ def _fit_chunk(chunk: np.ndarray, plan: _Plan, n_core: int) -> tuple[np.ndarray,
     series = chunk.reshape(math.prod(space), -1, chunk.shape[-1])  # (point, realisation, time)
     sizes = {"interval": 3, "return_period": len(plan.periods)}
     out = {name: np.full((len(series), *(sizes[d] for d in dims)), np.nan)
-           for name, dims in OUTPUTS.items()}
+           for name, dims in plan.outputs.items()}
     if series.size:
         maxima = np.fmax.reduceat(series, plan.run_starts, axis=-1)[..., plan.kept]
+        covariate = None if plan.trend_covariate is None else \
+            np.tile(plan.trend_covariate, series.shape[1])  # realisation-major, as maxima
         # overflow and inf - inf where the optimiser probes outside the support
         with np.errstate(all="ignore"):
             for i, (x, m) in enumerate(zip(series, maxima.reshape(len(series), -1),
                                            strict=True)):
-                _fit_point(x.astype(np.float64), m[np.isfinite(m)].astype(np.float64), plan,
-                           out, i)
-    return tuple(out[name].reshape((*space, *out[name].shape[1:])) for name in OUTPUTS)
+                ok = np.isfinite(m)
+                _fit_point(x.astype(np.float64), m[ok].astype(np.float64), plan, out, i)
+                if covariate is not None:
+                    _fit_trend(m[ok].astype(np.float64), covariate[ok], out, i)
+    return tuple(out[name].reshape((*space, *out[name].shape[1:])) for name in plan.outputs)
+
+
+def _fit_trend(maxima: np.ndarray, covariate: np.ndarray, out: dict, i: int) -> None:
+    """The trend of one point's GEV location and its likelihood-ratio p-value (no
+    intervals: a map of trends wants the estimate and its test, at a tenth of the cost)."""
+    if len(maxima) < MIN_TREND_BLOCKS or np.ptp(maxima) == 0:
+        return
+    with contextlib.suppress(ValueError):
+        fit = fit_gev_trend(maxima, covariate, intervals=False)
+        out["point_gev_trend"][i], out["point_trend_p_value"][i] = \
+            fit.estimate("trend"), fit.p_value
 
 
 def _fit_point(x: np.ndarray, maxima: np.ndarray, plan: _Plan, out: dict, i: int) -> None:
@@ -282,7 +312,7 @@ def _gpd_start(z: np.ndarray) -> np.ndarray:
 def fit_per_point(field: xr.DataArray, *, time: str = "time", space: Sequence[str],
                   block: str | int | None = None, return_periods: Sequence[float] | None = None,
                   pot_quantile: float = 0.95, run_length: int | None = None,
-                  confidence: float = 0.95, source: str = "the data",
+                  confidence: float = 0.95, trend: bool = False, source: str = "the data",
                   chunk_bytes: int = CHUNK_BYTES) -> xr.Dataset:
     """GEV and GPD fits at every point of ``field`` (dims ``time``, ``space`` and any
     realisation dims, in any order), lazy.
@@ -292,7 +322,10 @@ def fit_per_point(field: xr.DataArray, *, time: str = "time", space: Sequence[st
     Return periods are in years for calendar time, else in the time coordinate's units;
     a block's exceedance probability is its length over the period. ``run_length``
     declusters the peaks (default: each point's decorrelation steps, at most a quarter
-    block). Returns the variables of ``OUTPUTS`` with dims ``(*space, interval)``,
+    block). ``trend`` adds ``TREND_OUTPUTS``: a GEV whose location moves linearly with
+    time (years for calendar time) at each point, its trend and the likelihood-ratio test's
+    p-value (about 0.03 s more per point). Returns the variables of ``OUTPUTS`` with dims
+    ``(*space, interval)``,
     ``(return_period, *space, interval)`` or ``space``, backed by Dask; see the module
     docstring for the method.
     """
@@ -304,25 +337,33 @@ def fit_per_point(field: xr.DataArray, *, time: str = "time", space: Sequence[st
     if dated:
         runs, kept, block_length, label, step = _calendar_blocks(coordinate, block, source)
         steps_per_block, units = block_length / step, "years"
+        starts = calendar.decimal_years(coordinate.isel({time: runs[kept]}))
     else:
         step, units = _numeric_step(coordinate)
         steps_per_block = _block_steps(field, time, space, block, n_copies, source)
         runs, kept = np.arange(0, n_time, steps_per_block), np.arange(n_time // steps_per_block)
         block_length, label = steps_per_block * step, f"{steps_per_block} steps"
+        starts = runs[kept] * step + (float(coordinate.values[0]) if coordinate is not None
+                                      else 0.0)
     periods = _periods(return_periods, dated, block_length, n_copies * n_time * step)
     probability = block_length / periods
     plan = _Plan(runs, kept, np.where(probability < 1.0, probability, np.nan), periods, step,
                  pot_quantile, None if run_length is None else int(run_length),
                  max(1, min(n_time // (4 * MIN_PEAKS), int(steps_per_block) // 4)),
-                 float(stats.norm.isf(0.5 * (1.0 - confidence))))
+                 float(stats.norm.isf(0.5 * (1.0 - confidence))),
+                 np.asarray(starts, dtype=np.float64) if trend else None)
     data = _rechunked(field.transpose(*space, *realisation, time), len(space), chunk_bytes)
     core = [*realisation, time]
     results = xr.apply_ufunc(
-        _fit_chunk, data, input_core_dims=[core], output_core_dims=list(OUTPUTS.values()),
+        _fit_chunk, data, input_core_dims=[core],
+        output_core_dims=list(plan.outputs.values()),
         kwargs={"plan": plan, "n_core": len(core)}, dask="parallelized",
-        output_dtypes=[np.float64] * len(OUTPUTS),
+        output_dtypes=[np.float64] * len(plan.outputs),
         dask_gufunc_kwargs={"output_sizes": {"interval": 3, "return_period": len(periods)}})
-    out = xr.Dataset(dict(zip(OUTPUTS, results, strict=True)))
+    out = xr.Dataset(dict(zip(plan.outputs, results, strict=True)))
+    if trend:
+        out["point_gev_trend"].attrs["units"] = \
+            f"{field.attrs.get('units', '')} per {units.removesuffix('s')}".strip()
     for name in ("point_gev_return_level", "point_return_level"):
         out[name] = out[name].transpose("return_period", *space, "interval")
     out = out.assign_coords(interval=INTERVAL,

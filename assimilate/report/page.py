@@ -33,8 +33,8 @@ __all__ = ["render"]
 DPI = 100
 SECTIONS = (("Distributions", ("histogram", "qq", "spectrum")),
             ("Extremes", ("threshold-stability", "return-levels", "series")),
-            ("Maps", ("return-level-map", "interval-width-map", "scale-map", "shape-map",
-                      "exceedance-map", "temporal-maximum-map")))
+            ("Maps", ("return-level-map", "interval-width-map", "scale-map", "trend-map",
+                      "shape-map", "exceedance-map", "temporal-maximum-map")))
 STYLE = """
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2430;
        margin: 0 auto; max-width: 1480px; padding: 1.2em 2em 3em; }

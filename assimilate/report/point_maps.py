@@ -2,8 +2,8 @@
 
 For each diagnostic holding them: the return level for the period nearest ``MAP_PERIOD``
 (20 years for calendar data) from the GEV of block maxima, the width of its confidence
-interval, the GEV scale, and the GEV shape on a diverging scale centred on 0 (heavy tails
-red, bounded tails blue). Latitude/longitude fields are drawn on cartopy maps by ``maps.field_figure``.
+interval, the GEV scale, the GEV shape on a diverging scale centred on 0 (heavy tails
+red, bounded tails blue) and, with per-point trends, the trend of the GEV location. Latitude/longitude fields are drawn on cartopy maps by ``maps.field_figure``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from assimilate.report._schema import significant
 from assimilate.report.figures import Panel, _in
 from assimilate.report.maps import field_figure
 
-__all__ = ["MAP_PERIOD", "point_maps"]
+__all__ = ["MAP_PERIOD", "SIGNIFICANCE", "point_maps"]
 
 MAP_PERIOD = 20.0
+SIGNIFICANCE = 0.05  # the level of the per-point trend tests the captions count
 
 
 def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
@@ -59,6 +60,8 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
             f"GEV scale σ at each point: {label}, the spread of the {block} maxima."),
             field_figure(scale, title=f"GEV scale σ: {label}", label=quantity,
                          cmap="cividis", limits=_limits(scale, zero=True))))
+        if "point_gev_trend" in d:
+            found.append(_trend_map(d, label))
         bound = max(float(np.nanmax(np.abs(shape.values), initial=0.0)), 0.1)
         found.append(Panel("shape-map", (
             f"GEV shape ξ at each point: {label}. ξ > 0 (red) is a heavy tail whose return "
@@ -66,6 +69,23 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
             field_figure(shape, title=f"GEV shape ξ: {label}", label="ξ", cmap="RdBu_r",
                          limits=(-bound, bound))))
     return found
+
+
+def _trend_map(d: xr.Dataset, label: str) -> Panel:
+    """The trend of the GEV location at each point, with how many points pass the test."""
+    trend, p_value = d["point_gev_trend"], d["point_trend_p_value"]
+    tested = int(p_value.notnull().sum())
+    passed = int((p_value < SIGNIFICANCE).sum())
+    bound = float(np.nanmax(np.abs(trend.values), initial=0.0)) or 1.0
+    units = trend.attrs.get("units", "")
+    caption = (f"Trend of the GEV location at each point: {label}, from a GEV whose location "
+               f"moves linearly with time, fitted to each point's block maxima. At {passed} of "
+               f"{tested} points the likelihood-ratio test rejects a constant location at the "
+               f"{SIGNIFICANCE:.0%} level; about {SIGNIFICANCE * tested:.0f} would by chance "
+               "alone if nothing changed, so judge the pattern, not single points.")
+    return Panel("trend-map", caption, field_figure(
+        trend, title=f"trend of the GEV location: {label}", label=units or "per year",
+        cmap="BrBG", limits=(-bound, bound)))
 
 
 def _limits(field: xr.DataArray, zero: bool = False) -> tuple[float, float]:

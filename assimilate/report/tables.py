@@ -130,6 +130,10 @@ def point_fits(diagnostics: list[xr.Dataset]) -> Table | None:
                         ("point_gpd_shape", "GPD shape ξ")):
         rows.append([title, *(_spread(d[name].sel(interval="estimate")) if name in d else "—"
                               for d in have)])
+    if any("point_gev_trend" in d for d in have):
+        rows.append(["GEV location trend", *(_spread(d["point_gev_trend"])
+                                             if "point_gev_trend" in d else "—" for d in have)])
+        rows.append(["points with a trend at p < 0.05", *(_significant(d) for d in have)])
     periods = sorted({float(t) for d in have for t in d["point_gev_return_level"]
                       ["return_period"].values})
     units = have[0]["point_gev_return_level"]["return_period"].attrs.get("units", "")
@@ -145,6 +149,15 @@ def point_fits(diagnostics: list[xr.Dataset]) -> Table | None:
 def _fitted(d: xr.Dataset, name: str) -> str:
     estimate = d[name].sel(interval="estimate")
     return f"{int(estimate.notnull().sum())} of {estimate.size}"
+
+
+def _significant(d: xr.Dataset) -> str:
+    if "point_trend_p_value" not in d:
+        return "—"
+    p_value = d["point_trend_p_value"]
+    tested = int(p_value.notnull().sum())
+    return (f"{int((p_value < 0.05).sum())} of {tested} (about {0.05 * tested:.0f} by "
+            "chance alone)")
 
 
 def _spread(values: xr.DataArray) -> str:
