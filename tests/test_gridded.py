@@ -212,7 +212,7 @@ def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
 
     field = daily_field(years=30, ny=2, nx=3, seed=5)
     years = field["time"].dt.year - 1981
-    field[dict(lat=1, lon=2)] = field.isel(lat=1, lon=2) + 0.3 * years  # 9 K over the record
+    field[{"lat": 1, "lon": 2}] = field.isel(lat=1, lon=2) + 0.3 * years  # 9 K over the record
     result = fit_per_point(field, space=("lat", "lon"), run_length=2, trend=True).compute()
     blocks = calendar.blocks(field["time"], "year")
     for lat, lon in [(0, 0), (1, 2)]:
