@@ -120,7 +120,10 @@ def _covariate(spec: str):
     path, _, name = spec.rpartition(":") if ":" in spec else (spec, "", "")
     import numpy as np
 
-    ds = open_data(path)
+    try:
+        ds = open_data(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"--covariate: {error}") from None
     numeric = [v for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.number)]
     if not name and len(numeric) != 1:
         raise ValueError(f"--covariate '{path}' holds {len(numeric)} numeric variables "

@@ -176,3 +176,10 @@ def test_the_cli_speaks_years_and_wet_days(tmp_path) -> None:
     diag = xr.open_zarr(tmp_path / "station.diag.zarr")
     assert list(diag["return_period"].values) == [2, 10, 50]
     assert "trend_gev_trend" in diag and diag.attrs["floor"] == 1.0
+
+
+def test_a_calendar_block_on_plain_time_is_refused_before_any_work() -> None:
+    plain = xr.DataArray(np.random.default_rng(9).normal(size=400), dims="time",
+                         coords={"time": np.arange(400.0)}, name="u")
+    with pytest.raises(ValueError, match="needs a calendar .* give --block-steps"):
+        diagnose(plain, block="year", source="run.zarr")

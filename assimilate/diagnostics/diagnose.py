@@ -298,6 +298,11 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         raise ValueError(f"per-point fits need a time dim and space dims; {source} has time "
                          f"'{lay.time or 'none'}' and space {list(lay.space) or 'none'} "
                          "(name them with --dims TIME,SPACE...)")
+    if block is not None and not (lay.time and lay.time in field.coords
+                                  and calendar.is_calendar(field[lay.time])):
+        raise ValueError(f"block '{block}' needs a calendar (datetime) time axis, but "
+                         f"'{lay.time or 'none'}' of {source} is not one; give --block-steps "
+                         "instead")
     if lay.time and lay.time in field.coords:
         calendar.check_time(field[lay.time], source)
         if trend and calendar.is_calendar(field[lay.time]) and block_steps is None:
