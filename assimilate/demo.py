@@ -165,8 +165,8 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     from pde.store import write_zarr
 
     analysis = xr.open_zarr(project / "analysis.zarr")
-    variable = field_variable(open_trajectories(truth))
     true = _truth_of(truth, analysis)
+    variable = str(true.name)
     window = f"steps 1..{analysis.sizes['time']} of held-out trajectory {CYCLED_TRAJECTORY}"
     print(f"\nExtreme-event diagnostics (Dask) of the truth over the cycled window ({window}), "
           "the controller's analysis compared; every point x is a realisation of the series:")

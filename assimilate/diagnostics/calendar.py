@@ -22,11 +22,13 @@ __all__ = [
     "SEASONS",
     "CalendarBlocks",
     "blocks",
+    "check_block",
     "check_time",
     "date",
     "decimal_years",
     "is_calendar",
     "step_years",
+    "time_step",
 ]
 
 BLOCKS = {"year": 1, "season": 4, "month": 12}
@@ -72,6 +74,30 @@ def check_time(time: xr.DataArray, source: str = "the data") -> None:
                          f"increasing: entry {i + 1} ({date(time.values[i + 1])}) does not "
                          f"come after entry {i} ({date(time.values[i])}); sort it (ds.sortby) and drop "
                          "duplicates first")
+
+
+def check_block(time: xr.DataArray | None, block: str | None, source: str) -> None:
+    """Refuse a calendar ``block`` on a time axis that holds no dates."""
+    if block is not None and (time is None or not is_calendar(time)):
+        name = "none" if time is None else time.name
+        raise ValueError(f"block '{block}' needs a calendar (datetime) time axis, but "
+                         f"'{name}' of {source} is not one; give --block-steps instead")
+
+
+def time_step(time: xr.DataArray | None) -> tuple[float, str]:
+    """Median spacing of a time coordinate and its units: years for dates, the
+    coordinate's units or "time units" for numbers, and 1 "steps" without a coordinate."""
+    if time is None:
+        return 1.0, "steps"
+    if is_calendar(time):
+        return step_years(time), "years"
+    units = str(time.attrs.get("units", ""))
+    units = "time units" if units in ("", "1") else units
+    steps = np.diff(np.asarray(time.values, dtype=np.float64))
+    step = float(np.median(steps)) if len(steps) else 1.0
+    if not step > 0:
+        raise ValueError(f"time coordinate '{time.name}' is not increasing")
+    return step, units
 
 
 def step_years(time: xr.DataArray) -> float:
@@ -120,6 +146,9 @@ class CalendarBlocks:
                              f"block ({', '.join(BLOCKS)}) or add data")
         first = {label: i for i, label in reversed(list(enumerate(self.label)))}
         self.start = time.values[[first[label] for label in self.kept]]
+        position = np.minimum(np.searchsorted(self.kept, self.label), len(self.kept) - 1)
+        self.index = np.where(self.kept[position] == self.label, position, -1)
+        """Per step, the position of its block among the kept ones (-1: not kept)."""
 
     @property
     def period(self) -> float:
@@ -131,11 +160,8 @@ class CalendarBlocks:
         kept blocks (NaN where a block holds no finite value)."""
         x = np.atleast_2d(np.asarray(series, dtype=np.float64))
         out = np.full((x.shape[0], len(self.kept)), np.nan)
-        index = np.searchsorted(self.kept, self.label)
-        inside = (index < len(self.kept)) & (self.kept[np.minimum(index, len(self.kept) - 1)]
-                                             == self.label)
         for j in range(len(self.kept)):
-            columns = inside & (index == j)
+            columns = self.index == j
             with np.errstate(invalid="ignore"):
                 block = x[:, columns]
                 finite = np.isfinite(block).any(axis=1)

@@ -298,11 +298,8 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
         raise ValueError(f"per-point fits need a time dim and space dims; {source} has time "
                          f"'{lay.time or 'none'}' and space {list(lay.space) or 'none'} "
                          "(name them with --dims TIME,SPACE...)")
-    if block is not None and not (lay.time and lay.time in field.coords
-                                  and calendar.is_calendar(field[lay.time])):
-        raise ValueError(f"block '{block}' needs a calendar (datetime) time axis, but "
-                         f"'{lay.time or 'none'}' of {source} is not one; give --block-steps "
-                         "instead")
+    calendar.check_block(field[lay.time] if lay.time in field.coords else None, block,
+                         source)  # before the pass, not after it
     if lay.time and lay.time in field.coords:
         calendar.check_time(field[lay.time], source)
         if trend and calendar.is_calendar(field[lay.time]) and block_steps is None:
@@ -403,10 +400,7 @@ def diagnose(data: xr.Dataset | xr.DataArray, variable: str | None = None, *,
             with bar:
                 maps = maps.compute()
             point_attrs = dict(maps.attrs)
-            out = out.merge(maps.drop_vars([c for c in maps.coords if c in out.coords
-                                            and c not in ("return_period", "interval",
-                                                          *lay.space)]),
-                            compat="override")
+            out = out.merge(maps, compat="override")
     out.attrs = {
         "schema": SCHEMA, "label": label or str(field.name), "source": source,
         "variable": str(field.name), "units": str(field.attrs.get("units", "")), "pde": pde,
@@ -479,11 +473,12 @@ def summary(diag: xr.Dataset) -> str:
                      f"level from {g(at.min())} to "
                      f"{g(at.max())}, median {g(at.median())}")
     if "point_trend_p_value" in diag:
-        p_value = diag["point_trend_p_value"]
-        tested = int(p_value.notnull().sum())
-        lines.append(f"per-point trends: a changing GEV location at p < 0.05 at "
-                     f"{int((p_value < 0.05).sum())} of {tested} points (about "
-                     f"{0.05 * tested:.0f} by chance alone); median trend "
+        from assimilate.diagnostics.gridded import SIGNIFICANCE, trend_tests
+
+        passed, tested, by_chance = trend_tests(diag)
+        lines.append(f"per-point trends: a changing GEV location at p < {SIGNIFICANCE:g} at "
+                     f"{passed} of {tested} points (about {by_chance:.0f} by chance alone); "
+                     "median trend "
                      f"{g(diag['point_gev_trend'].median())} per "
                      f"{'year' if units == 'years' else units}")
     for key in ("pot_note", "gev_note"):

@@ -37,14 +37,17 @@ __all__ = [
     "Peaks",
     "block_maxima",
     "decorrelation_steps",
+    "default_block_steps",
     "fit_gev",
     "fit_gpd",
     "gev_return_levels",
+    "gpd_excess",
     "gpd_return_levels",
     "peaks_over_threshold",
 ]
 
 MIN_PEAKS = 20  # fewer cluster maxima or blocks than this do not support a fit
+BLOCK_DECORRELATIONS = 25  # the default block, in decorrelation times
 _SMALL_SHAPE = 1e-7  # |xi| below this uses the exponential / Gumbel limit
 
 
@@ -143,6 +146,16 @@ def peaks_over_threshold(series: np.ndarray, threshold: float, run_length: int,
     duration = x.shape[0] * x.shape[1] * time_step
     return Peaks(np.array(values), np.array(times, dtype=np.int64),
                  np.array(rows, dtype=np.int64), float(threshold), n_exceedances, duration)
+
+
+def default_block_steps(decorrelation: int, n_time: int, n_copies: int) -> int:
+    """Blocks of ``BLOCK_DECORRELATIONS`` decorrelation times (maxima of many nearly
+    independent values), halved until ``n_copies`` series of ``n_time`` steps give at
+    least twice ``MIN_PEAKS`` of them."""
+    block = BLOCK_DECORRELATIONS * decorrelation
+    while block > 1 and n_copies * (n_time // block) < 2 * MIN_PEAKS:
+        block //= 2
+    return max(1, min(block, n_time))
 
 
 def block_maxima(series: np.ndarray, block_steps: int) -> np.ndarray:
@@ -313,6 +326,13 @@ def fit_gpd(excesses: np.ndarray, confidence: float = 0.95, *,
                            float(result.fun) + len(y) * np.log(unit), confidence)
 
 
+def gpd_excess(shape: float, scale: float, m: float | np.ndarray) -> float | np.ndarray:
+    """The excess over the threshold exceeded once in ``m`` clusters: sigma / xi (m^xi - 1)."""
+    if abs(shape) < _SMALL_SHAPE:
+        return scale * np.log(m)
+    return scale * np.expm1(shape * np.log(m)) / shape
+
+
 def _pot_scale(excess_level: float, shape: float, m: float) -> float:
     """GPD scale whose (m clusters)-return excess level is ``excess_level``."""
     if abs(shape) < _SMALL_SHAPE:
@@ -335,8 +355,7 @@ def gpd_return_levels(fit: ExtremeValueFit, threshold: float, rate: float,
         m = rate * float(period)
         if m <= 1:
             continue
-        excess = (scale * np.log(m) if abs(shape) < _SMALL_SHAPE
-                  else scale / shape * np.expm1(shape * np.log(m)))
+        excess = gpd_excess(shape, scale, m)
 
         def nll(p: np.ndarray, m: float = m) -> float:
             return _gpd_nll(z, p[1], _pot_scale(p[0], p[1], m)) if p[0] > 0 else np.inf
@@ -406,9 +425,7 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
         def level(q: np.ndarray, p: float = p) -> float:
             return float(stats.genextreme.isf(p, -q[2], q[0], q[1]))
 
-        gradient = _gradient(level, theta)
-        spread = float(np.sqrt(max(gradient @ covariance @ gradient, 0.0))) \
-            if covariance is not None else np.nan
+        spread = float(np.sqrt(max(_delta_variance(level, theta, covariance), 0.0)))
         estimate = level(theta)
         out[i] = centre + unit * np.array([estimate, estimate - width * spread,
                                            estimate + width * spread])
@@ -429,6 +446,17 @@ def _covariance(hessian: np.ndarray, what: str = "GEV return levels") -> np.ndar
         warnings.warn(f"{what}: the observed information cannot be inverted; no "
                       "delta-method intervals", stacklevel=3)
         return None
+
+
+def _delta_variance(f: Callable[[np.ndarray], float | np.ndarray], theta: np.ndarray,
+                    covariance: np.ndarray | None) -> np.ndarray:
+    """The delta method's variance of ``f(theta)`` (a number or an array of them) for
+    parameters with ``covariance``: NaN without one. Callers choose how to read a
+    slightly negative value (numerical noise)."""
+    if covariance is None:
+        return np.full(np.shape(f(theta)), np.nan)
+    gradient = _gradient(f, theta)  # (parameter, *shape of f)
+    return np.einsum("k...,kl,l...->...", gradient, covariance, gradient)
 
 
 def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:

@@ -16,8 +16,9 @@ in float64 and a few floats per point, so memory is bounded by the chunk size wh
 the size of the field; nothing is computed until the result is. Everything the kernel
 needs besides the data (block boundaries, return periods) is fixed before the graph is
 built, from the time coordinate alone; the one exception is a plain numeric time axis
-without ``block``: the default block (25 decorrelation steps, as in ``diagnose``) is then
-estimated from the first steps of a few points (a small read; pass ``block`` to avoid it).
+without ``block``: the default block (``extremes.default_block_steps``, as in
+``diagnose``) is then estimated from the first steps of a few points (a small read; pass
+``block`` to avoid it).
 
 Fits. The maximum-likelihood fits minimise ``extremes._gev_nll`` and ``_gpd_nll`` with
 ``extremes._minimise`` on standardised data, started from L-moment estimates (Hosking,
@@ -61,12 +62,14 @@ from assimilate.diagnostics.extremes import (
     _SMALL_SHAPE,
     MIN_PEAKS,
     _covariance,
+    _delta_variance,
     _gev_nll,
     _gpd_nll,
-    _gradient,
     _hessian,
     _minimise,
     decorrelation_steps,
+    default_block_steps,
+    gpd_excess,
     peaks_over_threshold,
 )
 from assimilate.diagnostics.trend import MIN_TREND_BLOCKS, fit_gev_trend
@@ -80,7 +83,6 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 32 * 2**20  # input bytes per space chunk
-BLOCK_DECORRELATIONS = 25  # default numeric block, in decorrelation steps (as diagnose)
 PRE_PASS_POINTS, PRE_PASS_STEPS = 16, 4096
 INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
 _PARAMETER, _LEVEL = ("interval",), ("return_period", "interval")
@@ -93,6 +95,7 @@ OUTPUTS = {
 }
 """Output variables and their dims besides space (all float64)."""
 TREND_OUTPUTS = {"point_gev_trend": (), "point_trend_p_value": ()}
+SIGNIFICANCE = 0.05  # the level at which per-point trend tests are counted
 """With ``trend``: the GEV location's trend per year (or time unit) and its likelihood-ratio
 p-value against the stationary GEV, at each point."""
 
@@ -227,7 +230,7 @@ def _gpd(excesses: np.ndarray, rate: float, duration: float,
     m = np.where(m > 1.0, m, np.nan)  # fewer than one cluster expected: no level above u
     # the cluster rate is estimated too: d x_T / d lambda = sigma T m^(xi - 1)
     rate_spread = theta[1] * plan.periods * m ** (theta[0] - 1.0) * math.sqrt(rate / duration)
-    parameters, levels = _delta(nll, theta, lambda p: _gpd_excess(p, m), plan.width,
+    parameters, levels = _delta(nll, theta, lambda p: gpd_excess(p[0], p[1], m), plan.width,
                                 rate_spread)
     parameters[1] *= unit
     return parameters, unit * levels
@@ -250,8 +253,7 @@ def _delta(nll, theta: np.ndarray, level, width: float,
     if covariance is None:
         spread, level_spread = np.full(len(theta), np.nan), np.full(len(estimate), np.nan)
     else:
-        gradient = _gradient(level, theta)  # (parameter, period)
-        variance = np.einsum("kp,kl,lp->p", gradient, covariance, gradient)
+        variance = _delta_variance(level, theta, covariance)  # (period,)
         spread = np.sqrt(np.where(np.diag(covariance) >= 0, np.diag(covariance), np.nan))
         level_spread = np.sqrt(np.where(variance >= 0, variance, np.nan) + extra_spread**2)
     return (np.stack([theta, theta - width * spread, theta + width * spread], axis=-1),
@@ -266,14 +268,6 @@ def _gev_level(theta: np.ndarray, probability: np.ndarray) -> np.ndarray:
     if abs(shape) < _SMALL_SHAPE:
         return location - scale * log_y
     return location + scale * np.expm1(-shape * log_y) / shape
-
-
-def _gpd_excess(theta: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Excess over the threshold exceeded once in ``m`` clusters: sigma / xi (m^xi - 1)."""
-    shape, scale = theta
-    if abs(shape) < _SMALL_SHAPE:
-        return scale * np.log(m)
-    return scale * np.expm1(shape * np.log(m)) / shape
 
 
 def _l_moments(z: np.ndarray) -> tuple[float, float, float]:
@@ -318,7 +312,8 @@ def fit_per_point(field: xr.DataArray, *, time: str = "time", space: Sequence[st
     realisation dims, in any order), lazy.
 
     ``block``: ``"year"`` (default), ``"season"`` or ``"month"`` for a calendar time axis,
-    a number of steps otherwise (default 25 decorrelation steps, the same for all points).
+    a number of steps otherwise (default ``extremes.default_block_steps`` of a sample of
+    points, the same for all points).
     Return periods are in years for calendar time, else in the time coordinate's units;
     a block's exceedance probability is its length over the period. ``run_length``
     declusters the peaks (default: each point's decorrelation steps, at most a quarter
@@ -339,7 +334,7 @@ def fit_per_point(field: xr.DataArray, *, time: str = "time", space: Sequence[st
         steps_per_block, units = block_length / step, "years"
         starts = calendar.decimal_years(coordinate.isel({time: runs[kept]}))
     else:
-        step, units = _numeric_step(coordinate)
+        step, units = calendar.time_step(coordinate)
         steps_per_block = _block_steps(field, time, space, block, n_copies, source)
         runs, kept = np.arange(0, n_time, steps_per_block), np.arange(n_time // steps_per_block)
         block_length, label = steps_per_block * step, f"{steps_per_block} steps"
@@ -419,24 +414,11 @@ def _calendar_blocks(coordinate: xr.DataArray, block: str | int | None,
     return runs, kept, blocks.period, blocks.block, calendar.step_years(coordinate)
 
 
-def _numeric_step(coordinate: xr.DataArray | None) -> tuple[float, str]:
-    """Median step of a numeric time coordinate and its units (steps without one)."""
-    if coordinate is None:
-        return 1.0, "steps"
-    steps = np.diff(np.asarray(coordinate.values, dtype=np.float64))
-    units = str(coordinate.attrs.get("units", ""))
-    return (float(np.median(steps)) if len(steps) else 1.0,
-            units if units not in ("", "1") else "time units")
-
-
 def _block_steps(field: xr.DataArray, time: str, space: Sequence[str], block, n_copies: int,
                  source: str) -> int:
     n_time = field.sizes[time]
     if block is None:
-        block = BLOCK_DECORRELATIONS * _sampled_decorrelation(field, time, space)
-        while block > 1 and n_copies * (n_time // block) < 2 * MIN_PEAKS:  # as diagnose
-            block //= 2
-        return max(1, min(block, n_time))
+        return default_block_steps(_sampled_decorrelation(field, time, space), n_time, n_copies)
     if isinstance(block, str) or not float(block).is_integer():
         raise ValueError(f"time '{time}' of {source} is not a calendar axis: block must be a "
                          f"whole number of steps, got {block!r}")
@@ -483,6 +465,14 @@ def _rechunked(field: xr.DataArray, n_space: int, chunk_bytes: int) -> xr.DataAr
 
 
 # --- counting --------------------------------------------------------------------------------
+
+
+def trend_tests(result: xr.Dataset) -> tuple[int, int, float]:
+    """``(passed, tested, by_chance)``: points whose trend test rejects a constant location
+    at ``SIGNIFICANCE``, points tested, and how many would pass by chance alone."""
+    p_value = result["point_trend_p_value"]
+    tested = int(p_value.notnull().sum())
+    return int((p_value < SIGNIFICANCE).sum()), tested, SIGNIFICANCE * tested
 
 
 def count_unfitted(result: xr.Dataset) -> dict[str, int]:

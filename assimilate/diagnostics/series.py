@@ -29,23 +29,6 @@ __all__ = ["INTERVAL", "STABILITY_QUANTILES", "extreme_values"]
 INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
 
 
-def _time_step(field: xr.DataArray, time: str) -> tuple[float, str]:
-    """Median spacing of the time coordinate and its units ("steps" without a coordinate,
-    "time units" for a dimensionless or unlabelled one, years for dates)."""
-    if time not in field.coords:
-        return 1.0, "steps"
-    if calendar.is_calendar(field[time]):
-        return calendar.step_years(field[time]), "years"
-    values = field[time].values
-    units = field[time].attrs.get("units", "")
-    units = "time units" if units in ("", "1") else units
-    steps = np.diff(np.asarray(values, dtype=np.float64))
-    step = float(np.median(steps)) if len(steps) else 1.0
-    if not step > 0:
-        raise ValueError(f"time coordinate '{time}' is not increasing")
-    return step, units
-
-
 def _series_matrix(series: xr.DataArray, lay: Layout) -> np.ndarray:
     """``(realisation, time)`` values of a series (realisation dims flattened row-major)."""
     values = series.transpose(*lay.realisation, lay.time).values
@@ -66,11 +49,10 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
     """
     name = str(series.name)
     x = _series_matrix(series, lay)
-    step, units = _time_step(series, lay.time)
+    coordinate = series[lay.time] if lay.time in series.coords else None
+    step, units = calendar.time_step(coordinate)
     dated = units == "years"
-    if block is not None and not dated:
-        raise ValueError(f"block '{block}' needs a calendar (datetime) time axis, but "
-                         f"'{lay.time}' of {source} is not one; give --block-steps instead")
+    calendar.check_block(coordinate, block, source)
     if block is not None and block_steps is not None:
         raise ValueError("give a calendar block or a block length in steps, not both")
     blocks = calendar.blocks(series[lay.time], block or "year", source) \
@@ -111,9 +93,7 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
         what = f"'{name}' ({blocks.block} maxima)"
     else:
         if block_steps is None:
-            block_steps = 25 * run_length  # long blocks: maxima of many decorrelated values
-            while block_steps > 1 and x.shape[0] * (x.shape[1] // block_steps) < 40:
-                block_steps //= 2
+            block_steps = extremes.default_block_steps(run_length, x.shape[1], x.shape[0])
         if block_steps > x.shape[1]:
             raise ValueError(f"a block of {block_steps} steps is longer than the record of "
                              f"{source} ({x.shape[1]} steps); choose --block-steps <= "
@@ -147,7 +127,7 @@ def extreme_values(series: xr.DataArray, lay: Layout, *, pot_quantile: float = 0
             attrs["trend_covariate"] = "year" if dated else f"time ({units})"
         covariates = np.broadcast_to(covariates, per_block.shape)[kept]
         found, trend_attrs = _trend(maxima, covariates, confidence, what, trend_at,
-                                    return_periods, attrs["block_length"])
+                                    return_periods, attrs["block_length"], gev)
         out, attrs = out.merge(found), {**attrs, **trend_attrs}
     periods = np.asarray(return_periods, dtype=np.float64)
     out = out.assign_coords(return_period=("return_period", periods, {"units": units}),
@@ -180,9 +160,7 @@ def _block_covariate(covariate: xr.DataArray, series: xr.DataArray, lay: Layout,
         raise ValueError(f"covariate '{name}' has {values.size} values, {source} has "
                          f"{series.sizes[lay.time]} times")
     if blocks is not None:
-        index = np.searchsorted(blocks.kept, blocks.label)
-        means = [np.nanmean(values[(index == j) & (blocks.label == blocks.kept[j])])
-                 for j in range(n_blocks)]
+        means = [np.nanmean(values[blocks.index == j]) for j in range(n_blocks)]
     else:
         means = np.nanmean(values[: n_blocks * block_steps].reshape(n_blocks, -1), axis=1)
     means = np.asarray(means, dtype=np.float64)
@@ -192,10 +170,12 @@ def _block_covariate(covariate: xr.DataArray, series: xr.DataArray, lay: Layout,
 
 
 def _trend(maxima: np.ndarray, covariates: np.ndarray, confidence: float, what: str,
-           trend_at: float | None, periods: Sequence[float],
-           block_length: float) -> tuple[xr.Dataset, dict]:
-    """The GEV with a linear trend in location, its test and effective return levels."""
-    fit = trend_model.fit_gev_trend(maxima, covariates, confidence, name=what)
+           trend_at: float | None, periods: Sequence[float], block_length: float,
+           stationary: extremes.ExtremeValueFit | None) -> tuple[xr.Dataset, dict]:
+    """The GEV with a linear trend in location, its test and effective return levels
+    (``stationary``: the GEV already fitted to the same maxima, None if it failed)."""
+    fit = trend_model.fit_gev_trend(maxima, covariates, confidence, name=what,
+                                    stationary=stationary)
     at = float(covariates.max() if trend_at is None else trend_at)
     blocks_per_period = np.asarray(periods, dtype=np.float64) / block_length
     out = xr.Dataset({f"trend_gev_{key}": ("interval", list(fit.parameters[key]))

@@ -22,8 +22,8 @@ from assimilate.diagnostics.extremes import (
     ExtremeValueFit,
     _check_sample,
     _covariance,
+    _delta_variance,
     _gev_nll,
-    _gradient,
     _hessian,
     _minimise,
     _profile_bounds,
@@ -141,15 +141,6 @@ def _check_trend_sample(maxima: np.ndarray, covariate: np.ndarray, name: str) ->
     return _check_sample(x, name, "block maxima"), c
 
 
-def _delta_spread(f: Callable[[np.ndarray], float], theta: np.ndarray,
-                  covariance: np.ndarray | None) -> float:
-    """Standard error of ``f(theta)`` by the delta method (NaN without a covariance)."""
-    if covariance is None:
-        return np.nan
-    gradient = _gradient(f, theta)
-    return float(np.sqrt(max(gradient @ covariance @ gradient, 0.0)))
-
-
 def fit_gev_trend(maxima: np.ndarray, covariate: np.ndarray, confidence: float = 0.95, *,
                   name: str = "the block maxima", intervals: bool = True,
                   stationary: ExtremeValueFit | None = None) -> TrendFit:
@@ -237,7 +228,8 @@ def effective_return_levels(fit: TrendFit, covariate_value: float,
         def level(q: np.ndarray, p: float = p) -> float:
             return float(stats.genextreme.isf(p, -q[3], q[0] + q[1] * s_value, q[2]))
 
-        spread = scaling.unit * _delta_spread(level, theta, covariance)
+        spread = scaling.unit * float(np.sqrt(max(_delta_variance(level, theta, covariance),
+                                                  0.0)))
         estimate = stats.genextreme.isf(p, -fit.estimate("shape"),
                                         fit.location_at(covariate_value), fit.estimate("scale"))
         out[i] = estimate + width * spread * np.array([0.0, -1.0, 1.0])

@@ -11,14 +11,14 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from assimilate.diagnostics.gridded import SIGNIFICANCE, trend_tests
 from assimilate.report._schema import significant
 from assimilate.report.figures import Panel, _in
 from assimilate.report.maps import field_figure
 
-__all__ = ["MAP_PERIOD", "SIGNIFICANCE", "point_maps"]
+__all__ = ["MAP_PERIOD", "point_maps"]
 
 MAP_PERIOD = 20.0
-SIGNIFICANCE = 0.05  # the level of the per-point trend tests the captions count
 
 
 def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
@@ -73,15 +73,14 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
 
 def _trend_map(d: xr.Dataset, label: str) -> Panel:
     """The trend of the GEV location at each point, with how many points pass the test."""
-    trend, p_value = d["point_gev_trend"], d["point_trend_p_value"]
-    tested = int(p_value.notnull().sum())
-    passed = int((p_value < SIGNIFICANCE).sum())
+    trend = d["point_gev_trend"]
+    passed, tested, by_chance = trend_tests(d)
     bound = float(np.nanmax(np.abs(trend.values), initial=0.0)) or 1.0
     units = trend.attrs.get("units", "")
     caption = (f"Trend of the GEV location at each point: {label}, from a GEV whose location "
                f"moves linearly with time, fitted to each point's block maxima. At {passed} of "
                f"{tested} points the likelihood-ratio test rejects a constant location at the "
-               f"{SIGNIFICANCE:.0%} level; about {SIGNIFICANCE * tested:.0f} would by chance "
+               f"{SIGNIFICANCE:.0%} level; about {by_chance:.0f} would by chance "
                "alone if nothing changed, so judge the pattern, not single points.")
     return Panel("trend-map", caption, field_figure(
         trend, title=f"trend of the GEV location: {label}", label=units or "per year",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from assimilate.diagnostics.gridded import SIGNIFICANCE, trend_tests
 from assimilate.report._schema import dims_attr, interval, scalar, significant
 
 __all__ = ["Table", "comparison", "inputs", "point_fits", "summary", "trend"]
@@ -133,7 +134,8 @@ def point_fits(diagnostics: list[xr.Dataset]) -> Table | None:
     if any("point_gev_trend" in d for d in have):
         rows.append(["GEV location trend", *(_spread(d["point_gev_trend"])
                                              if "point_gev_trend" in d else "—" for d in have)])
-        rows.append(["points with a trend at p < 0.05", *(_significant(d) for d in have)])
+        rows.append([f"points with a trend at p < {SIGNIFICANCE:g}",
+                     *(_significant(d) for d in have)])
     periods = sorted({float(t) for d in have for t in d["point_gev_return_level"]
                       ["return_period"].values})
     units = have[0]["point_gev_return_level"]["return_period"].attrs.get("units", "")
@@ -154,10 +156,8 @@ def _fitted(d: xr.Dataset, name: str) -> str:
 def _significant(d: xr.Dataset) -> str:
     if "point_trend_p_value" not in d:
         return "—"
-    p_value = d["point_trend_p_value"]
-    tested = int(p_value.notnull().sum())
-    return (f"{int((p_value < 0.05).sum())} of {tested} (about {0.05 * tested:.0f} by "
-            "chance alone)")
+    passed, tested, by_chance = trend_tests(d)
+    return f"{passed} of {tested} (about {by_chance:.0f} by chance alone)"
 
 
 def _spread(values: xr.DataArray) -> str:
