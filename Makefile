@@ -15,7 +15,7 @@ TORCH_CPU_INDEX := $(shell curl -sfI --max-time 3 https://download.pytorch.org/w
 endif
 
 .PHONY: install lock demo test test-slow benchmark benchmark-emulator benchmark-forecast \
-        benchmark-diagnostics report-bursts lint clean
+        benchmark-diagnostics benchmark-dapper report-bursts lint clean
 
 install: $(STAMP)
 
@@ -65,6 +65,12 @@ benchmark-emulator: $(STAMP)
 
 benchmark-forecast: $(STAMP)
 	$(BIN)/python benchmarks/forecast.py --json benchmarks/results/forecast.json
+
+# DAPPER's KS twin run by DAPPER and by us, back to back (about 25 minutes on 2 cores): installs
+# DAPPER, a benchmark-only dependency, without its notebook and plotting dependencies.
+benchmark-dapper: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -r constraints/dapper.txt
+	$(BIN)/python benchmarks/dapper_parity.py --json benchmarks/results/dapper_parity.json
 
 # Writes a store of 4x the Dask workers' memory (4 GiB by default) under /tmp, then fits GEV and
 # GPD at every point of a 64 x 128 x 30-year daily field (about 3 more minutes).

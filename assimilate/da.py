@@ -33,18 +33,19 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import jax
 import numpy as np
 import xarray as xr
 
 from assimilate.climatology import Climatology
-from assimilate.diffusion import EvaluationCounter
-from assimilate.dynamics import ForecasterModel, Model, SimulatorModel
-from assimilate.forecast import Control, Forecaster
+from assimilate.dynamics import Model, SimulatorModel
 from assimilate.observe import Observations
 from pde.progress import tqdm
+
+if TYPE_CHECKING:  # torch loads only for methods on the forecaster
+    from assimilate.forecast import Control, Forecaster
 
 __all__ = ["ANALYSIS_SCHEMA", "Method", "Observed", "Problem", "assimilate", "score"]
 
@@ -123,6 +124,8 @@ def _model(method: Method, config, forecaster: Forecaster | None, seed: int) -> 
     if forecaster is None:
         raise ValueError(f"method '{method.name}' with model=forecaster needs a forecaster "
                          f"checkpoint (--forecaster CKPT), or set model=simulator")
+    from assimilate.forecast import ForecasterModel
+
     return ForecasterModel(forecaster, seed=seed)
 
 
@@ -229,7 +232,9 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
     with ExitStack() as stack:
         problem.model = _model(method, config, forecaster, seed)
         counter = None
-        if isinstance(problem.model, ForecasterModel):
+        if method.model == "forecaster":
+            from assimilate.diffusion import EvaluationCounter
+
             counter = stack.enter_context(EvaluationCounter(forecaster.model))
         started = time.perf_counter()
         analysis, prior = _loop(method, observations, background, problem, n_steps, progress,

@@ -38,8 +38,14 @@ import torch
 import xarray as xr
 
 from assimilate import metrics, robustness
-from assimilate.dynamics import ForecasterModel, SimulatorModel
-from assimilate.forecast import Forecaster, load_forecaster, open_matching, rollout_tensor
+from assimilate.dynamics import SimulatorModel
+from assimilate.forecast import (
+    Forecaster,
+    ForecasterModel,
+    load_forecaster,
+    open_matching,
+    rollout_tensor,
+)
 from pde.config import SimulationConfig
 from pde.descriptor import Descriptor, descriptor
 from pde.output import Output, claim

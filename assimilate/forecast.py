@@ -37,6 +37,7 @@ from assimilate.data import (
     split_trajectories,
 )
 from assimilate.diffusion import Correction, EvaluationCounter
+from assimilate.dynamics import Model
 from assimilate.models import (
     build_model,
     checkpoint_metadata,
@@ -51,8 +52,8 @@ from pde.output import claim
 from pde.progress import tqdm
 from pde.store import open_trajectories, require_physics, write_zarr
 
-__all__ = ["Control", "Forecaster", "forecast", "load_forecaster", "open_matching", "rollout",
-           "rollout_tensor", "train_forecaster", "training_pair"]
+__all__ = ["Control", "Forecaster", "ForecasterModel", "forecast", "load_forecaster",
+           "open_matching", "rollout", "rollout_tensor", "train_forecaster", "training_pair"]
 
 FORECAST_SCHEMA = "assimilate.forecast/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
@@ -331,3 +332,40 @@ def forecast(checkpoint: str | Path, init: str | Path, *, trajectory: int, time:
         ds.attrs.update(init_store=str(Path(init).resolve()), init_trajectory=trajectory,
                         init_time=time)
         return write_zarr(ds, output)
+
+
+@dataclasses.dataclass
+class ForecasterModel(Model):
+    """The learned forecaster; ``sub_steps`` overrides its sampler's steps."""
+
+    forecaster: Forecaster
+    sub_steps: int | None = None
+    seed: int = 0
+    name: str = "forecaster"
+    generator: torch.Generator = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.device = next(self.forecaster.model.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.history = self.forecaster.history
+
+    def normalise(self, values: np.ndarray) -> torch.Tensor:
+        norm = self.forecaster.normalisation
+        return norm.normalise(torch.from_numpy(np.asarray(values)).double()).float().to(
+            self.device)
+
+    def denormalise(self, values: torch.Tensor) -> np.ndarray:
+        norm = self.forecaster.normalisation
+        return norm.denormalise(values.detach().double()).float().cpu().numpy()
+
+    def state_of(self, history: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+        """See :meth:`assimilate.forecast.Forecaster.state_of`."""
+        return self.forecaster.state_of(history, drawn)
+
+    def advance(self, history: np.ndarray, control: Control | None = None) -> np.ndarray:
+        normalised = self.normalise(history)
+        correction = None if control is None else control(0, normalised)
+        with torch.no_grad():
+            following = self.forecaster.step(normalised, self.generator, correction=correction,
+                                             sub_steps=self.sub_steps)
+        return self.denormalise(following[:, 0])

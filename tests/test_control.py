@@ -43,8 +43,7 @@ from assimilate.control.load import load_controller
 from assimilate.control.training import training_regimes
 from assimilate.da import Observed, Problem, assimilate, score
 from assimilate.diffusion import SubStep
-from assimilate.dynamics import ForecasterModel
-from assimilate.forecast import load_forecaster, train_forecaster
+from assimilate.forecast import ForecasterModel, load_forecaster, train_forecaster
 from assimilate.methods import build_method
 from assimilate.observe import Observations, blocks, load_observations, model_grid, observe
 from pde.generate import simulate

@@ -37,7 +37,7 @@ from assimilate.da import Method, Observed, Problem, assimilate, score
 from assimilate.diffusion.samplers import sample_euler
 from assimilate.diffusion.schedules import karras_sigmas
 from assimilate.forecast import load_forecaster, train_forecaster
-from assimilate.methods import METHODS, build_method, method_keys, parse_settings
+from assimilate.methods import all_methods, build_method, method_keys, parse_settings
 from assimilate.observe import Observations, load_observations, model_grid, observe, strided
 from assimilate.scores import analysis_scores
 from pde.errors import ConfigError
@@ -212,7 +212,7 @@ def test_analysis_dataset_carries_dims_the_first_background_and_its_provenance(t
     assert attrs["n_members"] == 3 and attrs["pde"] == "kuramoto_sivashinsky"
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(all_methods()))
 def test_parameters_name_every_hyper_parameter(project, name: str) -> None:
     method = _method(name)
     assert set(method.parameters()) == set(method_keys(name))
@@ -356,7 +356,8 @@ def test_settings_parse_from_key_value_strings() -> None:
 # --- the CLI, as a user runs it --------------------------------------------------------------
 
 MEMBERS, STEPS = 3, 4
-ON_FORECASTER = {name for name in METHODS if METHODS[name].model == "forecaster"}
+ON_FORECASTER = {name for name, method in all_methods().items()
+                 if method.model == "forecaster"}
 TABLE = "| rmse.a | nrmse.a | rmse.f | nrmse.f | spread.a |"
 
 
@@ -381,7 +382,7 @@ def _user_file(project: Path) -> None:
 def _cli_lines() -> dict[str, str]:
     common = f"--truth truth.zarr --climatology truth.zarr --members {MEMBERS}"
     lines = {}
-    for name in METHODS:
+    for name in all_methods():
         line = f"run project.yaml --method {name} --obs obs.zarr --out {name}.zarr {common}"
         lines[name] = line + f" --steps {STEPS}" + (
             " --forecaster forecaster.pt" if name in ON_FORECASTER else "") + (
@@ -419,7 +420,7 @@ def _succeeded(run: subprocess.CompletedProcess) -> dict[str, float]:
     return dict(zip(TABLE.strip("| ").split(" | "), values, strict=True))
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(all_methods()))
 def test_run_writes_an_analysis_and_prints_its_scores(project, cli_runs, name: str) -> None:
     printed = _succeeded(cli_runs[name])
     assert f"wrote {name}.zarr" in cli_runs[name].stdout
@@ -444,16 +445,16 @@ def test_run_on_a_users_netcdf_file(project, cli_runs) -> None:
     assert not np.allclose(start, first_guess), "observations at time 0 analyse the first guess"
 
 
-@pytest.mark.parametrize("name", sorted(METHODS))
+@pytest.mark.parametrize("name", sorted(all_methods()))
 def test_every_method_assimilates_a_users_file(project, cli_runs, tiny, name: str) -> None:
     """The user's irregular point observations (the file of the test above) through each
     method: the span up to the last observation, finite, and the observations used."""
     users = load_observations(project / "user.nc", **tiny.grid)
     analysis = _run(tiny, name, observations=users, n_steps=None)["u"]
     assert analysis.shape == (1, 3, 8, 32) and np.isfinite(analysis.values).all()
-    if METHODS[name].uses_observations:
-        blind = _run(tiny, "free", {"model": METHODS[name].model}, observations=users,
-                     n_steps=None)["u"] if METHODS[name].model != "none" else None
+    if all_methods()[name].uses_observations:
+        blind = _run(tiny, "free", {"model": all_methods()[name].model}, observations=users,
+                     n_steps=None)["u"] if all_methods()[name].model != "none" else None
         assert blind is not None and not np.allclose(analysis.values, blind.values), \
             f"{name} ignored the user's observations"
 

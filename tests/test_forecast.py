@@ -181,7 +181,7 @@ def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> No
     (the forecaster issue's target is 10 %, measured on 8 x 4 rollouts by evaluate)."""
     import jax
 
-    from assimilate.dynamics import ForecasterModel
+    from assimilate.forecast import ForecasterModel
     from assimilate.robustness import relaxation, rollout_from
 
     forecaster = load_forecaster(checkpoint)

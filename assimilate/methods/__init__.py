@@ -13,11 +13,18 @@
   at test time for each observed step, no network.
 
 Build one from a name and ``key=value`` strings with :func:`build_method`; run it with
-:func:`assimilate.da.assimilate`.
+:func:`assimilate.da.assimilate`. A method named ``x-y`` lives in ``x_y.py``; the other
+modules (``ensemble``, ``filtering``, ``linear``, ``registry``) hold what methods share.
 """
 
 from __future__ import annotations
 
-from assimilate.methods.registry import METHODS, build_method, method_keys, parse_settings
+from assimilate.methods.registry import (
+    all_methods,
+    build_method,
+    method_class,
+    method_keys,
+    parse_settings,
+)
 
-__all__ = ["METHODS", "build_method", "method_keys", "parse_settings"]
+__all__ = ["all_methods", "build_method", "method_class", "method_keys", "parse_settings"]
