@@ -404,13 +404,13 @@ def verify(store: str | Path, *, progress: bool = False) -> Verification:
 
     path = Path(store)
     torn = damaged_metadata(path)
-    for file in (f for f in torn if f.parent == path):
-        raise IntegrityError(f"store '{path}' is damaged: its metadata file '{file}' "
-                             f"{torn[file]}; the store must be written again")
+    findings = [Finding(file.parent.name if file.parent != path else "*",
+                        f"its metadata file '{file.name}'", reason)
+                for file, reason in torn.items()]
+    if any(file.parent == path for file in torn):  # nothing more can be read
+        return Verification(path, "", 0, tuple(findings))
     group = zarr.open_group(path, mode="r")
     schema = str(group.attrs.get("schema", ""))
-    findings = [Finding(file.parent.name, "its metadata", f"'{file.name}' {reason}")
-                for file, reason in torn.items()]
     arrays = sorted(((str(name), array) for name, array in group.arrays()
                      if path / str(name) / "zarr.json" not in torn), key=lambda a: a[0])
     absence = _Absence.of(group)
@@ -420,7 +420,8 @@ def verify(store: str | Path, *, progress: bool = False) -> Verification:
         for name, array in arrays:
             findings += _verify_array(path, name, array, absence, trajectory_field=name == field,
                                       bar=bar)
-    findings += _verify_axes(arrays)
+    damaged = {finding.variable for finding in findings if finding.damage}
+    findings += [f for f in _verify_axes(arrays) if f.variable not in damaged]
     if not any(has_checksums(a) for _, a in arrays):
         findings.append(Finding("*", "every array", "written without checksums (an older "
                                 "version): only damage that breaks decoding shows", False))
