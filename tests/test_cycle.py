@@ -317,6 +317,22 @@ def test_a_damaged_cycle_journal_rolls_back_to_the_records_and_says_so(reference
     assert state(workflow) == before
 
 
+def test_a_climatology_store_of_another_grid_is_refused_before_any_cycle(
+        tmp_path, observations, capsys) -> None:
+    from pde import simulate
+    from tests.conftest import TINY_KS, write_config
+
+    small = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 1, "steps": 3}}
+    simulate(load_config(write_config(tmp_path, small, "small.yaml")), tmp_path / "clim.zarr",
+             progress=False)  # 32 points; the workflow's config has 64
+    workflow = project(tmp_path / "p", observations, climatology=str(tmp_path / "clim.zarr"))
+    assert main(["cycle", str(workflow), "--quiet"]) == 2
+    assert re.fullmatch(r"error: climatology store '.*clim.zarr' holds states on a 32-point "
+                        r"grid, config '.*ks.yaml' is on a 64-point grid; give a store "
+                        r"simulated with that configuration\n", capsys.readouterr().err)
+    assert not (tmp_path / "p" / "analysis.zarr").exists()
+
+
 BAD = [  # (change to the workflow, the key the message must name)
     ({"cycle_length": None}, "cycle_length"),
     ({"cycle_length": 0}, "cycle_length"),

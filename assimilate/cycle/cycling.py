@@ -218,9 +218,12 @@ class _Cycling:
             check_forecaster(self.forecaster, self.config, flow.forecaster)
         simulator = self.config.simulator.build()
         self.variable = simulator.variable
-        self.climatology = Climatology.from_store(flow.climatology, seed=flow.seed) \
-            if flow.climatology is not None else Climatology.simulate(simulator,
-                                                                        seed=flow.seed + 1)
+        if flow.climatology is None:
+            self.climatology = Climatology.simulate(simulator, seed=flow.seed + 1)
+        else:  # a store of another grid is refused here, before any cycle is computed
+            self.climatology = Climatology.from_store(
+                flow.climatology, seed=flow.seed, grid=self.grid["space"],
+                against=f"config '{flow.config}'")
         self.checkpoints = {key: {"path": str(path.resolve()), "sha256": inbox.sha256(path)}
                             for key in ("forecaster", "controller")
                             if (path := getattr(flow, key)) is not None}
