@@ -320,6 +320,7 @@ def export(store: str | Path, to: str | Path, *, overwrite: bool = False) -> Pat
         ds[COMPLETE] = ds[COMPLETE].astype("i1")  # NetCDF-4 has no boolean type
         ds[COMPLETE].attrs["flag_values"] = "0 1"
         ds = ds.drop_encoding()  # Zarr's codecs and explicit "<f4" dtypes mean nothing here
+        output.require(ds.nbytes, what="the NetCDF file (uncompressed)")
         # One thread: netCDF writes are serial anyway, and a failed read then stops the
         # export at once instead of leaving other threads writing into the temporary.
         with output.atomic() as scratch, dask.config.set(scheduler="synchronous"):
