@@ -313,6 +313,13 @@ def _unopenable(path: Path, what: str, error: BaseException) -> StoreError:
     return StoreError(f"'{path}' cannot be opened as a Zarr store: {str(error)[:300]}")
 
 
+def _lost_arrays(path: Path, names) -> list[str]:
+    """Arrays the (consolidated) metadata lists whose own metadata file is gone."""
+    if not (path / "zarr.json").is_file():  # Zarr v2: another layout
+        return []
+    return [str(name) for name in names if not (path / str(name) / "zarr.json").is_file()]
+
+
 def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
     """A Zarr store the project wrote, opened lazily and checked as :func:`verify` checks it.
 
@@ -325,7 +332,7 @@ def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
     """
     path = Path(path)
     if not path.exists():
-        raise StoreError(f"no {what} at '{path}'")
+        raise StoreError(f"no store at '{path}'")
     if not path.is_dir() or not any((path / name).is_file() for name in _METADATA):
         raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
     torn = damaged_metadata(path)
@@ -337,6 +344,9 @@ def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
         ds = xr.open_zarr(path)
     except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
         raise _unopenable(path, what, error) from None
+    for name in _lost_arrays(path, ds.variables):
+        raise IntegrityError(f"{what} '{path}' is damaged: it lacks variable '{name}' (no "
+                             f"'{path / name / 'zarr.json'}'); the store must be written again")
     for name, keys in lost_chunks(path).items():
         variable = ds.variables.get(name)
         dims, shape = (variable.dims, variable.shape) if variable is not None else ((), ())
@@ -411,8 +421,11 @@ def verify(store: str | Path, *, progress: bool = False) -> Verification:
         return Verification(path, "", 0, tuple(findings))
     group = zarr.open_group(path, mode="r")
     schema = str(group.attrs.get("schema", ""))
+    lost = _lost_arrays(path, [name for name, _ in group.arrays()])
+    findings += [Finding(name, "its metadata file 'zarr.json'", "is missing") for name in lost]
     arrays = sorted(((str(name), array) for name, array in group.arrays()
-                     if path / str(name) / "zarr.json" not in torn), key=lambda a: a[0])
+                     if path / str(name) / "zarr.json" not in torn and name not in lost),
+                    key=lambda a: a[0])
     absence = _Absence.of(group)
     field = str(group.attrs.get("variable", "")) or absence.field
     total = sum(int(np.prod(a.cdata_shape)) for _, a in arrays)
