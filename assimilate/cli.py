@@ -262,7 +262,8 @@ def _verify(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> None:
     from assimilate.report import render
 
-    out = render(args.diagnostics, args.out, title=args.title, pdf=args.pdf)
+    out = render(args.diagnostics, args.out, title=args.title, pdf=args.pdf,
+                 overwrite=args.overwrite)
     print(f"wrote {out}" + (f" and {args.pdf}" if args.pdf else ""))
 
 
@@ -502,6 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="output HTML file")
     report.add_argument("--pdf", help="also write the figures to this PDF")
     report.add_argument("--title", help="report title")
+    report.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --out or --pdf file")
     report.set_defaults(handler=_report)
 
     assim = verbs.add_parser("run", help="assimilate observations with one DA method")

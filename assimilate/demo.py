@@ -162,9 +162,9 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     """Diagnostics of the truth with the cycled analysis compared; report and figure."""
     from assimilate.diagnostics import diagnose, summary
     from assimilate.report import render
-    from pde.store import write_zarr
+    from pde.store import open_store, write_zarr
 
-    analysis = xr.open_zarr(project / "analysis.zarr")
+    analysis = open_store(project / "analysis.zarr")
     true = _truth_of(truth, analysis)
     variable = str(true.name)
     window = f"steps 1..{analysis.sizes['time']} of held-out trajectory {CYCLED_TRAJECTORY}"
@@ -181,7 +181,8 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
         diagnostics.append(diag)
     print(summary(diagnostics[0]))
     report = render(diagnostics, out / f"{NAME}-report.html",
-                    title=f"Cycled assimilation of {NAME}: analysis against the truth")
+                    title=f"Cycled assimilation of {NAME}: analysis against the truth",
+                    overwrite=True)
     return report, plot_cycles(true, analysis[variable], out / f"{NAME}-cycling.png")
 
 
@@ -241,7 +242,7 @@ def main() -> None:
             (report, "tail report: truth against the cycled analysis (HTML)"),
             (figure, "truth, analysis and error over the three cycles"),
             (skill, "forecast skill against lead time"),
-            (project / "analysis.zarr", "the cycled analysis store (xarray.open_zarr)"),
+            (project / "analysis.zarr", "the cycled analysis store (pde.store.open_store)"),
             (project / "analysis.zarr.cycles",
              "one JSON record per cycle: inputs, checksums, timings, versions"),
             (project / "analysis.zarr.log.jsonl", "the cycling log"),

@@ -191,6 +191,9 @@ def fit(
                                   weight_decay=config.weight_decay)
     ema = _EMA(model)
     start = _resume(out, metadata, model, ema, optimizer, allow_other_data)
+    if output is not None:  # model, EMA and AdamW's two moments: known before any step
+        output.require(4 * sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+                       what="a checkpoint")
     log_path = out.with_name(out.name + ".metrics.jsonl")
     if output is not None:
         _truncate_log(log_path, start)

@@ -18,7 +18,10 @@ What ``claim`` guarantees, in order:
 3. **Atomic**: data go to a temporary sibling ``.NAME.partial-XXXX`` that is renamed onto
    ``out`` when complete. An existing directory is first moved aside (``.NAME.replaced-
    XXXX``) and removed after the rename; a file is replaced in one rename.
-4. **Cleaned up**: on any failure the temporary is removed and the error names ``out``,
+4. **Room checked**: :meth:`Output.require` refuses, before any work, an output of a known
+   size where the disk has less free; a write that fails on a (nearly) full disk, in
+   whatever words a library uses ("NetCDF: HDF error"), is reported as no space left.
+5. **Cleaned up**: on any failure the temporary is removed and the error names ``out``,
    never a temporary name. Temporaries left by killed runs are removed by the next claim
    (under the lock, so they cannot belong to a live writer); a directory moved aside by a
    run killed mid-replacement is put back if nothing replaced it.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import shutil
@@ -124,8 +128,20 @@ class Output:
             raise
         except OSError as error:
             raise self.failed(error) from None
+        except RuntimeError:  # a library's own words for a failed write ("NetCDF: HDF error")
+            if _free(parent) < _FULL:  # measured before the temporary is removed
+                raise self.failed(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))) from None
+            raise
         finally:
             _remove(box)
+
+    def require(self, size: int, *, what: str = "it") -> None:
+        """Refuse, before any work, to write about ``size`` bytes where less is free."""
+        free = _free(self.path.parent)
+        if free < size + _FULL:
+            raise OutputError(f"cannot write '{self.path}': {_bytes(free)} free in "
+                              f"'{self.path.parent}', {what} needs about {_bytes(size)}; free "
+                              "some space or choose another output")
 
     def failed(self, error: BaseException) -> OutputError:
         """An error naming the real output for a failure while writing it."""
@@ -154,6 +170,24 @@ class Output:
                 raise
         finally:
             _remove(aside)
+
+
+_FULL = 1 << 20  # less free than this, and a failed write is put down to a full disk
+
+
+def _free(directory: Path) -> int:
+    try:
+        return shutil.disk_usage(directory).free
+    except OSError:
+        return 1 << 62  # unknown: assume room, the write itself will tell
+
+
+def _bytes(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def _remove(path: Path) -> None:

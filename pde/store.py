@@ -39,11 +39,10 @@ from pde.config import SimulationConfig, physics_difference
 from pde.descriptor import DESCRIPTORS, descriptor_of
 from pde.errors import IntegrityError, OutputError, StoreError
 from pde.integrity import (
-    checked_dataset,
     checked_field,
     checksummed_encoding,
-    missing_chunks,
-    where,
+    damaged_metadata,
+    open_checked,
 )
 from pde.output import Output, claim
 from pde.simulator import Simulator
@@ -155,7 +154,8 @@ def create_store(path: str | Path, config: SimulationConfig, simulator: Simulato
     try:
         with output.atomic() as scratch:
             skeleton.to_zarr(scratch, mode="w-", compute=False, zarr_format=3,
-                             consolidated=True, encoding=checksummed_encoding(skeleton))
+                             consolidated=True, encoding=checksummed_encoding(skeleton),
+                             write_empty_chunks=True)  # the index [0] equals the fill value
     except OutputError as error:
         raise StoreError(f"cannot create store: {error}") from None
 
@@ -193,10 +193,16 @@ def read_completion(path: str | Path) -> np.ndarray:
 
 
 def _open_raw(path: Path) -> xr.Dataset:
+    """The store's metadata, checked to parse, without reading or checking any chunk."""
     if not path.exists():
         raise StoreError(f"no store at '{path}'")
     if not path.is_dir() or not (path / "zarr.json").is_file():
         raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
+    torn = damaged_metadata(path)
+    if torn:
+        file, reason = next(iter(torn.items()))
+        raise IntegrityError(f"store '{path}' is damaged: its metadata file '{file}' "
+                             f"{reason}; the store must be written again")
     try:
         return xr.open_zarr(path, consolidated=True, zarr_format=3)
     except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
@@ -204,16 +210,11 @@ def _open_raw(path: Path) -> xr.Dataset:
 
 
 def open_store(path: str | Path) -> xr.Dataset:
-    """Any Zarr store lazily, with the checksummed variables read through checked reads (a
-    damaged chunk then fails naming the store, variable and place)."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"no store at '{path}'")
-    try:
-        ds = xr.open_zarr(path)
-    except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
-        raise StoreError(f"'{path}' cannot be opened as a Zarr store: {error}") from None
-    return checked_dataset(ds, path)
+    """Any Zarr store lazily, checked as ``assimilate verify`` checks it
+    (:func:`pde.integrity.open_checked`): damaged metadata, a lost chunk or a broken time
+    or space axis is refused at once, a damaged chunk when it is read, naming the store,
+    variable and place."""
+    return open_checked(path)
 
 
 def stored_config(path: str | Path) -> dict[str, Any]:
@@ -276,16 +277,6 @@ def _check_schema(ds: xr.Dataset, path: Path, pde: str | None = None) -> str:
     return variable
 
 
-def _refuse_missing_chunks(path: Path, field: xr.DataArray, complete: np.ndarray) -> None:
-    """A finished trajectory must have every chunk on disk (Zarr reads a missing one as NaN)."""
-    lost = [key for key in missing_chunks(path, str(field.name)) if complete[key[0]].all()]
-    if lost:
-        raise IntegrityError(
-            f"trajectory store '{path}' is damaged: variable '{field.name}' lacks "
-            f"{len(lost)} chunk(s) of finished trajectories, the first at "
-            f"{where(field.dims, lost[0], field.shape)}; run `assimilate verify {path}`")
-
-
 def open_trajectories(
     path: str | Path, *, pde: str | None = None, finished_only: bool = False,
     finite: bool = True,
@@ -304,11 +295,10 @@ def open_trajectories(
         finite: refuse non-finite values when they are read.
     """
     path = Path(path)
-    ds = _open_raw(path)
+    ds = open_checked(path, what="trajectory store")
     variable = _check_schema(ds, path, pde)
     complete = read_completion(path)
     field = ds[variable]
-    _refuse_missing_chunks(path, field, complete)
     ds[variable] = field.copy(data=checked_field(path, variable, field.dims, finite=finite))
     if not complete.all():
         if not finished_only:
@@ -330,6 +320,7 @@ def export(store: str | Path, to: str | Path, *, overwrite: bool = False) -> Pat
         ds[COMPLETE] = ds[COMPLETE].astype("i1")  # NetCDF-4 has no boolean type
         ds[COMPLETE].attrs["flag_values"] = "0 1"
         ds = ds.drop_encoding()  # Zarr's codecs and explicit "<f4" dtypes mean nothing here
+        output.require(ds.nbytes, what="the NetCDF file (uncompressed)")
         # One thread: netCDF writes are serial anyway, and a failed read then stops the
         # export at once instead of leaving other threads writing into the temporary.
         with output.atomic() as scratch, dask.config.set(scheduler="synchronous"):

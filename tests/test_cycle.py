@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -257,6 +258,79 @@ def test_a_changed_workflow_is_refused_naming_the_key(reference) -> None:
                                           "cycle_length=4, here 5"):
         cycle(changed, until=20, progress=False)
     assert state(reference) == before
+
+
+def copy_of(reference: Path, tmp_path: Path) -> Path:
+    """A copy of the reference project (three cycles done); its workflow file."""
+    shutil.copytree(reference.parent, tmp_path / "p")
+    return tmp_path / "p" / "wf.yaml"
+
+
+def tear(path: Path) -> None:
+    path.write_text(path.read_text()[:60])
+
+
+@pytest.mark.parametrize(("damage", "problem"), [
+    (lambda p: p.write_text(""), "is empty"),
+    (tear, r"is not valid JSON \(torn or edited: "),
+    (lambda p: p.write_text('{"point": 4, "inputs": null}'), "has no list of 'inputs'"),
+    (lambda p: p.write_text('{"point": 8, "inputs": []}'), "has 'point' 8, expected 4"),
+], ids=["empty", "torn", "edited-inputs", "edited-point"])
+def test_a_damaged_cycle_record_is_named_with_its_repair(reference, tmp_path, capsys, damage,
+                                                         problem) -> None:
+    workflow = copy_of(reference, tmp_path)
+    damage(workflow.parent / "analysis.zarr.cycles" / "4.json")
+    before = state(workflow)
+    assert main(["cycle", str(workflow), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"error: cycle record '.*/analysis.zarr.cycles/4.json' {problem}.*; "
+                        r"run the cycle again: `assimilate cycle .*/wf.yaml --redo 4`\n", err), err
+    assert state(workflow) == before
+
+
+def test_the_named_repair_works_for_a_torn_or_lost_record(reference, tmp_path, capsys) -> None:
+    workflow = copy_of(reference, tmp_path)
+    records = workflow.parent / "analysis.zarr.cycles"
+    tear(records / "8.json")
+    assert main(["cycle", str(workflow), "--redo", "8", "--quiet"]) == 0
+    assert_same_store(workflow, reference)
+    (records / "8.json").unlink()  # the store holds a cycle its records lack
+    assert main(["cycle", str(workflow), "--quiet"]) == 2
+    assert re.search(r"holds cycles 0..8 \(3\) but .* records 0..4 \(2\); restore the one that "
+                     r"lost some, or run `assimilate cycle .*wf.yaml --redo 8`",
+                     capsys.readouterr().err)
+    assert main(["cycle", str(workflow), "--redo", "8", "--quiet"]) == 0
+    assert_same_store(workflow, reference)
+
+
+def test_a_damaged_cycle_journal_rolls_back_to_the_records_and_says_so(reference,
+                                                                        tmp_path) -> None:
+    workflow = copy_of(reference, tmp_path)
+    before = state(workflow)
+    journal = workflow.parent / "analysis.zarr.cycles" / "journal.json"
+    journal.write_text('{"point": 12, "action": "cycle", "keep_cycles": "thr')  # torn
+    outcome = cycle(workflow, progress=False)
+    assert outcome.status == "waiting" and not journal.exists()
+    assert re.fullmatch(r"the cycle journal '.*journal.json' is not valid JSON \(torn or "
+                        r"edited: .*\); rolled back to the 3 recorded cycle\(s\)",
+                        outcome.notes[0])
+    assert state(workflow) == before
+
+
+def test_a_climatology_store_of_another_grid_is_refused_before_any_cycle(
+        tmp_path, observations, capsys) -> None:
+    from pde import simulate
+    from tests.conftest import TINY_KS, write_config
+
+    small = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 1, "steps": 3}}
+    simulate(load_config(write_config(tmp_path, small, "small.yaml")), tmp_path / "clim.zarr",
+             progress=False)  # 32 points; the workflow's config has 64
+    workflow = project(tmp_path / "p", observations, climatology=str(tmp_path / "clim.zarr"))
+    assert main(["cycle", str(workflow), "--quiet"]) == 2
+    assert re.fullmatch(r"error: climatology store '.*clim.zarr' holds states on a 32-point "
+                        r"grid, config '.*ks.yaml' is on a 64-point grid; give a store "
+                        r"simulated with that configuration\n", capsys.readouterr().err)
+    assert not (tmp_path / "p" / "analysis.zarr").exists()
 
 
 BAD = [  # (change to the workflow, the key the message must name)

@@ -36,7 +36,7 @@ READ_ONLY = "/sys" if os.geteuid() == 0 else "/proc"  # not writable, even for r
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
     """A small project: a KS store, one of other physics, one of another seed, a trained
-    forecaster and emulator, a diagnostics store."""
+    forecaster and emulator, a diagnostics store, observations and an analysis (`run`)."""
     root = tmp_path_factory.mktemp("world")
     write_config(root, CONFIG, "ks.yaml")
     other = CONFIG | {"simulator": CONFIG["simulator"] | {"length": 30.0}}
@@ -47,7 +47,11 @@ def world(tmp_path_factory) -> Path:
              ["train", "forecaster", "ks.yaml", "--data", "ks.zarr", "--out", "fc.pt"],
              ["train", "emulator", "ks.yaml", "--data", "ks.zarr", "--out", "em.pt",
               "--steps", "4"],
-             ["diagnose", "ks.zarr", "--out", "diag.zarr"]]
+             ["diagnose", "ks.zarr", "--out", "diag.zarr"],
+             ["observe", "ks.zarr", "--regime", "dense", "--out", "obs.zarr",
+              "--trajectories", "1"],
+             ["run", "ks.yaml", "--method", "nudging", "--set", "model=simulator", "--obs",
+              "obs.zarr", "--out", "an.zarr", "--members", "2", "--steps", "3"]]
     with contextlib.chdir(root):
         for argv in steps:
             assert main([*argv, "--quiet"] if argv[0] != "diagnose" else argv) == 0, argv
@@ -78,6 +82,35 @@ def truncate(store: str, trajectory: int) -> Callable[[Path], None]:
     def apply(d: Path) -> None:
         path = _chunk(store, trajectory)(d)
         path.write_bytes(path.read_bytes()[:9])
+    return apply
+
+
+def delete(path: str) -> Callable[[Path], None]:
+    return lambda d: (d / path).unlink()
+
+
+def flip(path: str) -> Callable[[Path], None]:
+    def apply(d: Path) -> None:
+        data = bytearray((d / path).read_bytes())
+        data[len(data) // 2] ^= 0x10
+        (d / path).write_bytes(bytes(data))
+    return apply
+
+
+def cut(path: str, keep: int) -> Callable[[Path], None]:
+    return lambda d: (d / path).write_bytes((d / path).read_bytes()[:keep])
+
+
+def set_axis(store: str, name: str, change: Callable[[np.ndarray], None]) -> Callable[[Path], None]:
+    """Rewrite a coordinate's values in place, with valid checksums (damage from a writer)."""
+    def apply(d: Path) -> None:
+        import zarr
+
+        array = zarr.open_array(d / store / name, mode="r+").with_config(
+            {"write_empty_chunks": True})
+        values = array[:]
+        change(values)
+        array[:] = values
     return apply
 
 
@@ -122,6 +155,41 @@ def alias_bomb(d: Path) -> None:
     (d / "bomb.yaml").write_text("\n".join([*lines, "simulator: *a8"]) + "\n")
 
 
+def low_disk(free: int) -> Callable[[pytest.MonkeyPatch], None]:
+    """``free`` bytes left on every disk."""
+    def apply(monkeypatch: pytest.MonkeyPatch) -> None:
+        usage = shutil.disk_usage(".")
+        monkeypatch.setattr(shutil, "disk_usage",
+                            lambda path: usage._replace(free=free, used=usage.total - free))
+    return apply
+
+
+def fills_while_writing(target: str, name: str, words: str) -> Callable[[pytest.MonkeyPatch],
+                                                                        None]:
+    """The disk fills once a temporary output exists, and the library writing it (``target.
+    name``) fails in its own ``words``: a real full disk, as torch or netCDF report it."""
+    def apply(monkeypatch: pytest.MonkeyPatch) -> None:
+        import importlib
+
+        usage = shutil.disk_usage(".")
+
+        def measured(path):
+            writing = any(".partial-" in p.name for p in Path(path).iterdir())
+            return usage._replace(free=0) if writing else usage
+
+        def fail(self_or_data, target_path=None, *args, **kwargs):
+            Path(target_path).write_bytes(b"partial")
+            raise RuntimeError(words)
+
+        monkeypatch.setattr(shutil, "disk_usage", measured)
+        owner = importlib.import_module(target)
+        *parents, last = name.split(".")
+        for parent in parents:
+            owner = getattr(owner, parent)
+        monkeypatch.setattr(owner, last, fail)
+    return apply
+
+
 def disk_full(monkeypatch: pytest.MonkeyPatch, target: str, name: str) -> None:
     import importlib
 
@@ -142,6 +210,7 @@ class Case:
     rc: int = 2
     hold: str | None = None  # an output another writer holds while the command runs
     patch: tuple[str, str] | None = None  # (module, name) that fails with a full disk
+    fault: Callable[[pytest.MonkeyPatch], None] | None = None  # injected while it runs
 
 
 FORECAST = "forecast fc.pt --init ks.zarr --steps 3 --out f.zarr"
@@ -179,6 +248,53 @@ CASES = [
          poison("ks.zarr", 2, np.inf)),
     Case("export-inf", "export ks.zarr --to out.nc", NON_FINITE.format(t=4),
          poison("ks.zarr", 4, -np.inf)),
+    # every store the project writes is checked on read, as `verify` checks it
+    Case("diagnose-analysis-missing-chunk", "diagnose an.zarr --out d.zarr",
+         r"^error: store 'an.zarr' is damaged: variable 'u' lacks 1 chunk\(s\), the first at "
+         r"trajectory 0, time 0\.\.3; run `assimilate verify an.zarr`$",
+         delete("an.zarr/u/c/0/0/0/0")),
+    Case("diagnose-analysis-flipped-bit", "diagnose an.zarr --var u_background --out d.zarr",
+         r"store 'an.zarr': variable 'u_background' at trajectory 0, time 0\.\.3 is damaged "
+         r"\(checksum mismatch\)", flip("an.zarr/u_background/c/0/0/0/0")),
+    Case("run-observations-missing-chunk", "run ks.yaml --method nudging --set "
+         "model=simulator --obs obs.zarr --out a2.zarr --members 2 --steps 3",
+         r"store 'obs.zarr' is damaged: variable 'value' lacks 1 chunk\(s\)",
+         delete("obs.zarr/value/c/0/0")),
+    Case("report-diagnostics-missing-chunk", "report diag.zarr --out r.html",
+         r"^error: store 'diag.zarr' is damaged: variable 'mean' lacks 1 chunk\(s\), the "
+         r"first at the whole array; run `assimilate verify diag.zarr`$",
+         delete("diag.zarr/mean/c")),
+    Case("report-diagnostics-truncated-chunk", "report diag.zarr --out r.html",
+         r"store 'diag.zarr': variable 'quantile' at the whole array is damaged",
+         cut("diag.zarr/quantile/c/0", 5)),
+    # broken axes are damage: refused, not written on
+    Case("observe-nan-time", "observe ks.zarr --regime dense --out o.zarr",
+         r"^error: trajectory store 'ks.zarr' is damaged: coordinate 'time' holds 40 "
+         r"non-finite value\(s\), the first at index 0; an axis must be finite and strictly "
+         r"monotonic$", set_axis("ks.zarr", "time", lambda v: v.fill(np.nan))),
+    Case("observe-nan-x", "observe ks.zarr --regime dense --out o.zarr",
+         r"coordinate 'x' holds 1 non-finite value\(s\), the first at index 7",
+         set_axis("ks.zarr", "x", lambda v: v.__setitem__(7, np.nan))),
+    Case("export-nan-time", "export ks.zarr --to out.nc", r"coordinate 'time' holds 40 "
+         "non-finite", set_axis("ks.zarr", "time", lambda v: v.fill(np.nan))),
+    Case("export-time-not-monotonic", "export ks.zarr --to out.nc",
+         r"coordinate 'time' is not strictly monotonic: 0\.8 at index 4, then 0\.8",
+         set_axis("ks.zarr", "time", lambda v: v.__setitem__(5, v[4]))),
+    # torn metadata: the file is named, the store called damaged
+    Case("diagnose-torn-array-metadata", "diagnose ks.zarr --out d.zarr",
+         r"^error: store 'ks.zarr' is damaged: its metadata file 'ks.zarr/u/zarr.json' is not "
+         r"valid JSON \(torn or truncated: .*\); the store must be written again$",
+         cut("ks.zarr/u/zarr.json", 100)),
+    Case("export-empty-store-metadata", "export ks.zarr --to out.nc",
+         r"trajectory store 'ks.zarr' is damaged: its metadata file 'ks.zarr/zarr.json' is "
+         "empty", cut("ks.zarr/zarr.json", 0)),
+    Case("train-torn-store-metadata", TRAIN, r"'ks.zarr' is damaged: its metadata file "
+         r"'ks.zarr/zarr.json' is not valid JSON", cut("ks.zarr/zarr.json", 300)),
+    Case("report-torn-metadata", "report diag.zarr --out r.html",
+         r"'diag.zarr/mean/zarr.json' is not valid JSON", cut("diag.zarr/mean/zarr.json", 50)),
+    Case("run-torn-observations-metadata", "run ks.yaml --method nudging --set "
+         "model=simulator --obs obs.zarr --out a2.zarr --members 2 --steps 3",
+         r"'obs.zarr/value/zarr.json' is not valid JSON", cut("obs.zarr/value/zarr.json", 60)),
     # a second writer exits at once, naming the first
     *[Case(f"{verb.split()[0]}-while-another-writes", verb, r"'" + out + r"' is being "
            r"written by process {pid} on .* since .*; wait for it", hold=out)
@@ -229,6 +345,17 @@ CASES = [
          "directory, expected a file", make_dir("out.nc")),
     Case("report-to-a-directory", "report diag.zarr --out r.html", r"'r.html': it is a "
          "directory", make_dir("r.html")),
+    Case("report-over-an-existing-data-file", "report diag.zarr --out r.html --pdf data.nc",
+         r"^error: 'data.nc' exists; pass --overwrite to replace it$",
+         write("data.nc", b"CDF\x01" + bytes(60))),
+    Case("report-over-an-existing-report", "report diag.zarr --out r.html",
+         r"'r.html' exists; pass --overwrite", write("r.html", "<html>kept</html>")),
+    Case("report-overwrite-when-asked", "report diag.zarr --out r.html --pdf r.pdf "
+         "--overwrite", rc=0, setup=write("r.pdf", "old")),
+    Case("report-pdf-is-its-out", "report diag.zarr --out r.html --pdf r.html",
+         r"--pdf 'r.html' is the same file as --out 'r.html'"),
+    Case("report-pdf-into-its-diagnostics", "report diag.zarr --out r.html --pdf "
+         "diag.zarr/r.pdf", r"--pdf 'diag.zarr/r.pdf' lies inside 'diag.zarr'"),
     Case("report-pdf-to-a-directory", "report diag.zarr --out r.html --pdf r.pdf",
          r"'r.pdf': it is a directory", make_dir("r.pdf")),
     Case("train-to-a-directory", TRAIN, r"'new.pt': it is a directory", make_dir("new.pt")),
@@ -238,6 +365,19 @@ CASES = [
          make_dir("f.zarr/inner")),
     Case("train-on-a-full-disk", TRAIN, r"cannot write 'new.pt': No space left on device",
          patch=("torch", "save")),
+    Case("train-on-a-full-disk-checked-first", TRAIN, r"^error: cannot write 'new.pt': 1000 "
+         r"bytes free in '\.', a checkpoint needs about \d+\.\d KiB; free some space or "
+         r"choose another output$", fault=low_disk(1000)),
+    Case("export-on-a-full-disk-checked-first", "export ks.zarr --to out.nc",
+         r"cannot write 'out.nc': 1000 bytes free in '\.', the NetCDF file \(uncompressed\) "
+         r"needs about \d+\.\d KiB", fault=low_disk(1000)),
+    Case("train-fills-the-disk", TRAIN, r"^error: cannot write 'new.pt': No space left on "
+         r"device; nothing was changed there$", fault=fills_while_writing(
+             "torch", "save", "[enforce fail at inline_container.cc:603] . unexpected pos "
+             "4416 vs 4304")),
+    Case("export-fills-the-disk", "export ks.zarr --to out.nc", r"^error: cannot write "
+         r"'out.nc': No space left on device; nothing was changed there$",
+         fault=fills_while_writing("xarray", "Dataset.to_netcdf", "NetCDF: HDF error")),
     Case("diagnose-on-a-full-disk", "diagnose ks.zarr --out d.zarr",
          r"cannot write 'd.zarr': No space left on device",
          patch=("pde.store", "checksummed_encoding")),
@@ -307,6 +447,8 @@ def test_hostile(case: Case, world: Path, tmp_path: Path, capsys,
         case.setup(d)
     if case.patch is not None:
         disk_full(monkeypatch, *case.patch)
+    if case.fault is not None:
+        case.fault(monkeypatch)
     before = _digest(d)
     capsys.readouterr()
     held = contextlib.nullcontext() if case.hold is None else claim(

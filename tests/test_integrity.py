@@ -120,3 +120,88 @@ def test_verify_cli_exit_codes(store: Path, capsys) -> None:
     assert "damaged: 'u' at trajectory 5, time 0..11: chunk missing" in capsys.readouterr().out
     assert main(["verify", str(store.parent / "absent.zarr")]) == 2
     assert "is not a Zarr store" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory) -> dict[str, Path]:
+    """Healthy stores of two kinds that once gave false alarms: a one-trajectory store (its
+    trajectory index [0] equals the fill value) and a diagnostics store (0-d arrays)."""
+    from assimilate.diagnostics import diagnose
+    from assimilate.diagnostics.diagnose import open_data
+    from tests.conftest import TINY_KS, write_config
+
+    root = tmp_path_factory.mktemp("kinds")
+    one = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 1}}
+    simulate(load_config(write_config(root, one)), root / "one.zarr", progress=False)
+    with pytest.warns(UserWarning):  # too few extremes in 12 states for the tail fits
+        result = diagnose(open_data(root / "one.zarr"), progress=False)
+    write_zarr(result, root / "diag.zarr")
+    return {"one-trajectory": root / "one.zarr", "diagnostics": root / "diag.zarr"}
+
+
+# (kind, a chunk file, its place in verify's words)
+CHUNKS = [("one-trajectory", "u/c/0/0/0", "'u' at trajectory 0, time 0..11"),
+          ("one-trajectory", "x/c/0", "'x' at the whole array"),
+          ("diagnostics", "mean/c", "'mean' at the whole array"),
+          ("diagnostics", "quantile/c/0", "'quantile' at the whole array")]
+
+
+@pytest.mark.parametrize("kind", ["one-trajectory", "diagnostics"])
+def test_verify_passes_healthy_stores_of_every_kind(kinds, kind, capsys) -> None:
+    assert main(["verify", str(kinds[kind]), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "damaged" not in out and "no damage found" in out
+
+
+@pytest.mark.parametrize(("kind", "chunk", "place"), CHUNKS, ids=[c[1] for c in CHUNKS])
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "flipped"])
+def test_verify_still_catches_damage_there(kinds, kind, chunk, place, damage, tmp_path,
+                                           capsys) -> None:
+    store = tmp_path / kinds[kind].name
+    shutil.copytree(kinds[kind], store)
+    data = (store / chunk).read_bytes()
+    if damage == "deleted":
+        (store / chunk).unlink()
+    elif damage == "truncated":
+        (store / chunk).write_bytes(data[:5])
+    else:
+        (store / chunk).write_bytes(data[:-5] + bytes([data[-5] ^ 0x01]) + data[-4:])
+    assert main(["verify", str(store), "--quiet"]) == 1
+    what = {"deleted": "chunk missing", "flipped": "checksum mismatch"}.get(damage, "")
+    assert f"damaged: {place}: {what}" in capsys.readouterr().out
+
+
+def test_a_one_trajectory_store_of_an_older_version_still_passes(kinds, tmp_path) -> None:
+    """Versions that left out chunks equal to the fill value wrote no trajectory index [0]:
+    nothing is lost (it reads back as 0), so it is no damage."""
+    store = tmp_path / "one.zarr"
+    shutil.copytree(kinds["one-trajectory"], store)
+    (store / "trajectory" / "c" / "0").unlink()
+    assert not verify(store).damaged
+    assert open_trajectories(store)["trajectory"].values.tolist() == [0]
+
+
+def test_verify_names_torn_metadata_and_readers_refuse_it(store: Path, capsys) -> None:
+    (store / "u" / "zarr.json").write_text((store / "u" / "zarr.json").read_text()[:90])
+    assert main(["verify", str(store), "--quiet"]) == 1
+    assert "damaged: 'u' at its metadata file 'zarr.json': is not valid JSON (torn or " \
+           "truncated: " in capsys.readouterr().out
+    with pytest.raises(IntegrityError, match=r"trajectory store '.*ks.zarr' is damaged: its "
+                                             r"metadata file '.*ks.zarr/u/zarr.json' is not "
+                                             r"valid JSON"):
+        open_trajectories(store)
+    (store / "zarr.json").write_text("")
+    assert main(["verify", str(store), "--quiet"]) == 1
+    assert "damaged: '*' at its metadata file 'zarr.json': is empty" in capsys.readouterr().out
+
+
+def test_verify_and_readers_refuse_a_broken_axis(store: Path, capsys) -> None:
+    time = zarr.open_array(store / "time", mode="r+").with_config({"write_empty_chunks": True})
+    values = time[:]
+    values[3] = np.nan
+    time[:] = values
+    assert main(["verify", str(store), "--quiet"]) == 1
+    assert ("damaged: 'time' at the whole array: holds 1 non-finite value(s), the first at "
+            "index 3") in capsys.readouterr().out
+    with pytest.raises(IntegrityError, match="coordinate 'time' holds 1 non-finite"):
+        open_trajectories(store)

@@ -348,7 +348,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
     monkeypatch.setattr(report_page.os, "replace", interrupted)
     with pytest.raises(OutputError, match="cannot write '.*report.html': disk full"):
-        render([one_dimensional("changed")], out)
+        render([one_dimensional("changed")], out, overwrite=True)
     assert out.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 

@@ -23,6 +23,7 @@ from assimilate.cycle.journal import CycledStore, crash_point, now
 from assimilate.cycle.workflow import Workflow, load_workflow
 from pde.errors import ConfigError, OutputError, StoreError
 from pde.output import claim, holder
+from pde.store import open_store
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DONE", "EXIT_FAILED", "EXIT_RETRY", "CycleBusy",
            "CycleFailed", "CycleOutcome", "cycle"]
@@ -65,7 +66,7 @@ def cycle(workflow: str | Path | Workflow, *, until: int | None = None,
     """
     flow = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)
     _check_points(flow, until, redo)
-    store = CycledStore(flow.analysis, flow.start, flow.cycle_length)
+    store = CycledStore(flow.analysis, flow.start, flow.cycle_length, flow.file)
     inputs = [p for p in (flow.config, flow.forecaster, flow.controller, flow.climatology,
                           flow.background, flow.inbox) if p is not None]
     with contextlib.ExitStack() as stack:
@@ -143,12 +144,13 @@ class _Cycling:
         recovered = self.store.recover()
         if recovered and recovered["action"] == "cycle":
             self.store.log("recover", point=recovered["point"], since=recovered["started"])
-        done = self.done()
+        damaged = (recovered or {}).get("damaged")
+        done = self.done(redo)
         arrivals = inbox.read_inbox(self.flow.inbox, self.grid)
         last = max(-1 if until is None else until, done[-1] if done else -1)
         if redo is not None:
             done = self.discard(redo, done)
-        notes = self.late(arrivals, done)
+        notes = ((f"the cycle journal {damaged}",) if damaged else ()) + self.late(arrivals, done)
         following = done[-1] + self.L if done else self.flow.start
         if redo is None and until is None:
             newest = inbox.newest_step(arrivals)
@@ -167,9 +169,9 @@ class _Cycling:
         lines = [self.one(point, arrivals) for point in points]
         return CycleOutcome("done", tuple(points), "\n".join(lines), notes)
 
-    def done(self) -> list[int]:
+    def done(self, redo: int | None = None) -> list[int]:
         """The done cycle points; the store must have been cycled as the workflow says."""
-        points, attrs = self.store.points()
+        points, attrs = self.store.points(redo)
         flow = self.flow
         for key, attr, value in (("start", "cycle_start", flow.start),
                                  ("cycle_length", "cycle_length", self.L),
@@ -216,9 +218,12 @@ class _Cycling:
             check_forecaster(self.forecaster, self.config, flow.forecaster)
         simulator = self.config.simulator.build()
         self.variable = simulator.variable
-        self.climatology = Climatology.from_store(flow.climatology, seed=flow.seed) \
-            if flow.climatology is not None else Climatology.simulate(simulator,
-                                                                        seed=flow.seed + 1)
+        if flow.climatology is None:
+            self.climatology = Climatology.simulate(simulator, seed=flow.seed + 1)
+        else:  # a store of another grid is refused here, before any cycle is computed
+            self.climatology = Climatology.from_store(
+                flow.climatology, seed=flow.seed, grid=self.grid["space"],
+                against=f"config '{flow.config}'")
         self.checkpoints = {key: {"path": str(path.resolve()), "sha256": inbox.sha256(path)}
                             for key in ("forecaster", "controller")
                             if (path := getattr(flow, key)) is not None}
@@ -231,7 +236,7 @@ class _Cycling:
         if point == self.flow.start:
             return None if self.flow.background is None else load_background(
                 self.flow.background, self.variable, self.grid["space"])
-        with xr.open_zarr(self.store.path) as ds:
+        with open_store(self.store.path) as ds:
             last = ds[self.variable].isel(trajectory=0, time=-1)
             if not np.isclose(float(last["time"]), point * self.grid["interval"]):
                 raise StoreError(f"analysis store '{self.store.path}' ends at time "

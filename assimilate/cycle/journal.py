@@ -39,7 +39,7 @@ import xarray as xr
 
 from pde.errors import StoreError
 from pde.output import Output, claim
-from pde.store import write_zarr
+from pde.store import open_store, write_zarr
 
 __all__ = ["CycledStore", "crash_point", "now"]
 
@@ -57,6 +57,45 @@ def crash_point(phase: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """The JSON in ``path`` and None, or None and what is wrong with the file, in words."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"cannot be read: {getattr(error, 'strerror', None) or error}"
+    if not text.strip():
+        return None, "is empty"
+    try:
+        return json.loads(text), None
+    except ValueError as error:
+        return None, f"is not valid JSON (torn or edited: {str(error)[:80]})"
+
+
+def _record_problem(data: Any, point: int) -> str | None:
+    """What makes ``data`` no record of cycle ``point``, or None."""
+    if not isinstance(data, dict):
+        return "does not hold a JSON object"
+    if data.get("point") != point:
+        return f"has 'point' {data.get('point')!r}, expected {point}"
+    inputs = data.get("inputs")
+    if not isinstance(inputs, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("file"), str)
+            and isinstance(item.get("sha256"), str) for item in inputs):
+        return "has no list of 'inputs' with a 'file' and a 'sha256' each"
+    return None
+
+
+def _journal_problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "does not hold a JSON object"
+    for key in ("point", "keep_cycles", "keep_time"):
+        if not isinstance(data.get(key), int) or isinstance(data[key], bool) or data[key] < 0:
+            return f"has {key!r} {data.get(key)!r}, expected a count"
+    if data.get("action") not in ("cycle", "redo"):
+        return f"has 'action' {data.get('action')!r}, expected 'cycle' or 'redo'"
+    return None
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     with claim(path, kind="file", overwrite=True) as output, output.atomic() as scratch:
         scratch.write_text(json.dumps(data, indent=1) + "\n")
@@ -69,6 +108,7 @@ class CycledStore:
     path: Path
     start: int
     length: int
+    workflow: Path | str = "WORKFLOW"  # the workflow file, named in repairs
 
     @property
     def records(self) -> Path:
@@ -91,7 +131,14 @@ class CycledStore:
         return sorted(int(name[:-5]) for name in names if re.fullmatch(r"\d+\.json", name))
 
     def read_record(self, point: int) -> dict[str, Any]:
-        return json.loads(self.record(point).read_text())
+        """The record of done cycle ``point``; a damaged one is refused naming the file and
+        the repair (a redo, which discards the record with its cycle)."""
+        data, problem = _read_json(self.record(point))
+        problem = problem or _record_problem(data, point)
+        if problem:
+            raise StoreError(f"cycle record '{self.record(point)}' {problem}; run the cycle "
+                             f"again: `assimilate cycle {self.workflow} --redo {point}`")
+        return data
 
     def log(self, event: str, **fields: Any) -> None:
         """One JSON line, appended in one write (concurrent calls' lines never mix)."""
@@ -102,18 +149,24 @@ class CycledStore:
         finally:
             os.close(handle)
 
-    def points(self) -> tuple[list[int], dict[str, Any]]:
+    def points(self, redo: int | None = None) -> tuple[list[int], dict[str, Any]]:
         """The done cycle points and the store's attributes; the store and the records
-        must agree (recover first)."""
+        must agree (recover first), before the point ``redo`` when one is asked for (the
+        redo discards the rest)."""
         points, attrs = [], {}
         if self.path.exists():
-            with xr.open_zarr(self.path) as ds:
+            with open_store(self.path) as ds:
                 points, attrs = [int(p) for p in ds["cycle"].values], dict(ds.attrs)
         recorded = self.recorded()
+        if redo is not None and redo in points + recorded and \
+                [p for p in points if p < redo] == [p for p in recorded if p < redo]:
+            return sorted(set(points) | set(recorded)), attrs
         if points != recorded:
+            first = min(set(points) ^ set(recorded), default=points[0] if points else 0)
             raise StoreError(f"analysis store '{self.path}' holds cycles {_span(points)} but "
                              f"'{self.records}' records {_span(recorded)}; restore the one "
-                             "that lost some, or --redo the first cycle that differs")
+                             f"that lost some, or run `assimilate cycle {self.workflow} "
+                             f"--redo {first}`")
         return points, attrs
 
     def begin(self, point: int, *, action: str = "cycle") -> None:
@@ -141,7 +194,10 @@ class CycledStore:
         """Undo (or, for a redo, finish) what the journal began; the journal, or None."""
         if not self.journal.exists():
             return None
-        journal = json.loads(self.journal.read_text())
+        journal, problem = _read_json(self.journal)
+        problem = problem or _journal_problem(journal)
+        if problem:  # every cycle with a record is whole: it is written after the store
+            journal = self._from_records(problem)
         for leftover in self.records.glob(".discarded-*"):
             shutil.rmtree(leftover, ignore_errors=True)
         if journal["keep_cycles"] == 0 and self.path.exists():
@@ -155,6 +211,20 @@ class CycledStore:
                 self.record(point).unlink()
         self.journal.unlink()
         return journal
+
+    def _from_records(self, problem: str) -> dict[str, Any]:
+        """A journal keeping the recorded cycles, for a journal that cannot be read."""
+        recorded = self.recorded()
+        expected = [self.start + k * self.length for k in range(len(recorded))]
+        if recorded != expected:
+            raise StoreError(f"cycle journal '{self.journal}' {problem}, and the records "
+                             f"{_span(recorded)} leave gaps; remove the journal and run "
+                             f"`assimilate cycle {self.workflow} --redo {self.start}`")
+        point = self.start + len(recorded) * self.length
+        return {"point": point, "action": "cycle", "keep_cycles": len(recorded),
+                "keep_time": len(recorded) * self.length, "started": "unknown",
+                "damaged": f"'{self.journal}' {problem}; rolled back to the "
+                           f"{len(recorded)} recorded cycle(s)"}
 
     def redo(self, point: int) -> None:
         """Discard cycle ``point`` and every later one (a journal, recovered at once)."""

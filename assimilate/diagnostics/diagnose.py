@@ -87,6 +87,7 @@ class Layout:
 def open_data(path: str | Path) -> xr.Dataset:
     """Open a Zarr store or NetCDF file lazily (Dask-backed); our trajectory stores are
     validated and only their finished trajectories are used."""
+    from pde.errors import IntegrityError
     from pde.store import open_store, open_trajectories
 
     path = Path(path)
@@ -96,6 +97,8 @@ def open_data(path: str | Path) -> xr.Dataset:
         if path.is_file():
             return xr.open_dataset(path, chunks={})
         ds = open_store(path)
+    except IntegrityError:  # a damaged store: its own message names what and where
+        raise
     except Exception as error:  # noqa: BLE001 - report any reader failure with the path
         raise ValueError(f"'{path}' is neither a Zarr store nor a NetCDF file that xarray "
                          f"can read: {error}") from None

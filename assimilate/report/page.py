@@ -26,7 +26,7 @@ from assimilate.report import tables
 from assimilate.report._schema import Source, load
 from assimilate.report.figures import Panel, panels
 from assimilate.report.point_maps import point_maps
-from pde.output import Output, claim
+from pde.output import Output, OutputError, claim
 
 __all__ = ["render"]
 
@@ -58,21 +58,25 @@ figcaption { font-size: 0.88em; color: #3c4654; margin-top: 0.4em; }
 
 
 def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
-           title: str | None = None, pdf: str | os.PathLike | None = None) -> Path:
+           title: str | None = None, pdf: str | os.PathLike | None = None,
+           overwrite: bool = False) -> Path:
     """Write the tail-analysis report of ``diagnostics`` to the HTML file ``out``.
 
     ``diagnostics``: "assimilate.diagnostics/1" Datasets or paths to Zarr stores holding
     them (a truth first reads best: later return-level figures also show its GPD estimate).
-    ``pdf``: also write the figures, after a summary page, to this PDF. Returns ``out``.
+    ``pdf``: also write the figures, after a summary page, to this PDF. An existing ``out``
+    or ``pdf`` is refused before any work unless ``overwrite``. Returns ``out``.
     """
     sources = [] if isinstance(diagnostics, xr.Dataset) else \
         [diagnostics] if isinstance(diagnostics, (str, os.PathLike)) else \
         [item for item in diagnostics if isinstance(item, (str, os.PathLike))]
+    if pdf is not None and Path(pdf).resolve() == Path(out).resolve():
+        raise OutputError(f"--pdf '{pdf}' is the same file as --out '{out}'; choose another")
     with contextlib.ExitStack() as stack:
         page_output = stack.enter_context(claim(out, kind="file", inputs=sources,
-                                                overwrite=True))
+                                                overwrite=overwrite))
         pdf_output = None if pdf is None else stack.enter_context(
-            claim(pdf, kind="file", inputs=sources, overwrite=True, option="--pdf"))
+            claim(pdf, kind="file", inputs=sources, overwrite=overwrite, option="--pdf"))
         datasets = load(diagnostics)
         title = title or "Tail analysis: " + ", ".join(d.attrs["label"] for d in datasets)
         created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
