@@ -431,8 +431,8 @@ def test_datetimes_read_with_the_calendar_are_the_model_times(tmp_path, form, su
 
 @pytest.mark.parametrize(("time", "attrs", "expected"), [
     (STEPS * 6.0 + [0, 0, 1, 0, 0, 0], {"units": "hours since 2020-01-01"},
-     "observation 2 at 2020-01-02T19:00:00 is not on the model time axis (steps of 0 days "
-     "06:00:00 from 2020-01-01T00:00:00)"),
+     ("observation 2 at 2020-01-02T19:00:00 is not on the model time axis (steps of 6h from "
+     "2020-01-01T00:00:00)")),
     (STEPS * 6.0 - 12, {"units": "hours since 2020-01-01"},
      "observation 0 at 2019-12-31T18:00:00 is before model time 0"),
     (STEPS * 1.0, {"units": "days since 2020-01-01", "calendar": "noleap"},
@@ -455,7 +455,8 @@ def test_datetimes_off_the_calendars_steps_are_refused_naming_them(tmp_path, tim
 def test_a_malformed_calendar_is_refused_showing_the_form(text) -> None:
     with pytest.raises(ConfigError, match="expected ORIGIN,STEP, the datetime of model time 0"):
         Calendar.parse(text)
-    assert str(SIX_HOURS) == "2020-01-01T00:00:00,0 days 06:00:00"
+    assert str(SIX_HOURS) == "2020-01-01T00:00:00,6h"
+    assert Calendar.parse(str(SIX_HOURS)) == SIX_HOURS
 
 
 # --- command line ------------------------------------------------------------------------

@@ -66,7 +66,17 @@ class Calendar:
                    length.to_timedelta64().astype("timedelta64[ns]"))
 
     def __str__(self) -> str:
-        return f"{np.datetime_as_string(self.origin, unit='s')},{pd.Timedelta(self.step)}"
+        """``ORIGIN,STEP`` as :meth:`parse` reads it, e.g. ``2020-01-01T00:00:00,6h``."""
+        return f"{np.datetime_as_string(self.origin, unit='s')},{_duration(self.step)}"
+
+
+def _duration(step: np.timedelta64) -> str:
+    """``step`` in the largest unit that divides it: ``1d``, ``6h``, ``30min``, ``1.5s``."""
+    seconds = step / np.timedelta64(1, "s")
+    for unit, length in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % length == 0:
+            return f"{seconds / length:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def model_times(time: xr.DataArray, *, interval: float, calendar: Calendar | None,
@@ -147,7 +157,7 @@ def _duration_steps(values: np.ndarray, units: str, calendar: Calendar | None,
 def _on_axis(steps: np.ndarray, shown, calendar: Calendar, source: str,
              item: str) -> np.ndarray:
     """``steps`` rounded, refused where before model time 0 or off a step."""
-    axis = f"(steps of {pd.Timedelta(calendar.step)} from {str(calendar).split(',')[0]})"
+    axis = f"(steps of {_duration(calendar.step)} from {str(calendar).split(',')[0]})"
     if (i := _first(steps < -TOLERANCE)) is not None:
         raise ConfigError(f"{source}: {item} {i} at {shown(i)} is before model "
                           f"time 0 {axis}")
