@@ -272,15 +272,23 @@ def test_checkpoints_of_other_physics_are_refused_by_run_and_the_harness(project
     assert not list(project.glob("harness.zarr*"))
 
 
-def test_a_controller_is_refused_with_another_forecaster_than_it_steers(tmp_path) -> None:
+def test_a_controller_is_refused_with_another_forecaster_than_it_steers(tmp_path,
+                                                                        no_work) -> None:
     config = load_config(REPO / "configs" / "ks-small.yaml")
     check_checkpoints(config, forecaster=FORECASTER, controllers=[CONTROLLER])  # its own
     payload = torch.load(FORECASTER, weights_only=True)
     payload["step"] = int(payload["step"]) + 1  # the same physics, another file
     torch.save(payload, tmp_path / "other.pt")
-    with pytest.raises(ConfigError, match=r"controller '.*' was trained to steer another "
-                                          r"forecaster than '.*other.pt'"):
+    steers = r"controller '.*' was trained to steer another forecaster than '.*other.pt'"
+    with pytest.raises(ConfigError, match=steers):
         check_checkpoints(config, forecaster=tmp_path / "other.pt", controllers=[CONTROLLER])
+    xr.Dataset({"value": ("obs", [0.5]), "error_std": ("obs", [0.1])},
+               coords={"time": ("obs", [0.2]), "x": ("obs", [0.0])}).to_netcdf(
+        tmp_path / "obs.nc")
+    with pytest.raises(ConfigError, match=steers):  # run --controller: the same check
+        run(REPO / "configs" / "ks-small.yaml", method="controller",
+            settings={"checkpoint": str(CONTROLLER)}, observations=tmp_path / "obs.nc",
+            forecaster=tmp_path / "other.pt", out=tmp_path / "out.zarr", progress=False)
 
 
 # --- as a user meets them -------------------------------------------------------------------
