@@ -601,9 +601,8 @@ def _terminate(signum: int, frame) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; exit codes: 0 done, 1 damage found (verify), a failed cycle or a
-    diverged run, 2 a user
-    error (one line on stderr), 70 an internal error, 75 retry later (cycle: nothing to do
-    yet, or busy), 130 interrupted (Ctrl-C or SIGTERM)."""
+    diverged run, 2 a user error (one line on stderr), 70 an internal error, 75 retry later
+    (cycle: nothing to do yet, or busy), 130 interrupted (Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("ASSIMILATE_DEBUG"))
     previous = signal.signal(signal.SIGTERM, _terminate)
