@@ -513,7 +513,11 @@ def build_parser() -> argparse.ArgumentParser:
     assim.add_argument("config", help="experiment config (its simulator sets grid and time step)")
     assim.add_argument("--method", required=True,
                        help="free, dps, enkf, etkf, letkf, nudging, oi, climatology, "
-                            "controller or optimised-control")
+                            "controller or optimised-control. Unlike DAPPER's methods of "
+                            "those names: oi updates every member with a scaled, homogenised "
+                            "climatological covariance (DAPPER's OptInterp: --members 1 --set "
+                            "scale=1), climatology draws members afresh (DAPPER's: their "
+                            "mean)")
     assim.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)")
     assim.add_argument("--obs", required=True, help="observations (NetCDF or Zarr)")
@@ -522,9 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     assim.add_argument("--forecaster", help="forecaster checkpoint (methods on model=forecaster)")
     assim.add_argument("--controller", help="controller checkpoint (--method controller; the "
                        "same as --set checkpoint=CKPT)")
-    assim.add_argument("--background", help="first background: a state or ensemble "
-                       "(NetCDF/Zarr); ensemble filters (enkf, etkf, letkf) need distinct "
-                       "members: a single state is refused")
+    assim.add_argument("--background", help="first background: a state or ensemble (NetCDF/"
+                       "Zarr), e.g. members around a first guess near the truth; without it "
+                       "the members are drawn from the climatology (a cold start); ensemble "
+                       "filters (enkf, etkf, letkf) need distinct members: a single state is "
+                       "refused")
     assim.add_argument("--climatology", help="store to draw the first background and OI's "
                        "covariance from (default: simulated afresh)")
     assim.add_argument("--truth", help="truth: a trajectory store, or NetCDF/Zarr with a "

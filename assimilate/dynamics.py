@@ -48,9 +48,8 @@ class SimulatorModel(Model):
         if control is not None:
             raise ValueError("the true simulator takes no sampler guidance: use "
                              "model=forecaster for guided methods")
-        state = self.simulator.step(self.simulator.from_physical(
-            np.ascontiguousarray(history[:, -1], dtype=np.float32)))
-        return np.asarray(self.simulator.to_physical(state), dtype=np.float32)
+        following = self.simulator.step_physical(np.ascontiguousarray(history[:, -1]))
+        return np.asarray(following, dtype=np.float32)
 
 
 @dataclass

@@ -151,6 +151,15 @@ class KolmogorovFlow:
             )
         return _functions(self).from_physical(field)
 
+    def step_physical(self, field: Any) -> jax.Array:
+        """``to_physical(step(from_physical(field)))`` for vorticity ``(batch, M, M)``, in
+        one compiled call."""
+        field = jnp.asarray(field, jnp.float32)
+        if field.ndim != 3 or field.shape[-2:] != (self.stored_grid, self.stored_grid):
+            raise ValueError(f"step_physical: field shape {field.shape} must be (batch, "
+                             f"{self.stored_grid}, {self.stored_grid})")
+        return _functions(self).step_physical(field)
+
     def coordinates(self) -> list[Coordinate]:
         nodes = np.arange(self.stored_grid) * (2 * np.pi / self.stored_grid)
         return [
@@ -247,6 +256,7 @@ class _Functions(NamedTuple):
     trajectory: Callable[[jax.Array, int], tuple[jax.Array, jax.Array]]
     to_physical: Callable[[jax.Array], jax.Array]
     from_physical: Callable[[jax.Array], jax.Array]
+    step_physical: Callable[[jax.Array], jax.Array]
 
 
 @functools.lru_cache(maxsize=16)
@@ -285,6 +295,7 @@ def _functions(sim: KolmogorovFlow) -> _Functions:
         trajectory=jax.jit(trajectory, static_argnums=1),
         to_physical=jax.jit(to_physical),
         from_physical=jax.jit(from_physical),
+        step_physical=jax.jit(lambda field: to_physical(step(from_physical(field)))),
     )
 
 

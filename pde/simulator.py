@@ -57,6 +57,10 @@ class Simulator(Protocol):
     def from_physical(self, field: Any) -> Any:
         """The numerical state for a physical field ``(batch, *space)``."""
 
+    def step_physical(self, field: Any) -> Any:
+        """``to_physical(step(from_physical(field)))``: a physical field ``(batch, *space)``
+        one stored interval on, in one call (filters restart every member at each step)."""
+
     def coordinates(self) -> list[Coordinate]:
         """Spatial coordinates of the stored grid, outermost first (``y`` before ``x``)."""
 

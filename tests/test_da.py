@@ -480,3 +480,39 @@ def test_run_refuses_user_errors_in_one_line(project, cli_runs, name, pieces) ->
         assert piece in message, message
     out = _cli_lines()[name].split("--out ")[1].split()[0]
     assert not (project / out).exists() and not list(project.glob(f".{out}*"))
+
+
+# --- DAPPER's filter options as method settings -----------------------------------------------
+
+def test_filters_inflate_on_the_analysis_side_and_rotate_as_asked() -> None:
+    """inflate=analysis gives the uninflated analysis mean with anomalies times the
+    inflation; rotate keeps that mean and covariance but turns the anomalies; letkf's
+    radius in grid spacings is the same filter as the length it stands for."""
+    coordinates = {"x": np.arange(16) * 0.5}
+    operator = strided((16,), [coordinates["x"]], 2)
+    rng = np.random.default_rng(4)
+    prior = rng.standard_normal((2, 10, 16)).cumsum(axis=-1).astype(np.float32)
+    y = rng.standard_normal((2, operator.n_obs))
+    observed = Observed(1, operator, y, np.full(operator.n_obs, 0.5), np.ones_like(y, bool))
+
+    def analyse(name: str, **settings: str) -> np.ndarray:
+        problem = Problem(None, None, coordinates, (8.0,), 10, np.random.default_rng(0),
+                          jax.random.PRNGKey(0))
+        return build_method(name, settings).analyse(prior, observed, problem)
+
+    for name, extra in (("etkf", {}), ("letkf", {"radius": "2"}), ("enkf", {})):
+        plain = analyse(name, inflation="1", **extra)
+        inflated = analyse(name, inflation="1.2", inflate="analysis", **extra)
+        mean = plain.mean(axis=1, keepdims=True)
+        if name != "enkf":  # the EnKF draws its perturbations from the key: same key here
+            np.testing.assert_allclose(inflated, mean + 1.2 * (plain - mean), atol=1e-4)
+        rotated = analyse(name, inflation="1", rotate="true", **extra)
+        np.testing.assert_allclose(rotated.mean(axis=1), plain.mean(axis=1), atol=1e-4)
+        assert np.abs(rotated - plain).max() > 1e-2
+    np.testing.assert_allclose(analyse("letkf", radius="4dx"), analyse("letkf", radius="2"),
+                               atol=1e-6)
+    assert build_method("letkf", {"radius": "4dx"}).radius == "4dx"
+    with pytest.raises(ConfigError, match="radius='4dy'"):
+        build_method("letkf", {"radius": "4dy"})
+    with pytest.raises(ConfigError, match="inflate='both'"):
+        build_method("etkf", {"inflate": "both"})

@@ -382,3 +382,53 @@ def test_shape_errors_name_the_function_and_the_expected_shapes():
         letkf_analysis(np.zeros((4, 3)), np.zeros((4, 2)), np.zeros(2), np.ones(2),
                        grid_locations=np.zeros((3, 1)), observation_locations=np.zeros((2, 2)),
                        lengths=np.ones(1), radius=1.0)
+
+
+def test_letkf_weight_interpolation_is_exact_on_its_coarse_points_and_close_between():
+    p = periodic_problem(n=16)
+    full, coarse = np.asarray(letkf(p, 6.0)), np.asarray(
+        letkf(p, 6.0, stride=4, grid_shape=(16,)))
+    np.testing.assert_allclose(coarse[:, ::4], full[:, ::4], atol=1e-10)
+    between = np.abs(coarse - full).max() / np.abs(full - p["ensemble"]).max()
+    assert 0 < between < 0.2  # interpolated, not exact, and small beside the increment
+    np.testing.assert_allclose(letkf(p, jnp.inf, stride=2, grid_shape=(16,)),
+                               letkf(p, jnp.inf), atol=1e-10)  # constant weights: exact
+    with pytest.raises(ValueError, match="stride=3 needs grid_shape"):
+        letkf(p, 6.0, stride=3, grid_shape=(16,))
+
+
+# Rotation and analysis-side inflation (DAPPER's ``rot`` and ``infl``).
+
+
+@pytest.mark.parametrize("n_members", [2, 5, 20])
+def test_mean_preserving_rotation_is_orthogonal_keeps_the_ones_and_averages_to_them(n_members):
+    from assimilate.methods.ensemble import mean_preserving_rotation
+
+    keys = jax.random.split(jax.random.key(0), 2000)
+    rotations = np.asarray(jax.vmap(lambda k: mean_preserving_rotation(
+        k, n_members, jnp.float64))(keys))
+    eye, ones = np.eye(n_members), np.ones(n_members)
+    np.testing.assert_allclose(rotations @ rotations.transpose(0, 2, 1),
+                               np.broadcast_to(eye, rotations.shape), atol=1e-10)
+    np.testing.assert_allclose(rotations @ ones, np.broadcast_to(ones, (2000, n_members)),
+                               atol=1e-10)
+    # Haar on the complement of 1: the rotations average to the projection onto 1
+    np.testing.assert_allclose(rotations.mean(axis=0), np.full_like(eye, 1 / n_members),
+                               atol=0.08)
+    assert n_members == 2 or np.abs(rotations[0] - rotations[1]).max() > 0.1
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+def test_post_process_keeps_the_mean_and_scales_the_covariance(rotate):
+    from assimilate.methods.ensemble import post_process
+
+    rng = np.random.default_rng(1)
+    ensembles = rng.standard_normal((3, 7, 11))
+    result = np.asarray(post_process(jax.random.key(2), ensembles, 1.1, rotate=rotate))
+    np.testing.assert_allclose(result.mean(axis=1), ensembles.mean(axis=1), atol=1e-12)
+    for before, after in zip(ensembles, result, strict=True):
+        np.testing.assert_allclose(np.cov(after, rowvar=False),
+                                   1.21 * np.cov(before, rowvar=False), atol=1e-10)
+    assert rotate == (np.abs(result - ensembles.mean(axis=1, keepdims=True)
+                             - 1.1 * (ensembles - ensembles.mean(axis=1, keepdims=True))
+                             ).max() > 1e-3)

@@ -35,7 +35,7 @@ from assimilate.methods.ensemble import (
     inflate,
     standardised_observations,
 )
-from assimilate.methods.filtering import EnsembleFilter
+from assimilate.methods.filtering import EnsembleFilter, Inflate
 
 __all__ = ["EnsembleKalmanFilter", "enkf_analysis"]
 
@@ -71,14 +71,19 @@ def enkf_analysis(key: Array, ensemble: ArrayLike, observed: ArrayLike, y: Array
     return ensemble + increments
 
 
+_enkf_each = jax.jit(jax.vmap(enkf_analysis, in_axes=(0, 0, 0, 0, None, None)))
+
+
 @dataclass(frozen=True)
 class EnsembleKalmanFilter(EnsembleFilter):
     """Stochastic EnKF with the true simulator (default) or the forecaster as model."""
 
     name: ClassVar[str] = "enkf"
     inflation: float = Field(1.02, ge=1, le=3)
+    inflate: Inflate = "forecast"
+    rotate: bool = False
     model: Literal["forecaster", "simulator"] = "simulator"
 
-    def _analysis(self, ensemble, observed, y, error_std, operator, problem):
-        return enkf_analysis(problem.next_key(), ensemble, observed, y, error_std,
-                             self.inflation)
+    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem):
+        keys = jax.random.split(problem.next_key(), len(ensembles))
+        return _enkf_each(keys, ensembles, observed, y, error_std, inflation)

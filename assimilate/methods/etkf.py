@@ -31,7 +31,7 @@ from assimilate.methods.ensemble import (
     inflate,
     standardised_observations,
 )
-from assimilate.methods.filtering import EnsembleFilter
+from assimilate.methods.filtering import EnsembleFilter, Inflate
 
 __all__ = ["EnsembleTransformKalmanFilter", "etkf_analysis", "transform_weights"]
 
@@ -76,13 +76,20 @@ def etkf_analysis(ensemble: ArrayLike, observed: ArrayLike, y: ArrayLike,
     return mean + (mean_weights + transform) @ deviations
 
 
+_etkf_each = jax.jit(jax.vmap(etkf_analysis, in_axes=(0, 0, 0, None, None)))
+
+
 @dataclass(frozen=True)
 class EnsembleTransformKalmanFilter(EnsembleFilter):
-    """ETKF with the true simulator (default) or the forecaster as model."""
+    """ETKF with the true simulator (default) or the forecaster as model; ``inflate`` and
+    ``rotate`` as in :mod:`assimilate.methods.filtering` (DAPPER's ``EnKF('Sqrt', infl=1.03,
+    rot=True)`` is ``inflation=1.03, inflate=analysis, rotate=true``)."""
 
     name: ClassVar[str] = "etkf"
     inflation: float = Field(1.02, ge=1, le=3)
+    inflate: Inflate = "forecast"
+    rotate: bool = False
     model: Literal["forecaster", "simulator"] = "simulator"
 
-    def _analysis(self, ensemble, observed, y, error_std, operator, problem):
-        return etkf_analysis(ensemble, observed, y, error_std, self.inflation)
+    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem):
+        return _etkf_each(ensembles, observed, y, error_std, inflation)

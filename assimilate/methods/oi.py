@@ -7,13 +7,20 @@ Each member is updated with the static gain of the climatology,
 ``B`` the circulant covariance of the climatology (homogeneous statistics on a periodic
 domain, :meth:`assimilate.climatology.Climatology.covariance`), ``s`` a tuned scale (the
 background error is smaller than the climatological variance once the run is
-synchronised), ``R`` the observation error variances. The cheap classical reference: one
-linear solve in observation space per step, no ensemble statistics. Saturating
-observations are mapped back through the inverse map (no outer loop).
+synchronised), ``R`` the observation error variances. The cheap classical reference: no
+ensemble statistics, and one gain per observation layout, computed the first time the
+layout is met (a fixed network costs one linear solve per run). Saturating observations
+are mapped back through the inverse map (no outer loop).
+
+DAPPER's ``OptInterp`` is the same update of one state with ``s = 1`` and the sample
+covariance of the truth; here every member is updated (from its own first background)
+and ``B`` is homogenised (circulant), so ``--members 1 --set scale=1`` is DAPPER's method
+up to that homogenisation.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -24,6 +31,8 @@ from assimilate.da import Method, Observed, Problem
 from assimilate.methods.linear import update_each
 
 __all__ = ["OptimalInterpolation"]
+
+MAX_GAINS = 32  # observation layouts whose gain is kept
 
 
 @dataclass(frozen=True)
@@ -36,13 +45,19 @@ class OptimalInterpolation(Method):
 
     def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
         covariance = _covariance(problem)
+        gains = problem.cache.setdefault("oi_gains", {})
 
-        def gain(h, misfit, error_std):  # K misfit, K = s B H^T (s H B H^T + R)^{-1}
-            bh = self.scale * covariance @ h.T  # (n_grid, n_obs)
-            innovation = h @ bh + np.diag(error_std.astype(np.float64) ** 2)
-            return np.linalg.solve(innovation, misfit.T).T @ bh.T
+        def correction(h, misfit, error_std):  # K misfit, K = s B H^T (s H B H^T + R)^{-1}
+            layout = hashlib.blake2b(h.tobytes() + error_std.tobytes()).digest()
+            if layout not in gains:
+                if len(gains) >= MAX_GAINS:  # an irregular network: keep the newest ones
+                    gains.pop(next(iter(gains)))
+                bh = self.scale * covariance @ h.T  # (n_grid, n_obs)
+                innovation = h @ bh + np.diag(error_std.astype(np.float64) ** 2)
+                gains[layout] = np.linalg.solve(innovation, bh.T)  # Kᵀ (n_obs, n_grid)
+            return misfit @ gains[layout]
 
-        return update_each(prior, observed, gain)
+        return update_each(prior, observed, correction)
 
 
 def _covariance(problem: Problem) -> np.ndarray:

@@ -133,16 +133,33 @@ class Observations:
         missing in some trajectories only is kept, NaN in ``values`` and False in ``mask``,
         for the caller to leave out of those trajectories.
         """
-        chosen = self._obs_steps == step
+        chosen = self._by_step.get(int(step), np.zeros(0, dtype=np.int64))
         values = self._values[:, chosen]
         mask = ~np.isnan(values)
         kept = mask.any(axis=0)
-        ds = self.dataset.isel(obs=np.flatnonzero(chosen)[kept])
-        locations = np.stack([ds[d].values for d in SPACE_DIMS[len(self.space)]], axis=-1)
-        operator = Operator(ds["indices"].values, ds["weights"].values, self.space,
-                            self.transform, locations.reshape(-1, len(self.space)))
-        return ObservationsAt(operator, values[:, kept], ds["error_std"].values.astype(float),
-                              mask[:, kept])
+        rows = chosen[kept]
+        indices, weights, error_std, locations = self._rows
+        operator = Operator(indices[rows], weights[rows], self.space, self.transform,
+                            locations[rows])
+        return ObservationsAt(operator, values[:, kept], error_std[rows], mask[:, kept])
+
+    @functools.cached_property
+    def _by_step(self) -> dict[int, np.ndarray]:
+        """The positions along ``obs`` of each step's observations, found once."""
+        order = np.argsort(self._obs_steps, kind="stable")
+        steps, starts = np.unique(self._obs_steps[order], return_index=True)
+        return {int(step): group for step, group in
+                zip(steps, np.split(order, starts[1:]), strict=True)}
+
+    @functools.cached_property
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``indices``, ``weights``, ``error_std`` and locations ``(n_obs, ndim)``, read
+        from the dataset once."""
+        ds = self.dataset
+        locations = np.stack([ds[d].values.astype(np.float64)
+                              for d in SPACE_DIMS[len(self.space)]], axis=-1)
+        return (ds["indices"].values, ds["weights"].values,
+                ds["error_std"].values.astype(float), locations)
 
 
 class _Grid(NamedTuple):
