@@ -356,3 +356,16 @@ def test_the_cli_exits_2_on_bad_inputs_never_70(project, no_work, monkeypatch, c
     for piece in IN_PROCESS[name][1]:
         assert piece in message, message
     assert not (project / f"{name}.zarr").exists()
+
+
+def test_a_diverged_run_exits_1_naming_the_step_not_70(project, monkeypatch, capsys) -> None:
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("method 'etkf' produced non-finite states at step 3")
+
+    monkeypatch.setattr(assimilate.da, "assimilate", diverge)
+    monkeypatch.chdir(project)
+    assert main(["run", "project.yaml", "--method", "etkf", "--obs", "obs.zarr", "--out",
+                 "diverged.zarr", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip() == ("failed: method 'etkf' produced non-finite "
+                                               "states at step 3; nothing was written")
+    assert not (project / "diverged.zarr").exists()
