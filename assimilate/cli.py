@@ -183,20 +183,24 @@ def _evaluate_da(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}, {args.out}.md and {args.out}.png")
 
 
-def _run(args: argparse.Namespace) -> None:
+def _run(args: argparse.Namespace) -> int:
     from assimilate.methods import parse_settings
     from assimilate.run import run
 
     settings = parse_settings(args.set)
     if args.controller:
         settings["checkpoint"] = args.controller
-    analysis, scores = run(args.config, method=args.method, settings=settings,
-                           observations=args.obs, out=args.out, n_members=args.members,
-                           forecaster=args.forecaster, background=args.background,
-                           climatology=args.climatology, truth=args.truth,
-                           n_steps=args.steps, spin_up=args.spin_up, seed=args.seed,
-                           overwrite=args.overwrite,
-                           progress=not args.quiet)
+    try:
+        analysis, scores = run(args.config, method=args.method, settings=settings,
+                               observations=args.obs, out=args.out, n_members=args.members,
+                               forecaster=args.forecaster, background=args.background,
+                               climatology=args.climatology, truth=args.truth,
+                               n_steps=args.steps, spin_up=args.spin_up, seed=args.seed,
+                               calendar=args.calendar, overwrite=args.overwrite,
+                               progress=not args.quiet)
+    except FloatingPointError as error:  # the method diverged: not a bug, not bad input
+        _say(f"failed: {error}; nothing was written")
+        return 1
     attrs = analysis.attrs
     print(f"{attrs['method']} ({attrs['parameters']}) on regime {attrs['regime']}: "
           f"{analysis.sizes['trajectory']} trajectory(ies) x {attrs['n_members']} members x "
@@ -207,6 +211,7 @@ def _run(args: argparse.Namespace) -> None:
         print("|" + "---|" * len(scores))
         print("| " + " | ".join(f"{value:.4g}" for value in scores.values()) + " |")
     print(f"wrote {args.out}")
+    return 0
 
 
 def _observe(args: argparse.Namespace) -> None:
@@ -526,10 +531,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "same as --set checkpoint=CKPT)")
     assim.add_argument("--background", help="first background: a state or ensemble (NetCDF/"
                        "Zarr), e.g. members around a first guess near the truth; without it "
-                       "the members are drawn from the climatology (a cold start)")
+                       "the members are drawn from the climatology (a cold start); ensemble "
+                       "filters (enkf, etkf, letkf) need distinct members: a single state is "
+                       "refused")
     assim.add_argument("--climatology", help="store to draw the first background and OI's "
                        "covariance from (default: simulated afresh)")
-    assim.add_argument("--truth", help="truth store: print rmse.a / rmse.f after the spin-up")
+    assim.add_argument("--truth", help="truth: a trajectory store, or NetCDF/Zarr with a "
+                       "variable (time, x) or (trajectory, time, x) on the model's time axis "
+                       "(a state at every step; picked by time); print rmse.a / rmse.f after "
+                       "the spin-up")
+    assim.add_argument("--calendar", metavar="ORIGIN,STEP",
+                       help="read datetimes in --obs/--truth: the datetime of model time 0 and "
+                            "the length of one model step, e.g. 2020-01-01T00:00,6h "
+                            "(without it, datetimes are refused)")
     assim.add_argument("--steps", type=_positive, help="assimilate only the first N steps "
                        "(default: up to the last observation)")
     assim.add_argument("--spin-up", type=int, help="steps left out of the scores "
@@ -595,9 +609,9 @@ def _terminate(signum: int, frame) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one verb; exit codes: 0 done, 1 damage found (verify) or a failed cycle, 2 a user
-    error (one line on stderr), 70 an internal error, 75 retry later (cycle: nothing to do
-    yet, or busy), 130 interrupted (Ctrl-C or SIGTERM)."""
+    """Run one verb; exit codes: 0 done, 1 damage found (verify), a failed cycle or a
+    diverged run, 2 a user error (one line on stderr), 70 an internal error, 75 retry later
+    (cycle: nothing to do yet, or busy), 130 interrupted (Ctrl-C or SIGTERM)."""
     args = build_parser().parse_args(argv)
     debug = bool(os.environ.get("ASSIMILATE_DEBUG"))
     previous = signal.signal(signal.SIGTERM, _terminate)

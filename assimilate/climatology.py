@@ -80,13 +80,20 @@ class Climatology:
             raise StoreError(f"climatology store '{path}' holds states on a {_grid(space)} "
                              f"grid, {against} is on a {_grid(grid)} grid; give a store "
                              "simulated with that configuration")
-        n_traj, n_time = field.shape[:2]
+        return cls.of_states(field.values, str(Path(path).resolve()),
+                             max_samples=max_samples, seed=seed)
+
+    @classmethod
+    def of_states(cls, states: np.ndarray, source: str, *, max_samples: int = 2000,
+                  seed: int = 0) -> Climatology:
+        """Up to ``max_samples`` of ``states`` ``(trajectory, time, *space)``, drawn without
+        replacement (DAPPER's climatology is its truth's, likewise)."""
+        n_traj, n_time = states.shape[:2]
         rng = np.random.default_rng(seed)
-        picks = rng.choice(n_traj * n_time, size=min(max_samples, n_traj * n_time),
-                           replace=False)
-        picks.sort()
-        values = field.values.reshape(n_traj * n_time, *field.shape[2:])[picks]
-        return cls(np.asarray(values, dtype=np.float32), str(Path(path).resolve()))
+        picks = np.sort(rng.choice(n_traj * n_time, size=min(max_samples, n_traj * n_time),
+                                   replace=False))
+        values = np.asarray(states).reshape(n_traj * n_time, *states.shape[2:])[picks]
+        return cls(np.asarray(values, dtype=np.float32), source)
 
     @classmethod
     def simulate(cls, simulator, *, n_trajectories: int = 8, n_states: int = 16,

@@ -376,6 +376,7 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
     ``evaluation`` section, ``regimes`` to the PDE's six. ``controller``: a controller
     checkpoint for the ``controller`` method, which is added if ``methods`` lacks it.
     """
+    from assimilate.inputs import check_checkpoints
     from assimilate.observe import load_regime, regime_names
     from pde.cluster import dask_client
 
@@ -396,6 +397,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
         load_regime(regime, config.simulator.pde)  # an unknown regime fails now
     if forecaster is None and any(_model_of(spec) == "forecaster" for spec in specs):
         raise ConfigError("methods on the learned model need --forecaster CKPT")
+    check_checkpoints(config, forecaster=forecaster, controllers=sorted(
+        {value for spec in specs for key, value in spec.settings if key == "checkpoint"}))
     horizons = descriptor(config.simulator.pde).assimilation.horizons
     n_steps = n_steps or horizons[1]
     validation_steps = min(n_steps, horizons[0] // 2)  # tuning: half the short horizon

@@ -36,8 +36,9 @@ import assimilate.da
 from assimilate.cli import main
 from assimilate.config import load_config
 from assimilate.cycle import CycleBusy, CycleFailed, cycle, load_workflow
-from assimilate.cycle.inbox import sha256
+from assimilate.cycle.inbox import read_inbox, sha256
 from assimilate.cycle.journal import CycledStore
+from assimilate.inputs import config_grid
 from pde.errors import ConfigError
 from pde.output import claim
 
@@ -331,6 +332,91 @@ def test_a_climatology_store_of_another_grid_is_refused_before_any_cycle(
                         r"grid, config '.*ks.yaml' is on a 64-point grid; give a store "
                         r"simulated with that configuration\n", capsys.readouterr().err)
     assert not (tmp_path / "p" / "analysis.zarr").exists()
+
+
+def test_a_config_of_other_physics_is_refused_naming_workflow_store_and_difference(
+        reference, capsys) -> None:
+    """The config edited from length 22 to 30: no cycle of the new physics is appended."""
+    config = yaml.safe_load((reference.parent / "ks.yaml").read_text())
+    config["simulator"]["length"] = 30.0
+    (reference.parent / "ks-30.yaml").write_text(yaml.safe_dump(config))
+    edited = reference.with_name("edited.yaml")
+    edited.write_text(yaml.safe_dump(WORKFLOW | {"config": "ks-30.yaml"}))
+    before = state(reference)
+    with pytest.raises(ConfigError) as error:
+        cycle(edited, until=20, progress=False)
+    message = str(error.value)
+    for piece in ("edited.yaml", "key 'config'", "ks-30.yaml", "analysis.zarr",
+                  "simulator.length: 30.0 here, 22.0 expected"):
+        assert piece in message and "\n" not in message, message
+    assert main(["cycle", str(edited), "--until", "20", "--quiet"]) == 2
+    assert "error: workflow file" in capsys.readouterr().err
+    assert state(reference) == before
+    record = json.loads((reference.parent / "analysis.zarr.cycles" / "8.json").read_text())
+    assert record["config_sha256"] == sha256(reference.parent / "ks.yaml")
+
+
+@pytest.fixture
+def no_work(monkeypatch) -> None:
+    """The assimilation fails if entered: a refusal under this came before any work."""
+    def started(*args, **kwargs):
+        raise AssertionError("a cycle started before the inputs were refused")
+
+    monkeypatch.setattr(assimilate.da, "assimilate", started)
+
+
+def _dated(observations: Path, target: Path) -> None:
+    """``obs-a.nc`` with its times as datetimes: one model step (0.2) is 6 hours."""
+    with xr.open_dataset(observations / "obs-a.nc") as ds:
+        ds = ds.load()
+    hours = np.rint(ds["time"].values / 0.2) * 6
+    ds.assign_coords(time=("obs", hours, {"units": "hours since 2020-01-01"})).to_netcdf(target)
+
+
+def test_datetime_observations_need_the_workflow_calendar(tmp_path, observations,
+                                                          no_work) -> None:
+    workflow = project(tmp_path, observations, files="")
+    _dated(observations, tmp_path / "inbox" / "dated.nc")
+    with pytest.raises(ConfigError) as error:  # as model times: steps 30..120, no window
+        cycle(workflow, until=4, progress=False)
+    message = str(error.value)
+    assert "dated.nc" in message and "holds datetimes" in message, message
+    assert "the workflow key 'calendar'" in message and not (tmp_path / "analysis.zarr").exists()
+    dated = project(tmp_path / "dated", observations, files="",
+                    calendar="2020-01-01T00:00,6h")
+    _dated(observations, tmp_path / "dated" / "inbox" / "dated.nc")
+    flow, config = load_workflow(dated), load_config(dated.parent / "ks.yaml")
+    grid = config_grid(config)
+    (arrival,) = read_inbox(flow.inbox, grid, calendar=flow.time_calendar, config=config)
+    (plain,) = read_inbox(_only(observations, "a", tmp_path / "plain"), grid)
+    np.testing.assert_array_equal(arrival.steps, plain.steps)
+    np.testing.assert_array_equal(arrival.dataset["time"], plain.dataset["time"])
+    bad = dated.with_name("bad.yaml")
+    bad.write_text(yaml.safe_dump(WORKFLOW | {"calendar": "2020-01-01"}))
+    with pytest.raises(ConfigError, match=r"bad.yaml': key 'calendar': '2020-01-01': "
+                                          "expected ORIGIN,STEP"):
+        load_workflow(bad)
+
+
+def _only(observations: Path, name: str, folder: Path) -> Path:
+    folder.mkdir()
+    shutil.copy(observations / f"obs-{name}.nc", folder)
+    return folder
+
+
+def test_a_first_background_without_spread_is_refused_for_an_ensemble_filter(
+        tmp_path, observations, no_work) -> None:
+    simulator = load_config(observations / "ks.yaml").simulator.build()
+    x = simulator.coordinates()[0][1]
+    xr.Dataset({"u": ("x", np.sin(x))}, coords={"x": x}).to_netcdf(tmp_path / "one.nc")
+    workflow = project(tmp_path / "wf", observations, files="a", method="etkf",
+                       settings={"model": "simulator"}, background=str(tmp_path / "one.nc"))
+    with pytest.raises(ConfigError) as error:
+        cycle(workflow, progress=False)
+    message = str(error.value)
+    for piece in ("one.nc", "key 'background' of", "wf.yaml", "zero spread", "method 'etkf'"):
+        assert piece in message, message
+    assert not (tmp_path / "wf" / "analysis.zarr").exists()
 
 
 BAD = [  # (change to the workflow, the key the message must name)

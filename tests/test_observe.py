@@ -27,6 +27,7 @@ from assimilate.observe import (
     strided,
 )
 from assimilate.observe.files import _Grid, interpolation_rows
+from assimilate.observe.times import Calendar
 from pde import simulate
 from pde.errors import ConfigError
 from pde.store import open_trajectories
@@ -355,10 +356,16 @@ def test_a_2d_user_file_interpolates_bilinearly(tmp_path) -> None:
     ({"time": [0.2, -0.2, 0.4]}, "observation 1 at time -0.2 is before the first model time 0"),
     ({"x": [0.0, 4.0, 1.0]}, "observation 1 at time 0.4 has x=4, outside the domain [0, 4)"),
     ({"x": [-0.1, 1.0, 1.0]}, "observation 0 at time 0.2 has x=-0.1, outside the domain"),
-    ({"error_std": [0.1, 0.1, 0.0]}, ("observation 2 at time 0.4 has error_std 0; it must be "
-                                     "finite and > 0")),
+    ({"error_std": [0.1, 0.1, 0.0]}, ("observation 2 at time 0.4 has error_std 0; allowed: "
+                                     "1e-06 to 1e+06")),
     ({"error_std": [np.nan, 0.1, 0.1]}, "observation 0 at time 0.2 has error_std nan"),
-    ({"value": [1.0, np.inf, 2.0]}, "observation 1 at time 0.4 has an infinite value"),
+    ({"error_std": [0.1, 1e-300, 0.1]}, ("observation 1 at time 0.4 has error_std 1e-300; "
+                                        "allowed: 1e-06 to 1e+06")),
+    ({"value": [1.0, np.inf, 2.0]}, "observation 1 at time 0.4 has value inf; allowed: -1e+06"),
+    ({"value": [1.0, 2.0, -1e30]}, ("observation 2 at time 0.4 has value -1e+30; allowed: "
+                                   "-1e+06 to 1e+06")),
+    ({"time": [0.2, 1e30, 0.4]}, ("observation 1 at time 1e+30 is model step 5e+30; allowed: "
+                                 "steps 0..10000000")),
     ({"drop": "error_std"}, "lacks variable 'error_std' (required: time, x, value, error_std)"),
     ({"drop": "x"}, "lacks variable 'x'"),
     ({"rename": {"obs": "station"}}, "no dimension 'obs'"),
@@ -382,6 +389,74 @@ def test_a_malformed_user_file_names_the_file_and_the_entry(tmp_path, change, ex
         load_observations(path, **GRID_1D)
     message = str(error.value)
     assert expected in message and str(path) in message and "\n" not in message, message
+
+
+# --- datetimes -----------------------------------------------------------------------------
+
+SIX_HOURS = Calendar.parse("2020-01-01T00:00,6h")  # one model step (interval 0.2) is 6 h
+STEPS = np.array([1, 1, 7, 3, 3, 3])
+
+
+def _timed(time, attrs: dict | None = None) -> xr.Dataset:
+    """The user file of the round-trip test above, its times replaced by ``time``."""
+    ds = _user_file(STEPS * 0.2, [0.25, 3.75, 1.0, 2.2, 0.5, 3.9], np.arange(6.0), [0.1] * 6)
+    return ds.assign_coords(time=("obs", time, attrs or {}))
+
+
+DATETIMES = {  # the steps above as each form of real time the files may hold
+    "datetime64": (np.datetime64("2020-01-01T00:00") + STEPS * np.timedelta64(6, "h"), None),
+    "hours since": (STEPS * 6.0, {"units": "hours since 2020-01-01"}),
+    "days since": (STEPS * 0.25 + 365.0, {"units": "days since 2019-01-01 00:00:00"}),
+    "hours": (STEPS * 6.0, {"units": "hours"}),
+}
+
+
+@pytest.mark.parametrize("form", DATETIMES)
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_datetimes_read_with_the_calendar_are_the_model_times(tmp_path, form, suffix) -> None:
+    time, attrs = DATETIMES[form]
+    path = tmp_path / f"dated{suffix}"
+    ds = _timed(time, attrs)
+    ds.to_netcdf(path, engine="netcdf4") if suffix == ".nc" else ds.to_zarr(path)
+    observations = load_observations(path, **GRID_1D, calendar=SIX_HOURS)
+    np.testing.assert_array_equal(observations.steps, [1, 3, 7])
+    np.testing.assert_allclose(observations.dataset["time"], STEPS * 0.2)
+    with pytest.raises(ObservationError) as error:  # read as model time: another run
+        load_observations(path, **GRID_1D)
+    message = str(error.value)
+    assert str(path) in message and "and the run has no calendar" in message, message
+    assert "give plain model times" in message and "--calendar ORIGIN,STEP" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("time", "attrs", "expected"), [
+    (STEPS * 6.0 + [0, 0, 1, 0, 0, 0], {"units": "hours since 2020-01-01"},
+     ("observation 2 at 2020-01-02T19:00:00 is not on the model time axis (steps of 6h from "
+     "2020-01-01T00:00:00)")),
+    (STEPS * 6.0 - 12, {"units": "hours since 2020-01-01"},
+     "observation 0 at 2019-12-31T18:00:00 is before model time 0"),
+    (STEPS * 1.0, {"units": "days since 2020-01-01", "calendar": "noleap"},
+     "uses the calendar 'noleap'; allowed: standard, gregorian, proleptic_gregorian"),
+    (STEPS * 1e30, {"units": "days since 2020-01-01"},
+     "holds 1e+30 to 7e+30: not all datetimes of the years 1678 to 2261"),
+])
+def test_datetimes_off_the_calendars_steps_are_refused_naming_them(tmp_path, time, attrs,
+                                                                   expected) -> None:
+    path = tmp_path / "dated.nc"
+    _timed(time, attrs).to_netcdf(path)
+    with pytest.raises(ObservationError) as error:
+        load_observations(path, **GRID_1D, calendar=SIX_HOURS)
+    message = str(error.value)
+    assert expected in message and str(path) in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("text", ["2020-01-01", "2020-01-01T00:00,0h", "never,6h",
+                                  "2020-01-01,six hours"])
+def test_a_malformed_calendar_is_refused_showing_the_form(text) -> None:
+    with pytest.raises(ConfigError, match="expected ORIGIN,STEP, the datetime of model time 0"):
+        Calendar.parse(text)
+    assert str(SIX_HOURS) == "2020-01-01T00:00:00,6h"
+    assert Calendar.parse(str(SIX_HOURS)) == SIX_HOURS
 
 
 # --- command line ------------------------------------------------------------------------

@@ -17,7 +17,9 @@ drawn from ``(seed, P)``: a cycle's result depends only on its inputs.
 
 **The workflow file** (:mod:`.workflow`): ``config``, ``method`` (``controller``),
 ``settings``, ``forecaster``, ``controller``, ``climatology``, ``background``, ``members``
-(8), ``seed`` (0), ``cycle_length``, ``lead`` (L), ``start`` (0), ``inbox``, ``analysis``.
+(8), ``seed`` (0), ``cycle_length``, ``lead`` (L), ``start`` (0), ``calendar`` (none),
+``inbox``, ``analysis``. Every input is checked as for ``assimilate run``
+(:mod:`assimilate.inputs`) before the first cycle of a call.
 
 **Readiness** (:mod:`.inbox`). Observation files (a user's format, ``time`` in model time,
 one trajectory; NetCDF or Zarr; names starting with ``.`` ignored) arrive in ``inbox``. A
@@ -38,10 +40,12 @@ nothing was observed), ``forecast_only (cycle)``, and ``u_forecast (trajectory, 
 member, lead, x)``, each cycle's forecast from its last analysis (valid at step
 P+L+lead). Coordinates: ``time`` (model time), ``cycle`` (the point), ``lead`` (steps).
 Its attributes hold the workflow's ``cycle_start``, ``cycle_length``, ``lead``,
-``n_members``, ``interval`` and the config; a workflow that disagrees is refused.
+``n_members``, ``interval`` and the config; a workflow that disagrees is refused, and so
+is a config whose physics differ from the stored one (an edited ``length``).
 
 **Records and log** (:mod:`.journal`): ``NAME.cycles/P.json`` for each done cycle (its
-window, input files with their sha256, method and every hyper-parameter, checkpoints with
+window, input files with their sha256, the config and its sha256, method and every
+hyper-parameter, checkpoints with
 their sha256, members, seed, NFE, timings, package versions, host) and ``NAME.log.jsonl``,
 one JSON line per event: ``start``, ``done``, ``skip`` (nothing to do: all done),
 ``wait`` (not ready), ``busy``, ``late``, ``redo``, ``recover``, ``fail``, each with its

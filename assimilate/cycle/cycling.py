@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import os
 import socket
 import time
@@ -124,7 +125,7 @@ class _Cycling:
 
     def __init__(self, flow: Workflow, store: CycledStore, output, progress: bool) -> None:
         from assimilate.config import load_config
-        from assimilate.run import config_grid
+        from assimilate.inputs import config_grid
 
         self.flow, self.store, self.output, self.progress = flow, store, output, progress
         self.L, self.point = flow.cycle_length, None
@@ -146,7 +147,8 @@ class _Cycling:
             self.store.log("recover", point=recovered["point"], since=recovered["started"])
         damaged = (recovered or {}).get("damaged")
         done = self.done(redo)
-        arrivals = inbox.read_inbox(self.flow.inbox, self.grid)
+        arrivals = inbox.read_inbox(self.flow.inbox, self.grid,
+                                    calendar=self.flow.time_calendar, config=self.config)
         last = max(-1 if until is None else until, done[-1] if done else -1)
         if redo is not None:
             done = self.discard(redo, done)
@@ -182,7 +184,21 @@ class _Cycling:
                 raise flow.problem(key, f"the analysis store '{self.store.path}' was cycled "
                                    f"with {attr}={attrs.get(attr)}, here {value}; use a new "
                                    "analysis store")
+        if points:
+            self.check_physics(attrs)
         return points
+
+    def check_physics(self, attrs: dict[str, Any]) -> None:
+        """Refuse to append cycles of other physics than the store's (an edited config)."""
+        from pde.config import physics_difference
+
+        stored = json.loads(attrs.get("config", "{}")).get("simulator", {})
+        difference = physics_difference(self.config.simulator.model_dump(mode="json"), stored)
+        if difference:
+            raise self.flow.problem("config", f"'{self.flow.config}' gives other physics than "
+                                    f"the analysis store '{self.store.path}' was cycled with: "
+                                    f"{difference} (here: the config, expected: the store); "
+                                    "use a new analysis store, or restore the config")
 
     def discard(self, redo: int, done: list[int]) -> list[int]:
         """Discard cycle ``redo`` and every later one; the cycles left."""
@@ -206,24 +222,22 @@ class _Cycling:
         return tuple(notes)
 
     def load_models(self) -> None:
+        """Check every input of the cycles (:func:`assimilate.inputs.check_start`), then
+        load the models and the climatology."""
         from assimilate.climatology import Climatology
-        from assimilate.forecast import load_forecaster
-        from assimilate.run import check_forecaster
+        from assimilate.inputs import check_start
 
         flow = self.flow
         self.method = flow.build_method()
-        self.forecaster = None
-        if flow.forecaster is not None:
-            self.forecaster = load_forecaster(flow.forecaster)
-            check_forecaster(self.forecaster, self.config, flow.forecaster)
+        start = check_start(self.config, self.method, n_members=flow.members,
+                            forecaster=flow.forecaster, background=flow.background,
+                            climatology=flow.climatology, seed=flow.seed,
+                            background_option=f"key 'background' of '{flow.file}'")
+        self.forecaster, self.background = start.forecaster, start.background
         simulator = self.config.simulator.build()
         self.variable = simulator.variable
-        if flow.climatology is None:
-            self.climatology = Climatology.simulate(simulator, seed=flow.seed + 1)
-        else:  # a store of another grid is refused here, before any cycle is computed
-            self.climatology = Climatology.from_store(
-                flow.climatology, seed=flow.seed, grid=self.grid["space"],
-                against=f"config '{flow.config}'")
+        self.climatology = start.climatology if start.climatology is not None else \
+            Climatology.simulate(simulator, seed=flow.seed + 1)
         self.checkpoints = {key: {"path": str(path.resolve()), "sha256": inbox.sha256(path)}
                             for key in ("forecaster", "controller")
                             if (path := getattr(flow, key)) is not None}
@@ -231,11 +245,8 @@ class _Cycling:
     def initial(self, point: int) -> np.ndarray | None:
         """The first background of cycle ``point``: the store's last analysis ``(member,
         *space)``; for the first cycle the background file (None: climatology)."""
-        from assimilate.run import load_background
-
         if point == self.flow.start:
-            return None if self.flow.background is None else load_background(
-                self.flow.background, self.variable, self.grid["space"])
+            return self.background
         with open_store(self.store.path) as ds:
             last = ds[self.variable].isel(trajectory=0, time=-1)
             if not np.isclose(float(last["time"]), point * self.grid["interval"]):
@@ -272,6 +283,7 @@ class _Cycling:
                   "members": self.flow.members, "seed": seed, "lead": self.flow.forecast_steps,
                   "nfe": result.attrs["nfe"], "checkpoints": self.checkpoints,
                   "config": str(self.flow.config.resolve()),
+                  "config_sha256": inbox.sha256(self.flow.config),
                   "workflow": str(self.flow.file.resolve()),
                   "host": socket.gethostname(), "pid": os.getpid(), "versions": _versions()}
         seconds = {"read": read, "assimilate": time.perf_counter() - clock - read}

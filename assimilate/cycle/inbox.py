@@ -1,11 +1,14 @@
 """The inbox: observation files as they arrive, and the window each cycle assimilates.
 
 A file in the inbox is a user's observation file (:mod:`assimilate.observe.files`:
-``time``, ``x [, y]``, ``value ([trajectory=1,] obs)``, ``error_std``, in model time and
-physical units): NetCDF (``.nc``, ``.nc4``, ``.cdf``, ``.netcdf``) or a Zarr directory.
+``time``, ``x [, y]``, ``value ([trajectory=1,] obs)``, ``error_std``, in model time, or
+datetimes with the workflow's ``calendar``, and physical units): NetCDF (``.nc``,
+``.nc4``, ``.cdf``, ``.netcdf``) or a Zarr directory.
 Names starting with ``.`` are ignored (write a file under a hidden name, then rename it
 in); other names are not observation files and are ignored too. Every file is checked
-on the model grid as it is read; a bad one is refused naming it.
+on the model grid as it is read (a file synthesised from other physics than the
+config's too, :func:`assimilate.inputs.read_observations`); a bad one is refused naming
+it.
 
 Model step s is model time s·Δt. The window of cycle point P is the steps P+1..P+L; its
 observations are those of every file at those steps, gathered into one
@@ -25,6 +28,7 @@ import xarray as xr
 
 from assimilate.observe import Observations, load_observations
 from assimilate.observe.files import NETCDF_SUFFIXES, SPACE_DIMS, ObservationError
+from assimilate.observe.times import Calendar
 
 __all__ = ["Arrival", "late", "newest_step", "read_inbox", "sha256", "window"]
 
@@ -53,14 +57,21 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_inbox(inbox: Path, grid: dict[str, Any]) -> list[Arrival]:
-    """Every observation file in ``inbox``, by name, checked on ``grid`` (time0 = 0)."""
+def read_inbox(inbox: Path, grid: dict[str, Any], *, calendar: Calendar | None = None,
+               config=None) -> list[Arrival]:
+    """Every observation file in ``inbox``, by name, checked on ``grid`` (time0 = 0),
+    datetimes read with ``calendar``; with ``config`` (whose grid is ``grid``), through
+    :func:`assimilate.inputs.read_observations`: a file synthesised from other physics
+    is refused too."""
+    from assimilate.inputs import read_observations
+
     arrivals = []
     for path in sorted(inbox.iterdir()):
         wanted = path.is_dir() or path.suffix.lower() in NETCDF_SUFFIXES
         if path.name.startswith(".") or not wanted:
             continue
-        ds = load_observations(path, **grid | {"time0": 0.0}).dataset
+        ds = (load_observations(path, **grid | {"time0": 0.0}, calendar=calendar)
+              if config is None else read_observations(path, config, calendar=calendar)).dataset
         if "trajectory" in ds["value"].dims:
             if ds.sizes["trajectory"] != 1:
                 raise ObservationError(f"observation file '{path}' holds "

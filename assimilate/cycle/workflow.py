@@ -13,9 +13,11 @@
     inbox: inbox                           # where observation files arrive
     analysis: analysis.zarr                # the analysis store
 
-Optional too: ``background`` (a first background file, as ``run --background``) and
+Optional too: ``background`` (a first background file, as ``run --background``),
 ``climatology`` (a trajectory store to draw the first background and OI's covariance
-from; default: simulated from the config with seed ``seed + 1``). Paths are relative to
+from; default: simulated from the config with seed ``seed + 1``) and ``calendar``
+(``ORIGIN,STEP``, as ``run --calendar``: the datetime of model time 0 and the length of
+one model step, for inbox files whose times are datetimes). Paths are relative to
 the workflow file's directory. Everything is checked here, before any work, and a
 problem is one line naming the file and the key.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from assimilate.observe.times import Calendar
 from pde.config import MAX_COUNT, MAX_SEED, describe_error, read_yaml
 from pde.errors import ConfigError
 
@@ -51,6 +54,7 @@ class Workflow(BaseModel):
     cycle_length: int = Field(ge=1, le=MAX_COUNT)
     lead: int | None = Field(None, ge=0, le=MAX_COUNT, description="default: cycle_length")
     start: int = Field(0, ge=0, le=MAX_COUNT)
+    calendar: str | None = Field(None, description="ORIGIN,STEP: datetimes in the inbox")
     inbox: Path
     analysis: Path
     _file: Path = PrivateAttr(Path("workflow.yaml"))
@@ -59,6 +63,14 @@ class Workflow(BaseModel):
     def file(self) -> Path:
         """The workflow file this was read from."""
         return self._file
+
+    @property
+    def time_calendar(self) -> Calendar | None:
+        """The calendar of datetimes in the inbox files (None: model times only)."""
+        if self.calendar is None:
+            return None
+        return Calendar.parse(self.calendar, where=f"workflow file '{self.file}': key "
+                              "'calendar':")
 
     @property
     def forecast_steps(self) -> int:
@@ -115,6 +127,7 @@ def load_workflow(path: str | Path) -> Workflow:
         raise flow.problem("analysis", f"directory '{flow.analysis.parent}' does not exist")
     load_config(flow.config)  # its own errors name the config file and key
     flow.build_method()
+    _ = flow.time_calendar  # a bad calendar fails here, naming the key
     return flow
 
 

@@ -2,7 +2,8 @@
 
 An observation dataset lists observations along one dimension ``obs``::
 
-    time       (obs)                 model time, on the model time axis (t0 + k interval)
+    time       (obs)                 model time, on the model time axis (t0 + k interval),
+                                     or datetimes read with a calendar (:mod:`.times`)
     x [, y]    (obs)                 physical location: the point, or a block's centre
     value      ([trajectory,] obs)   float; NaN = missing
     error_std  (obs)                 float, physical units, finite and > 0
@@ -15,6 +16,11 @@ Synthesis (:func:`assimilate.observe.synthesise.observe`) writes the operator ro
 user's file usually has none, and each observation is then a point observation,
 linearly interpolated between the neighbouring grid points of the periodic grid (support 2
 in 1-D, 4 in 2-D). Times may be irregular and the count may differ at each time.
+
+Every entry is checked: a time on the model axis within ``MAX_STEPS`` steps, a location
+inside the domain, ``|value| <= MAX_VALUE`` (NaN: missing) and ``error_std`` within
+``ERROR_STD_RANGE``, in the field's units: beyond these the filters' arithmetic overflows
+(a value of 1e30, an error std of 1e-300) instead of saying what is wrong.
 
 Observation numbers in error messages are 0-based positions along ``obs``.
 """
@@ -30,14 +36,19 @@ import numpy as np
 import xarray as xr
 
 from assimilate.observe.operator import TRANSFORMS, Operator, check_grid
+from assimilate.observe.times import Calendar, model_times
+from pde.config import MAX_COUNT
 from pde.errors import ConfigError
 
-__all__ = ["ObservationError", "Observations", "ObservationsAt", "load_observations",
-           "model_grid"]
+__all__ = ["ERROR_STD_RANGE", "MAX_STEPS", "MAX_VALUE", "ObservationError", "Observations",
+           "ObservationsAt", "load_observations", "model_grid", "open_observation_file"]
 
 SPACE_DIMS = {1: ("x",), 2: ("y", "x")}
 TOLERANCE = 1e-6  # of an interval: how far a time may be off the model time axis
 NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf", ".netcdf")
+MAX_STEPS = MAX_COUNT  # the longest run (--steps): a later observation is a wrong time
+MAX_VALUE = 1e6
+ERROR_STD_RANGE = (1e-6, 1e6)
 
 
 class ObservationError(ConfigError):
@@ -71,14 +82,16 @@ class Observations:
     def from_dataset(cls, ds: xr.Dataset, *, space: tuple[int, ...],
                      coordinates: list[np.ndarray], time0: float, interval: float,
                      domain_lengths: tuple[float, ...] | None = None,
-                     source: str = "observations") -> Observations:
-        """Check ``ds`` (format above) against the grid; ``source`` names it in errors."""
+                     source: str = "observations",
+                     calendar: Calendar | None = None) -> Observations:
+        """Check ``ds`` (format above) against the grid; ``source`` names it in errors;
+        ``calendar`` reads datetimes (without one they are refused)."""
         space = tuple(int(n) for n in space)
         coordinates = check_grid(space, coordinates)
         lengths = tuple(domain_lengths) if domain_lengths is not None else \
             tuple(len(c) * float(c[1] - c[0]) for c in coordinates)
         grid = _Grid(space, coordinates, float(time0), float(interval), lengths)
-        checked = _Checker(ds.load().copy(), grid, source).run()  # ours to complete
+        checked = _Checker(ds.load().copy(), grid, source, calendar).run()  # ours to complete
         return cls(checked, space, tuple(coordinates), float(time0), float(interval))
 
     @functools.cached_property
@@ -164,6 +177,7 @@ class _Checker:
     ds: xr.Dataset
     grid: _Grid
     source: str
+    calendar: Calendar | None = None
 
     def fail(self, problem: str) -> ObservationError:
         return ObservationError(f"{self.source}: {problem}")
@@ -198,14 +212,24 @@ class _Checker:
         for name in ("time", *dims, "error_std"):
             self.require_dims(name, [("obs",)])
         self.require_dims("value", [("obs",), ("trajectory", "obs")])
-        for name in ("time", *dims, "value", "error_std"):
+        for name in (*dims, "value", "error_std"):
             if not np.issubdtype(ds[name].dtype, np.number):
-                raise self.fail(f"variable '{name}' holds {ds[name].dtype}, expected numbers"
-                                + (" (model time)" if name == "time" else ""))
+                raise self.fail(f"variable '{name}' holds {ds[name].dtype}, expected numbers")
+        self.read_times()
         if ("indices" in ds) != ("weights" in ds):
             raise self.fail("has only one of 'indices' and 'weights'; give both or neither")
         if "indices" in ds:
             self.check_rows()
+
+    def read_times(self) -> None:
+        """``time`` in model time: datetimes converted with the calendar (:mod:`.times`)."""
+        try:
+            times = model_times(self.ds["time"], interval=self.grid.interval,
+                                calendar=self.calendar, source=self.source, item="observation")
+        except ConfigError as error:
+            raise ObservationError(str(error)) from None
+        where = self.ds.coords if "time" in self.ds.coords else self.ds
+        where["time"] = ("obs", times, {"units": "1", "long_name": "model time"})
 
     def require_dims(self, name: str, allowed: list[tuple[str, ...]]) -> None:
         if self.ds[name].dims not in allowed:
@@ -235,6 +259,10 @@ class _Checker:
         axis = f"(steps of {interval:g} from {t0:g})"
         if (i := _first(~np.isfinite(time))) is not None:
             raise self.fail(f"observation {i} has time {time[i]}, not a number")
+        if (i := _first(np.abs(position) > MAX_STEPS)) is not None:
+            raise self.fail(f"observation {i} at time {time[i]:.6g} is model step "
+                            f"{position[i]:.3g}; allowed: steps 0..{MAX_STEPS} "
+                            f"{axis}")
         if (i := _first(position < -TOLERANCE)) is not None:
             raise self.fail(f"observation {i} at time {time[i]:.6g} is before the first "
                             f"model time {t0:g}")
@@ -258,14 +286,18 @@ class _Checker:
                                 f"outside the domain [{origin:g}, {origin + length:g}) of {name}")
 
     def check_entries(self, time: np.ndarray) -> None:
+        low, high = ERROR_STD_RANGE
         error_std = self.ds["error_std"].values.astype(np.float64)
-        if (i := _first(~(np.isfinite(error_std) & (error_std > 0)))) is not None:
+        if (i := _first(~((error_std >= low) & (error_std <= high)))) is not None:
             raise self.fail(f"observation {i} at time {time[i]:.6g} has error_std "
-                            f"{error_std[i]:g}; it must be finite and > 0")
+                            f"{error_std[i]:g}; allowed: {low:g} to {high:g} (the field's "
+                            "units)")
         value = np.atleast_2d(self.ds["value"].values.astype(np.float64))
-        if (i := _first(np.isinf(value).any(axis=0))) is not None:
-            raise self.fail(f"observation {i} at time {time[i]:.6g} has an infinite value "
-                            "(NaN marks a missing value)")
+        if (i := _first((np.abs(value) > MAX_VALUE).any(axis=0))) is not None:
+            shown = value[:, i][np.abs(value[:, i]) > MAX_VALUE][0]
+            raise self.fail(f"observation {i} at time {time[i]:.6g} has value {shown:g}; "
+                            f"allowed: -{MAX_VALUE:g} to {MAX_VALUE:g} (the field's units; "
+                            "NaN marks a missing value)")
 
 
 def _first(bad: np.ndarray) -> int | None:
@@ -309,7 +341,10 @@ def model_grid(store: xr.Dataset) -> dict[str, Any]:
             "domain_lengths": tuple(len(c) * float(c[1] - c[0]) for c in coordinates)}
 
 
-def _open(path: Path) -> xr.Dataset:
+def open_observation_file(path: str | Path) -> xr.Dataset:
+    """The dataset of the observation file ``path`` (NetCDF, or a Zarr store directory),
+    in memory and unchecked: :meth:`Observations.from_dataset` checks it."""
+    path = Path(path)
     if not path.exists():
         raise ObservationError(f"observation file '{path}' does not exist")
     if path.is_dir():
@@ -329,17 +364,19 @@ def _open(path: Path) -> xr.Dataset:
 
 def load_observations(path: str | Path, *, space: tuple[int, ...],
                       coordinates: list[np.ndarray], time0: float, interval: float,
-                      domain_lengths: tuple[float, ...] | None = None) -> Observations:
+                      domain_lengths: tuple[float, ...] | None = None,
+                      calendar: Calendar | None = None) -> Observations:
     """Read and check the observations at ``path`` (NetCDF, or a Zarr store directory).
 
     The grid is ``space`` with ``coordinates`` (one 1-D array per dim, ``(y, x)`` in 2-D)
     on the domain ``[c0, c0 + L)`` per dim (``domain_lengths``; default: from the uniform
     coordinates); model times are ``time0 + k * interval``. :func:`model_grid` gives all
-    of these for a trajectory store. Refuses a malformed file with one line naming it
+    of these for a trajectory store. ``calendar`` reads datetimes (:mod:`.times`); without
+    one a file of datetimes is refused. Refuses a malformed file with one line naming it
     and the first offending entry (:class:`ObservationError`).
     """
     path = Path(path)
-    return Observations.from_dataset(_open(path), space=space, coordinates=coordinates,
+    return Observations.from_dataset(open_observation_file(path), space=space, coordinates=coordinates,
                                      time0=time0, interval=interval,
                                      domain_lengths=domain_lengths,
-                                     source=f"observation file '{path}'")
+                                     source=f"observation file '{path}'", calendar=calendar)

@@ -12,13 +12,16 @@ which the field's std would be meaningless; ``sigma_clim`` is then the std of th
 seed gives the same observations whatever else changes.
 
 Attributes: the regime's name, file and parameters (``operator``, ``stride`` ..., a
-stations regime's own ``seed``), ``pde``, ``variable``, ``source`` (the truth store) and
-its ``source_created`` stamp, ``noise_seed``, ``clim_std`` (what ``noise`` multiplies),
-``field_std`` and ``grid_shape``.
+stations regime's own ``seed``), ``pde``, ``simulator`` (the truth store's simulator
+section as JSON: the physics the observations come from, checked against a run's config),
+``variable``, ``source`` (the truth store) and its ``source_created`` stamp,
+``noise_seed``, ``clim_std`` (what ``noise`` multiplies), ``field_std`` and
+``grid_shape``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from assimilate.observe.regimes import Regime, load_regime
 from pde.errors import ConfigError
 from pde.output import claim
 from pde.progress import tqdm
-from pde.store import field_variable, open_trajectories, write_zarr
+from pde.store import field_variable, open_trajectories, simulator_section, write_zarr
 
 __all__ = ["observe", "select_trajectories", "summary"]
 
@@ -116,7 +119,9 @@ def _synthesise(store: str | Path, regime: str | Regime, trajectories, seed: int
     values = clean + scale * np.random.default_rng(seed).standard_normal(clean.shape)
     times = truth["time"].values[steps]
     ds = _dataset(values, scale, operator, times, truth["trajectory"].values[chosen])
-    ds.attrs = {**regime.attrs(), "pde": pde, "variable": variable, "source": str(store),
+    ds.attrs = {**regime.attrs(), "pde": pde,
+                "simulator": json.dumps(simulator_section(truth), sort_keys=True),
+                "variable": variable, "source": str(store),
                 "source_created": truth.attrs["created"], "noise_seed": int(seed),
                 "clim_std": clim_std, "field_std": field_std,
                 "grid_shape": list(operator.space)}
