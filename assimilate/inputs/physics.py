@@ -63,8 +63,6 @@ def check_checkpoints(config: ExperimentConfig, *, forecaster: str | Path | None
                       controllers: Sequence[str | Path] = ()) -> None:
     """Refuse checkpoints trained on other physics than ``config``'s, and a controller
     trained to steer another forecaster than ``forecaster``; reads only their metadata."""
-    from assimilate.training import file_identity
-
     if forecaster is not None:
         physics, _ = _trained_on(Path(forecaster), "forecaster")
         difference = physics_difference(physics, config.simulator.model_dump(mode="json"))
@@ -77,6 +75,8 @@ def check_checkpoints(config: ExperimentConfig, *, forecaster: str | Path | None
         if difference:
             raise ConfigError(f"controller '{controller}' was trained on other physics than "
                               f"the config: {difference}")
+        from assimilate.training import file_identity
+
         steered = json.loads(payload["identity"]).get("forecaster")
         if forecaster is not None and steered != file_identity(forecaster):
             raise ConfigError(f"the controller '{controller}' was trained to steer another "

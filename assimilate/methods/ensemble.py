@@ -10,8 +10,6 @@ infinite error variance, and shapes stay static so analyses jit once per layout.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 from jax import Array
@@ -98,18 +96,20 @@ def periodic_distance(a: ArrayLike, b: ArrayLike, lengths: ArrayLike) -> Array:
     return jnp.sqrt(jnp.sum(delta**2, axis=-1))
 
 
-def mean_preserving_rotation(key: Array, n_members: int, dtype=jnp.float32) -> Array:
-    """A random orthogonal ``(N, N)`` matrix T with T 1 = 1: it leaves the ensemble mean
-    alone and turns the anomalies, uniformly (Haar) among such rotations.
+def mean_preserving_rotation(gaussian: ArrayLike) -> Array:
+    """A random orthogonal ``(N, N)`` matrix T with T 1 = 1 from a standard Gaussian
+    ``(N − 1, N − 1)``: it leaves the ensemble mean alone and turns the anomalies,
+    uniformly (Haar) among such rotations.
 
-    T = H diag(1, Q) H, with Q Haar-distributed on O(N − 1) (QR of a Gaussian matrix, the
+    T = H diag(1, Q) H, with Q Haar-distributed on O(N − 1) (QR of the Gaussian matrix, the
     signs of R's diagonal moved into Q) and H the Householder reflection that swaps e₁ and
     1/√N, so that T 1 = √N H diag(1, Q) e₁ = √N H e₁ = 1. The rotation of Sakov & Oke
     (2008), "Implications of the form of the ensemble transformation in the ensemble
     square root filters" (Monthly Weather Review 136): it keeps the symmetric square root's
     analysis from drifting into a few dominant members over long runs.
     """
-    gaussian = jax.random.normal(key, (n_members - 1, n_members - 1), dtype)
+    gaussian = jnp.asarray(gaussian)
+    n_members, dtype = gaussian.shape[-1] + 1, gaussian.dtype
     q, r = jnp.linalg.qr(gaussian)
     q = q * jnp.sign(jnp.diagonal(r))
     block = jnp.eye(n_members, dtype=dtype).at[1:, 1:].set(q)
@@ -118,21 +118,20 @@ def mean_preserving_rotation(key: Array, n_members: int, dtype=jnp.float32) -> A
     return householder @ block @ householder
 
 
-@functools.partial(jax.jit, static_argnames="rotate")
-def post_process(key: Array, ensembles: ArrayLike, inflation: ArrayLike, *,
-                 rotate: bool) -> Array:
+@jax.jit
+def post_process(ensembles: ArrayLike, inflation: ArrayLike,
+                 gaussian: ArrayLike | None = None) -> Array:
     """Analysis-side inflation and random rotation of ensembles ``(T, N, n)``.
 
-    Each ensemble's anomalies A ``(N, n)`` become ``inflation · R A`` with R a fresh
-    :func:`mean_preserving_rotation` per ensemble (or I without ``rotate``): the analysis
-    covariance grows by ``inflation²`` and the mean is unchanged.
+    Each ensemble's anomalies A ``(N, n)`` become ``inflation · R A``, with R the
+    :func:`mean_preserving_rotation` of its standard Gaussian ``gaussian[t]`` ``(N − 1,
+    N − 1)`` (no rotation when ``gaussian`` is None): the analysis covariance grows by
+    ``inflation²`` and the mean is unchanged.
     """
     ensembles = jnp.asarray(ensembles)
     mean = ensembles.mean(axis=1, keepdims=True)
     deviations = inflation * (ensembles - mean)
-    if rotate:
-        keys = jax.random.split(key, ensembles.shape[0])
-        rotations = jax.vmap(lambda k: mean_preserving_rotation(
-            k, ensembles.shape[1], ensembles.dtype))(keys)
+    if gaussian is not None:
+        rotations = jax.vmap(mean_preserving_rotation)(jnp.asarray(gaussian, ensembles.dtype))
         deviations = rotations @ deviations
     return mean + deviations

@@ -67,9 +67,11 @@ class EnsembleFilter(Method):
                                 np.asarray(observed.error_std, dtype=prior.dtype),
                                 forecast_side, observed.operator, problem)
         if self.inflate == "analysis" or self.rotate:
-            result = post_process(problem.next_key(), result,
-                                  self.inflation if self.inflate == "analysis" else 1.0,
-                                  rotate=self.rotate)
+            gaussian = problem.rng.standard_normal(
+                (len(grids), n_members - 1, n_members - 1)).astype(prior.dtype) \
+                if self.rotate else None
+            result = post_process(result, self.inflation if self.inflate == "analysis" else 1.0,
+                                  gaussian)
         analysis = prior.copy()
         analysis[active] = np.asarray(result).reshape(-1, n_members, *space)
         return analysis
