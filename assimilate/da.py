@@ -45,6 +45,7 @@ from assimilate.dynamics import ForecasterModel, Model, SimulatorModel
 from assimilate.forecast import Control, Forecaster
 from assimilate.observe import Observations
 from pde.progress import tqdm
+from pde.threads import in_effect as threads_in_effect
 
 __all__ = ["ANALYSIS_SCHEMA", "Method", "Observed", "Problem", "assimilate", "score"]
 
@@ -281,6 +282,7 @@ def _dataset(method, observations, analysis, prior, config, simulator, coordinat
         "nfe_per_step": nfe / n_steps,
         "wall_time_s": round(seconds, 3),
         "seconds_per_step": seconds / n_steps,
+        "threads": json.dumps(threads_in_effect()),
         "seed": seed,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "package_version": metadata.version("assimilate"),
