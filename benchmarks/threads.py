@@ -1,26 +1,29 @@
 """Thread counts against the work: the default policy, the libraries' defaults and one thread.
 
-    python benchmarks/threads.py [--rounds 2] [--json PATH]
+    python benchmarks/threads.py [--rounds 2] [--load N] [--settings A,B,...] [--json PATH]
 
 Three workloads, each timed warm (after a short run that compiles and loads):
 
 - ``rollout``: the shipped KS forecaster (``checkpoints/ks-small-forecaster.pt``), 4
-  members, 5 steps of 16 Euler sub-steps;
+  members, 3 steps of 16 Euler sub-steps;
 - ``oi`` and ``enkf``: ``assimilate(build_method(NAME), ...)`` on ``configs/ks-small.yaml``
   with the true simulator, 2 trajectories x 16 members, 40 steps of the ``dense`` regime.
 
-under three settings:
+under these settings (``--settings``, the first one the baseline):
 
 - ``library defaults``: what torch, OpenBLAS and XLA pick by themselves (one thread per
-  core); the baseline;
-- ``default policy``: :func:`pde.threads.configure` with nothing set (what a user gets);
+  core: ``ASSIMILATE_THREADS`` = the cores);
+- ``default policy``: :func:`pde.threads.configure` with nothing set, what a user gets;
 - ``1 thread``: ``ASSIMILATE_THREADS=1``;
+- ``torch 1``, ``torch 1 + BLAS 1``: one library at a time, the others at their defaults
+  (through their own variables), to tell which one matters;
 
-on the machine as it is (``idle``, its load average printed) and with ``--load`` processes
-spinning on a core each (``loaded``; default: one per core). XLA's pool is fixed when JAX
-starts, so each setting runs in a fresh process (the same command with ``--worker``); the
-settings take turns in ``--rounds`` rounds, so that they meet the same load, and every
-ratio is the median time of the baseline over that of the setting, both measured in this
+on the machine as it is (``no added load``; its 1-minute load average is printed: on a
+shared machine, other people's work) and with ``--load`` processes spinning on a core each
+(default: one per core). XLA's pool is fixed when JAX starts, so each setting runs in a
+fresh process (this script with ``--worker``) with the thread variables of this one
+removed; the settings take turns in ``--rounds`` rounds so that they meet the same load,
+and every ratio is the baseline's median time over the setting's, both measured in this
 run: above 1 the setting is faster.
 """
 
@@ -187,9 +190,9 @@ def main() -> None:
         unknown = set(settings) - set(SETTINGS)
         if unknown:
             parser.error(f"--settings: unknown {sorted(unknown)}; known: {list(SETTINGS)}")
-        rows = phase(Path(directory), "idle", settings, args.rounds)
+        rows = phase(Path(directory), "no added load", settings, args.rounds)
         with spinning(args.load):
-            rows += phase(Path(directory), f"{args.load} busy", settings, args.rounds)
+            rows += phase(Path(directory), f"+{args.load} busy", settings, args.rounds)
     print(format_table(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1) + "\n")
