@@ -1,12 +1,14 @@
 """How many threads the numerical libraries use: one choice for the machine and the work.
 
 The work here is small per call (a forecaster step of a few members on a 64-point grid, a
-16-member filter analysis), where a second thread gains little on an idle machine and
-costs much on a busy one: torch's OpenMP pool and OpenBLAS's pool wait for every one of
-their threads at each call, so a pool as wide as the machine, on cores that another
-process keeps busy, waits for the scheduler at every call. Measured on a 2-core machine
-(``benchmarks/threads.py``, README "Threads"): with torch's default 2 threads the
-forecaster ran 25x slower under load than with one.
+16-member filter analysis), where a second thread gains nothing on a quiet machine and
+costs much on a busy one: each of torch's many short OpenMP regions ends when its slowest
+thread does, so a pool as wide as the machine, on cores that other processes keep busy,
+waits for the scheduler at every region. Measured on a 2-core machine
+(``benchmarks/threads.py``, README "Threads"): with torch's default of 2 threads the
+forecaster ran 39-43x slower than with one while two processes kept the cores busy, and
+1.2x slower on the quiet machine; the filters' BLAS and XLA work showed no consistent
+difference either way.
 
 Policy (:func:`choose`, a pure function): ``--threads N`` on the command line, else
 ``ASSIMILATE_THREADS=N``, else half the cores nobody is using, ``(cores - load) / 2``,
