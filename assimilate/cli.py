@@ -11,6 +11,7 @@ from pathlib import Path
 
 from assimilate.errors import TrainingError
 from pde.errors import ClusterError, ConfigError, OutputError, StoreError
+from pde.threads import configure as configure_threads
 
 MAX_COUNT = 10_000_000  # --steps, --members, --n ...: beyond any real use
 # Errors a user can cause: one line, exit code 2. Anything else is a bug: exit code 70.
@@ -346,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assimilate", description="Amortised data assimilation with diffusion models."
     )
+    parser.add_argument("--threads", type=_positive, metavar="N",
+                        help="threads per pool of torch, BLAS and XLA (default: "
+                             "ASSIMILATE_THREADS, else half the cores nobody is using, "
+                             "1 to 4)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="say how many threads were chosen and why (on stderr)")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     simulate = verbs.add_parser("simulate", help="write a trajectory store from a config")
@@ -616,6 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = bool(os.environ.get("ASSIMILATE_DEBUG"))
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        chosen = configure_threads(args.threads)  # before torch, NumPy or JAX load
+        if args.verbose:
+            print(chosen, file=sys.stderr)
         return int(args.handler(args) or 0)
     except USER_ERRORS as error:
         if debug:

@@ -43,6 +43,7 @@ from assimilate.climatology import Climatology
 from assimilate.dynamics import Model, SimulatorModel
 from assimilate.observe import Observations
 from pde.progress import tqdm
+from pde.threads import in_effect as threads_in_effect
 
 if TYPE_CHECKING:  # torch loads only for methods on the forecaster
     from assimilate.forecast import Control, Forecaster
@@ -286,6 +287,7 @@ def _dataset(method, observations, analysis, prior, config, simulator, coordinat
         "nfe_per_step": nfe / n_steps,
         "wall_time_s": round(seconds, 3),
         "seconds_per_step": seconds / n_steps,
+        "threads": json.dumps(threads_in_effect()),
         "seed": seed,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "package_version": metadata.version("assimilate"),

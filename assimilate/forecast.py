@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -48,6 +49,7 @@ from assimilate.models import (
     training_field,
 )
 from assimilate.training import claim_checkpoint, fit, load_checkpoint, select_device
+from pde import threads
 from pde.output import claim
 from pde.progress import tqdm
 from pde.store import open_trajectories, require_physics, write_zarr
@@ -204,6 +206,7 @@ def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool
 
 def load_forecaster(checkpoint: str | Path) -> Forecaster:
     """The forecaster (EMA weights, on the selected device) stored at ``checkpoint``."""
+    threads.configure()  # torch's pools, before the first forecast step (pde.threads)
     payload = load_checkpoint(checkpoint, kind="forecaster")
     config = ExperimentConfig.model_validate_json(payload["config"])
     coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}
@@ -248,6 +251,7 @@ def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
     over lead times ``0, interval, ..., n_steps * interval`` (lead 0 is the last initial
     state). Members differ only in the diffusion noise; they are batched together.
     """
+    threads.configure()
     k = forecaster.history
     initial = np.array(initial_states, dtype=np.float32)  # a writable copy
     space = tuple(len(values) for values in forecaster.coordinates.values())
@@ -294,6 +298,7 @@ def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int
         "nfe": nfe,
         "seed": seed,
         "wall_time_s": round(seconds, 3),
+        "threads": json.dumps(threads.in_effect()),
         "checkpoint": forecaster.checkpoint,
         "config": forecaster.config.model_dump_json(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

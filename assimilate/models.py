@@ -33,6 +33,7 @@ from assimilate.diffusion import (
     sample_stochastic,
 )
 from assimilate.nets import build_unet
+from pde import threads
 from pde.store import (
     field_variable,
     open_trajectories,
@@ -146,6 +147,7 @@ def checkpoint_metadata(kind: str, config: ExperimentConfig, ds: xr.Dataset,
         "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
                         for name in field.dims[2:]},
         "data": str(Path(data).resolve()),
+        "threads": json.dumps(threads.in_effect()),  # of the process that trained it
         **extra,
     }
 

@@ -51,6 +51,7 @@ from assimilate.methods import build_method
 from assimilate.observe import Observations, model_grid, observe
 from pde import simulate
 from pde.store import field_variable, open_trajectories
+from pde.threads import configure as configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 REGIME, SPIN_UP, TRUTH_STEPS, TRUTH_SEED = "dense", 20, 120, 1
@@ -146,13 +147,14 @@ def main() -> None:
     parser.add_argument("--trajectories", type=int, default=4, help="batched truths")
     parser.add_argument("--members", type=int, default=8)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="threads per pool of torch, BLAS and XLA")
     parser.add_argument("--only", help="comma-separated methods of the groups to time (the "
                         "free runs always are), e.g. controller,controller:refine=1")
     parser.add_argument("--json", type=Path, help="write the rows here (default: "
                         "benchmarks/results/assimilation-CONFIG.json)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; jax {jax.__version__}"
           f" on {jax.default_backend()}; {platform.processor() or platform.machine()}")
     with tempfile.TemporaryDirectory() as scratch:

@@ -39,6 +39,7 @@ from assimilate.models import build_model, generate, loss_function
 from assimilate.training import TrainingConfig, fit
 from pde import open_trajectories, simulate
 from pde.store import field_variable
+from pde.threads import configure as configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = (("EDM", "edm", None), ("t-EDM nu=3", "edm", 3.0), ("t-EDM nu=5", "edm", 5.0),
@@ -159,11 +160,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets, a smoke run")
     parser.add_argument("--datasets", default="synthetic,ks_ux,kolmogorov")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads per pool of torch, BLAS and XLA (0: pde.threads' choice)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads or None)
     torch.manual_seed(0)
     scratch = Path(tempfile.mkdtemp(prefix="emulator-tails-"))
     budgets = {  # name: (training steps, batch size, samples)

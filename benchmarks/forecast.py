@@ -35,6 +35,7 @@ from assimilate.config import load_config
 from assimilate.data import WindowSampler
 from assimilate.forecast import load_forecaster, rollout, train_forecaster
 from pde import simulate
+from pde.threads import configure as configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_EVERY = 5
@@ -139,11 +140,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads per pool of torch, BLAS and XLA (default: pde.threads)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    configure_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; jax {jax.__version__}")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:

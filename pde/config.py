@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pde.descriptor import descriptor
 from pde.errors import ConfigError
 from pde.simulator import Simulator
+from pde.threads import configure as configure_threads
 
 __all__ = [
     "ConfigError",
@@ -75,7 +76,12 @@ class _SimulatorSection(_Section):
         return self
 
     def build(self) -> Simulator:
-        """The simulator of these parameters: the class the PDE's descriptor names."""
+        """The simulator of these parameters: the class the PDE's descriptor names.
+
+        First the process's thread counts are chosen (:func:`pde.threads.configure`): JAX
+        fixes its pool when its backend starts, and a simulator is built before any JAX
+        computation of this project."""
+        configure_threads()
         simulator = descriptor(self.pde).simulator_class()
         return simulator(**self.model_dump(exclude={"pde"}))
 
