@@ -2,8 +2,8 @@
 
     python benchmarks/notebook_loaded.py [--load N] [--notebook PATH] [--loaded-only] [--json PATH]
 
-Issue 29's done-when: ``notebooks/quickstart.ipynb`` runs in under 3 minutes with default
-settings while another process keeps both cores of a 2-core machine busy. The notebook
+The target: ``notebooks/quickstart.ipynb`` runs in under 3 minutes with default settings
+while other processes keep both cores of a 2-core machine busy. The notebook
 runs top to bottom in a fresh kernel (nbclient, as ``tests/test_notebooks.py`` runs it),
 in a temporary directory, with no thread variable set (``ASSIMILATE_THREADS``,
 ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``, ``XLA_FLAGS``): what a
