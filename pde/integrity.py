@@ -33,6 +33,7 @@ __all__ = [
     "Finding",
     "IntegrityError",
     "Verification",
+    "check_metadata",
     "checked_dataset",
     "checked_field",
     "checksummed_encoding",
@@ -320,6 +321,20 @@ def _lost_arrays(path: Path, names) -> list[str]:
     return [str(name) for name in names if not (path / str(name) / "zarr.json").is_file()]
 
 
+def check_metadata(path: Path, *, what: str = "store") -> None:
+    """Refuse a missing path, a path that is no Zarr store, or a store whose metadata
+    files do not parse, naming ``what`` and the file."""
+    if not path.exists():
+        raise StoreError(f"no store at '{path}'")
+    if not path.is_dir() or not any((path / name).is_file() for name in _METADATA):
+        raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
+    torn = damaged_metadata(path)
+    if torn:
+        file, reason = next(iter(torn.items()))
+        raise IntegrityError(f"{what} '{path}' is damaged: its metadata file '{file}' "
+                             f"{reason}; the store must be written again")
+
+
 def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
     """A Zarr store the project wrote, opened lazily and checked as :func:`verify` checks it.
 
@@ -331,15 +346,7 @@ def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
     in messages (``"trajectory store"``).
     """
     path = Path(path)
-    if not path.exists():
-        raise StoreError(f"no store at '{path}'")
-    if not path.is_dir() or not any((path / name).is_file() for name in _METADATA):
-        raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
-    torn = damaged_metadata(path)
-    if torn:
-        file, reason = next(iter(torn.items()))
-        raise IntegrityError(f"{what} '{path}' is damaged: its metadata file '{file}' "
-                             f"{reason}; the store must be written again")
+    check_metadata(path, what=what)
     try:
         ds = xr.open_zarr(path)
     except Exception as error:  # noqa: BLE001 - any reader failure means a broken store

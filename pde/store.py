@@ -37,11 +37,11 @@ import xarray as xr
 
 from pde.config import SimulationConfig, physics_difference
 from pde.descriptor import DESCRIPTORS, descriptor_of
-from pde.errors import IntegrityError, OutputError, StoreError
+from pde.errors import OutputError, StoreError
 from pde.integrity import (
+    check_metadata,
     checked_field,
     checksummed_encoding,
-    damaged_metadata,
     open_checked,
 )
 from pde.output import Output, claim
@@ -194,15 +194,7 @@ def read_completion(path: str | Path) -> np.ndarray:
 
 def _open_raw(path: Path) -> xr.Dataset:
     """The store's metadata, checked to parse, without reading or checking any chunk."""
-    if not path.exists():
-        raise StoreError(f"no store at '{path}'")
-    if not path.is_dir() or not (path / "zarr.json").is_file():
-        raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
-    torn = damaged_metadata(path)
-    if torn:
-        file, reason = next(iter(torn.items()))
-        raise IntegrityError(f"store '{path}' is damaged: its metadata file '{file}' "
-                             f"{reason}; the store must be written again")
+    check_metadata(path)
     try:
         return xr.open_zarr(path, consolidated=True, zarr_format=3)
     except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
