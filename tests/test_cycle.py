@@ -328,9 +328,9 @@ def test_a_climatology_store_of_another_grid_is_refused_before_any_cycle(
              progress=False)  # 32 points; the workflow's config has 64
     workflow = project(tmp_path / "p", observations, climatology=str(tmp_path / "clim.zarr"))
     assert main(["cycle", str(workflow), "--quiet"]) == 2
-    assert re.fullmatch(r"error: climatology store '.*clim.zarr' holds states on a 32-point "
-                        r"grid, config '.*ks.yaml' is on a 64-point grid; give a store "
-                        r"simulated with that configuration\n", capsys.readouterr().err)
+    assert re.fullmatch(r"error: climatology store '.*clim.zarr' holds other physics than the "
+                        r"config: simulator.n_points: 32 here, 64 expected \(here: the input, "
+                        r"expected: the config\)\n", capsys.readouterr().err)
     assert not (tmp_path / "p" / "analysis.zarr").exists()
 
 
