@@ -1,0 +1,44 @@
+"""Amortised data assimilation with diffusion forecasters, and the tails of what it produces.
+
+The public Python API: one function per command-line verb, with the same keywords, imported
+on first use (``import assimilate`` loads neither torch nor JAX).
+
+    from assimilate import load_config, run, diagnose
+    from assimilate.observe import observe     # a room's own verb: from its package
+    from assimilate.cycle import cycle
+
+The rooms of the data flow, each a package (see its docstring for what it may import):
+``observe`` (observations), ``models`` with ``nets`` and ``diffusion`` (the learned models),
+``training`` (the one loop), ``da`` (the contract, its methods and its inputs), ``control``
+(the amortised controller), ``evaluation`` (scores, forecast skill, the DA harness),
+``cycle`` (scheduled runs), ``diagnostics`` and ``report`` (extremes), ``cli`` (the command).
+Simulators and stores are the sibling package :mod:`pde`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "load_config": "assimilate.config",
+    "load_observations": "assimilate.observe.files",
+    "train_emulator": "assimilate.models.emulator",
+    "train_forecaster": "assimilate.models.forecaster",
+    "forecast": "assimilate.models.forecaster",
+    "train_controller": "assimilate.control.training",
+    "assimilate": "assimilate.da.contract",
+    "build_method": "assimilate.da.methods",
+    "run": "assimilate.da.run",
+    "evaluate_forecast": "assimilate.evaluation.forecast_skill",
+    "evaluate_da": "assimilate.evaluation.harness",
+    "diagnose": "assimilate.diagnostics.diagnose",
+    "render": "assimilate.report.page",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'assimilate' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from assimilate.errors import TrainingError
-from pde.errors import ClusterError, ConfigError, OutputError, StoreError
-from pde.threads import configure as configure_threads
+from pde.io.errors import ClusterError, ConfigError, OutputError, StoreError
+from pde.io.threads import configure as configure_threads
 
 MAX_COUNT = 10_000_000  # --steps, --members, --n ...: beyond any real use
 # Errors a user can cause: one line, exit code 2. Anything else is a bug: exit code 70.
@@ -43,7 +43,7 @@ def _simulate(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from pde.store import export
+    from pde.io.store import export
 
     written = export(args.store, args.to, overwrite=args.overwrite)
     print(f"wrote {written}")
@@ -53,7 +53,7 @@ def _train_emulator(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
 
     config = load_config(args.config)
-    from assimilate.emulator import train_emulator
+    from assimilate.models.emulator import train_emulator
 
     out = train_emulator(config, args.data, args.out, nu=args.nu,
                          steps=args.steps, progress=not args.quiet,
@@ -65,7 +65,7 @@ def _train_forecaster(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
 
     config = load_config(args.config)
-    from assimilate.forecast import train_forecaster
+    from assimilate.models.forecaster import train_forecaster
 
     out = train_forecaster(config, args.data, args.out, steps=args.steps, nu=args.nu,
                            progress=not args.quiet, allow_other_data=args.allow_other_data)
@@ -86,7 +86,7 @@ def _train_controller(args: argparse.Namespace) -> None:
 
 
 def _forecast(args: argparse.Namespace) -> None:
-    from assimilate.forecast import forecast
+    from assimilate.models.forecaster import forecast
 
     out = forecast(args.checkpoint, args.init, trajectory=args.trajectory, time=args.time,
                    steps=args.steps, members=args.members, out=args.out, seed=args.seed,
@@ -95,7 +95,7 @@ def _forecast(args: argparse.Namespace) -> None:
 
 
 def _evaluate_forecast(args: argparse.Namespace) -> None:
-    from assimilate.evaluate import evaluate_forecast, format_table
+    from assimilate.evaluation.forecast_skill import evaluate_forecast, format_table
 
     result = evaluate_forecast(args.checkpoint, args.data, args.out, n_steps=args.steps,
                                n_members=args.members, n_initial=args.initial,
@@ -107,7 +107,7 @@ def _evaluate_forecast(args: argparse.Namespace) -> None:
 
 
 def _sample_emulator(args: argparse.Namespace) -> None:
-    from assimilate.emulator import sample_emulator
+    from assimilate.models.emulator import sample_emulator
 
     out = sample_emulator(args.checkpoint, args.n, args.out, batch_size=args.batch_size,
                           seed=args.seed, overwrite=args.overwrite, progress=not args.quiet)
@@ -138,8 +138,8 @@ def _covariate(spec: str):
 
 def _diagnose(args: argparse.Namespace) -> None:
     from assimilate.diagnostics.diagnose import diagnose, open_data, summary
-    from pde.output import claim
-    from pde.store import write_zarr
+    from pde.io.output import claim
+    from pde.io.store import write_zarr
 
     compared = {}
     for item in args.compare:
@@ -170,7 +170,7 @@ def _evaluate_da(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
 
     config = load_config(args.config)
-    from assimilate.experiment import evaluate_da, format_da_summary, format_da_table
+    from assimilate.evaluation.harness import evaluate_da, format_da_summary, format_da_table
 
     result = evaluate_da(config, methods=args.methods and args.methods.split(","),
                          regimes=args.regimes and args.regimes.split(","),
@@ -185,8 +185,8 @@ def _evaluate_da(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from assimilate.methods import parse_settings
-    from assimilate.run import run
+    from assimilate.da.methods import parse_settings
+    from assimilate.da.run import run
 
     settings = parse_settings(args.set)
     if args.controller:
@@ -255,7 +255,7 @@ def _trajectory_selection(text: str) -> int | list[int]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pde.integrity import verify
+    from pde.io.integrity import verify
 
     path = Path(args.store)
     if not (path / "zarr.json").is_file():
@@ -317,7 +317,7 @@ def _seconds(text: str) -> float:
 
 
 def _add_scheduler(parser: argparse.ArgumentParser) -> None:
-    from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT
+    from pde.io.cluster import DEFAULT_SCHEDULER_TIMEOUT
 
     parser.add_argument("--scheduler", help="address of an existing Dask scheduler")
     parser.add_argument("--scheduler-timeout", type=_seconds, default=DEFAULT_SCHEDULER_TIMEOUT,

@@ -36,8 +36,8 @@ import xarray as xr
 
 from assimilate.config import load_config
 from pde import open_trajectories, simulate
-from pde.output import claim
-from pde.store import field_variable
+from pde.io.output import claim
+from pde.io.store import field_variable
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "ks-small"
@@ -71,7 +71,7 @@ def simulate_truth(out: Path) -> Path:
 
 
 def forecast_skill(truth: Path, out: Path) -> Path:
-    from assimilate.evaluate import evaluate_forecast, format_table
+    from assimilate.evaluation.forecast_skill import evaluate_forecast, format_table
 
     print(f"\nForecast skill of {checkpoint('forecaster').relative_to(REPO)}: 4 held-out "
           f"initial states, 4 members, {SKILL_STEPS} steps")
@@ -82,9 +82,9 @@ def forecast_skill(truth: Path, out: Path) -> Path:
 
 
 def assimilation(truth_path: Path) -> None:
-    from assimilate.da import assimilate, score
-    from assimilate.forecast import load_forecaster
-    from assimilate.methods import build_method
+    from assimilate.da.contract import assimilate, score
+    from assimilate.da.methods import build_method
+    from assimilate.models.forecaster import load_forecaster
     from assimilate.observe import Observations, model_grid, observe
 
     truth = open_trajectories(truth_path)
@@ -162,7 +162,7 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     """Diagnostics of the truth with the cycled analysis compared; report and figure."""
     from assimilate.diagnostics import diagnose, summary
     from assimilate.report import render
-    from pde.store import open_store, write_zarr
+    from pde.io.store import open_store, write_zarr
 
     analysis = open_store(project / "analysis.zarr")
     true = _truth_of(truth, analysis)
@@ -242,7 +242,7 @@ def main() -> None:
             (report, "tail report: truth against the cycled analysis (HTML)"),
             (figure, "truth, analysis and error over the three cycles"),
             (skill, "forecast skill against lead time"),
-            (project / "analysis.zarr", "the cycled analysis store (pde.store.open_store)"),
+            (project / "analysis.zarr", "the cycled analysis store (pde.io.store.open_store)"),
             (project / "analysis.zarr.cycles",
              "one JSON record per cycle: inputs, checksums, timings, versions"),
             (project / "analysis.zarr.log.jsonl", "the cycling log"),

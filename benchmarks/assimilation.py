@@ -9,7 +9,7 @@ shipped forecaster ``checkpoints/CONFIG-forecaster.pt``: a truth store of ``--tr
 x 120 steps (seed 1, simulated into ``--workdir`` on first use), its ``dense``
 observations (KS: every 8th point, every step, noise 0.1 climatological stds), ``--members``
 members from a simulated climatology, ``--steps`` steps, all trajectories batched together
-as :func:`assimilate.da.assimilate` runs them. Two groups, each against the free run of the
+as :func:`assimilate.da.contract.assimilate` runs them. Two groups, each against the free run of the
 same model in the same process:
 
 - model = forecaster: free, dps, nudging, letkf, the shipped controller
@@ -43,15 +43,15 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
 import jax
 import torch
 
-from assimilate.climatology import Climatology
 from assimilate.config import load_config
-from assimilate.da import assimilate, score
-from assimilate.forecast import load_forecaster
-from assimilate.methods import build_method
+from assimilate.da.climatology import Climatology
+from assimilate.da.contract import assimilate, score
+from assimilate.da.methods import build_method
+from assimilate.models.forecaster import load_forecaster
 from assimilate.observe import Observations, model_grid, observe
 from pde import simulate
-from pde.store import field_variable, open_trajectories
-from pde.threads import configure as configure_threads
+from pde.io.store import field_variable, open_trajectories
+from pde.io.threads import configure as configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 REGIME, SPIN_UP, TRUTH_STEPS, TRUTH_SEED = "dense", 20, 120, 1

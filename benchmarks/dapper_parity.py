@@ -26,7 +26,7 @@ gives its whole wall time, the time in the assimilation loop (the analysis's
 ``wall_time_s``) and the rest: start-up, reading the observations and the truth, writing.
 
 Seconds per cycle are wall times of whole runs divided by the number of cycles: DAPPER's
-``assimilate`` (its statistics included, as it runs) and ours (``assimilate.da.assimilate``,
+``assimilate`` (its statistics included, as it runs) and ours (``assimilate.da.contract.assimilate``,
 its JIT compilation included). The ratio is DAPPER's over ours: above 1 ours is faster.
 NumPy's BLAS and XLA each run on one thread unless ``OPENBLAS_NUM_THREADS`` or
 ``XLA_FLAGS`` are set, so the two sides share the machine alike. The settings are DAPPER's
@@ -70,10 +70,10 @@ except ImportError as error:
                      "`make benchmark-dapper` or `.venv/bin/pip install --no-deps -r "
                      "constraints/dapper.txt`") from None
 
-from assimilate.climatology import Climatology
 from assimilate.config import load_config
-from assimilate.da import assimilate, score
-from assimilate.methods import build_method
+from assimilate.da.climatology import Climatology
+from assimilate.da.contract import assimilate, score
+from assimilate.da.methods import build_method
 from assimilate.observe import Observations
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ks-dapper.yaml"

@@ -35,11 +35,11 @@ import xarray as xr
 
 from assimilate.config import EmulatorConfig, SamplingConfig, load_config
 from assimilate.diagnostics import tail_scores
-from assimilate.models import build_model, generate, loss_function
-from assimilate.training import TrainingConfig, fit
+from assimilate.models.core import build_model, generate, loss_function
+from assimilate.training.loop import TrainingConfig, fit
 from pde import open_trajectories, simulate
-from pde.store import field_variable
-from pde.threads import configure as configure_threads
+from pde.io.store import field_variable
+from pde.io.threads import configure as configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = (("EDM", "edm", None), ("t-EDM nu=3", "edm", 3.0), ("t-EDM nu=5", "edm", 5.0),
@@ -161,7 +161,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budgets, a smoke run")
     parser.add_argument("--datasets", default="synthetic,ks_ux,kolmogorov")
     parser.add_argument("--threads", type=int, default=0,
-                        help="threads per pool of torch, BLAS and XLA (0: pde.threads' choice)")
+                        help="threads per pool of torch, BLAS and XLA (0: pde.io.threads' choice)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     args = parser.parse_args()
     configure_threads(args.threads or None)

@@ -34,9 +34,9 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
 import jax
 import numpy as np
 
-from assimilate.methods.enkf import enkf_analysis
-from assimilate.methods.etkf import etkf_analysis
-from assimilate.methods.letkf import letkf_analysis
+from assimilate.da.methods.enkf import enkf_analysis
+from assimilate.da.methods.etkf import etkf_analysis
+from assimilate.da.methods.letkf import letkf_analysis
 
 RADIUS = 4.0
 NEAREST = 16  # covers the support: at most 12 sites of the 2-D lattice lie within 2 RADIUS

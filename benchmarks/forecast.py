@@ -32,10 +32,10 @@ import torch
 import xarray as xr
 
 from assimilate.config import load_config
-from assimilate.data import WindowSampler
-from assimilate.forecast import load_forecaster, rollout, train_forecaster
+from assimilate.models.forecaster import load_forecaster, rollout, train_forecaster
+from assimilate.training.batches import WindowSampler
 from pde import simulate
-from pde.threads import configure as configure_threads
+from pde.io.threads import configure as configure_threads
 
 REPO = Path(__file__).resolve().parents[1]
 LOG_EVERY = 5
@@ -141,7 +141,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads per pool of torch, BLAS and XLA (default: pde.threads)")
+                        help="threads per pool of torch, BLAS and XLA (default: pde.io.threads)")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args()
     configure_threads(args.threads)

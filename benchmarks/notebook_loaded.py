@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 180.0
 THREAD_VARIABLES = ("ASSIMILATE_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                     "MKL_NUM_THREADS", "XLA_FLAGS")
-REPORT = ("import json\nfrom pde.threads import in_effect\n"
+REPORT = ("import json\nfrom pde.io.threads import in_effect\n"
           "print('THREADS ' + json.dumps(in_effect()))")
 
 

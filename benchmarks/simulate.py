@@ -30,8 +30,8 @@ import zarr
 
 from assimilate.config import load_config
 from pde import simulate
+from pde.io.store import create_store, time_chunk, write_trajectories
 from pde.kuramoto_sivashinsky import KuramotoSivashinsky
-from pde.store import create_store, time_chunk, write_trajectories
 
 REPO = Path(__file__).resolve().parents[1]
 FFT_PAIRS_PER_STEP = 4

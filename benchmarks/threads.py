@@ -13,7 +13,7 @@ under these settings (``--settings``, the first one the baseline):
 
 - ``library defaults``: what torch, OpenBLAS and XLA pick by themselves (one thread per
   core: ``ASSIMILATE_THREADS`` = the cores);
-- ``default policy``: :func:`pde.threads.configure` with nothing set, what a user gets;
+- ``default policy``: :func:`pde.io.threads.configure` with nothing set, what a user gets;
 - ``1 thread``: ``ASSIMILATE_THREADS=1``;
 - ``torch 1``, ``torch 1 + BLAS 1``: one library at a time, the others at their defaults
   (through their own variables), to tell which one matters;
@@ -62,7 +62,7 @@ def prepare(directory: Path) -> None:
     from assimilate.config import load_config
     from assimilate.observe import observe
     from pde import simulate
-    from pde.store import write_zarr
+    from pde.io.store import write_zarr
 
     config = load_config(REPO / "configs" / "ks-small.yaml")
     simulate(config, directory / "truth.zarr", trajectories=2, steps=60, seed=1000,
@@ -73,14 +73,14 @@ def prepare(directory: Path) -> None:
 
 def work(directory: Path) -> dict:
     """One worker: each workload once to warm up, then once timed; with the threads used."""
-    from assimilate.climatology import Climatology
     from assimilate.config import load_config
-    from assimilate.da import assimilate
-    from assimilate.forecast import load_forecaster, rollout
-    from assimilate.methods import build_method
+    from assimilate.da.climatology import Climatology
+    from assimilate.da.contract import assimilate
+    from assimilate.da.methods import build_method
+    from assimilate.models.forecaster import load_forecaster, rollout
     from assimilate.observe import load_observations, model_grid
     from pde import open_trajectories
-    from pde.threads import in_effect
+    from pde.io.threads import in_effect
 
     config = load_config(REPO / "configs" / "ks-small.yaml")
     truth = open_trajectories(directory / "truth.zarr")

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from assimilate.diagnostics.synthetic import precipitation
-from pde.output import claim
+from pde.io.output import claim
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """PDE simulators and the trajectory stores they write.
 
 This package knows physics and storage only; it never imports torch or ``assimilate``.
-Its names are imported on first use, so that ``import pde.errors`` (the command line's
+Its names are imported on first use, so that ``import pde.io.errors`` (the command line's
 error handling) does not pay for JAX, xarray and Zarr.
 """
 
@@ -25,8 +25,8 @@ __all__ = [
 ]
 
 _HOMES = {
-    "ConfigError": "pde.errors",
-    "StoreError": "pde.errors",
+    "ConfigError": "pde.io.errors",
+    "StoreError": "pde.io.errors",
     "Descriptor": "pde.descriptor",
     "descriptor_of": "pde.descriptor",
     "SimulationConfig": "pde.config",
@@ -34,8 +34,8 @@ _HOMES = {
     "SimulationSummary": "pde.generate",
     "simulate": "pde.generate",
     "Simulator": "pde.simulator",
-    "export": "pde.store",
-    "open_trajectories": "pde.store",
+    "export": "pde.io.store",
+    "open_trajectories": "pde.io.store",
 }
 
 

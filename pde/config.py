@@ -29,9 +29,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pde.descriptor import descriptor
-from pde.errors import ConfigError
+from pde.io.errors import ConfigError
+from pde.io.threads import configure as configure_threads
 from pde.simulator import Simulator
-from pde.threads import configure as configure_threads
 
 __all__ = [
     "ConfigError",
@@ -78,7 +78,7 @@ class _SimulatorSection(_Section):
     def build(self) -> Simulator:
         """The simulator of these parameters: the class the PDE's descriptor names.
 
-        First the process's thread counts are chosen (:func:`pde.threads.configure`): JAX
+        First the process's thread counts are chosen (:func:`pde.io.threads.configure`): JAX
         fixes its pool when its backend starts, and a simulator is built before any JAX
         computation of this project."""
         configure_threads()

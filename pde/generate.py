@@ -24,12 +24,18 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.config import SimulationConfig
-from pde.output import Output, claim
-from pde.progress import tqdm
+from pde.io.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
+from pde.io.output import Output, claim
+from pde.io.progress import tqdm
+from pde.io.store import (
+    StoreError,
+    create_store,
+    read_completion,
+    stored_config,
+    write_trajectories,
+)
 from pde.simulator import Simulator
-from pde.store import StoreError, create_store, read_completion, stored_config, write_trajectories
 
 __all__ = ["SimulationSummary", "plan_batches", "simulate", "simulate_batch"]
 
@@ -194,7 +200,7 @@ def simulate(
     another seed for a test set). Rerunning
     on a finished store does nothing; on an interrupted one it computes only the
     unfinished trajectories; on a store of another config it refuses unless
-    ``overwrite``. The store is claimed (:mod:`pde.output`) for the whole run: a second
+    ``overwrite``. The store is claimed (:mod:`pde.io.output`) for the whole run: a second
     ``simulate`` into it exits at once naming this one.
     """
     if workers < 1:

@@ -41,13 +41,13 @@ from assimilate.control import (
 from assimilate.control.inputs import N_FEATURES, features_of, preview_of
 from assimilate.control.load import load_controller
 from assimilate.control.training import training_regimes
-from assimilate.da import Observed, Problem, assimilate, score
+from assimilate.da.contract import Observed, Problem, assimilate, score
+from assimilate.da.methods import build_method
 from assimilate.diffusion import SubStep
-from assimilate.forecast import ForecasterModel, load_forecaster, train_forecaster
-from assimilate.methods import build_method
+from assimilate.models.forecaster import ForecasterModel, load_forecaster, train_forecaster
 from assimilate.observe import Observations, blocks, load_observations, model_grid, observe
 from pde.generate import simulate
-from pde.store import open_trajectories
+from pde.io.store import open_trajectories
 from tests.conftest import TINY_CONTROLLER, TINY_FORECASTER, TINY_KS, write_config
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))

@@ -32,15 +32,15 @@ import pytest
 import xarray as xr
 import yaml
 
-import assimilate.da
+import assimilate.da.contract
 from assimilate.cli import main
 from assimilate.config import load_config
 from assimilate.cycle import CycleBusy, CycleFailed, cycle, load_workflow
 from assimilate.cycle.inbox import read_inbox, sha256
 from assimilate.cycle.journal import CycledStore
-from assimilate.inputs import config_grid
-from pde.errors import ConfigError
-from pde.output import claim
+from assimilate.da.inputs import config_grid
+from pde.io.errors import ConfigError
+from pde.io.output import claim
 
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
@@ -243,7 +243,7 @@ def test_a_failed_cycle_keeps_nothing_and_exits_1(tmp_path, observations, monkey
     def diverge(*args, **kwargs):
         raise FloatingPointError("method 'nudging' produced non-finite states at step 3")
 
-    monkeypatch.setattr(assimilate.da, "assimilate", diverge)
+    monkeypatch.setattr(assimilate.da.contract, "assimilate", diverge)
     with pytest.raises(CycleFailed, match="cycle 4: method 'nudging' produced non-finite"):
         cycle(workflow, progress=False)
     assert main(["cycle", str(workflow), "--quiet"]) == 1
@@ -362,7 +362,7 @@ def no_work(monkeypatch) -> None:
     def started(*args, **kwargs):
         raise AssertionError("a cycle started before the inputs were refused")
 
-    monkeypatch.setattr(assimilate.da, "assimilate", started)
+    monkeypatch.setattr(assimilate.da.contract, "assimilate", started)
 
 
 def _dated(observations: Path, target: Path) -> None:

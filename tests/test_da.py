@@ -2,7 +2,7 @@
 
 - DPS guidance on an exact Gaussian toy: the sample mean moves toward the exact posterior
   mean where observed, and nothing moves where not observed;
-- the :func:`assimilate.da.assimilate` contract: dims, attributes, the first background,
+- the :func:`assimilate.da.contract.assimilate` contract: dims, attributes, the first background,
   the NFE, a free run blind to the observations, nudging as direct insertion;
 - missing (NaN) observations weigh exactly as much as removed ones;
 - ensemble filters with the true simulator beat the free run;
@@ -30,18 +30,18 @@ import pytest
 import torch
 import xarray as xr
 
-from assimilate.climatology import Climatology
 from assimilate.config import load_config
 from assimilate.control import train_controller
-from assimilate.da import Method, Observed, Problem, assimilate, score
+from assimilate.da.climatology import Climatology
+from assimilate.da.contract import Method, Observed, Problem, assimilate, score
+from assimilate.da.methods import all_methods, build_method, method_keys, parse_settings
 from assimilate.diffusion.samplers import sample_euler
 from assimilate.diffusion.schedules import karras_sigmas
-from assimilate.forecast import load_forecaster, train_forecaster
-from assimilate.methods import all_methods, build_method, method_keys, parse_settings
+from assimilate.evaluation.scores import analysis_scores
+from assimilate.models.forecaster import load_forecaster, train_forecaster
 from assimilate.observe import Observations, load_observations, model_grid, observe, strided
-from assimilate.scores import analysis_scores
-from pde.errors import ConfigError
-from pde.store import open_trajectories
+from pde.io.errors import ConfigError
+from pde.io.store import open_trajectories
 from tests.conftest import TINY_CONTROLLER, TINY_FORECASTER, TINY_KS, write_config
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))

@@ -9,7 +9,7 @@ import pytest
 import torch
 import xarray as xr
 
-from assimilate.data import Normalisation, Prefetcher, WindowSampler, split_trajectories
+from assimilate.training.batches import Normalisation, Prefetcher, WindowSampler, split_trajectories
 
 
 @pytest.fixture

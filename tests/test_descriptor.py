@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from assimilate import metrics
+from assimilate.evaluation import metrics
 from pde import physics
 from pde.config import _SECTIONS, SimulationConfig
 from pde.descriptor import (

@@ -159,7 +159,7 @@ def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
 
 def test_comparison_written_to_zarr_renders(tmp_path) -> None:
     from assimilate.report import render
-    from pde.store import write_zarr
+    from pde.io.store import write_zarr
 
     truth = field_2d(seed=8)
     diag = diagnose(truth.to_dataset(), compare={"shifted": truth + 0.5}, pot_quantile=0.5)

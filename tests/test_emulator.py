@@ -12,8 +12,8 @@ import xarray as xr
 
 from assimilate.cli import main
 from assimilate.config import ConfigError, load_config
-from assimilate.emulator import SAMPLES_SCHEMA, load_emulator, train_emulator
-from assimilate.training import load_checkpoint
+from assimilate.models.emulator import SAMPLES_SCHEMA, load_emulator, train_emulator
+from assimilate.training.loop import load_checkpoint
 from pde import StoreError
 from tests.conftest import TINY_EMULATOR, TINY_KOLMOGOROV, TINY_KS, write_config
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from assimilate.experiment import (
+from assimilate.evaluation.harness import (
     TUNING,
     Cell,
     _candidates,
@@ -25,7 +25,7 @@ from assimilate.experiment import (
     parse_method,
     with_controller,
 )
-from pde.errors import ConfigError
+from pde.io.errors import ConfigError
 from tests.conftest import TINY_KS, write_config
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
@@ -163,7 +163,7 @@ def test_cell_keys_differ_by_every_field() -> None:
 def test_cell_keys_resolve_the_methods_defaults() -> None:
     """A cell left at a method's default is the cell that names the default, and a changed
     default would be another cell (so a stale result is never reused)."""
-    from assimilate.methods import build_method
+    from assimilate.da.methods import build_method
 
     default = build_method("optimised-control").energy
     cell = Cell("optimised-control", (), "dense", "test", 24, 6, 0, "m")
@@ -182,7 +182,7 @@ def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path
     from distributed import Client, LocalCluster, get_task_stream
 
     from assimilate.config import load_config
-    from assimilate.experiment import Workspace, run_cell
+    from assimilate.evaluation.harness import Workspace, run_cell
 
     out = tmp_path / "here.zarr"
     evaluate_da(config, out=out, methods=["oi"], regimes=["dense"], n_test=1, n_validation=1,
@@ -203,7 +203,7 @@ def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path
 
 
 def test_a_retrained_checkpoint_at_the_same_path_is_another_cell(tmp_path: Path) -> None:
-    from assimilate.experiment import _models
+    from assimilate.evaluation.harness import _models
 
     spec = parse_method("free:model=simulator")
     assert _models(spec, None) == "", "the true simulator alone: no checkpoint"

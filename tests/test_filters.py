@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from assimilate.methods.enkf import enkf_analysis
-from assimilate.methods.ensemble import gaspari_cohn, inflate, periodic_distance
-from assimilate.methods.etkf import etkf_analysis
-from assimilate.methods.letkf import letkf_analysis
+from assimilate.da.methods.enkf import enkf_analysis
+from assimilate.da.methods.ensemble import gaspari_cohn, inflate, periodic_distance
+from assimilate.da.methods.etkf import etkf_analysis
+from assimilate.da.methods.letkf import letkf_analysis
 
 N_STATE = 5
 OBSERVED = [0, 2, 3]  # H picks these state entries
@@ -402,7 +402,7 @@ def test_letkf_weight_interpolation_is_exact_on_its_coarse_points_and_close_betw
 
 @pytest.mark.parametrize("n_members", [2, 5, 20])
 def test_mean_preserving_rotation_is_orthogonal_keeps_the_ones_and_averages_to_them(n_members):
-    from assimilate.methods.ensemble import mean_preserving_rotation
+    from assimilate.da.methods.ensemble import mean_preserving_rotation
 
     gaussian = np.random.default_rng(0).standard_normal((2000, n_members - 1, n_members - 1))
     rotations = np.asarray(jax.vmap(mean_preserving_rotation)(gaussian))
@@ -419,7 +419,7 @@ def test_mean_preserving_rotation_is_orthogonal_keeps_the_ones_and_averages_to_t
 
 @pytest.mark.parametrize("rotate", [False, True])
 def test_post_process_keeps_the_mean_and_scales_the_covariance(rotate):
-    from assimilate.methods.ensemble import post_process
+    from assimilate.da.methods.ensemble import post_process
 
     rng = np.random.default_rng(1)
     ensembles = rng.standard_normal((3, 7, 11))

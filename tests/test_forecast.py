@@ -10,11 +10,11 @@ import pytest
 import torch
 import xarray as xr
 
-from assimilate import metrics
 from assimilate.cli import main
 from assimilate.config import load_config
-from assimilate.forecast import load_forecaster, rollout, train_forecaster
-from assimilate.training import load_checkpoint
+from assimilate.evaluation import metrics
+from assimilate.models.forecaster import load_forecaster, rollout, train_forecaster
+from assimilate.training.loop import load_checkpoint
 from tests.conftest import TINY_FORECASTER, TINY_KS, write_config
 
 
@@ -127,7 +127,7 @@ def test_forecast_cli_writes_forecast_and_truth(trained, tmp_path: Path, capsys)
 def test_evaluate_on_a_constant_store_gives_zero_persistence_error(trained, tmp_path,
                                                                    capsys) -> None:
     from assimilate.config import load_config
-    from pde.store import create_store, write_trajectories
+    from pde.io.store import create_store, write_trajectories
 
     config = load_config(trained["root"] / "config.yaml").with_dataset(trajectories=3, steps=12)
     store = tmp_path / "constant.zarr"
@@ -181,8 +181,8 @@ def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> No
     (the forecaster issue's target is 10 %, measured on 8 x 4 rollouts by evaluate)."""
     import jax
 
-    from assimilate.forecast import ForecasterModel
-    from assimilate.robustness import relaxation, rollout_from
+    from assimilate.evaluation.robustness import relaxation, rollout_from
+    from assimilate.models.forecaster import ForecasterModel
 
     forecaster = load_forecaster(checkpoint)
     simulator = forecaster.config.simulator.build()

@@ -17,7 +17,7 @@ from assimilate.cli import main
 from assimilate.config import load_config
 from pde import StoreError, open_trajectories, simulate
 from pde.generate import plan_batches
-from pde.store import read_completion
+from pde.io.store import read_completion
 from tests.conftest import TINY_KS, write_config
 
 

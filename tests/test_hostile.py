@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from assimilate.cli import main
-from pde.output import claim
+from pde.io.output import claim
 from tests.conftest import TINY_EMULATOR, TINY_FORECASTER, TINY_KS, write_config
 
 CONFIG = TINY_KS | {"dataset": TINY_KS["dataset"] | {"steps": 40},
@@ -117,7 +117,7 @@ def set_axis(store: str, name: str, change: Callable[[np.ndarray], None]) -> Cal
 def poison(store: str, trajectory: int, value: float) -> Callable[[Path], None]:
     def apply(d: Path) -> None:
         from pde import open_trajectories
-        from pde.store import write_trajectories
+        from pde.io.store import write_trajectories
 
         fields = open_trajectories(d / store)["u"].isel(trajectory=[trajectory]).values.copy()
         fields[0, 3, 4] = value
@@ -380,7 +380,7 @@ CASES = [
          fault=fills_while_writing("xarray", "Dataset.to_netcdf", "NetCDF: HDF error")),
     Case("diagnose-on-a-full-disk", "diagnose ks.zarr --out d.zarr",
          r"cannot write 'd.zarr': No space left on device",
-         patch=("pde.store", "checksummed_encoding")),
+         patch=("pde.io.store", "checksummed_encoding")),
     Case("stale-temporaries-are-cleaned", "diagnose ks.zarr --out d.zarr", rc=0,
          setup=make_dir(".d.zarr.partial-x1y2z3/d.zarr")),
     # bounded input: refused before any output exists

@@ -1,5 +1,5 @@
 """Every input of ``assimilate run`` and ``evaluate da`` checked before any work
-(:mod:`assimilate.inputs`), on a tiny KS project (32 points, interval 1.0, 8 steps).
+(:mod:`assimilate.da.inputs`), on a tiny KS project (32 points, interval 1.0, 8 steps).
 
 - the truth: picked by time from a NetCDF file stored twice as often as the model steps,
   scoring exactly as the trajectory store; refused, naming the file, when it misses a
@@ -31,18 +31,18 @@ import pytest
 import torch
 import xarray as xr
 
-import assimilate.da
+import assimilate.da.contract
 from assimilate.cli import main
-from assimilate.climatology import Climatology
 from assimilate.config import load_config
-from assimilate.experiment import evaluate_da
-from assimilate.inputs import Calendar, check_checkpoints, check_run_inputs, load_truth
-from assimilate.methods import build_method
+from assimilate.da.climatology import Climatology
+from assimilate.da.inputs import Calendar, check_checkpoints, check_run_inputs, load_truth
+from assimilate.da.methods import build_method
+from assimilate.da.run import run
+from assimilate.evaluation.harness import evaluate_da
 from assimilate.observe import observe
-from assimilate.run import run
 from pde import generate, simulate
-from pde.errors import ConfigError
-from pde.store import open_trajectories
+from pde.io.errors import ConfigError
+from pde.io.store import open_trajectories
 from tests.conftest import TINY_KS, write_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def no_work(monkeypatch) -> None:
             raise AssertionError(f"{what} started before the inputs were refused")
         return fail
 
-    monkeypatch.setattr(assimilate.da, "assimilate", started("the assimilation"))
+    monkeypatch.setattr(assimilate.da.contract, "assimilate", started("the assimilation"))
     monkeypatch.setattr(Climatology, "simulate", started("a climatology simulation"))
     monkeypatch.setattr(generate, "simulate", started("a simulation"))
 
@@ -157,7 +157,7 @@ def test_a_truth_stored_twice_as_often_is_picked_by_time_and_scores_as_the_store
     assert from_file == from_store and np.isfinite(list(from_file.values())).all()
     with xr.open_dataset(project / "fine.nc") as fine:  # the first 9 states, as before
         first = fine["u"].values[None, : STEPS + 1]
-    unaligned = assimilate.da.score(analysis, first, spin_up=STEPS // 4)
+    unaligned = assimilate.da.contract.score(analysis, first, spin_up=STEPS // 4)
     assert unaligned["rmse.a"] > 1.5 * from_file["rmse.a"], (unaligned, from_file)
 
 
@@ -362,7 +362,7 @@ def test_a_diverged_run_exits_1_naming_the_step_not_70(project, monkeypatch, cap
     def diverge(*args, **kwargs):
         raise FloatingPointError("method 'etkf' produced non-finite states at step 3")
 
-    monkeypatch.setattr(assimilate.da, "assimilate", diverge)
+    monkeypatch.setattr(assimilate.da.contract, "assimilate", diverge)
     monkeypatch.chdir(project)
     assert main(["run", "project.yaml", "--method", "etkf", "--obs", "obs.zarr", "--out",
                  "diverged.zarr", "--quiet"]) == 1

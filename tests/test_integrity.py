@@ -14,9 +14,9 @@ import zarr
 from assimilate.cli import main
 from assimilate.config import load_config
 from pde import open_trajectories, simulate
-from pde.errors import IntegrityError
-from pde.integrity import has_checksums, missing_chunks, verify
-from pde.store import write_trajectories, write_zarr
+from pde.io.errors import IntegrityError
+from pde.io.integrity import has_checksums, missing_chunks, verify
+from pde.io.store import write_trajectories, write_zarr
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from assimilate import metrics
+from assimilate.evaluation import metrics
 
 
 def field_1d(values: np.ndarray) -> xr.DataArray:

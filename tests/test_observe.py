@@ -29,8 +29,8 @@ from assimilate.observe import (
 from assimilate.observe.files import _Grid, interpolation_rows
 from assimilate.observe.times import Calendar
 from pde import simulate
-from pde.errors import ConfigError
-from pde.store import open_trajectories
+from pde.io.errors import ConfigError
+from pde.io.store import open_trajectories
 from tests.conftest import TINY_KOLMOGOROV, TINY_KS, write_config
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
@@ -209,7 +209,7 @@ def ks_store(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def kolmogorov_store(tmp_path_factory) -> Path:
     """A 2-D store of Gaussian fields with std 2 (no simulation: only the schema matters)."""
-    from pde.store import create_store, write_trajectories
+    from pde.io.store import create_store, write_trajectories
 
     root = tmp_path_factory.mktemp("truth2d")
     config = load_config(write_config(root, TINY_KOLMOGOROV)).with_dataset(trajectories=4,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pde.errors import OutputError
-from pde.output import claim
+from pde.io.errors import OutputError
+from pde.io.output import claim
 
 
 def leftovers(directory: Path) -> list[str]:
@@ -120,7 +120,7 @@ def test_an_input_is_never_an_output(tmp_path, monkeypatch, output, relation) ->
 def test_a_second_writer_is_refused_at_once_naming_the_first(tmp_path: Path) -> None:
     out = tmp_path / "shared.zarr"
     holder = subprocess.Popen(
-        [sys.executable, "-c", ("import sys, time\nfrom pde.output import claim\n"
+        [sys.executable, "-c", ("import sys, time\nfrom pde.io.output import claim\n"
                                 f"with claim({str(out)!r}, kind='directory'):\n"
                                 "    print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)

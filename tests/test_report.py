@@ -31,7 +31,7 @@ from assimilate.report import figures as report_figures
 from assimilate.report import maps as report_maps
 from assimilate.report import page as report_page
 from assimilate.report import plot, render
-from pde.errors import OutputError
+from pde.io.errors import OutputError
 
 SCHEMA = "assimilate.diagnostics/1"
 PROBABILITIES = [0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999]

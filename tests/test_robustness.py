@@ -7,17 +7,17 @@ import pytest
 import torch
 import xarray as xr
 
-from assimilate import metrics
-from assimilate.augment import coloured_noise, perturb_history
 from assimilate.config import ConditioningNoise, ForecasterConfig
-from assimilate.forecast import training_pair
-from assimilate.robustness import (
+from assimilate.evaluation import metrics
+from assimilate.evaluation.robustness import (
     Nudging,
     nudging_nrmse,
     relaxation,
     rollout_from,
     strided_mask,
 )
+from assimilate.models.augment import coloured_noise, perturb_history
+from assimilate.models.forecaster import training_pair
 
 N = 64
 
@@ -135,7 +135,7 @@ def test_perturbed_history_keeps_the_clean_next_state_as_target() -> None:
 
 
 def test_observation_marks_are_regular_lattices_where_the_error_is_small() -> None:
-    from assimilate.augment import MARK_NOISE, observation_marks
+    from assimilate.models.augment import MARK_NOISE, observation_marks
 
     generator = torch.Generator().manual_seed(3)
     marks = observation_marks((500, 1, 64), generator)

@@ -13,8 +13,8 @@ import xarray as xr
 
 from assimilate.config import load_config
 from pde import StoreError, export, open_trajectories, simulate
-from pde.errors import OutputError
-from pde.store import COMPLETE, SCHEMA
+from pde.io.errors import OutputError
+from pde.io.store import COMPLETE, SCHEMA
 from tests.conftest import TINY_KS, write_config
 
 

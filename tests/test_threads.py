@@ -1,4 +1,4 @@
-"""Thread counts (pde.threads): the policy as a pure function, its overrides through the
+"""Thread counts (pde.io.threads): the policy as a pure function, its overrides through the
 environment and ``assimilate --threads``, and its record in an analysis's attributes.
 Timings are benchmarks/threads.py's business, never a test's."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pde.threads import ENVIRONMENT, MAX_DEFAULT, Threads, available_cores, choose
+from pde.io.threads import ENVIRONMENT, MAX_DEFAULT, Threads, available_cores, choose
 from tests.conftest import REPO, TINY_KS, write_config
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
@@ -111,7 +111,7 @@ def test_the_command_lines_choice_reaches_torch_blas_and_xla_loaded_after_it() -
         "from assimilate.cli import main\n"
         "main(['--threads', '1', 'verify', 'no-such-store'])\n"
         "import numpy, scipy.linalg, torch\n"
-        "from pde.threads import configure, in_effect\n"
+        "from pde.io.threads import configure, in_effect\n"
         "before = in_effect()\n"
         "configure()  # as the entry points do: torch's inter-op pool, now that it is loaded\n"
         "print(json.dumps(before | {'interop': torch.get_num_interop_threads(),\n"
@@ -122,7 +122,7 @@ def test_the_command_lines_choice_reaches_torch_blas_and_xla_loaded_after_it() -
 
 def test_the_python_api_applies_the_default_but_keeps_a_users_torch_count() -> None:
     code = ("import json, torch\n{set}\n"
-            "from pde.threads import configure\n"
+            "from pde.io.threads import configure\n"
             "chosen = configure()\n"
             "print(json.dumps([chosen.count, torch.get_num_threads()]))")
     count, used = _python(code.format(set=""))
@@ -134,10 +134,10 @@ def test_the_python_api_applies_the_default_but_keeps_a_users_torch_count() -> N
 
 
 def test_an_analysis_records_the_threads_it_ran_with(tmp_path: Path) -> None:
-    from assimilate.climatology import Climatology
     from assimilate.config import load_config
-    from assimilate.da import assimilate
-    from assimilate.methods import build_method
+    from assimilate.da.climatology import Climatology
+    from assimilate.da.contract import assimilate
+    from assimilate.da.methods import build_method
     from assimilate.observe import Observations, model_grid, observe
     from pde import open_trajectories, simulate
 

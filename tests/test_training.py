@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from assimilate.training import TrainingConfig, TrainingError, fit, load_checkpoint
+from assimilate.training.loop import TrainingConfig, TrainingError, fit, load_checkpoint
 
 TRUE_WEIGHTS = torch.tensor([[1.5, -2.0, 0.5, 3.0]])
 
@@ -109,7 +109,7 @@ DDP_SCRIPT = """
 import sys, torch
 sys.path.insert(0, {tests!r})
 from test_training import CONFIG, META, batch_fn, loss_fn, make_model
-from assimilate.training import fit
+from assimilate.training.loop import fit
 model = make_model()
 fit(model, loss_fn, batch_fn, CONFIG, {out!r}, metadata=META, progress=False)
 import os

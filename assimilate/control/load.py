@@ -9,7 +9,7 @@ from pathlib import Path
 from assimilate.config import ExperimentConfig
 from assimilate.control.network import ControllerNet
 from assimilate.control.training import build_controller
-from assimilate.training import file_identity, load_checkpoint, select_device
+from assimilate.training.loop import file_identity, load_checkpoint, select_device
 
 __all__ = ["TrainedController", "load_controller"]
 

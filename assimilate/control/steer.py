@@ -11,7 +11,7 @@ from torch.utils.checkpoint import checkpoint
 from assimilate.control.inputs import ControlInputs
 from assimilate.control.network import ControllerNet
 from assimilate.diffusion import SubStep
-from assimilate.forecast import Forecaster
+from assimilate.models.forecaster import Forecaster
 
 __all__ = ["controlled_step", "correction_for"]
 

@@ -21,7 +21,7 @@ import torch
 
 from assimilate.control.inputs import StepObservations
 from assimilate.diffusion import Correction, SubStep
-from assimilate.forecast import Forecaster
+from assimilate.models.forecaster import Forecaster
 
 __all__ = ["optimised"]
 

@@ -33,7 +33,7 @@ arXiv 2510.06637). The terminal cost (``controller.objective``):
 
 The validation loss is the error of the controlled states against the true ones
 (climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
-and DDP come from :func:`assimilate.training.fit`.
+and DDP come from :func:`assimilate.training.loop.fit`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from pathlib import Path
 
 import torch
 
-from assimilate.augment import perturb_history
 from assimilate.config import ConditioningNoise, ExperimentConfig
 from assimilate.control.inputs import (
     ControlInputs,
@@ -55,11 +54,12 @@ from assimilate.control.inputs import (
 )
 from assimilate.control.network import ControllerNet
 from assimilate.control.steer import controlled_step
-from assimilate.data import DEFAULT_MEMORY_LIMIT, WindowSampler, split_trajectories
-from assimilate.forecast import Forecaster, load_forecaster, open_matching
-from assimilate.models import checkpoint_metadata
+from assimilate.models.augment import perturb_history
+from assimilate.models.core import checkpoint_metadata
+from assimilate.models.forecaster import Forecaster, load_forecaster, open_matching
 from assimilate.observe import Operator, Regime, load_regime, regime_names
-from assimilate.training import claim_checkpoint, file_identity, fit, select_device
+from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, WindowSampler, split_trajectories
+from assimilate.training.loop import claim_checkpoint, file_identity, fit, select_device
 
 __all__ = ["TrainingRegime", "build_controller", "train_controller", "window_loss"]
 

@@ -19,7 +19,7 @@ drawn from ``(seed, P)``: a cycle's result depends only on its inputs.
 ``settings``, ``forecaster``, ``controller``, ``climatology``, ``background``, ``members``
 (8), ``seed`` (0), ``cycle_length``, ``lead`` (L), ``start`` (0), ``calendar`` (none),
 ``inbox``, ``analysis``. Every input is checked as for ``assimilate run``
-(:mod:`assimilate.inputs`) before the first cycle of a call.
+(:mod:`assimilate.da.inputs`) before the first cycle of a call.
 
 **Readiness** (:mod:`.inbox`). Observation files (a user's format, ``time`` in model time,
 one trajectory; NetCDF or Zarr; names starting with ``.`` ignored) arrive in ``inbox``. A
@@ -56,7 +56,7 @@ journal is written, the store grows, the record is written, and removing the jou
 commits. A call that finds a journal (its writer was killed, kill -9 included) first
 shrinks the store back to the journal's lengths and deletes the records from its point
 on: the store is exactly as before that cycle, which is then run afresh. The lock
-(:func:`pde.output.claim`, a kernel ``flock`` held for the whole call) makes a second call
+(:func:`pde.io.output.claim`, a kernel ``flock`` held for the whole call) makes a second call
 exit at once; a killed holder leaves a lock file that blocks nothing. A process crash is
 covered; a machine losing power may lose writes that were not yet on disk.
 

@@ -22,9 +22,9 @@ import xarray as xr
 from assimilate.cycle import inbox
 from assimilate.cycle.journal import CycledStore, crash_point, now
 from assimilate.cycle.workflow import Workflow, load_workflow
-from pde.errors import ConfigError, OutputError, StoreError
-from pde.output import claim, holder
-from pde.store import open_store
+from pde.io.errors import ConfigError, OutputError, StoreError
+from pde.io.output import claim, holder
+from pde.io.store import open_store
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DONE", "EXIT_FAILED", "EXIT_RETRY", "CycleBusy",
            "CycleFailed", "CycleOutcome", "cycle"]
@@ -125,7 +125,7 @@ class _Cycling:
 
     def __init__(self, flow: Workflow, store: CycledStore, output, progress: bool) -> None:
         from assimilate.config import load_config
-        from assimilate.inputs import config_grid
+        from assimilate.da.inputs import config_grid
 
         self.flow, self.store, self.output, self.progress = flow, store, output, progress
         self.L, self.point = flow.cycle_length, None
@@ -222,10 +222,10 @@ class _Cycling:
         return tuple(notes)
 
     def load_models(self) -> None:
-        """Check every input of the cycles (:func:`assimilate.inputs.check_start`), then
+        """Check every input of the cycles (:func:`assimilate.da.inputs.check_start`), then
         load the models and the climatology."""
-        from assimilate.climatology import Climatology
-        from assimilate.inputs import check_start
+        from assimilate.da.climatology import Climatology
+        from assimilate.da.inputs import check_start
 
         flow = self.flow
         self.method = flow.build_method()
@@ -256,7 +256,7 @@ class _Cycling:
 
     def one(self, point: int, arrivals: list[inbox.Arrival]) -> str:
         """Compute cycle ``point`` (changing nothing), then commit it; a line about it."""
-        from assimilate.da import assimilate
+        from assimilate.da.contract import assimilate
 
         self.point, clock = point, time.perf_counter()
         observations, inputs = inbox.window(arrivals, point, self.L, self.grid,

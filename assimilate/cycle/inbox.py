@@ -7,7 +7,7 @@ datetimes with the workflow's ``calendar``, and physical units): NetCDF (``.nc``
 Names starting with ``.`` are ignored (write a file under a hidden name, then rename it
 in); other names are not observation files and are ignored too. Every file is checked
 on the model grid as it is read (a file synthesised from other physics than the
-config's too, :func:`assimilate.inputs.read_observations`); a bad one is refused naming
+config's too, :func:`assimilate.da.inputs.read_observations`); a bad one is refused naming
 it.
 
 Model step s is model time s·Δt. The window of cycle point P is the steps P+1..P+L; its
@@ -61,9 +61,9 @@ def read_inbox(inbox: Path, grid: dict[str, Any], *, calendar: Calendar | None =
                config=None) -> list[Arrival]:
     """Every observation file in ``inbox``, by name, checked on ``grid`` (time0 = 0),
     datetimes read with ``calendar``; with ``config`` (whose grid is ``grid``), through
-    :func:`assimilate.inputs.read_observations`: a file synthesised from other physics
+    :func:`assimilate.da.inputs.read_observations`: a file synthesised from other physics
     is refused too."""
-    from assimilate.inputs import read_observations
+    from assimilate.da.inputs import read_observations
 
     arrivals = []
     for path in sorted(inbox.iterdir()):

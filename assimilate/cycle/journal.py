@@ -7,7 +7,7 @@ Beside the store ``NAME``:
 - ``NAME.log.jsonl``: one JSON line per event, appended in one write each.
 
 **The protocol.** :meth:`CycledStore.begin` writes the journal (atomically, through
-:func:`pde.output.claim`) with the cycle point and the lengths to keep: the store's
+:func:`pde.io.output.claim`) with the cycle point and the lengths to keep: the store's
 current number of cycles, and of times (cycles × L). Then the store grows:
 :meth:`CycledStore.write` creates it whole through the claimed output (a temporary
 sibling renamed in), or grows each time and cycle array (resize, then new chunks only:
@@ -37,9 +37,9 @@ from typing import Any
 
 import xarray as xr
 
-from pde.errors import StoreError
-from pde.output import Output, claim
-from pde.store import open_store, write_zarr
+from pde.io.errors import StoreError
+from pde.io.output import Output, claim
+from pde.io.store import open_store, write_zarr
 
 __all__ = ["CycledStore", "crash_point", "now"]
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from assimilate.observe.times import Calendar
 from pde.config import MAX_COUNT, MAX_SEED, describe_error, read_yaml
-from pde.errors import ConfigError
+from pde.io.errors import ConfigError
 
 __all__ = ["Workflow", "load_workflow"]
 
@@ -80,8 +80,8 @@ class Workflow(BaseModel):
         return ConfigError(f"workflow file '{self.file}': key '{key}': {text}")
 
     def build_method(self) -> Any:
-        """The method value (:func:`assimilate.methods.build_method`); errors name the key."""
-        from assimilate.methods import build_method
+        """The method value (:func:`assimilate.da.methods.build_method`); errors name the key."""
+        from assimilate.da.methods import build_method
 
         settings = dict(self.settings)
         if self.controller is not None and self.method == "controller":

@@ -43,8 +43,8 @@ import xarray as xr
 from assimilate.diagnostics import calendar, onepass, sketch, tails
 from assimilate.diagnostics.series import extreme_values
 from assimilate.diagnostics.trend import MIN_TREND_BLOCKS
-from pde.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 from pde.descriptor import Descriptor, find, series_names
+from pde.io.cluster import DEFAULT_SCHEDULER_TIMEOUT, dask_client
 
 __all__ = [
     "DEFAULT_PROBABILITIES",
@@ -87,8 +87,8 @@ class Layout:
 def open_data(path: str | Path) -> xr.Dataset:
     """Open a Zarr store or NetCDF file lazily (Dask-backed); our trajectory stores are
     validated and only their finished trajectories are used."""
-    from pde.errors import IntegrityError
-    from pde.store import open_store, open_trajectories
+    from pde.io.errors import IntegrityError
+    from pde.io.store import open_store, open_trajectories
 
     path = Path(path)
     if not path.exists():

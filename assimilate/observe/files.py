@@ -38,7 +38,7 @@ import xarray as xr
 from assimilate.observe.operator import TRANSFORMS, Operator, check_grid
 from assimilate.observe.times import Calendar, model_times
 from pde.config import MAX_COUNT
-from pde.errors import ConfigError
+from pde.io.errors import ConfigError
 
 __all__ = ["ERROR_STD_RANGE", "MAX_STEPS", "MAX_VALUE", "ObservationError", "Observations",
            "ObservationsAt", "load_observations", "model_grid", "open_observation_file"]
@@ -329,7 +329,7 @@ def model_grid(store: xr.Dataset) -> dict[str, Any]:
     """The grid keywords of :func:`load_observations` for a trajectory store's dataset:
     ``space``, ``coordinates``, ``time0``, ``interval`` and ``domain_lengths`` (uniform
     periodic grids: ``n * spacing`` per dim)."""
-    from pde.store import field_variable
+    from pde.io.store import field_variable
 
     field = store[field_variable(store)]
     dims = field.dims[2:]  # after (trajectory, time)
@@ -348,7 +348,7 @@ def open_observation_file(path: str | Path) -> xr.Dataset:
     if not path.exists():
         raise ObservationError(f"observation file '{path}' does not exist")
     if path.is_dir():
-        from pde.store import open_store
+        from pde.io.store import open_store
 
         return open_store(path).load()
     if path.suffix.lower() not in NETCDF_SUFFIXES:

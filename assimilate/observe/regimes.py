@@ -18,7 +18,7 @@ Keys of a regime:
 
 Every key is checked when the file is read (unknown keys, impossible values); what depends
 on the grid (a stride larger than it) when the operator is built. Errors are one line
-naming the file and the key (:class:`pde.errors.ConfigError`).
+naming the file and the key (:class:`pde.io.errors.ConfigError`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from assimilate.observe.saturating import saturating
 from assimilate.observe.stations import stations
 from assimilate.observe.strided import strided
 from pde.config import MAX_COUNT, MAX_SEED, read_yaml
-from pde.errors import ConfigError
+from pde.io.errors import ConfigError
 
 __all__ = ["DEFAULT_REGIMES", "Regime", "load_regime", "regime_names"]
 

@@ -31,10 +31,10 @@ import xarray as xr
 from assimilate.observe.files import SPACE_DIMS, model_grid
 from assimilate.observe.operator import Operator
 from assimilate.observe.regimes import Regime, load_regime
-from pde.errors import ConfigError
-from pde.output import claim
-from pde.progress import tqdm
-from pde.store import field_variable, open_trajectories, simulator_section, write_zarr
+from pde.io.errors import ConfigError
+from pde.io.output import claim
+from pde.io.progress import tqdm
+from pde.io.store import field_variable, open_trajectories, simulator_section, write_zarr
 
 __all__ = ["observe", "select_trajectories", "summary"]
 

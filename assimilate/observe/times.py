@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pde.errors import ConfigError
+from pde.io.errors import ConfigError
 
 __all__ = ["CALENDAR_HINT", "Calendar", "model_times"]
 

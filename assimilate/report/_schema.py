@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pde.store import open_store
+from pde.io.store import open_store
 
 __all__ = [
     "SCHEMA",

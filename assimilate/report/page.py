@@ -2,7 +2,7 @@
 
 The page embeds every figure as a base64 PNG and carries its own CSS, so it opens offline and
 can be mailed as one file. Text from the Datasets is escaped with ``html.escape``. Both files
-go through the guarded write path (:mod:`pde.output`): checked and locked before any work,
+go through the guarded write path (:mod:`pde.io.output`): checked and locked before any work,
 written to a temporary sibling, then renamed.
 """
 
@@ -26,7 +26,7 @@ from assimilate.report import tables
 from assimilate.report._schema import Source, load
 from assimilate.report.figures import Panel, panels
 from assimilate.report.point_maps import point_maps
-from pde.output import Output, OutputError, claim
+from pde.io.output import Output, OutputError, claim
 
 __all__ = ["render"]
 

@@ -1,0 +1,322 @@
+"""The data-assimilation contract: one function runs every method.
+
+    assimilate(method, observations, *, initial, config, ...) -> xr.Dataset
+
+A *method* is a frozen value whose fields are its hyper-parameters (one class per file in
+:mod:`assimilate.da.methods`; build one from a name and ``key=value`` strings with
+:func:`assimilate.da.methods.build_method`). Every method is the same sequential loop over
+the model's time axis, from the first background at step 0 to the last observed step:
+
+    for step in 1..n_steps:
+        prior    = model.advance(history, control=method.guide(observed, problem))
+        analysis = method.analyse(prior, observed, problem)     # observed steps only
+
+so methods differ only in their two hooks: ``guide`` steers the forecaster's sampler
+(likelihood guidance; the controller, which also steers unobserved steps from its preview
+of the observations ahead), ``analyse`` updates the ensemble afterwards
+(filters, nudging, optimal interpolation). Independent problems (test trajectories) and
+members advance together in one batch.
+
+The result has dims ``(trajectory, member, time, *space)``: the field variable holds the
+analysis (the prior where nothing was observed) and ``<variable>_background`` the prior.
+Attributes record the method and every hyper-parameter, the regime, the model, the
+counted denoiser evaluations (NFE), the wall time and the package version, stamped here
+and nowhere else. With ``truth``, :func:`score` adds DAPPER's ``rmse.a`` / ``rmse.f``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import jax
+import numpy as np
+import xarray as xr
+
+from assimilate.da.climatology import Climatology
+from assimilate.da.dynamics import Model, SimulatorModel
+from assimilate.observe import Observations
+from pde.io.progress import tqdm
+from pde.io.threads import in_effect as threads_in_effect
+
+if TYPE_CHECKING:  # torch loads only for methods on the forecaster
+    from assimilate.models.forecaster import Control, Forecaster
+
+__all__ = ["ANALYSIS_SCHEMA", "Method", "Observed", "Problem", "assimilate", "score"]
+
+ANALYSIS_SCHEMA = "assimilate.analysis/1"
+
+
+@dataclass(frozen=True)
+class Observed:
+    """The observations of one step for every problem: ``values`` and ``mask``
+    ``(trajectory, n)``, ``error_std`` ``(n,)``, ``operator`` an observation operator."""
+
+    step: int
+    operator: Any
+    values: np.ndarray
+    error_std: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass
+class Problem:
+    """What a method may use besides the observations."""
+
+    model: Model | None
+    climatology: Climatology
+    coordinates: dict[str, np.ndarray]
+    lengths: tuple[float, ...]
+    """Periodic domain length along each spatial dim."""
+    n_members: int
+    rng: np.random.Generator
+    key: jax.Array
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What a method computes once per run (a covariance, a jitted function)."""
+    observations: Observations | None = None
+    """Every observation of the run, for a method that previews the next ones (the
+    controller reads a window of ``Λ`` steps ahead and nothing beyond it)."""
+
+    def next_key(self) -> jax.Array:
+        self.key, key = jax.random.split(self.key)
+        return key
+
+    @property
+    def space(self) -> tuple[int, ...]:
+        return tuple(len(values) for values in self.coordinates.values())
+
+
+class Method:
+    """Base of every method: a frozen dataclass of hyper-parameters plus two hooks."""
+
+    name: ClassVar[str]
+    model: str = "forecaster"
+    """``"forecaster"``, ``"simulator"`` or ``"none"`` (no dynamics)."""
+    uses_observations: ClassVar[bool] = True
+    """False for the references that ignore them (their analysis is the same in every
+    regime, so the harness computes it once)."""
+    guides_every_step: ClassVar[bool] = False
+    """True for a method whose ``guide`` also steers unobserved steps (it previews the
+    observations ahead); ``observed`` then holds no observation at those steps."""
+
+    def guide(self, observed: Observed, problem: Problem) -> Control | None:
+        """A per-step sampler control for the forecaster, or None."""
+        return None
+
+    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
+        """The analysis ``(trajectory, member, *space)`` from the prior of the same shape."""
+        return prior
+
+    def parameters(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _model(method: Method, config, forecaster: Forecaster | None, seed: int) -> Model | None:
+    if method.model == "none":
+        return None
+    if method.model == "simulator":
+        return SimulatorModel(config.simulator.build())
+    if forecaster is None:
+        raise ValueError(f"method '{method.name}' with model=forecaster needs a forecaster "
+                         f"checkpoint (--forecaster CKPT), or set model=simulator")
+    from assimilate.models.forecaster import ForecasterModel
+
+    return ForecasterModel(forecaster, seed=seed)
+
+
+def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: int,
+                n_members: int, rng: np.random.Generator) -> np.ndarray:
+    """First background ``(trajectory, member, *space)``: given, or drawn from climatology."""
+    space = climatology.space
+    if initial is None:
+        return climatology.draw(rng, (n_traj, n_members))
+    initial = np.asarray(initial, dtype=np.float32)
+    if initial.shape == space:
+        initial = initial[None]
+    if initial.shape[-len(space):] != space or initial.ndim not in (len(space) + 1,
+                                                                    len(space) + 2):
+        raise ValueError(f"the first background must be a state {space}, an ensemble "
+                         f"(member, *{space}) or (trajectory, member, *{space}); got "
+                         f"{initial.shape}")
+    if initial.ndim == len(space) + 1:
+        initial = np.broadcast_to(initial[None], (n_traj, *initial.shape))
+    if initial.shape[0] != n_traj:
+        raise ValueError(f"the first background holds {initial.shape[0]} trajectories, the "
+                         f"observations {n_traj}")
+    if not np.isfinite(initial).all():
+        raise ValueError("the first background holds non-finite values")
+    if initial.shape[1] > n_members:  # a larger ensemble: a subset of distinct members
+        initial = initial[:, np.sort(rng.choice(initial.shape[1], n_members, replace=False))]
+    elif initial.shape[1] < n_members:  # one state (or too few): members repeat them
+        initial = initial[:, rng.integers(0, initial.shape[1], n_members)]
+    return np.ascontiguousarray(initial)
+
+
+def _loop(method: Method, observations: Observations, background: np.ndarray,
+          problem: Problem, n_steps: int, progress: bool,
+          on_divergence: str = "raise") -> tuple[np.ndarray, np.ndarray]:
+    """``(analysis, background)`` states ``(trajectory, member, n_steps + 1, *space)``."""
+    n_traj, n_members, space = background.shape[0], background.shape[1], background.shape[2:]
+    model = problem.model
+    k = 1 if model is None else model.history
+    history = np.repeat(background[:, :, None], k, axis=2).reshape(-1, k, *space)
+    observed_steps = {int(step) for step in observations.steps}
+    start = background
+    if 0 in observed_steps:  # observations at the initial time analyse the first guess
+        start = method.analyse(background, _observed(observations, 0), problem)
+        history = np.repeat(start[:, :, None], k, axis=2).reshape(-1, k, *space)
+    analyses, priors = [start], [background]
+    for step in tqdm(range(1, n_steps + 1), disable=not progress, unit="step",
+                     desc=f"assimilate {method.name}"):
+        observed = _observed(observations, step) if step in observed_steps else None
+        control = None
+        if model is not None and (observed is not None or method.guides_every_step):
+            control = method.guide(observed or _observed(observations, step), problem)
+        if model is None:
+            prior = problem.climatology.draw(problem.rng, (n_traj, n_members))
+        else:
+            prior = model.advance(history, control).reshape(n_traj, n_members, *space)
+        analysis = prior if observed is None else method.analyse(prior, observed, problem)
+        if not np.isfinite(analysis).all():
+            if on_divergence == "raise":
+                raise FloatingPointError(f"method '{method.name}' produced non-finite states "
+                                         f"at step {step}")
+            lost = np.full((n_steps + 1 - step, *analysis.shape), np.nan, np.float32)
+            analyses.extend(lost)
+            priors.extend(lost)
+            break
+        history = np.concatenate([history[:, 1:], analysis.reshape(-1, 1, *space)], axis=1)
+        analyses.append(analysis)
+        priors.append(prior)
+    return np.stack(analyses, axis=2), np.stack(priors, axis=2)
+
+
+def _observed(observations: Observations, step: int) -> Observed:
+    operator, values, error_std, mask = observations.at(step)
+    return Observed(step, operator, values, error_std, mask)
+
+
+def assimilate(method: Method, observations: Observations, *, initial: np.ndarray | None,
+               config, forecaster: Forecaster | None = None,
+               climatology: Climatology | None = None, n_members: int = 16,
+               n_steps: int | None = None, seed: int = 0, progress: bool = True,
+               on_divergence: Literal["raise", "stop"] = "raise") -> xr.Dataset:
+    """Run ``method`` over the observations' time span; the analysis dataset (module doc).
+
+    ``initial``: the first background, a state ``(*space)``, an ensemble ``(member,
+    *space)`` or one per trajectory ``(trajectory, member, *space)``; None draws members
+    from ``climatology`` (simulated from ``config`` when not given). ``config``: the
+    experiment configuration whose simulator defines the grid and time step. ``n_steps``
+    defaults to the last observed step. A non-finite state raises ``FloatingPointError``,
+    or with ``on_divergence="stop"`` ends the run there, the remaining steps NaN (the
+    harness scores a diverged method as unstable instead of stopping).
+    """
+    simulator = config.simulator.build()
+    if climatology is None:
+        climatology = Climatology.simulate(simulator, seed=seed + 1)
+    coordinates = {name: values for name, values, _ in simulator.coordinates()}
+    lengths = _lengths(coordinates)
+    n_steps = int(max(observations.steps, default=0)) if n_steps is None else n_steps
+    if n_steps < 1:
+        raise ValueError("the observations end at step 0: nothing to assimilate; give the "
+                         "number of steps (n_steps, --steps N)")
+    rng = np.random.default_rng(seed)
+    problem = Problem(None, climatology, coordinates, lengths, n_members, rng,
+                      jax.random.PRNGKey(seed), observations=observations)
+    background = _background(initial, climatology, observations.n_trajectories, n_members, rng)
+    with ExitStack() as stack:
+        problem.model = _model(method, config, forecaster, seed)
+        counter = None
+        if method.model == "forecaster":
+            from assimilate.diffusion import EvaluationCounter
+
+            counter = stack.enter_context(EvaluationCounter(forecaster.model))
+        started = time.perf_counter()
+        analysis, prior = _loop(method, observations, background, problem, n_steps, progress,
+                                on_divergence)
+        seconds = time.perf_counter() - started
+    return _dataset(method, observations, analysis, prior, config, simulator, coordinates,
+                    climatology, seconds, 0 if counter is None else counter.calls, seed)
+
+
+def _trajectories(observations: Observations) -> np.ndarray:
+    ds = observations.dataset
+    if "trajectory" in ds.coords:
+        return np.asarray(ds["trajectory"].values)
+    return np.arange(observations.n_trajectories)
+
+
+def _lengths(coordinates: dict[str, np.ndarray]) -> tuple[float, ...]:
+    """Periodic lengths of uniform grids: ``n * spacing``."""
+    return tuple(float(len(values) * (values[1] - values[0])) for values in coordinates.values())
+
+
+def _dataset(method, observations, analysis, prior, config, simulator, coordinates,
+             climatology, seconds, nfe, seed) -> xr.Dataset:
+    variable = simulator.variable
+    n_steps = analysis.shape[2] - 1
+    dims = ("trajectory", "member", "time", *coordinates)
+    times = observations.time0 + np.arange(n_steps + 1) * simulator.interval
+    ds = xr.Dataset(
+        {variable: (dims, analysis, {"long_name": "analysis"}),
+         f"{variable}_background": (dims, prior, {"long_name": "background (prior)"})},
+        coords={"trajectory": _trajectories(observations), "member": np.arange(analysis.shape[1]),
+                "time": ("time", times, {"units": "1"}),
+                **{name: (name, values, {"units": "1"}) for name, values in coordinates.items()}},
+    )
+    ds.attrs = {
+        "schema": ANALYSIS_SCHEMA,
+        "method": method.name,
+        "parameters": json.dumps(method.parameters()),
+        "model": method.model,
+        "regime": str(observations.dataset.attrs.get("regime", "user")),
+        "observed_steps": json.dumps([int(s) for s in observations.steps if s <= n_steps]),
+        "observations": str(observations.dataset.attrs.get("source", "in memory")),
+        "pde": config.simulator.pde,
+        "config": config.model_dump_json(),
+        "n_members": int(analysis.shape[1]),
+        "climatology": climatology.source,
+        "climatological_std": climatology.std,
+        "nfe": int(nfe),
+        "nfe_per_step": nfe / n_steps,
+        "wall_time_s": round(seconds, 3),
+        "seconds_per_step": seconds / n_steps,
+        "threads": json.dumps(threads_in_effect()),
+        "seed": seed,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "package_version": metadata.version("assimilate"),
+    }
+    return ds
+
+
+def score(analysis: xr.Dataset, truth: np.ndarray, *, spin_up: int) -> dict[str, float]:
+    """DAPPER-style scores of an analysis against ``truth`` ``(trajectory, time, *space)``.
+
+    ``rmse.a`` / ``rmse.f``: RMSE of the ensemble mean of the analysis / background at the
+    observed steps after ``spin_up`` steps, averaged over steps and trajectories; ``nrmse``
+    variants divide by the climatological std; ``spread.a`` the ensemble spread.
+    """
+    variable = next(name for name in analysis.data_vars if not name.endswith("_background"))
+    observed = np.array(json.loads(analysis.attrs.get("observed_steps", "[]")), dtype=int)
+    steps = np.arange(analysis.sizes["time"])
+    keep = steps[steps >= spin_up] if observed.size == 0 else observed[observed >= spin_up]
+    std = analysis.attrs["climatological_std"]
+    result = {}
+    for label, name in (("a", variable), ("f", f"{variable}_background")):
+        states = analysis[name].values[:, :, keep]
+        error = states.mean(axis=1) - truth[:, keep]
+        space = tuple(range(2, error.ndim))
+        rmse = float(np.mean(np.sqrt(np.mean(error**2, axis=space))))
+        result[f"rmse.{label}"], result[f"nrmse.{label}"] = rmse, rmse / std
+    members = analysis[variable].values[:, :, keep]
+    if members.shape[1] > 1:
+        variance = members.var(axis=1, ddof=1)  # (trajectory, time, *space)
+        spread = np.sqrt(np.mean(variance, axis=tuple(range(2, variance.ndim))))
+        result["spread.a"] = float(np.mean(spread))
+    return result

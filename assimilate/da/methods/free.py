@@ -1,0 +1,24 @@
+"""``free``: the model's ensemble run from the first background, observations ignored.
+
+The floor every method must beat: whatever skill a method shows beyond this run comes
+from the observations.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic.dataclasses import dataclass
+
+from assimilate.da.contract import Method
+
+__all__ = ["Free"]
+
+
+@dataclass(frozen=True)
+class Free(Method):
+    """No assimilation; ``model``: the dynamics that carry the members."""
+
+    name: ClassVar[str] = "free"
+    uses_observations: ClassVar[bool] = False
+    model: Literal["forecaster", "simulator"] = "forecaster"

@@ -1,0 +1,376 @@
+"""The autoregressive diffusion forecaster (ARDM) and its rollouts.
+
+Q(x_{0:T}) = p(x_0) Π_t q_θ(x_{t+1} | x_{t-k+1..t}): each forecast step runs S denoising
+sub-steps of one conditional diffusion model, whose conditioning channels are the last
+``k`` states ("Control-Augmented Autoregressive Diffusion for Data Assimilation",
+Srivastava et al., arXiv 2510.06637). By default the model denoises the increment
+x_{t+1} − x_t, rescaled to unit variance, which keeps small time steps well resolved.
+
+``rollout`` accepts a ``control`` hook: called with the forecast step and the current
+history, it returns the samplers' per-sub-step ``correction`` — the one place where
+guidance and the data-assimilation controller enter, without a second sampling loop.
+
+    train_forecaster(config, data, out)   # = assimilate train forecaster CONFIG --data --out
+    forecast(checkpoint, init, ...)       # = assimilate forecast CKPT --init STORE ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from torch import nn
+
+from assimilate.config import ConditioningNoise, ExperimentConfig, ForecasterConfig
+from assimilate.da.dynamics import Model
+from assimilate.diffusion import Correction, EvaluationCounter
+from assimilate.models.augment import perturb_history
+from assimilate.models.core import (
+    build_model,
+    checkpoint_metadata,
+    checkpoint_simulator,
+    loss_function,
+    prior_draw,
+    sample_from,
+    training_field,
+)
+from assimilate.training.batches import (
+    DEFAULT_MEMORY_LIMIT,
+    Normalisation,
+    WindowSampler,
+    split_trajectories,
+)
+from assimilate.training.loop import claim_checkpoint, fit, load_checkpoint, select_device
+from pde.io import threads
+from pde.io.output import claim
+from pde.io.progress import tqdm
+from pde.io.store import open_trajectories, require_physics, write_zarr
+
+__all__ = ["Control", "Forecaster", "ForecasterModel", "forecast", "load_forecaster",
+           "open_matching", "rollout", "rollout_tensor", "train_forecaster", "training_pair"]
+
+FORECAST_SCHEMA = "assimilate.models.forecaster/1"
+# (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
+Control = Callable[[int, torch.Tensor], Correction | None]
+_VALIDATION_WINDOWS = 256
+
+
+@dataclasses.dataclass
+class Forecaster:
+    """A trained ARDM with everything needed to run it on physical fields."""
+
+    model: nn.Module
+    config: ExperimentConfig
+    normalisation: Normalisation
+    increment_std: float
+    variable: str
+    coordinates: dict[str, np.ndarray]
+    interval: float
+    checkpoint: str
+    simulator: dict
+    """The simulator section of the store it was trained on: the physics it knows."""
+
+    @property
+    def history(self) -> int:
+        return self.config.forecaster.history
+
+    def state_of(self, history: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+        """Physical next state ``(batch, *space)`` for the sampler's variable ``drawn``
+        ``(batch, 1, *space)`` (the scaled increment or the state), normalised ``history``."""
+        if self.config.forecaster.target == "increment":
+            drawn = history[:, -1:] + self.increment_std * drawn
+        return self.normalisation.denormalise(drawn[:, 0])
+
+    def step(self, history: torch.Tensor, generator: torch.Generator, *,
+             correction: Correction | None = None, sub_steps: int | None = None) -> torch.Tensor:
+        """Next normalised state ``(batch, 1, *space)`` from a normalised history ``(batch, k, *space)``."""
+        return self.step_from(self.prior(history, generator), history, correction=correction,
+                              sub_steps=sub_steps, generator=generator)
+
+    def prior(self, history: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The sampler's starting draw ``(batch, 1, *space)`` for one forecast step."""
+        shape = (history.shape[0], 1, *history.shape[2:])
+        return prior_draw(self.model, self.config.forecaster, shape, generator)
+
+    def step_from(self, noise: torch.Tensor, history: torch.Tensor, *,
+                  correction: Correction | None = None, sub_steps: int | None = None,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+        """:meth:`step` from a given prior draw: with a deterministic sampler a pure
+        function of ``(noise, history)``, so it can be recomputed (gradient checkpointing)."""
+        settings = self.config.forecaster
+        drawn = sample_from(self.model, settings, noise, cond=history, correction=correction,
+                            sub_steps=sub_steps, generator=generator)
+        if settings.target == "increment":
+            return history[:, -1:] + self.increment_std * drawn
+        return drawn
+
+
+def _increment_std(field: xr.DataArray, normalisation: Normalisation,
+                   noise: ConditioningNoise) -> float:
+    """Std of the training targets x_{t+1} − x̃_t in normalised units.
+
+    Clean increments are Dask-reduced over the training set; the conditioning noise adds
+    its mean variance, ``probability · amplitude² / 3`` (a ~ U(0, amplitude)), so that the
+    targets keep unit variance, as the denoiser's ``sigma_data`` assumes.
+    """
+    increments = field.astype(np.float64).diff("time") / normalisation.std
+    std = float(increments.std().compute())
+    if not np.isfinite(std) or std <= 0:
+        raise ValueError(f"field '{field.name}' does not change in time (increment std {std})")
+    return float(np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3))
+
+
+def training_pair(window: torch.Tensor, settings: ForecasterConfig, increment_std: float,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target, history)`` of normalised windows ``(batch, k + 1, *space)``.
+
+    With a ``generator`` the history may be perturbed (``settings.conditioning_noise``); the
+    target is always the clean next state, so an increment target is measured from the
+    perturbed last state: the skip ``x̃_t + δ`` must land on the clean ``x_{t+1}``.
+    """
+    k = settings.history
+    history, following = window[:, :k], window[:, k:]
+    if generator is not None:
+        history = perturb_history(history, settings.conditioning_noise, generator)
+    if settings.target == "increment":
+        following = (following - history[:, -1:]) / increment_std
+    return following, history
+
+
+def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path, *,
+                     steps: int | None = None, nu: float | None = None,
+                     progress: bool = True, memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                     allow_other_data: bool = False) -> Path:
+    """Train the forecaster of ``config`` on the store ``data``; checkpoint at ``out``.
+
+    ``steps`` and ``nu`` override ``forecaster.training.steps`` and ``forecaster.nu``.
+
+    Stores larger than ``memory_limit`` bytes are read lazily by background threads. A
+    rerun resumes from ``out``; on another store only with ``allow_other_data``.
+    """
+    config = config.with_changes("forecaster", **{"training.steps": steps, "nu": nu})
+    with claim_checkpoint(out, inputs=[data]) as output:
+        return _train(config, data, output, progress=progress, memory_limit=memory_limit,
+                      allow_other_data=allow_other_data)
+
+
+def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool,
+           memory_limit: int, allow_other_data: bool) -> Path:
+    settings = config.forecaster
+    ds, field = training_field(config, data)
+    train, validation = split_trajectories(field.sizes["trajectory"])
+    normalisation = Normalisation.of(field.isel(trajectory=train))
+    increment_std = (_increment_std(field.isel(trajectory=train), normalisation,
+                                    settings.conditioning_noise)
+                     if settings.target == "increment" else 1.0)
+    k = settings.history
+    windows = WindowSampler(field, train, normalisation, window=k + 1,
+                            memory_limit=memory_limit)
+    device = select_device()
+
+    def split(window: torch.Tensor, generator: torch.Generator | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        return training_pair(window.to(device), settings, increment_std, generator)
+
+    validation_fn = None
+    if len(validation):
+        held_out = WindowSampler(field, validation, normalisation, window=k + 1)
+        fixed = split(held_out(_VALIDATION_WINDOWS, torch.Generator().manual_seed(0)))
+
+        def validation_fn(ema: nn.Module) -> float:
+            generator = torch.Generator(device=device).manual_seed(1)
+            with torch.no_grad():
+                return float(loss_function(settings.family)(ema, fixed, generator).mean())
+
+    torch.manual_seed(settings.training.seed)
+    model = build_model(settings, dims=field.ndim - 2, cond_channels=k)
+    meta = checkpoint_metadata(
+        "forecaster", config, ds, field, normalisation, data,
+        increment_std=torch.tensor(increment_std, dtype=torch.float64),
+        interval=torch.tensor(float(ds.attrs["interval"]), dtype=torch.float64))
+    training = settings.training
+    with windows.loader(training.batch_size, training.seed, stop=training.steps) as batch:
+        return fit(model, loss_function(settings.family),
+                   lambda step, generator: split(batch(step), generator), training, output,
+                   metadata=meta, validation_fn=validation_fn, progress=progress,
+                   allow_other_data=allow_other_data)
+
+
+def load_forecaster(checkpoint: str | Path) -> Forecaster:
+    """The forecaster (EMA weights, on the selected device) stored at ``checkpoint``."""
+    threads.configure()  # torch's pools, before the first forecast step (pde.io.threads)
+    payload = load_checkpoint(checkpoint, kind="forecaster")
+    config = ExperimentConfig.model_validate_json(payload["config"])
+    coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}
+    model = build_model(config.forecaster, dims=len(coordinates),
+                        cond_channels=config.forecaster.history)
+    model.load_state_dict(payload["ema"])
+    model.eval().requires_grad_(False).to(select_device())
+    return Forecaster(model, config, Normalisation.from_state(payload["normalisation"]),
+                      float(payload["increment_std"]), payload["variable"], coordinates,
+                      float(payload["interval"]), str(Path(checkpoint).resolve()),
+                      checkpoint_simulator(payload, config))
+
+
+def open_matching(forecaster: Forecaster, path: str | Path) -> xr.Dataset:
+    """The trajectory store ``path``, refused unless its physics are the forecaster's."""
+    ds = open_trajectories(path, pde=forecaster.config.simulator.pde)
+    require_physics(ds, forecaster.simulator, path=path,
+                    what=f"the forecaster '{forecaster.checkpoint}' was trained on")
+    return ds
+
+
+def rollout_tensor(forecaster: Forecaster, history: torch.Tensor, n_steps: int,
+                   generator: torch.Generator, *, control: Control | None = None,
+                   sub_steps: int | None = None, progress: bool = False) -> torch.Tensor:
+    """Normalised forecast ``(batch, n_steps, *space)`` from a normalised history ``(batch, k, *space)``."""
+    states = []
+    for step in tqdm(range(n_steps), disable=not progress, unit="step", desc="forecast"):
+        correction = None if control is None else control(step, history)
+        following = forecaster.step(history, generator, correction=correction,
+                                    sub_steps=sub_steps)
+        states.append(following[:, 0])
+        history = torch.cat([history[:, 1:], following], dim=1)
+    return torch.stack(states, dim=1)
+
+
+def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
+            n_members: int = 1, sub_steps: int | None = None, *, seed: int = 0,
+            control: Control | None = None, progress: bool = False) -> xr.Dataset:
+    """An ensemble forecast from physical ``initial_states`` ``(k, *space)``.
+
+    Returns a Dataset with ``variable`` of dims ``(member, time, *space)``; ``time`` runs
+    over lead times ``0, interval, ..., n_steps * interval`` (lead 0 is the last initial
+    state). Members differ only in the diffusion noise; they are batched together.
+    """
+    threads.configure()
+    k = forecaster.history
+    initial = np.array(initial_states, dtype=np.float32)  # a writable copy
+    space = tuple(len(values) for values in forecaster.coordinates.values())
+    if initial.shape != (k, *space):
+        raise ValueError(f"initial_states must have shape {(k, *space)} (history, *space), "
+                         f"got {initial.shape}")
+    if n_steps < 1 or n_members < 1:
+        raise ValueError(f"n_steps and n_members must be >= 1, got {n_steps}, {n_members}")
+    device = next(forecaster.model.parameters()).device
+    history = forecaster.normalisation.normalise(torch.from_numpy(initial).double()).float()
+    history = history.to(device).unsqueeze(0).expand(n_members, *history.shape).contiguous()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    started = time.perf_counter()
+    with torch.no_grad(), EvaluationCounter(forecaster.model) as counter:
+        states = rollout_tensor(forecaster, history, n_steps, generator, control=control,
+                                sub_steps=sub_steps, progress=progress)
+    seconds = time.perf_counter() - started
+    states = forecaster.normalisation.denormalise(states.double()).float().cpu().numpy()
+    states = np.concatenate([np.broadcast_to(initial[-1], (n_members, 1, *space)), states], 1)
+    return _forecast_dataset(forecaster, states, sub_steps, seed, seconds, counter.calls)
+
+
+def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int | None,
+                      seed: int, seconds: float, nfe: int) -> xr.Dataset:
+    settings = forecaster.config.forecaster
+    steps = sub_steps or settings.sampling.steps
+    n_members, n_times = states.shape[:2]
+    coords = forecaster.coordinates
+    ds = xr.Dataset(
+        {forecaster.variable: (("member", "time", *coords), states, {"units": "1"})},
+        coords={"member": np.arange(n_members),
+                "time": ("time", np.arange(n_times) * forecaster.interval,
+                         {"units": "1", "long_name": "lead time"}),
+                **{name: (name, values, {"units": "1"}) for name, values in coords.items()}},
+    )
+    ds.attrs = {
+        "schema": FORECAST_SCHEMA,
+        "method": "ardm",
+        "pde": forecaster.config.simulator.pde,
+        "family": settings.family,
+        "nu": "gaussian" if settings.nu is None else settings.nu,
+        "sampler": settings.sampling.sampler,
+        "sub_steps": steps,
+        "nfe": nfe,
+        "seed": seed,
+        "wall_time_s": round(seconds, 3),
+        "threads": json.dumps(threads.in_effect()),
+        "checkpoint": forecaster.checkpoint,
+        "config": forecaster.config.model_dump_json(),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "package_version": metadata.version("assimilate"),
+    }
+    return ds
+
+
+def forecast(checkpoint: str | Path, init: str | Path, *, trajectory: int, time: int,
+             steps: int, members: int, out: str | Path, seed: int = 0,
+             sub_steps: int | None = None, overwrite: bool = False,
+             progress: bool = True) -> Path:
+    """Forecast from state ``time`` of ``trajectory`` in the store ``init``; write ``out``.
+
+    The stored continuation, where the store has it, is saved beside the forecast as
+    ``truth`` (NaN past the end of the trajectory).
+    """
+    with claim(out, kind="directory", inputs=[init, checkpoint], overwrite=overwrite) as output:
+        forecaster = load_forecaster(checkpoint)
+        field = open_matching(forecaster, init)[forecaster.variable]
+        n_traj, n_time = field.shape[:2]
+        k = forecaster.history
+        if not 0 <= trajectory < n_traj:
+            raise ValueError(f"--trajectory {trajectory} outside 0..{n_traj - 1} of '{init}'")
+        if not k - 1 <= time < n_time:
+            raise ValueError(f"--time {time} must lie in {k - 1}..{n_time - 1}: the forecaster "
+                             f"needs {k} stored states up to it")
+        states = field.isel(trajectory=trajectory)
+        initial = states.isel(time=slice(time - k + 1, time + 1)).values
+        ds = rollout(forecaster, initial, steps, members, sub_steps, seed=seed,
+                     progress=progress)
+        truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
+        available = states.isel(time=slice(time, time + steps + 1)).values
+        truth[: len(available)] = available
+        ds["truth"] = (ds[forecaster.variable].dims[1:], truth, {"units": "1"})
+        ds.attrs.update(init_store=str(Path(init).resolve()), init_trajectory=trajectory,
+                        init_time=time)
+        return write_zarr(ds, output)
+
+
+@dataclasses.dataclass
+class ForecasterModel(Model):
+    """The learned forecaster; ``sub_steps`` overrides its sampler's steps."""
+
+    forecaster: Forecaster
+    sub_steps: int | None = None
+    seed: int = 0
+    name: str = "forecaster"
+    generator: torch.Generator = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.device = next(self.forecaster.model.parameters()).device
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.history = self.forecaster.history
+
+    def normalise(self, values: np.ndarray) -> torch.Tensor:
+        norm = self.forecaster.normalisation
+        return norm.normalise(torch.from_numpy(np.asarray(values)).double()).float().to(
+            self.device)
+
+    def denormalise(self, values: torch.Tensor) -> np.ndarray:
+        norm = self.forecaster.normalisation
+        return norm.denormalise(values.detach().double()).float().cpu().numpy()
+
+    def state_of(self, history: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
+        """See :meth:`assimilate.models.forecaster.Forecaster.state_of`."""
+        return self.forecaster.state_of(history, drawn)
+
+    def advance(self, history: np.ndarray, control: Control | None = None) -> np.ndarray:
+        normalised = self.normalise(history)
+        correction = None if control is None else control(0, normalised)
+        with torch.no_grad():
+            following = self.forecaster.step(normalised, self.generator, correction=correction,
+                                             sub_steps=self.sub_steps)
+        return self.denormalise(following[:, 0])
