@@ -137,31 +137,25 @@ def _covariate(spec: str):
 
 
 def _diagnose(args: argparse.Namespace) -> None:
-    from assimilate.diagnostics.diagnose import diagnose, open_data, summary
-    from pde.io.output import claim
-    from pde.io.store import write_zarr
+    from assimilate.diagnostics import ComputeSettings, DiagnoseSettings, diagnose, summary
 
-    compared = {}
+    compare = {}
     for item in args.compare:
         label, _, path = item.rpartition("=") if "=" in item else (Path(item).stem, "", item)
-        compared[label] = path
-    inputs = [args.store, *compared.values()]
-    with claim(args.out, kind="directory", inputs=inputs, overwrite=args.overwrite) as output:
-        compare = {label: open_data(path) for label, path in compared.items()}
-        dims = args.dims.split(",") if args.dims is not None else None
-        covariate = _covariate(args.covariate) if args.covariate else None
-        result = diagnose(open_data(args.store), args.var, dims=dims, thresholds=args.threshold,
-                          series=args.series, pot_quantile=args.pot_quantile,
-                          run_length=args.run_length, block_steps=args.block_steps,
-                          block=args.block, return_periods=args.return_periods,
-                          floor=args.floor, trend=args.trend or covariate is not None,
-                          covariate=covariate, trend_at=args.trend_at,
-                          per_point=args.per_point,
-                          compare=compare, label=args.label or Path(args.store).stem,
-                          source=str(args.store), workers=args.workers,
-                          scheduler=args.scheduler, scheduler_timeout=args.scheduler_timeout,
-                          progress=not args.quiet)
-        write_zarr(result, output)
+        compare[label] = path
+    covariate = _covariate(args.covariate) if args.covariate else None
+    settings = DiagnoseSettings(
+        variable=args.var, dims=args.dims.split(",") if args.dims is not None else None,
+        thresholds=tuple(args.threshold), series=args.series, floor=args.floor,
+        pot_quantile=args.pot_quantile, run_length=args.run_length,
+        block_steps=args.block_steps, block=args.block, return_periods=args.return_periods,
+        trend=args.trend or covariate is not None, trend_at=args.trend_at,
+        per_point=args.per_point)
+    compute = ComputeSettings(args.workers, args.scheduler, args.scheduler_timeout,
+                              progress=not args.quiet)
+    result = diagnose(args.store, settings, compare=compare, covariate=covariate,
+                      label=args.label or "", out=args.out, overwrite=args.overwrite,
+                      compute=compute)
     print(summary(result))
     print(f"wrote {args.out}")
 

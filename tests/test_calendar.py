@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 from scipy import stats
 
-from assimilate.diagnostics import calendar, diagnose, extremes, summary
+from assimilate.diagnostics import DiagnoseSettings, calendar, diagnose, extremes, summary
 
 GEV = {"shape": 0.1, "location": 30.0, "scale": 5.0}
 
@@ -67,7 +67,7 @@ def test_calendar_maxima_recover_a_known_gev_at_the_stated_rate() -> None:
 
 
 def test_return_periods_in_years_equal_the_analytic_quantiles() -> None:
-    diag = diagnose(daily_record(50, seed=1), pot_quantile=0.99)
+    diag = diagnose(daily_record(50, seed=1), DiagnoseSettings(pot_quantile=0.99))
     assert diag.attrs["time_units"] == "years" and diag.attrs["block"] == "year"
     assert list(diag["return_period"].values) == [2, 5, 10, 20, 50, 100]
     shape, location, scale = (float(diag[f"gev_{k}"].sel(interval="estimate"))
@@ -85,7 +85,7 @@ def test_season_and_month_blocks_count_blocks_per_year() -> None:
     for block, per_year in (("season", 4), ("month", 12)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # short record: the fits may warn
-            diag = diagnose(record, block=block, return_periods=[1, 10])
+            diag = diagnose(record, DiagnoseSettings(block=block, return_periods=[1, 10]))
         assert diag.attrs["block"] == block
         assert diag.attrs["block_length"] == pytest.approx(1 / per_year)
         assert diag["block_maximum"].size >= 10 * per_year - 1
@@ -97,7 +97,7 @@ def test_a_zero_inflated_record_has_exact_zero_quantiles() -> None:
     wet = rng.random(time.size) < 0.3
     rain = np.where(wet, rng.gamma(0.7, 8.0, time.size), 0.0).astype(np.float32)
     record = xr.DataArray(rain, dims="time", coords={"time": time}, name="pr")
-    diag = diagnose(record, return_periods=[1, 2])
+    diag = diagnose(record, DiagnoseSettings(return_periods=[1, 2]))
     quantiles = diag["quantile"].sel(probability=[0.01, 0.5]).values
     assert (quantiles == 0.0).all()  # exactly zero, not a denormal of the sketch's bin
     assert float(diag["atom"][0]) == 0.0
@@ -109,7 +109,7 @@ def test_a_zero_inflated_record_has_exact_zero_quantiles() -> None:
     widths = diag["bin_right"].values - diag["bin_left"].values
     assert float((diag["histogram_density"] * widths).sum()) == pytest.approx(np.mean(rain > 0),
                                                                               rel=1e-6)
-    floored = diagnose(record, floor=1.0, return_periods=[1, 2])
+    floored = diagnose(record, DiagnoseSettings(floor=1.0, return_periods=[1, 2]))
     assert float(floored["below_floor_fraction"]) == pytest.approx(np.mean(rain < 1.0))
     assert float(floored["count"]) == np.sum(rain >= 1.0)
     np.testing.assert_allclose(floored["quantile"].sel(probability=0.5),
@@ -119,7 +119,7 @@ def test_a_zero_inflated_record_has_exact_zero_quantiles() -> None:
 
 def test_a_known_linear_trend_in_location_is_recovered() -> None:
     record = daily_record(60, seed=5, trend=0.2)
-    diag = diagnose(record, trend=True, trend_at=2030.0, pot_quantile=0.99)
+    diag = diagnose(record, DiagnoseSettings(trend=True, trend_at=2030.0, pot_quantile=0.99))
     _, lower, upper = diag["trend_gev_trend"].values
     assert lower < 0.2 < upper and lower > 0
     assert float(diag["trend_p_value"]) < 0.01
@@ -135,7 +135,7 @@ def test_a_covariate_series_drives_the_trend() -> None:
     record = daily_record(40, seed=6, trend=0.15)
     warming = xr.DataArray(np.linspace(0.0, 1.0, record.sizes["time"]), dims="time",
                            coords={"time": record["time"]}, name="gmst")
-    diag = diagnose(record, trend=True, covariate=warming, pot_quantile=0.99)
+    diag = diagnose(record, DiagnoseSettings(trend=True, pot_quantile=0.99), covariate=warming)
     assert diag.attrs["trend_covariate"] == "gmst"
     # 0.15 per year over 39 years is 5.85 per unit of a covariate rising 1 over the record
     _, lower, upper = diag["trend_gev_trend"].values
@@ -159,7 +159,7 @@ def test_bad_records_get_named_errors(change: str, message: str) -> None:
     else:
         options["trend"] = True
     with pytest.raises(ValueError, match=message):
-        diagnose(record, source="station.nc", **options)
+        diagnose(record, DiagnoseSettings(**options), source="station.nc")
 
 
 def test_the_cli_speaks_years_and_wet_days(tmp_path) -> None:
@@ -182,4 +182,4 @@ def test_a_calendar_block_on_plain_time_is_refused_before_any_work() -> None:
     plain = xr.DataArray(np.random.default_rng(9).normal(size=400), dims="time",
                          coords={"time": np.arange(400.0)}, name="u")
     with pytest.raises(ValueError, match="needs a calendar .* give --block-steps"):
-        diagnose(plain, block="year", source="run.zarr")
+        diagnose(plain, DiagnoseSettings(block="year"), source="run.zarr")

@@ -12,7 +12,9 @@ import scoringrules
 import xarray as xr
 from scipy import stats
 
-from assimilate.diagnostics.diagnose import diagnose, layout, open_data, statistics, summary
+from assimilate.diagnostics import DiagnoseSettings, diagnose, open_data, summary
+from assimilate.diagnostics.layout import layout
+from assimilate.diagnostics.onepass import PassSettings, statistics
 from assimilate.diagnostics.sketch import bin_edges, chunk_counts, sketch_quantiles
 from pde import kolmogorov
 
@@ -53,7 +55,7 @@ def test_one_pass_statistics_equal_numpy_and_read_each_chunk_once() -> None:
     counted = field_2d().copy(data=da.map_blocks(load, field_2d().data, dtype=np.float64))
     field, lay = layout(counted)
     thresholds = [1.0, 3.0]
-    lazy = statistics(field, lay, thresholds, 2.0, shift=1.0)
+    lazy = statistics(field, lay, PassSettings(tuple(thresholds), 2.0, shift=1.0))
     assert reads == [], "statistics() computes nothing until asked"
     c = lazy.compute()
     n_chunks = int(np.prod(counted.data.numblocks))
@@ -72,7 +74,7 @@ def test_diagnose_matches_scipy_and_numpy_on_the_same_data() -> None:
     field = field_2d()
     values = field.values.ravel()
     with pytest.warns(UserWarning, match="no G"):  # 3 x 40 steps: too few peaks to fit
-        diag = diagnose(field.to_dataset(), thresholds=[2.5])
+        diag = diagnose(field.to_dataset(), DiagnoseSettings(thresholds=[2.5]))
     assert float(diag["mean"]) == pytest.approx(values.mean(), rel=1e-12)
     assert float(diag["variance"]) == pytest.approx(values.var(), rel=1e-10)
     assert float(diag["skewness"]) == pytest.approx(stats.skew(values), rel=1e-9)
@@ -88,14 +90,14 @@ def test_diagnose_matches_scipy_and_numpy_on_the_same_data() -> None:
     assert diag.attrs["space_dims"] == '["y", "x"]'
     assert diag.attrs["realisation_dims"] == '["trajectory"]'
     with pytest.warns(UserWarning, match="no G"):
-        in_memory = diagnose(field.load().to_dataset(), thresholds=[2.5])
+        in_memory = diagnose(field.load().to_dataset(), DiagnoseSettings(thresholds=[2.5]))
     xr.testing.assert_allclose(in_memory.drop_attrs(), diag.drop_attrs())
 
 
 def test_kolmogorov_series_equal_the_simulator_definitions() -> None:
     field = field_2d()
     ds = field.to_dataset().assign_attrs(pde="kolmogorov", viscosity=0.025)
-    diag = diagnose(ds, pot_quantile=0.5)
+    diag = diagnose(ds, DiagnoseSettings(pot_quantile=0.5))
     w = field.values
     np.testing.assert_allclose(diag["energy"], kolmogorov.energy(w), rtol=1e-12)
     np.testing.assert_allclose(diag["dissipation"], kolmogorov.dissipation(w, 0.025),
@@ -109,7 +111,7 @@ def test_kuramoto_sivashinsky_series_and_spectrum_are_the_descriptors() -> None:
 
     field = field_2d().isel(y=0).drop_vars("y").rename("u").chunk({"x": 4})  # x chunked too
     diag = diagnose(field.to_dataset().assign_attrs(pde="kuramoto_sivashinsky"),
-                    pot_quantile=0.5)
+                    DiagnoseSettings(pot_quantile=0.5))
     u = field.values
     series = KURAMOTO_SIVASHINSKY.series(u)
     assert {"total_variation", "energy", "energy_spectrum"} <= set(diag.data_vars)
@@ -125,7 +127,7 @@ def test_peaks_over_threshold_of_a_pareto_series_recover_its_shape() -> None:
     series = stats.genpareto.rvs(0.25, size=(4, 2500), random_state=rng)
     data = xr.DataArray(series, dims=("station", "time"), name="rain",
                         coords={"time": np.arange(2500.0)}).chunk({"time": 500})
-    diag = diagnose(data.to_dataset(), pot_quantile=0.95, run_length=1)
+    diag = diagnose(data.to_dataset(), DiagnoseSettings(pot_quantile=0.95, run_length=1))
     _estimate, lower, upper = diag["gpd_shape"].values
     assert lower < 0.25 < upper and upper - lower < 0.5
     assert int(diag["n_clusters"]) > 300 and diag.attrs["extremes_series"] == "rain"
@@ -150,7 +152,7 @@ def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
                       coords={"time": time, "lat": np.linspace(-75, 75, 6),
                               "lon": np.arange(0, 360, 30.0)}).chunk({"time": 100})
     data.to_netcdf(tmp_path / "t2m.nc")
-    diag = diagnose(open_data(tmp_path / "t2m.nc"), pot_quantile=0.9)
+    diag = diagnose(open_data(tmp_path / "t2m.nc"), DiagnoseSettings(pot_quantile=0.9))
     assert diag.attrs["time_units"] == "years" and diag.attrs["units"] == "K"
     assert diag["exceedance_map"].dims == ("lat", "lon")
     assert diag.attrs["extremes_series"] == "spatial_maximum"
@@ -162,7 +164,8 @@ def test_comparison_written_to_zarr_renders(tmp_path) -> None:
     from pde.io.store import write_zarr
 
     truth = field_2d(seed=8)
-    diag = diagnose(truth.to_dataset(), compare={"shifted": truth + 0.5}, pot_quantile=0.5)
+    diag = diagnose(truth.to_dataset(), DiagnoseSettings(pot_quantile=0.5),
+                    compare={"shifted": truth + 0.5})
     write_zarr(diag, tmp_path / "vs.diag.zarr")
     page = render([tmp_path / "vs.diag.zarr"], tmp_path / "vs.html").read_text()
     assert "comparison-table" in page and "shifted" in page
@@ -171,8 +174,8 @@ def test_comparison_written_to_zarr_renders(tmp_path) -> None:
 def test_comparison_scores_and_paired_twcrps() -> None:
     truth = field_2d(seed=4)
     ensemble = xr.concat([truth + 0.1 * i for i in range(4)], "member")
-    diag = diagnose(truth.to_dataset(), compare={"shifted": ensemble, "copy": truth},
-                    pot_quantile=0.5)
+    diag = diagnose(truth.to_dataset(), DiagnoseSettings(pot_quantile=0.5),
+                    compare={"shifted": ensemble, "copy": truth})
     assert list(diag["compared"].values) == ["shifted", "copy"]
     copy = diag.sel(compared="copy")
     assert float(copy["kurtosis_ratio"]) == pytest.approx(0.0, abs=1e-12)  # relative error
@@ -196,20 +199,20 @@ def test_bad_input_is_named(tmp_path) -> None:
     with pytest.raises(ValueError, match="2 numeric variables \\(vorticity, other\\).*--var"):
         diagnose(ds)
     with pytest.raises(ValueError, match="no variable 'rain'; its variables are: vorticity"):
-        diagnose(field.to_dataset(), "rain", source="'obs.zarr'")
+        diagnose(field.to_dataset(), DiagnoseSettings(variable="rain"), source="'obs.zarr'")
     with pytest.raises(ValueError, match="lacks the dims \\['lat'\\]"):
-        diagnose(field.to_dataset(), dims=["time", "lat"])
+        diagnose(field.to_dataset(), DiagnoseSettings(dims=["time", "lat"]))
     with pytest.raises(ValueError, match="holds only NaN values"):
         diagnose(xr.full_like(field, np.nan).to_dataset())
     with pytest.warns(UserWarning, match="not below the maximum"):
-        diag = diagnose(field.to_dataset(), pot_quantile=1.0)
+        diag = diagnose(field.to_dataset(), DiagnoseSettings(pot_quantile=1.0))
     assert "not below the maximum" in diag.attrs["pot_note"]
     with pytest.raises(ValueError, match="pot_quantile must lie in \\(0, 1\\], got 1.5"):
-        diagnose(field.to_dataset(), pot_quantile=1.5)
+        diagnose(field.to_dataset(), DiagnoseSettings(pot_quantile=1.5))
     with pytest.raises(ValueError, match="thresholds must be finite"):
-        diagnose(field.to_dataset(), thresholds=[np.nan])
+        diagnose(field.to_dataset(), DiagnoseSettings(thresholds=[np.nan]))
     with pytest.raises(ValueError, match="series must be one of .*got 'energy_spectrum'"):
-        diagnose(field.to_dataset(), series="energy_spectrum")
+        diagnose(field.to_dataset(), DiagnoseSettings(series="energy_spectrum"))
     with pytest.raises(ValueError, match="holds no values .*'trajectory': 0"):
         diagnose(field.isel(trajectory=slice(0, 0)).to_dataset())
     with pytest.raises(FileNotFoundError, match="no data at"):
@@ -264,7 +267,8 @@ def test_emulator_samples_without_time_and_against_a_truth_store() -> None:
     assert diag.attrs["time_dim"] == "" and "no time dimension" in diag.attrs["pot_note"]
     assert diag["temporal_maximum"].dims == ("y", "x") and "spatial_maximum" not in diag
     np.testing.assert_array_equal(diag["temporal_maximum"], samples.values.max(axis=0))
-    scored = diagnose(truth.to_dataset(), compare={"emulator": samples}, pot_quantile=0.5)
+    scored = diagnose(truth.to_dataset(), DiagnoseSettings(pot_quantile=0.5),
+                      compare={"emulator": samples})
     # a Gaussian emulator of a heavy-tailed truth: too few extremes, not a paired ensemble
     assert float(scored["exceedance_ratio"].sel(compared="emulator").isel(tail_quantile=-1)) < 1
     assert np.isnan(float(scored["twcrps"].sel(compared="emulator")))

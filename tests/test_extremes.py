@@ -7,8 +7,6 @@ import pytest
 from scipy import stats
 
 from assimilate.diagnostics.extremes import (
-    _gev_nll,
-    _gpd_nll,
     block_maxima,
     decorrelation_steps,
     fit_gev,
@@ -17,18 +15,19 @@ from assimilate.diagnostics.extremes import (
     gpd_return_levels,
     peaks_over_threshold,
 )
+from assimilate.diagnostics.fitting import gev_negative_log_likelihood, gpd_negative_log_likelihood
 
 
 @pytest.mark.parametrize("shape", [0.3, 1e-9, -0.2])
 def test_likelihoods_equal_scipy_log_densities(shape: float) -> None:
     rng = np.random.default_rng(1)
     y = stats.genpareto.rvs(shape, scale=1.5, size=50, random_state=rng)
-    assert _gpd_nll(y, shape, 1.5) == pytest.approx(
+    assert gpd_negative_log_likelihood(y, shape, 1.5) == pytest.approx(
         -stats.genpareto.logpdf(y, shape, scale=1.5).sum(), rel=1e-9)
     x = stats.genextreme.rvs(-shape, loc=2.0, scale=0.7, size=50, random_state=rng)
-    assert _gev_nll(x, 2.0, 0.7, shape) == pytest.approx(
+    assert gev_negative_log_likelihood(x, 2.0, 0.7, shape) == pytest.approx(
         -stats.genextreme.logpdf(x, -shape, 2.0, 0.7).sum(), rel=1e-9)
-    assert _gpd_nll(y, shape, -1.0) == np.inf
+    assert gpd_negative_log_likelihood(y, shape, -1.0) == np.inf
 
 
 def test_maximum_likelihood_at_least_as_good_as_scipy_fit() -> None:
@@ -38,7 +37,7 @@ def test_maximum_likelihood_at_least_as_good_as_scipy_fit() -> None:
     c, _, scale = stats.genpareto.fit(y, floc=0.0)
     assert fit.estimate("shape") == pytest.approx(c, abs=2e-3)
     assert fit.estimate("scale") == pytest.approx(scale, rel=2e-3)
-    assert fit.negative_log_likelihood <= _gpd_nll(y, c, scale) + 1e-6
+    assert fit.negative_log_likelihood <= gpd_negative_log_likelihood(y, c, scale) + 1e-6
     shape_only = fit_gpd(y, scale_interval=False)  # same fit and shape interval, no scale's
     assert shape_only.parameters["shape"] == pytest.approx(fit.parameters["shape"])
     assert shape_only.estimate("scale") == fit.estimate("scale")
@@ -47,7 +46,7 @@ def test_maximum_likelihood_at_least_as_good_as_scipy_fit() -> None:
     x = stats.genextreme.rvs(-0.15, loc=40.0, scale=5.0, size=300, random_state=rng)
     gev = fit_gev(x)
     c, loc, scale = stats.genextreme.fit(x)
-    assert gev.negative_log_likelihood <= _gev_nll(x, loc, scale, -c) + 1e-6
+    assert gev.negative_log_likelihood <= gev_negative_log_likelihood(x, loc, scale, -c) + 1e-6
     assert gev.estimate("shape") == pytest.approx(-c, abs=5e-3)
     lower, estimate, upper = (gev.parameters["location"][i] for i in (1, 0, 2))
     assert lower < estimate < upper
@@ -157,8 +156,8 @@ def test_bad_samples_get_clear_messages() -> None:
 def test_gev_return_levels_keep_their_estimates_where_no_interval_exists() -> None:
     """At a bounded tail the likelihood is not smooth: the Hessian holds inf and NaN, and
     the delta method has no covariance (once a lost diagnosis: "SVD did not converge")."""
-    from assimilate.diagnostics.extremes import _covariance
+    from assimilate.diagnostics.fitting import covariance
 
     with pytest.warns(UserWarning, match="not smooth"):
-        assert _covariance(np.array([[np.inf, 0.0], [0.0, np.nan]])) is None
-    np.testing.assert_allclose(_covariance(np.diag([4.0, 2.0])), np.diag([0.25, 0.5]))
+        assert covariance(np.array([[np.inf, 0.0], [0.0, np.nan]])) is None
+    np.testing.assert_allclose(covariance(np.diag([4.0, 2.0])), np.diag([0.25, 0.5]))

@@ -12,8 +12,14 @@ import xarray as xr
 from scipy import stats
 
 from assimilate.diagnostics import calendar
-from assimilate.diagnostics.extremes import _gev_nll, _gpd_nll, peaks_over_threshold
-from assimilate.diagnostics.gridded import OUTPUTS, count_unfitted, fit_per_point
+from assimilate.diagnostics.extremes import peaks_over_threshold
+from assimilate.diagnostics.fitting import (
+    gev_negative_log_likelihood,
+    gpd_negative_log_likelihood,
+)
+from assimilate.diagnostics.gridded import count_unfitted, fit_per_point
+from assimilate.diagnostics.pointwise import OUTPUTS
+from assimilate.diagnostics.settings import MapSettings
 
 GEV = {"shape": 0.1, "location": 10.0, "scale": 2.0}  # xi > 0: heavy tail (scipy c = -xi)
 
@@ -51,7 +57,7 @@ def gev_draws(n_years: int, n_points: int, seed: int, members: int = 0) -> xr.Da
 @pytest.fixture(scope="module")
 def daily() -> tuple[xr.DataArray, xr.Dataset]:
     field = daily_field()
-    return field, fit_per_point(field, space=("lat", "lon"), run_length=2).compute()
+    return field, fit_per_point(field, MapSettings(run_length=2), space=("lat", "lon")).compute()
 
 
 def test_fits_equal_scipy_maximum_likelihood_on_the_same_data(daily) -> None:
@@ -63,7 +69,7 @@ def test_fits_equal_scipy_maximum_likelihood_on_the_same_data(daily) -> None:
         maxima = blocks.maxima(x).ravel()
         c, loc, scale = stats.genextreme.fit(maxima)
         ours = [float(point[f"point_gev_{k}"]) for k in ("location", "scale", "shape")]
-        assert _gev_nll(maxima, *ours) <= _gev_nll(maxima, loc, scale, -c) + 1e-6
+        assert gev_negative_log_likelihood(maxima, *ours) <= gev_negative_log_likelihood(maxima, loc, scale, -c) + 1e-6
         np.testing.assert_allclose(ours, [loc, scale, -c], rtol=1e-2, atol=1e-2)
 
         threshold = float(point["point_gpd_threshold"])
@@ -73,7 +79,7 @@ def test_fits_equal_scipy_maximum_likelihood_on_the_same_data(daily) -> None:
         excesses = peaks.values - threshold
         c, _, scale = stats.genpareto.fit(excesses, floc=0.0)
         ours = [float(point["point_gpd_shape"]), float(point["point_gpd_scale"])]
-        assert _gpd_nll(excesses, *ours) <= _gpd_nll(excesses, c, scale) + 1e-6
+        assert gpd_negative_log_likelihood(excesses, *ours) <= gpd_negative_log_likelihood(excesses, c, scale) + 1e-6
         np.testing.assert_allclose(ours, [c, scale], rtol=1e-2, atol=1e-2)
         assert float(point["point_gpd_rate"]) == pytest.approx(peaks.n_clusters / 40, rel=1e-3)
 
@@ -114,7 +120,7 @@ def test_building_the_result_computes_nothing() -> None:
 
     counted = field.copy(data=da.map_blocks(load, field.data, dtype=field.dtype))
     calls.clear()  # map_blocks calls load once on an empty array to learn its output type
-    result = fit_per_point(counted, space=("lat", "lon"), block="season")
+    result = fit_per_point(counted, MapSettings(block="season"), space=("lat", "lon"))
     assert calls == [], "fit_per_point() computes nothing until asked"
     assert all(isinstance(v.data, da.Array) for v in result.data_vars.values())
     computed = result.compute()
@@ -125,8 +131,8 @@ def test_building_the_result_computes_nothing() -> None:
 
 def test_delta_intervals_of_the_20_year_level_cover_the_truth_at_the_stated_rate() -> None:
     field = gev_draws(n_years=100, n_points=300, seed=7)
-    result = fit_per_point(field, space=["point"], block=1, return_periods=[20.0],
-                           confidence=0.9).compute()
+    result = fit_per_point(field, MapSettings(block=1, return_periods=[20.0], confidence=0.9),
+                           space=["point"]).compute()
     assert result["return_period"].attrs["units"] == "years"
     truth = stats.genextreme.isf(1 / 20, -GEV["shape"], GEV["location"], GEV["scale"])
     level = result["point_gev_return_level"].sel(return_period=20.0)
@@ -141,12 +147,13 @@ def test_delta_intervals_of_the_20_year_level_cover_the_truth_at_the_stated_rate
 
 def test_realisations_are_pooled() -> None:
     field = gev_draws(n_years=15, n_points=2, seed=3, members=2)
-    result = fit_per_point(field, space=["point"], block=1, return_periods=[20.0]).compute()
+    result = fit_per_point(field, MapSettings(block=1, return_periods=[20.0]),
+                           space=["point"]).compute()
     assert (result["point_n_blocks"] == 30).all()
     maxima = field.isel(point=0).values.ravel()
     c, loc, scale = stats.genextreme.fit(maxima)
     ours = [float(result[f"point_gev_{k}"][0, 0]) for k in ("location", "scale", "shape")]
-    assert _gev_nll(maxima, *ours) <= _gev_nll(maxima, loc, scale, -c) + 1e-6
+    assert gev_negative_log_likelihood(maxima, *ours) <= gev_negative_log_likelihood(maxima, loc, scale, -c) + 1e-6
 
 
 def test_numeric_time_defaults_and_a_store_round_trip(tmp_path) -> None:
@@ -192,16 +199,16 @@ def test_bad_input_is_named() -> None:
     with pytest.raises(ValueError, match="not strictly increasing"):
         fit_per_point(backwards, space=["point"])
     with pytest.raises(ValueError, match="block of 31 steps is longer than the record"):
-        fit_per_point(field, space=["point"], block=31)
+        fit_per_point(field, MapSettings(block=31), space=["point"])
     with pytest.raises(ValueError, match="not a calendar axis: block must be a whole number"):
-        fit_per_point(field, space=["point"], block="year")
+        fit_per_point(field, MapSettings(block="year"), space=["point"])
     days = daily_field(years=1, ny=1, nx=1).isel(time=slice(0, 100))
     with pytest.raises(ValueError, match="a year block is longer than the record"):
         fit_per_point(days, space=["lat", "lon"])
     with pytest.raises(ValueError, match="block must be one of year, season, month"):
-        fit_per_point(days, space=["lat", "lon"], block="decade")
+        fit_per_point(days, MapSettings(block="decade"), space=["lat", "lon"])
     with pytest.raises(ValueError, match="return_periods must be positive"):
-        fit_per_point(field, space=["point"], block=1, return_periods=[0.0])
+        fit_per_point(field, MapSettings(block=1, return_periods=[0.0]), space=["point"])
 
 
 def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
@@ -213,7 +220,8 @@ def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
     field = daily_field(years=30, ny=2, nx=3, seed=5)
     years = field["time"].dt.year - 1981
     field[{"lat": 1, "lon": 2}] = field.isel(lat=1, lon=2) + 0.3 * years  # 9 K over the record
-    result = fit_per_point(field, space=("lat", "lon"), run_length=2, trend=True).compute()
+    result = fit_per_point(field, MapSettings(run_length=2, trend=True),
+                           space=("lat", "lon")).compute()
     blocks = calendar.blocks(field["time"], "year")
     for lat, lon in [(0, 0), (1, 2)]:
         maxima = blocks.maxima(field.isel(lat=lat, lon=lon).values).ravel()
@@ -225,5 +233,5 @@ def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
                                                                     abs=1e-12)
     assert float(result["point_trend_p_value"].isel(lat=1, lon=2)) < 1e-3
     assert result["point_gev_trend"].attrs["units"] == "K per year"
-    plain = fit_per_point(field, space=("lat", "lon"), run_length=2)
+    plain = fit_per_point(field, MapSettings(run_length=2), space=("lat", "lon"))
     assert "point_gev_trend" not in plain and "point_trend_p_value" not in plain

@@ -134,7 +134,7 @@ def kinds(tmp_path_factory) -> dict[str, Path]:
     one = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 1}}
     simulate(load_config(write_config(root, one)), root / "one.zarr", progress=False)
     with pytest.warns(UserWarning):  # too few extremes in 12 states for the tail fits
-        result = diagnose(open_data(root / "one.zarr"), progress=False)
+        result = diagnose(open_data(root / "one.zarr"))
     write_zarr(result, root / "diag.zarr")
     return {"one-trajectory": root / "one.zarr", "diagnostics": root / "diag.zarr"}
 

@@ -46,10 +46,11 @@ def test_the_readme_commands_render_maps_and_tables(precipitation: Path) -> None
 
 
 def test_dry_days_are_drawn_as_a_point_mass(precipitation: Path, tmp_path: Path) -> None:
-    from assimilate.diagnostics import diagnose, open_data
+    from assimilate.diagnostics import DiagnoseSettings, diagnose, open_data
     from assimilate.report import render
 
-    diag = diagnose(open_data(precipitation).isel(lat=0, lon=0), return_periods=[2, 10])
+    diag = diagnose(open_data(precipitation).isel(lat=0, lon=0),
+                    DiagnoseSettings(return_periods=[2, 10]))
     assert float(diag["atom"][0]) == 0.0
     html = render([diag], tmp_path / "station.html").read_text()
     assert "P(value = 0), exact" in html and "Dash-dotted: values" in html

@@ -9,9 +9,9 @@ from scipy import stats
 from assimilate.diagnostics.extremes import fit_gev
 from assimilate.diagnostics.trend import (
     MIN_TREND_BLOCKS,
-    _gev_trend_nll,
     effective_return_levels,
     fit_gev_trend,
+    gev_trend_negative_log_likelihood,
 )
 
 YEARS = np.arange(1961, 2021.0)  # 60 annual maxima
@@ -34,10 +34,10 @@ def test_likelihood_equals_scipy_log_density_with_a_moving_location(shape: float
     rng = np.random.default_rng(1)
     location, trend, scale = -40.0, 0.025, 1.3
     x = stats.genextreme.rvs(-shape, location + trend * YEARS, scale, random_state=rng)
-    assert _gev_trend_nll(x, YEARS, location, trend, scale, shape) == pytest.approx(
+    assert gev_trend_negative_log_likelihood(x, YEARS, location, trend, scale, shape) == pytest.approx(
         -stats.genextreme.logpdf(x, -shape, loc=location + trend * YEARS, scale=scale).sum(),
         rel=1e-9)
-    assert _gev_trend_nll(x, YEARS, location, trend, -1.0, shape) == np.inf
+    assert gev_trend_negative_log_likelihood(x, YEARS, location, trend, -1.0, shape) == np.inf
 
 
 def test_known_trend_is_recovered_and_its_interval_covers_at_the_stated_rate() -> None:
@@ -68,7 +68,7 @@ def test_known_trend_is_recovered_and_its_interval_covers_at_the_stated_rate() -
     assert 0.7 < ratio < 1.45, ratio  # 1.07 over 200 records; the sd of 40 scatters 11 %
     # the last fit, mapped back to years and data units, is at the likelihood's minimum
     parameters = [fit.estimate(k) for k in ("location", "trend", "scale", "shape")]
-    assert fit.negative_log_likelihood == pytest.approx(_gev_trend_nll(x, YEARS, *parameters),
+    assert fit.negative_log_likelihood == pytest.approx(gev_trend_negative_log_likelihood(x, YEARS, *parameters),
                                                         rel=1e-9)
     assert fit.location_at(2020.0) == pytest.approx(parameters[0] + parameters[1] * 2020)
     for name in ("location", "scale", "shape"):

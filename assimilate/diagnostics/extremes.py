@@ -26,11 +26,24 @@ for blocks of length B, the GEV quantile with exceedance probability B / T.
 from __future__ import annotations
 
 import dataclasses
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
+
+from assimilate.diagnostics.fitting import (
+    MIN_PEAKS,
+    SMALL_SHAPE,
+    check_sample,
+    covariance,
+    delta_variance,
+    gev_negative_log_likelihood,
+    gpd_excess,
+    gpd_negative_log_likelihood,
+    hessian,
+    minimise,
+    profile_bounds,
+)
 
 __all__ = [
     "ExtremeValueFit",
@@ -41,14 +54,11 @@ __all__ = [
     "fit_gev",
     "fit_gpd",
     "gev_return_levels",
-    "gpd_excess",
     "gpd_return_levels",
     "peaks_over_threshold",
 ]
 
-MIN_PEAKS = 20  # fewer cluster maxima or blocks than this do not support a fit
 BLOCK_DECORRELATIONS = 25  # the default block, in decorrelation times
-_SMALL_SHAPE = 1e-7  # |xi| below this uses the exponential / Gumbel limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,134 +178,6 @@ def block_maxima(series: np.ndarray, block_steps: int) -> np.ndarray:
     return np.nanmax(blocks, axis=2).ravel()
 
 
-# --- likelihoods ---------------------------------------------------------------------------
-
-
-def _gpd_nll(y: np.ndarray, shape: float, scale: float) -> float:
-    # shape < -1: the likelihood is unbounded near the sample maximum (no MLE exists)
-    if scale <= 0 or shape < -1.0:
-        return np.inf
-    z = y / scale
-    if abs(shape) < _SMALL_SHAPE:
-        return len(y) * np.log(scale) + z.sum()
-    t = shape * z
-    if np.any(t <= -1.0):
-        return np.inf
-    return len(y) * np.log(scale) + (1.0 + 1.0 / shape) * np.log1p(t).sum()
-
-
-def _gev_nll(x: np.ndarray, location: float | np.ndarray, scale: float,
-             shape: float) -> float:
-    if scale <= 0 or shape < -1.0:
-        return np.inf
-    z = (x - location) / scale
-    if abs(shape) < _SMALL_SHAPE:
-        return len(x) * np.log(scale) + z.sum() + np.exp(-z).sum()
-    t = shape * z
-    if np.any(t <= -1.0):
-        return np.inf
-    log_t = np.log1p(t)
-    return len(x) * np.log(scale) + (1.0 + 1.0 / shape) * log_t.sum() + np.exp(-log_t / shape).sum()
-
-
-def _minimise(nll: Callable[[np.ndarray], float], start: np.ndarray,
-              tolerance: float = 1e-7) -> optimize.OptimizeResult:
-    # Parameters are in units of the standardised data, so absolute tolerances suit all;
-    # the initial simplex is set explicitly because scipy's shrinks to 2.5e-4 around zeros.
-    # A start outside the support (infinite nll: a fixed return level moved the support
-    # past a data point) leaves Nelder-Mead's simplex stuck; Powell's line searches leave it.
-    start = np.asarray(start, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf outside the support
-        if not np.isfinite(nll(start)):
-            return optimize.minimize(nll, start, method="Powell",
-                                     options={"xtol": tolerance, "ftol": tolerance**2})
-        # Nelder-Mead's simplex can collapse in a curved valley: restart it from where
-        # it stopped until a restart no longer improves (a 1-D simplex, a segment, cannot).
-        best = None
-        for _ in range(4 if len(start) > 1 else 1):
-            simplex = start + np.vstack([np.zeros(len(start)),
-                                         np.diag(0.1 * np.maximum(np.abs(start), 0.5))])
-            result = optimize.minimize(nll, start, method="Nelder-Mead",
-                                       options={"xatol": tolerance, "fatol": tolerance,
-                                                "maxiter": 400 * len(start),
-                                                "initial_simplex": simplex})
-            improved = best is None or result.fun < best.fun - tolerance
-            if best is None or result.fun < best.fun:
-                best = result
-            if not improved:
-                break
-            start = result.x
-        return best
-
-
-def _profile_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray, index: int,
-                    confidence: float, step: float, limits: tuple[float, float]) -> tuple:
-    """Where the profile of parameter ``index`` rises chi2_1(confidence) / 2 above the minimum."""
-    target = nll(theta) + 0.5 * stats.chi2.ppf(confidence, 1)
-
-    def profile(value: float) -> float:
-        nonlocal nuisance
-
-        def conditional(rest: np.ndarray) -> float:
-            return nll(np.insert(rest, index, value))
-
-        result = _minimise(conditional, nuisance, 1e-5)
-        if np.isfinite(result.fun):
-            nuisance = result.x  # warm start for the next value
-        return result.fun
-
-    def bound(direction: float, limit: float) -> float:
-        """NaN when the likelihood stays high up to the parameter's limit."""
-        nonlocal nuisance
-        nuisance = np.delete(theta, index)
-        inside = theta[index]
-        for k in range(16):  # up to 2^15 initial steps away
-            candidate = theta[index] + direction * step * 2.0**k
-            if direction * (candidate - limit) > 0:
-                return np.nan
-            if profile(candidate) > target:
-                return _crossing(lambda v: profile(v) - target, inside, candidate)
-            inside = candidate
-        return np.nan
-
-    nuisance = np.delete(theta, index)
-    return bound(-1.0, limits[0]), bound(1.0, limits[1])
-
-
-def _crossing(f: Callable[[float], float], inside: float, outside: float) -> float:
-    """Where ``f`` turns positive between ``inside`` (f <= 0) and ``outside`` (f > 0).
-
-    Brent's method, falling back to bisection: the profile is only known to the
-    optimiser's tolerance, so re-evaluated end points may disagree in sign.
-    """
-    try:
-        return optimize.brentq(f, min(inside, outside), max(inside, outside), xtol=1e-6,
-                               rtol=1e-6)
-    except ValueError:
-        pass
-    for _ in range(60):
-        if abs(outside - inside) <= 1e-6 * max(1.0, abs(inside)):
-            break
-        middle = 0.5 * (inside + outside)
-        if f(middle) > 0:
-            outside = middle
-        else:
-            inside = middle
-    return 0.5 * (inside + outside)
-
-
-def _check_sample(data: np.ndarray, name: str, what: str) -> np.ndarray:
-    data = np.asarray(data, dtype=np.float64).ravel()
-    if not np.isfinite(data).all():
-        raise ValueError(f"{name} holds non-finite values")
-    if len(data) < MIN_PEAKS:
-        raise ValueError(f"only {len(data)} {what} in {name}; a fit needs at least {MIN_PEAKS} "
-                         "(lower the threshold quantile, shorten the blocks or add data)")
-    if np.ptp(data) == 0:
-        raise ValueError(f"all {len(data)} {what} in {name} are equal; nothing to fit")
-    return data
-
-
 # --- generalised Pareto --------------------------------------------------------------------
 
 
@@ -306,36 +188,29 @@ def fit_gpd(excesses: np.ndarray, confidence: float = 0.95, *,
     Profile-likelihood intervals for shape and scale; ``scale_interval=False`` leaves the
     scale's bounds NaN (half the work, for callers that need only the shape).
     """
-    y = _check_sample(excesses, name, "excesses")
+    y = check_sample(excesses, name, "excesses")
     if y.min() < 0:
         raise ValueError(f"{name} must be non-negative (values above the threshold minus it)")
     unit = y.mean()
     z = y / unit  # fit in units of the mean excess; the scale is multiplied back
     c, _, scale = stats.genpareto.fit(z, floc=0.0)
-    result = _minimise(lambda p: _gpd_nll(z, p[0], p[1]), np.array([c, scale]))
+    result = minimise(lambda p: gpd_negative_log_likelihood(z, p[0], p[1]), np.array([c, scale]))
     theta = result.x
 
     def nll(p: np.ndarray) -> float:
-        return _gpd_nll(z, p[0], p[1])
+        return gpd_negative_log_likelihood(z, p[0], p[1])
 
-    shape = (theta[0], *_profile_bounds(nll, theta, 0, confidence, 0.05, (-1.0, 10.0)))
-    scale_bounds = _profile_bounds(nll, theta, 1, confidence, 0.1 * theta[1], (1e-12, np.inf)) \
+    shape = (theta[0], *profile_bounds(nll, theta, 0, confidence, 0.05, (-1.0, 10.0)))
+    scale_bounds = profile_bounds(nll, theta, 1, confidence, 0.1 * theta[1], (1e-12, np.inf)) \
         if scale_interval else (np.nan, np.nan)
     scale = unit * np.array([theta[1], *scale_bounds])
     return ExtremeValueFit("gpd", {"shape": shape, "scale": tuple(scale)}, y,
                            float(result.fun) + len(y) * np.log(unit), confidence)
 
 
-def gpd_excess(shape: float, scale: float, m: float | np.ndarray) -> float | np.ndarray:
-    """The excess over the threshold exceeded once in ``m`` clusters: sigma / xi (m^xi - 1)."""
-    if abs(shape) < _SMALL_SHAPE:
-        return scale * np.log(m)
-    return scale * np.expm1(shape * np.log(m)) / shape
-
-
 def _pot_scale(excess_level: float, shape: float, m: float) -> float:
     """GPD scale whose (m clusters)-return excess level is ``excess_level``."""
-    if abs(shape) < _SMALL_SHAPE:
+    if abs(shape) < SMALL_SHAPE:
         return excess_level / np.log(m)
     return excess_level * shape / np.expm1(shape * np.log(m))
 
@@ -358,9 +233,11 @@ def gpd_return_levels(fit: ExtremeValueFit, threshold: float, rate: float,
         excess = gpd_excess(shape, scale, m)
 
         def nll(p: np.ndarray, m: float = m) -> float:
-            return _gpd_nll(z, p[1], _pot_scale(p[0], p[1], m)) if p[0] > 0 else np.inf
+            if p[0] <= 0:
+                return np.inf
+            return gpd_negative_log_likelihood(z, p[1], _pot_scale(p[0], p[1], m))
 
-        lower, upper = _profile_bounds(nll, np.array([excess, shape]), 0, fit.confidence,
+        lower, upper = profile_bounds(nll, np.array([excess, shape]), 0, fit.confidence,
                                        0.1 * excess, (0.0, np.inf))
         out[i] = threshold + unit * np.array([excess, lower, upper])
     return out
@@ -376,20 +253,20 @@ def fit_gev(maxima: np.ndarray, confidence: float = 0.95, *,
     ``intervals=False`` leaves every bound NaN: a tenth of the work, for callers that need
     only the estimates and the likelihood (a likelihood-ratio test at many grid points).
     """
-    x = _check_sample(maxima, name, "block maxima")
+    x = check_sample(maxima, name, "block maxima")
     centre, unit = x.mean(), x.std()
     z = (x - centre) / unit  # fit standardised maxima; location and scale are mapped back
     c, loc, scale = stats.genextreme.fit(z)
-    result = _minimise(lambda p: _gev_nll(z, *p), np.array([loc, scale, -c]))
+    result = minimise(lambda p: gev_negative_log_likelihood(z, *p), np.array([loc, scale, -c]))
     theta = result.x
 
     def nll(p: np.ndarray) -> float:
-        return _gev_nll(z, *p)
+        return gev_negative_log_likelihood(z, *p)
 
     def bounds(index: int, step: float, limits: tuple[float, float]) -> tuple:
         if not intervals:
             return np.nan, np.nan
-        return _profile_bounds(nll, theta, index, confidence, step, limits)
+        return profile_bounds(nll, theta, index, confidence, step, limits)
 
     step = 0.1 * theta[1]
     location = centre + unit * np.array([theta[0], *bounds(0, step, (-np.inf, np.inf))])
@@ -415,7 +292,8 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
     z = (fit.data - centre) / unit
     location, scale, shape = (fit.estimate(k) for k in ("location", "scale", "shape"))
     theta = np.array([(location - centre) / unit, scale / unit, shape])
-    covariance = _covariance(_hessian(lambda q: _gev_nll(z, *q), theta))
+    parameter_covariance = covariance(hessian(lambda q: gev_negative_log_likelihood(z, *q),
+                                              theta))
     width = stats.norm.isf(0.5 * (1.0 - fit.confidence))
     for i, period in enumerate(periods):
         p = block_length / float(period)
@@ -425,53 +303,8 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
         def level(q: np.ndarray, p: float = p) -> float:
             return float(stats.genextreme.isf(p, -q[2], q[0], q[1]))
 
-        spread = float(np.sqrt(max(_delta_variance(level, theta, covariance), 0.0)))
+        spread = float(np.sqrt(max(delta_variance(level, theta, parameter_covariance), 0.0)))
         estimate = level(theta)
         out[i] = centre + unit * np.array([estimate, estimate - width * spread,
                                            estimate + width * spread])
-    return out
-
-
-def _covariance(hessian: np.ndarray, what: str = "GEV return levels") -> np.ndarray | None:
-    """The inverse observed information, or ``None`` where it does not exist: at a shape on
-    the boundary of the support (a bounded tail) the likelihood is not smooth, the
-    Hessian is not finite, and ``what`` keeps its estimates without intervals."""
-    if not np.isfinite(hessian).all():
-        warnings.warn(f"{what}: the likelihood is not smooth at the fit (a tail bounded at "
-                      "the sample maximum); no delta-method intervals", stacklevel=3)
-        return None
-    try:
-        return np.linalg.pinv(hessian)
-    except np.linalg.LinAlgError:
-        warnings.warn(f"{what}: the observed information cannot be inverted; no "
-                      "delta-method intervals", stacklevel=3)
-        return None
-
-
-def _delta_variance(f: Callable[[np.ndarray], float | np.ndarray], theta: np.ndarray,
-                    covariance: np.ndarray | None) -> np.ndarray:
-    """The delta method's variance of ``f(theta)`` (a number or an array of them) for
-    parameters with ``covariance``: NaN without one. Callers choose how to read a
-    slightly negative value (numerical noise)."""
-    if covariance is None:
-        return np.full(np.shape(f(theta)), np.nan)
-    gradient = _gradient(f, theta)  # (parameter, *shape of f)
-    return np.einsum("k...,kl,l...->...", gradient, covariance, gradient)
-
-
-def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) -> np.ndarray:
-    steps = np.eye(len(x)) * h
-    return np.array([(f(x + e) - f(x - e)) / (2 * h) for e in steps])
-
-
-def _hessian(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x`` (parameters of order one)."""
-    n = len(x)
-    steps = np.eye(n) * h
-    out = np.empty((n, n))
-    for i in range(n):
-        for j in range(i, n):
-            out[i, j] = out[j, i] = (f(x + steps[i] + steps[j]) - f(x + steps[i] - steps[j])
-                                     - f(x - steps[i] + steps[j])
-                                     + f(x - steps[i] - steps[j])) / (4 * h * h)
     return out

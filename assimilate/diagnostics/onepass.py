@@ -10,11 +10,12 @@ alive until the last of them ran, and spill a larger-than-memory store to disk.)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import operator
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dask
@@ -27,9 +28,10 @@ from dask.highlevelgraph import HighLevelGraph
 from dask.utils import cached_cumsum
 
 from assimilate.diagnostics import sketch
+from assimilate.diagnostics.layout import Layout
 from pde.descriptor import Descriptor
 
-__all__ = ["SPLIT_EVERY", "statistics"]
+__all__ = ["SPLIT_EVERY", "PassSettings", "statistics"]
 
 SPLIT_EVERY = 8
 SCRATCH_LIMIT = 16 << 20  # bytes: larger chunk-sized temporaries are not kept between chunks
@@ -56,20 +58,64 @@ def _buffer(name: str, shape: tuple[int, ...], dtype: np.typing.DTypeLike) -> np
     return held[:size].reshape(shape)
 
 
+@dataclasses.dataclass(frozen=True)
+class PassSettings:
+    """What the pass counts besides the moments, sketch, extrema, maps and series."""
+
+    thresholds: tuple[float, ...] = ()
+    """Thresholds whose exceedances are counted exactly (``exceedance_count``)."""
+    map_threshold: float = np.nan
+    """The threshold of the exceedance map."""
+    shift: float = 0.0
+    """Subtracted before the power sums (near the mean: accurate float64 sums)."""
+    physics: Descriptor | None = None
+    """A PDE's descriptor: its physical series and ``energy_spectrum``."""
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """The simulator's attributes, which give the physical series their parameters."""
+    atoms: tuple[float, ...] = ()
+    """Values that recur exactly, counted exactly (``atom_count``)."""
+    floor: float | None = None
+    """Values below it are left out and counted (``below_floor_count``)."""
+
+
 def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: int,
-          has_time: bool, thresholds: tuple[float, ...], map_threshold: float, shift: float,
-          physics: Descriptor | None, parameters: Mapping[str, Any],
-          atoms: tuple[float, ...] = (), floor: float | None = None) -> dict:
+          has_time: bool, settings: PassSettings) -> dict:
     """Partial statistics of one chunk laid out as (realisations..., time?, space...).
 
-    Values below ``floor`` are left out like NaN and counted apart; ``atoms`` (values that
-    recur exactly, such as the zeros of dry days) get exact counts.
+    Values below ``settings.floor`` are left out like NaN and counted apart; ``atoms``
+    (values that recur exactly, such as the zeros of dry days) get exact counts.
     """
-    values = np.asarray(block)
+    part, values, finite = _scalars(np.asarray(block), settings)
+    lead, space = tuple(range(n_lead)), tuple(range(n_lead, n_lead + n_space))
+    masked = values if finite is None else np.where(finite, values, -np.inf)
+    mask = _buffer("mask", values.shape, bool)
+    if n_space and n_lead:
+        part["maps"] = (offsets[n_lead:], {
+            "temporal_maximum": masked.max(axis=lead).astype(np.float64),
+            "exceedance": np.count_nonzero(np.greater(values, settings.map_threshold, out=mask),
+                                           axis=lead).astype(np.float64),
+            "count": np.full(values.shape[n_lead:], float(np.prod(values.shape[:n_lead])))
+            if finite is None else finite.sum(axis=lead).astype(np.float64)})
+    series = {"spatial_maximum": masked.max(axis=space).astype(np.float64)} \
+        if has_time and n_space else {}
+    if settings.physics is not None:
+        measured = settings.physics.measure(values, settings.parameters)
+        series |= measured.series
+        part["spectrum"] = (measured.spectrum_sum, int(np.prod(values.shape[:n_lead])))
+    if series and has_time:
+        part["series"] = [(offsets[:n_lead], series)]
+    return part
+
+
+def _scalars(values: np.ndarray, settings: PassSettings
+             ) -> tuple[dict, np.ndarray, np.ndarray | None]:
+    """The chunk's count, power sums, extrema, sketch and exact counts; the values (NaN
+    below the floor) and where they are finite (None: everywhere)."""
     if values.dtype not in (np.float32, np.float64):
         values = values.astype(np.float64)
     values = np.ascontiguousarray(values)
     below = 0
+    floor = settings.floor
     if floor is not None:
         low = values < floor
         below = int(np.count_nonzero(low))
@@ -83,7 +129,8 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
         minimum = np.nanmin(values) if finite.any() else np.inf
         maximum = np.nanmax(values) if finite.any() else -np.inf
     # products in the data's precision (float32 stores stay float32), sums in float64
-    d = np.subtract(values, values.dtype.type(shift), out=_buffer("d", values.shape, values.dtype))
+    d = np.subtract(values, values.dtype.type(settings.shift),
+                    out=_buffer("d", values.shape, values.dtype))
     if finite is not None:
         d[~finite] = 0
     d2 = np.multiply(d, d, out=_buffer("d2", values.shape, values.dtype))
@@ -98,29 +145,12 @@ def _leaf(block: np.ndarray, offsets: tuple[int, ...], *, n_lead: int, n_space: 
         "maximum": float(maximum),
         "sketch": sketch.key_counts(values),  # ordered like the values once, at the end
         "exceedance": np.array([np.count_nonzero(np.greater(values, t, out=mask))
-                                for t in thresholds], dtype=np.int64),
-        "atoms": np.array([np.count_nonzero(np.equal(values, a, out=mask)) for a in atoms],
-                          dtype=np.int64),
+                                for t in settings.thresholds], dtype=np.int64),
+        "atoms": np.array([np.count_nonzero(np.equal(values, a, out=mask))
+                           for a in settings.atoms], dtype=np.int64),
         "below_floor": below,
     }
-    lead, space = tuple(range(n_lead)), tuple(range(n_lead, n_lead + n_space))
-    masked = values if all_finite else np.where(finite, values, -np.inf)
-    if n_space and n_lead:
-        part["maps"] = (offsets[n_lead:], {
-            "temporal_maximum": masked.max(axis=lead).astype(np.float64),
-            "exceedance": np.count_nonzero(np.greater(values, map_threshold, out=mask),
-                                           axis=lead).astype(np.float64),
-            "count": np.full(values.shape[n_lead:], float(np.prod(values.shape[:n_lead])))
-            if all_finite else finite.sum(axis=lead).astype(np.float64)})
-    series = {"spatial_maximum": masked.max(axis=space).astype(np.float64)} \
-        if has_time and n_space else {}
-    if physics is not None:
-        measured = physics.measure(values, parameters)
-        series |= measured.series
-        part["spectrum"] = (measured.spectrum_sum, int(np.prod(values.shape[:n_lead])))
-    if series and has_time:
-        part["series"] = [(offsets[:n_lead], series)]
-    return part
+    return part, values, None if all_finite else finite
 
 
 def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
@@ -165,44 +195,51 @@ def _merge(parts: list[dict], *, map_shape: tuple[int, ...]) -> dict:
     return out
 
 
-def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None,
-               space: Sequence[str], thresholds: Sequence[float], map_threshold: float, *,
-               shift: float = 0.0, physics: Descriptor | None = None,
-               parameters: Mapping[str, Any] | None = None, atoms: Sequence[float] = (),
-               floor: float | None = None) -> xr.Dataset:
+def statistics(field: xr.DataArray, lay: Layout,
+               settings: PassSettings = PassSettings()) -> xr.Dataset:
     """Everything one pass over ``field`` yields, as a lazy (Dask-backed) Dataset.
 
-    ``atoms`` get exact counts (``atom_count``); values below ``floor`` are left out and
-    counted (``below_floor_count``).
-    ``thresholds`` get exact exceedance counts, ``map_threshold`` the exceedance map;
-    ``shift`` (near the mean) keeps the float64 power sums accurate. ``physics`` (a PDE's
-    descriptor) adds its physical series and ``energy_spectrum`` when ``space`` holds its
-    spatial dims; ``parameters`` (the simulator's attributes) give the series theirs.
+    ``settings.thresholds`` get exact exceedance counts, ``map_threshold`` the exceedance
+    map; ``shift`` (near the mean) keeps the float64 power sums accurate; ``atoms`` get
+    exact counts (``atom_count``); values below ``floor`` are left out and counted
+    (``below_floor_count``). ``physics`` (a PDE's descriptor) adds its physical series and
+    ``energy_spectrum`` when the layout's space holds its spatial dims; ``parameters`` (the
+    simulator's attributes) give the series theirs.
     """
-    realisation, space = tuple(realisation), tuple(space)
-    lead = realisation + ((time,) if time else ())
+    time, space, physics = lay.time, lay.space, settings.physics
+    lead = lay.realisation + ((time,) if time else ())
     if physics is not None and set(space) != set(physics.space):
         physics = None
     if physics is not None:
         space = physics.space
-    parameters = physics.parameters(parameters) if physics is not None else {}
+    settings = dataclasses.replace(
+        settings, thresholds=tuple(float(t) for t in settings.thresholds),
+        map_threshold=float(settings.map_threshold), shift=float(settings.shift),
+        physics=physics, atoms=tuple(float(a) for a in settings.atoms),
+        parameters=physics.parameters(settings.parameters) if physics is not None else {},
+        floor=None if settings.floor is None else float(settings.floor))
     ordered = field.transpose(*lead, *space)
     data = (ordered if isinstance(ordered.data, da.Array) else ordered.chunk()).data
     if physics and len(data.chunks) and any(len(c) > 1 for c in data.chunks[len(lead):]):
         data = data.rechunk({axis: -1 for axis in range(len(lead), data.ndim)})
     map_shape = tuple(ordered.sizes[d] for d in space)
-    lead_shape = tuple(ordered.sizes[d] for d in lead)
-    options = {"n_lead": len(lead), "n_space": len(space), "has_time": time is not None,
-               "thresholds": tuple(float(t) for t in thresholds),
-               "map_threshold": float(map_threshold), "shift": float(shift), "physics": physics,
-               "parameters": parameters, "atoms": tuple(float(a) for a in atoms),
-               "floor": None if floor is None else float(floor)}
-    total = _reduction(data, functools.partial(_leaf, **options),
+    total = _reduction(data, functools.partial(_leaf, n_lead=len(lead), n_space=len(space),
+                                               has_time=time is not None, settings=settings),
                        functools.partial(_merge, map_shape=map_shape))
+    out = _lazy_dataset(total, settings, lead, tuple(ordered.sizes[d] for d in lead),
+                        space, map_shape, time is not None)
+    coords = {name: ordered[name] for name in (*lead, *space) if name in ordered.coords}
+    return out.assign_coords({k: v for k, v in coords.items() if set(v.dims) <= set(out.dims)})
 
+
+def _lazy_dataset(total: Delayed, settings: PassSettings, lead: tuple, lead_shape: tuple,
+                  space: tuple, map_shape: tuple, has_time: bool) -> xr.Dataset:
+    """The merged partial result ``total`` as a Dataset of Dask arrays."""
     def lazy(getter, shape, dtype=np.float64):
         return da.from_delayed(dask.delayed(getter)(total), shape=shape, dtype=dtype)
 
+    n_thresholds, n_atoms, physics = len(settings.thresholds), len(settings.atoms), \
+        settings.physics
     out = xr.Dataset({
         "count": ((), lazy(operator.itemgetter("count"), (), np.int64)),
         **{f"power_sum_{k}": ((), lazy(lambda t, k=k: t["power"][k - 1], ()))
@@ -212,25 +249,25 @@ def statistics(field: xr.DataArray, realisation: Sequence[str], time: str | None
         "sketch": ("sketch_bin", lazy(lambda t: sketch.in_value_order(t["sketch"]),
                                       (sketch.N_BINS,), np.int64)),
         "exceedance_count": ("threshold", lazy(lambda t: np.broadcast_to(
-            t["exceedance"], (len(thresholds),)), (len(thresholds),), np.int64)),
-        "atom_count": ("atom", lazy(lambda t: np.broadcast_to(t["atoms"], (len(atoms),)),
-                                    (len(atoms),), np.int64)),
+            t["exceedance"], (n_thresholds,)), (n_thresholds,), np.int64)),
+        "atom_count": ("atom", lazy(lambda t: np.broadcast_to(t["atoms"], (n_atoms,)),
+                                    (n_atoms,), np.int64)),
         "below_floor_count": ((), lazy(operator.itemgetter("below_floor"), (), np.int64)),
     })
-    coords = {name: ordered[name] for name in (*lead, *space) if name in ordered.coords}
     if space and lead:
         out["temporal_maximum"] = (space, lazy(lambda t: _finite(t["maps"][1]["temporal_maximum"]),
                                                map_shape))
         out["exceedance_map"] = (space, lazy(_exceedance_fraction, map_shape))
-    if time and space:
-        names = ["spatial_maximum", *(physics.available_series(parameters) if physics else ())]
+    if has_time and space:
+        names = ["spatial_maximum",
+                 *(physics.available_series(settings.parameters) if physics else ())]
         for name in names:
             out[name] = (lead, lazy(lambda t, name=name: _series(t["series"], name, lead_shape),
                                     lead_shape))
     if physics is not None:
         out["energy_spectrum"] = ("wavenumber", lazy(lambda t: t["spectrum"][0] / t["spectrum"][1],
                                                      (physics.n_wavenumbers(map_shape),)))
-    return out.assign_coords({k: v for k, v in coords.items() if set(v.dims) <= set(out.dims)})
+    return out
 
 
 def _reduction(data: da.Array, leaf: Callable, merge: Callable) -> Delayed:

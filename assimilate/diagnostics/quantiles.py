@@ -3,8 +3,8 @@
 ``histogram_quantile`` reduces over ``dims`` (all dims by default; the remaining dims are
 kept) and skips NaNs. With Dask-backed inputs it returns a Dask-backed result and computes
 nothing: each pass histograms every chunk and sums the counts (``_reduce_blocks``), followed
-by a small per-group step on the bin counts (``_per_group``). The same chunked histograms
-(``_histogram``) serve the tail KS and log-density metrics in ``tails``.
+by a small per-group step on the bin counts (``per_group``). The same chunked histograms
+(``histogram_counts``) serve the tail KS and log-density metrics in ``tails``.
 
 Quantiles follow ``numpy.quantile``'s default linear interpolation between the order statistics
 x_(k) and x_(k+1), found by radix selection over chunked passes: values are compressed
@@ -27,15 +27,10 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from assimilate.diagnostics._common import (
-    Dims,
-    _checked_count,
-    _moments,
-    _probabilities,
-    _single,
-)
+from assimilate.diagnostics import common
+from assimilate.diagnostics.common import Dims
 
-__all__ = ["histogram_quantile"]
+__all__ = ["compress", "histogram_counts", "histogram_quantile", "per_group", "radix_quantiles"]
 
 DIGIT_BINS = 1024  # bins per pass, one base-1024 digit of the scaled value
 DIGIT_LEVELS = 4  # passes, resolution 2^-40 of the compressed range
@@ -48,8 +43,8 @@ def histogram_quantile(data: xr.DataArray, quantiles: float | Sequence[float],
     Exact when each needed order statistic shares its fine bin with at most one other value;
     see the module docstring. Output dims: (*kept dims, quantile).
     """
-    x, dims = _single(data, dims, "data")
-    return _quantiles(x, dims, _probabilities(quantiles), "data")
+    x, dims = common.single(data, dims, "data")
+    return radix_quantiles(x, dims, common.probabilities(quantiles), "data")
 
 
 # --- chunked histograms --------------------------------------------------------------------
@@ -120,7 +115,7 @@ def _reduce_blocks(kernel: Callable, values: list[xr.DataArray], tables: list, d
     return xr.DataArray(data, dims=(*kept, out_dim), coords=coords)
 
 
-def _histogram(values: xr.DataArray, lo: xr.DataArray, hi: xr.DataArray, dims: tuple,
+def histogram_counts(values: xr.DataArray, lo: xr.DataArray, hi: xr.DataArray, dims: tuple,
                table: tuple | None, out_dim: str, size: int) -> xr.DataArray:
     """Counts in ``size`` even bins over [lo, hi], or in the sub-bins of ``table``."""
     offset, nsub = table if table is not None else (None, None)
@@ -129,7 +124,7 @@ def _histogram(values: xr.DataArray, lo: xr.DataArray, hi: xr.DataArray, dims: t
                           "sum", n_coarse=n_coarse)
 
 
-def _per_group(func: Callable, inputs: list, core: list, out_core: list, sizes: dict,
+def per_group(func: Callable, inputs: list, core: list, out_core: list, sizes: dict,
                **kwargs) -> xr.DataArray | tuple[xr.DataArray, ...]:
     """Small NumPy step on bin counts (core dims last), lazily for Dask inputs."""
     return xr.apply_ufunc(func, *inputs, input_core_dims=core, output_core_dims=out_core,
@@ -140,18 +135,18 @@ def _per_group(func: Callable, inputs: list, core: list, out_core: list, sizes: 
 # --- quantiles -----------------------------------------------------------------------------
 
 
-def _compress(x: xr.DataArray, mean: xr.DataArray, m2: xr.DataArray) -> xr.DataArray:
+def compress(x: xr.DataArray, mean: xr.DataArray, m2: xr.DataArray) -> xr.DataArray:
     """Monotone u = sign(x - mean) log1p(|x - mean| / std): bins stay fine despite outliers."""
     scale = xr.where(m2 > 0, np.sqrt(m2), 1.0)
     shifted = x - mean
     return np.sign(shifted) * np.log1p(abs(shifted) / scale)
 
 
-def _quantiles(x: xr.DataArray, dims: tuple, probabilities: tuple[float, ...],
+def radix_quantiles(x: xr.DataArray, dims: tuple, probabilities: tuple[float, ...],
                name: str) -> xr.DataArray:
     """Radix selection of the order statistics numpy's linear quantile needs (module doc)."""
-    count = _checked_count(x, dims, name)
-    u = _compress(x, *_moments(x, dims, name, highest=2))
+    count = common.checked_count(x, dims, name)
+    u = compress(x, *common.moments(x, dims, name, highest=2))
     lo, hi = u.min(dims), u.max(dims)
     t = ((u - lo) / xr.where(hi > lo, hi - lo, 1.0)).clip(0.0, np.nextafter(1.0, 0.0))
     n_rank = 2 * len(probabilities)
@@ -159,12 +154,12 @@ def _quantiles(x: xr.DataArray, dims: tuple, probabilities: tuple[float, ...],
     for level in range(1, DIGIT_LEVELS + 1):
         counts = _reduce_blocks(_digit_kernel, [t], [prefix], dims, "digit",
                                 n_rank * DIGIT_BINS, "sum", level=level)
-        prefix, below, position, in_bin = _per_group(
+        prefix, below, position, in_bin = per_group(
             _descend, [counts, prefix, below, count], [["digit"], ["rank"], ["rank"], []],
             [["rank"]] * 4, {"rank": n_rank}, probabilities=probabilities)
     extremes = _reduce_blocks(_extremes_kernel, [t, x], [prefix], dims, "extreme", 2 * n_rank,
                               "min", level=DIGIT_LEVELS)
-    result = _per_group(_interpolate_ranks, [extremes, position, in_bin, count],
+    result = per_group(_interpolate_ranks, [extremes, position, in_bin, count],
                         [["extreme"], ["rank"], ["rank"], []], [["quantile"]],
                         {"quantile": len(probabilities)}, probabilities=probabilities)
     return result.assign_coords(quantile=list(probabilities))

@@ -17,10 +17,12 @@ from collections.abc import Mapping, Sequence
 import dask.array as da
 import numpy as np
 
-__all__ = ["N_BINS", "bin_edges", "chunk_counts", "in_value_order", "key_counts",
-           "sketch_counts", "sketch_quantiles", "value_bin", "without_atoms"]
+__all__ = ["DISPLAY_BINS", "N_BINS", "bin_edges", "chunk_counts", "display_histogram",
+           "in_value_order", "key_counts", "sketch_counts", "sketch_quantiles", "value_bin",
+           "without_atoms"]
 
 N_BINS = 1 << 16
+DISPLAY_BINS = 120
 _HALF = 1 << 15
 # keys: sign bit, 8 exponent bits, 7 mantissa bits; magnitudes from 0x7F80 up are inf/NaN
 _NON_FINITE = np.r_[np.arange(0x7F80, _HALF), np.arange(_HALF + 0x7F80, N_BINS)]
@@ -187,3 +189,20 @@ def sketch_quantiles(counts: np.ndarray, probabilities: Sequence[float],
         low = order_statistic(k)
         out.append(low + (rank - k) * (order_statistic(k + 1) - low) if rank > k else low)
     return np.asarray(out)
+
+
+def display_histogram(counts: np.ndarray, lo: float, hi: float,
+                      edges: np.ndarray | None = None, total: float | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Density on ``DISPLAY_BINS`` even bins over [lo, hi] (or on ``edges``) from sketch
+    counts ``(N_BINS,)``, normalised by ``total`` values (default: the counts' sum; more
+    when atoms were taken out); returns the density and the edges."""
+    if edges is None:
+        edges = np.linspace(lo, hi, DISPLAY_BINS + 1) if hi > lo else np.array([lo - 0.5, lo + 0.5])
+    left, right = bin_edges()
+    filled = counts > 0
+    centre = np.clip(0.5 * (np.maximum(left, lo) + np.minimum(right, hi)), lo, hi)[filled]
+    histogram, _ = np.histogram(np.clip(centre, edges[0], edges[-1]), bins=edges,
+                                weights=counts[filled])
+    total = counts.sum() if total is None else total
+    return histogram / max(total, 1) / np.diff(edges), edges

@@ -45,15 +45,9 @@ from typing import Literal
 import numpy as np
 import xarray as xr
 
-from assimilate.diagnostics._common import (
-    Dims,
-    _checked_count,
-    _moments,
-    _pair,
-    _probabilities,
-    _single,
-)
-from assimilate.diagnostics.quantiles import _compress, _histogram, _per_group, _quantiles
+from assimilate.diagnostics import common
+from assimilate.diagnostics.common import Dims
+from assimilate.diagnostics.quantiles import compress, histogram_counts, per_group, radix_quantiles
 
 __all__ = [
     "exceedance_ratios",
@@ -77,13 +71,13 @@ KS_BINS = 16384  # tail KS: sub-bins shared among coarse bins by reference-tail 
 
 def kurtosis(data: xr.DataArray, dims: Dims = None) -> xr.DataArray:
     """Pearson kurtosis m4 / m2² over ``dims`` (all dims if None); 3 for a Gaussian."""
-    x, dims = _single(data, dims, "data")
+    x, dims = common.single(data, dims, "data")
     return _shape(x, dims, "data", "kurtosis")
 
 
 def skewness(data: xr.DataArray, dims: Dims = None) -> xr.DataArray:
     """Skewness m3 / m2^(3/2) over ``dims`` (all dims if None); 0 for a symmetric law."""
-    x, dims = _single(data, dims, "data")
+    x, dims = common.single(data, dims, "data")
     return _shape(x, dims, "data", "skewness")
 
 
@@ -107,14 +101,14 @@ def tail_ks_statistic(generated: xr.DataArray, reference: xr.DataArray, quantile
     comparing signed values). Matches ``scipy.stats.ks_2samp`` on those subsets up to the
     binning error described in the module docstring; NaN where either tail is empty.
     """
-    gen, gen_dims, ref, ref_dims = _pair(generated, reference, dims)
-    _probabilities(quantile)
+    gen, gen_dims, ref, ref_dims = common.pair(generated, reference, dims)
+    common.probabilities(quantile)
     if tail not in ("upper", "lower", "both"):
         raise ValueError(f"tail must be 'upper', 'lower' or 'both', got {tail!r}")
     statistic, _ = _tail_ks(gen, gen_dims, ref, ref_dims, quantile, tail)
     # The statistic reads no count of the generated values, so tie in the all-NaN check.
     statistic = xr.apply_ufunc(lambda value, _: value, statistic,
-                               _checked_count(gen, gen_dims, "generated"), dask="parallelized",
+                               common.checked_count(gen, gen_dims, "generated"), dask="parallelized",
                                output_dtypes=[statistic.dtype])
     return statistic.rename("tail_ks_statistic")
 
@@ -123,25 +117,25 @@ def exceedance_ratios(generated: xr.DataArray, reference: xr.DataArray,
                       quantiles: Sequence[float] = (0.9, 0.99, 0.999),
                       dims: Dims = None) -> xr.DataArray:
     """P_gen(X > q_p) / P_ref(X > q_p) for each reference p-quantile; dims (*kept, quantile)."""
-    gen, gen_dims, ref, ref_dims = _pair(generated, reference, dims)
-    thresholds = _quantiles(ref, ref_dims, _probabilities(quantiles), "reference")
-    gen_rate = (gen > thresholds).sum(gen_dims) / _checked_count(gen, gen_dims, "generated")
-    ref_rate = (ref > thresholds).sum(ref_dims) / _checked_count(ref, ref_dims, "reference")
+    gen, gen_dims, ref, ref_dims = common.pair(generated, reference, dims)
+    thresholds = radix_quantiles(ref, ref_dims, common.probabilities(quantiles), "reference")
+    gen_rate = (gen > thresholds).sum(gen_dims) / common.checked_count(gen, gen_dims, "generated")
+    ref_rate = (ref > thresholds).sum(ref_dims) / common.checked_count(ref, ref_dims, "reference")
     return (gen_rate / ref_rate).rename("exceedance_ratio")
 
 
 def log_density_distance(generated: xr.DataArray, reference: xr.DataArray, bins: int = 100,
                          dims: Dims = None) -> xr.DataArray:
     """Mean |log10 p_gen - log10 p_ref| over reference-occupied bins of the reference range."""
-    gen, gen_dims, ref, ref_dims = _pair(generated, reference, dims)
+    gen, gen_dims, ref, ref_dims = common.pair(generated, reference, dims)
     if not isinstance(bins, int | np.integer) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     lo, hi = ref.min(ref_dims), ref.max(ref_dims)
-    gen_counts = _histogram(gen, lo, hi, gen_dims, None, "bin", bins)
-    ref_counts = _histogram(ref, lo, hi, ref_dims, None, "bin", bins)
-    totals = [_checked_count(gen, gen_dims, "generated"),
-              _checked_count(ref, ref_dims, "reference")]
-    distance = _per_group(_mean_log_difference, [gen_counts, ref_counts, *totals],
+    gen_counts = histogram_counts(gen, lo, hi, gen_dims, None, "bin", bins)
+    ref_counts = histogram_counts(ref, lo, hi, ref_dims, None, "bin", bins)
+    totals = [common.checked_count(gen, gen_dims, "generated"),
+              common.checked_count(ref, ref_dims, "reference")]
+    distance = per_group(_mean_log_difference, [gen_counts, ref_counts, *totals],
                           [["bin"], ["bin"], [], []], [[]], {})
     return distance.rename("log_density_distance")
 
@@ -163,13 +157,13 @@ def tail_scores(generated: xr.DataArray, reference: xr.DataArray, dims: Dims = N
 
 
 def _shape(x: xr.DataArray, dims: tuple, name: str, statistic: str) -> xr.DataArray:
-    _, m2, m3, m4 = _moments(x, dims, name)
+    _, m2, m3, m4 = common.moments(x, dims, name)
     return (m4 / m2**2 if statistic == "kurtosis" else m3 / m2**1.5).rename(statistic)
 
 
 def _relative_error(generated: xr.DataArray, reference: xr.DataArray, dims: Dims,
                     statistic: str) -> xr.DataArray:
-    gen, gen_dims, ref, ref_dims = _pair(generated, reference, dims)
+    gen, gen_dims, ref, ref_dims = common.pair(generated, reference, dims)
     of_gen = _shape(gen, gen_dims, "generated", statistic)
     of_ref = _shape(ref, ref_dims, "reference", statistic)
     return abs(of_gen - of_ref) / abs(of_ref)
@@ -189,23 +183,23 @@ def _tail_ks(gen: xr.DataArray, gen_dims: tuple, ref: xr.DataArray, ref_dims: tu
              n_fine: int = KS_BINS) -> tuple[xr.DataArray, xr.DataArray]:
     """(statistic, bound): the exact KS lies in [statistic, statistic + bound]."""
     if tail == "both":
-        threshold = _quantiles(abs(ref), ref_dims, (quantile,), "reference")
+        threshold = radix_quantiles(abs(ref), ref_dims, (quantile,), "reference")
     else:
         p = quantile if tail == "upper" else 1 - quantile
-        threshold = _quantiles(ref, ref_dims, (p,), "reference")
+        threshold = radix_quantiles(ref, ref_dims, (p,), "reference")
     threshold = threshold.isel(quantile=0, drop=True)
-    mean_and_m2 = _moments(ref, ref_dims, "reference", highest=2)
-    u_gen, u_ref = (_compress(x.where(_beyond(x, threshold, tail)), *mean_and_m2)
+    mean_and_m2 = common.moments(ref, ref_dims, "reference", highest=2)
+    u_gen, u_ref = (compress(x.where(_beyond(x, threshold, tail)), *mean_and_m2)
                     for x in (gen, ref))
     lo = np.fmin(u_gen.min(gen_dims), u_ref.min(ref_dims))
     hi = np.fmax(u_gen.max(gen_dims), u_ref.max(ref_dims))
-    coarse = _histogram(u_ref, lo, hi, ref_dims, None, "coarse", COARSE_BINS)
-    table = _per_group(_allocate_bins, [coarse], [["coarse"]], [["coarse"], ["coarse"]],
+    coarse = histogram_counts(u_ref, lo, hi, ref_dims, None, "coarse", COARSE_BINS)
+    table = per_group(_allocate_bins, [coarse], [["coarse"]], [["coarse"], ["coarse"]],
                        {"coarse": COARSE_BINS}, n_fine=n_fine)
     size = n_fine + COARSE_BINS
-    counts = [_histogram(u, lo, hi, d, table, "fine", size)
+    counts = [histogram_counts(u, lo, hi, d, table, "fine", size)
               for u, d in ((u_gen, gen_dims), (u_ref, ref_dims))]
-    return _per_group(_ks_from_counts, counts, [["fine"], ["fine"]], [[], []], {})
+    return per_group(_ks_from_counts, counts, [["fine"], ["fine"]], [[], []], {})
 
 
 def _allocate_bins(coarse, *, n_fine):

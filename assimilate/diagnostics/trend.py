@@ -18,19 +18,24 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from scipy import stats
 
-from assimilate.diagnostics.extremes import (
-    ExtremeValueFit,
-    _check_sample,
-    _covariance,
-    _delta_variance,
-    _gev_nll,
-    _hessian,
-    _minimise,
-    _profile_bounds,
-    fit_gev,
+from assimilate.diagnostics.extremes import ExtremeValueFit, fit_gev
+from assimilate.diagnostics.fitting import (
+    check_sample,
+    covariance,
+    delta_variance,
+    gev_negative_log_likelihood,
+    hessian,
+    minimise,
+    profile_bounds,
 )
 
-__all__ = ["MIN_TREND_BLOCKS", "TrendFit", "effective_return_levels", "fit_gev_trend"]
+__all__ = [
+    "MIN_TREND_BLOCKS",
+    "TrendFit",
+    "effective_return_levels",
+    "fit_gev_trend",
+    "gev_trend_negative_log_likelihood",
+]
 
 MIN_TREND_BLOCKS = 20  # fewer block maxima than this do not support a trend in location
 
@@ -115,10 +120,10 @@ class _TrendScaling:
                          trend * self.covariate_unit / self.unit, scale / self.unit, shape])
 
 
-def _gev_trend_nll(x: np.ndarray, covariate: np.ndarray, location: float, trend: float,
-                   scale: float, shape: float) -> float:
+def gev_trend_negative_log_likelihood(x: np.ndarray, covariate: np.ndarray, location: float,
+                                      trend: float, scale: float, shape: float) -> float:
     """GEV negative log-likelihood of ``x`` with location ``location + trend * covariate``."""
-    return _gev_nll(x, location + trend * covariate, scale, shape)
+    return gev_negative_log_likelihood(x, location + trend * covariate, scale, shape)
 
 
 def _check_trend_sample(maxima: np.ndarray, covariate: np.ndarray, name: str) -> tuple:
@@ -138,7 +143,7 @@ def _check_trend_sample(maxima: np.ndarray, covariate: np.ndarray, name: str) ->
     if np.ptp(c) == 0:
         raise ValueError(f"the covariate of {name} is constant ({c[0]:.6g}); a trend needs "
                          "it to vary")
-    return _check_sample(x, name, "block maxima"), c
+    return check_sample(x, name, "block maxima"), c
 
 
 def fit_gev_trend(maxima: np.ndarray, covariate: np.ndarray, confidence: float = 0.95, *,
@@ -164,11 +169,11 @@ def fit_gev_trend(maxima: np.ndarray, covariate: np.ndarray, confidence: float =
     z, s = scaling.standardise(x, c)
 
     def nll(p: np.ndarray) -> float:
-        return _gev_trend_nll(z, s, *p)
+        return gev_trend_negative_log_likelihood(z, s, *p)
 
     start = scaling.to_standard([stationary.estimate("location"), 0.0,
                                  stationary.estimate("scale"), stationary.estimate("shape")])
-    result = _minimise(nll, start)
+    result = minimise(nll, start)
     bounds = _trend_bounds(nll, result.x, scaling, confidence) if intervals \
         else np.full((4, 2), np.nan)
     parameters = {k: (float(estimate), float(lower), float(upper)) for k, estimate, (lower, upper)
@@ -188,19 +193,18 @@ def _trend_bounds(nll: Callable[[np.ndarray], float], theta: np.ndarray,
     is taken on the log scale, so it stays positive; xi's is symmetric, and often narrower
     than a profile's on the heavy side (the stationary fit carries xi's profile interval).
     """
-    trend = _profile_bounds(nll, theta, 1, confidence, 0.1 * theta[2], (-np.inf, np.inf))
-    covariance = _covariance(_hessian(nll, theta), "GEV trend fit")
-    if covariance is None:
-        covariance = np.full((4, 4), np.nan)
+    trend = profile_bounds(nll, theta, 1, confidence, 0.1 * theta[2], (-np.inf, np.inf))
+    found = covariance(hessian(nll, theta), "GEV trend fit")
+    found = np.full((4, 4), np.nan) if found is None else found
     width = stats.norm.isf(0.5 * (1.0 - confidence)) * np.array([-1.0, 1.0])
     gradient = np.array([1.0, scaling.standard_covariate(0.0), 0.0, 0.0])  # of mu0 / unit
-    location_spread = np.sqrt(max(gradient @ covariance @ gradient, 0.0))
+    location_spread = np.sqrt(max(gradient @ found @ gradient, 0.0))
     location, _, scale, shape = scaling.to_data(theta)
-    relative_scale_spread = np.sqrt(max(covariance[2, 2], 0.0)) / theta[2]
+    relative_scale_spread = np.sqrt(max(found[2, 2], 0.0)) / theta[2]
     return np.array([location + scaling.unit * location_spread * width,
                      scaling.unit / scaling.covariate_unit * np.asarray(trend),
                      scale * np.exp(relative_scale_spread * width),
-                     shape + np.sqrt(max(covariance[3, 3], 0.0)) * width])
+                     shape + np.sqrt(max(found[3, 3], 0.0)) * width])
 
 
 def effective_return_levels(fit: TrendFit, covariate_value: float,
@@ -215,8 +219,8 @@ def effective_return_levels(fit: TrendFit, covariate_value: float,
     scaling = _TrendScaling.of(fit.data, fit.covariate)
     z, s = scaling.standardise(fit.data, fit.covariate)
     theta = scaling.to_standard([fit.estimate(k) for k in _TREND_PARAMETERS])
-    covariance = _covariance(_hessian(lambda q: _gev_trend_nll(z, s, *q), theta),
-                             "effective return levels")
+    parameter_covariance = covariance(hessian(lambda q: gev_trend_negative_log_likelihood(
+        z, s, *q), theta), "effective return levels")
     s_value = scaling.standard_covariate(covariate_value)
     width = stats.norm.isf(0.5 * (1.0 - fit.confidence))
     out = np.full((len(periods_in_blocks), 3), np.nan)
@@ -228,8 +232,8 @@ def effective_return_levels(fit: TrendFit, covariate_value: float,
         def level(q: np.ndarray, p: float = p) -> float:
             return float(stats.genextreme.isf(p, -q[3], q[0] + q[1] * s_value, q[2]))
 
-        spread = scaling.unit * float(np.sqrt(max(_delta_variance(level, theta, covariance),
-                                                  0.0)))
+        variance = delta_variance(level, theta, parameter_covariance)
+        spread = scaling.unit * float(np.sqrt(max(variance, 0.0)))
         estimate = stats.genextreme.isf(p, -fit.estimate("shape"),
                                         fit.location_at(covariate_value), fit.estimate("scale"))
         out[i] = estimate + width * spread * np.array([0.0, -1.0, 1.0])

@@ -1,0 +1,136 @@
+"""What the diagnostics compute, as values checked when they are made.
+
+``DiagnoseSettings`` holds every option of ``diagnose`` (and of ``assimilate diagnose``)
+with the command's defaults; ``ExtremeSettings`` the part that models the extremes, shared
+by the extreme-value analysis of one series (:mod:`assimilate.diagnostics.series`) and the
+fits at every point of a map (:mod:`assimilate.diagnostics.gridded`, which defaults to the
+0.95 quantile: ``MapSettings``); ``ComputeSettings`` where and how the Dask pass runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from pde.descriptor import series_names
+from pde.io.cluster import DEFAULT_SCHEDULER_TIMEOUT
+
+__all__ = [
+    "DEFAULT_PROBABILITIES",
+    "SERIES",
+    "ComputeSettings",
+    "DiagnoseSettings",
+    "ExtremeSettings",
+    "MapSettings",
+]
+
+DEFAULT_PROBABILITIES = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999, 0.9999)
+SERIES = ("spatial_maximum", *series_names())
+"""The series an extreme-value analysis may be asked for (``DiagnoseSettings.series``)."""
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExtremeSettings:
+    """How the extremes of a series, or of every point of a map, are modelled."""
+
+    pot_quantile: float = 0.9
+    """The peaks-over-threshold threshold, as a quantile of the series (or of each point)."""
+    run_length: int | None = None
+    """Declustering run length in steps (default: the decorrelation steps)."""
+    block: str | int | None = None
+    """GEV blocks: ``"year"``, ``"season"`` or ``"month"`` for a calendar time axis (default
+    ``"year"``), or a number of steps (default ``extremes.default_block_steps``)."""
+    return_periods: Sequence[float] | None = None
+    """Years for a calendar time axis, else the time coordinate's units."""
+    confidence: float = 0.95
+    trend: bool = False
+    """Also fit a GEV whose location moves linearly with time (or a covariate)."""
+    trend_at: float | None = None
+    """The year (or covariate value) of the effective return levels (default: the last
+    block; a series only)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.pot_quantile <= 1.0:
+            raise ValueError(f"pot_quantile must lie in (0, 1], got {self.pot_quantile}")
+        _check_fraction("confidence", self.confidence)
+        run_length = self.run_length
+        if run_length is not None and not (float(run_length).is_integer() and run_length >= 1):
+            raise ValueError(f"run_length must be a whole number of steps >= 1, got "
+                             f"{run_length!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class MapSettings(ExtremeSettings):
+    """``ExtremeSettings`` for fits at every point, whose thresholds default higher: each
+    point's own 0.95 quantile."""
+
+    pot_quantile: float = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagnoseSettings:
+    """Every option of ``diagnose``, with the defaults of ``assimilate diagnose``."""
+
+    variable: str | None = None
+    """The field (default: the only numeric non-boolean data variable)."""
+    dims: Sequence[str] | None = None
+    """The time dim, then the space dims (``""`` first: no time); others are realisations."""
+    thresholds: Sequence[float] = ()
+    """Thresholds counted exactly, besides the levels at the 0.9, 0.99 and 0.999 quantiles."""
+    probabilities: Sequence[float] = DEFAULT_PROBABILITIES
+    tail_quantile: float = 0.99
+    """The quantile of the exceedance map and of the comparison's tail scores."""
+    series: str | None = None
+    """The series of the extreme-value analysis (default: ``dissipation`` for Kolmogorov
+    flow, else the spatial maximum, else the field itself)."""
+    floor: float | None = None
+    """Values below it are left out (the dry days of a precipitation record) and counted."""
+    pot_quantile: float = 0.9
+    run_length: int | None = None
+    block_steps: int | None = None
+    """GEV blocks of this many steps (not with ``block``)."""
+    block: str | None = None
+    """Calendar blocks: ``year`` (default for dated time), ``season`` or ``month``."""
+    return_periods: Sequence[float] | None = None
+    confidence: float = 0.95
+    trend: bool = False
+    trend_at: float | None = None
+    per_point: bool = False
+    """Also fit GPD and GEV at every spatial point."""
+
+    def __post_init__(self) -> None:
+        _check_fraction("tail_quantile", self.tail_quantile)
+        if not np.isfinite(np.asarray(self.thresholds, dtype=np.float64)).all():
+            raise ValueError(f"thresholds must be finite numbers, got {list(self.thresholds)}")
+        if self.series is not None and self.series not in SERIES:
+            raise ValueError(f"series must be one of {', '.join(SERIES)}, got '{self.series}'")
+        if self.floor is not None and not np.isfinite(self.floor):
+            raise ValueError(f"floor must be a finite number, got {self.floor}")
+        if self.block is not None and self.block_steps is not None:
+            raise ValueError("give a calendar block or a block length in steps, not both")
+        self.extremes()  # checks pot_quantile, run_length and confidence
+
+    def extremes(self) -> ExtremeSettings:
+        """The settings of the extreme-value analysis of the chosen series."""
+        return ExtremeSettings(self.pot_quantile, self.run_length,
+                               self.block if self.block is not None else self.block_steps,
+                               self.return_periods, self.confidence, self.trend, self.trend_at)
+
+
+@dataclasses.dataclass(frozen=True)
+class ComputeSettings:
+    """Where the Dask pass runs: ``workers`` local processes, or a ``scheduler`` address to
+    join (given up after ``scheduler_timeout`` seconds); in this process when neither."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+    scheduler_timeout: float = DEFAULT_SCHEDULER_TIMEOUT
+    progress: bool = False
+    """A progress bar on stderr (local runs only)."""
