@@ -160,9 +160,9 @@ def _truth_of(truth: Path, analysis: xr.Dataset) -> xr.DataArray:
 
 def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     """Diagnostics of the truth with the cycled analysis compared; report and figure."""
-    from assimilate.diagnostics import diagnose, summary
+    from assimilate.diagnostics import DiagnoseSettings, diagnose, summary
     from assimilate.report import render
-    from pde.io.store import open_store, write_zarr
+    from pde.io.store import open_store
 
     analysis = open_store(project / "analysis.zarr")
     true = _truth_of(truth, analysis)
@@ -174,11 +174,9 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     for label, field, compare in (("truth", true, {"analysis (controller)": analysis[variable]}),
                                   ("analysis (controller)", analysis[variable], None)):
         store = out / f"{NAME}-{label.split()[0]}.diag.zarr"
-        with claim(store, kind="directory", overwrite=True) as output:
-            diag = diagnose(field, dims=("time",), label=label, compare=compare,
-                            source=str(project / "analysis.zarr"))
-            write_zarr(diag, output)
-        diagnostics.append(diag)
+        diagnostics.append(diagnose(field, DiagnoseSettings(dims=("time",)), label=label,
+                                    compare=compare, source=str(project / "analysis.zarr"),
+                                    out=store, overwrite=True))
     print(summary(diagnostics[0]))
     report = render(diagnostics, out / f"{NAME}-report.html",
                     title=f"Cycled assimilation of {NAME}: analysis against the truth",

@@ -21,8 +21,8 @@
    a. raw read: every chunk read and decompressed by the same reader (``xr.open_zarr``)
       and reduced to its size (a trivial per-chunk task and a sum), on the same cluster;
       run twice, the first as a warm-up, the second timed.
-   b. ``diagnose(xr.open_zarr(store), scheduler=<the cluster>)``, timed end to end: its
-      pre-pass, the one Dask pass, and the in-memory extreme-value fits (what a user waits
+   b. ``diagnose(xr.open_zarr(store), compute=ComputeSettings(scheduler=<the cluster>))``,
+      timed end to end: its pre-pass, the one Dask pass, and the in-memory extreme-value fits (what a user waits
       for).
    Throughput is the store's uncompressed bytes over wall time (MB = 10⁶ bytes) for
    both, so the ratio is a ratio of wall times. The store may sit in the OS page cache
@@ -280,7 +280,7 @@ def raw_read(client: Client, path: Path) -> tuple[float, int]:
 def run_cluster(path: Path, workers: int, worker_memory: str, logical: int,
                 show_summary: bool, timeout: float, scratch: Path) -> dict:
     # imported here, not at the top: worker processes start by re-importing this module
-    from assimilate.diagnostics.diagnose import diagnose, summary
+    from assimilate.diagnostics import ComputeSettings, diagnose, summary
 
     limit = parse_bytes(worker_memory)
     row = {"workers": workers, "store_gib": logical / 2**30, "worker_memory_limit": limit}
@@ -301,8 +301,8 @@ def run_cluster(path: Path, workers: int, worker_memory: str, logical: int,
 
         def run() -> None:
             try:
-                result["diag"] = diagnose(xr.open_zarr(path),
-                                          scheduler=cluster.scheduler_address)
+                result["diag"] = diagnose(xr.open_zarr(path), compute=ComputeSettings(
+                    scheduler=cluster.scheduler_address))
             except Exception as error:  # noqa: BLE001 - a failure is a result to report
                 result["error"] = f"{type(error).__name__}: {error}"
 
@@ -425,7 +425,7 @@ def run_gridded(field: xr.DataArray, workers: int, worker_memory: str, scratch: 
 def scipy_loop(field: xr.DataArray, n_points: int) -> dict:
     """Baseline and reference in this process: scipy fits over the first ``n_points``
     points (fits only) and ``fit_per_point`` on the same points on one thread."""
-    from assimilate.diagnostics import calendar, extremes
+    from assimilate.diagnostics import calendar, extremes, fitting
     from assimilate.diagnostics.gridded import fit_per_point
 
     rows = math.ceil(n_points / field.sizes["lon"])
@@ -436,7 +436,7 @@ def scipy_loop(field: xr.DataArray, n_points: int) -> dict:
         ours = fit_per_point(subset, space=("lat", "lon")).compute()
         ours_s, ours_cpu = time.perf_counter() - started, time.process_time() - cpu
     blocks = calendar.blocks(subset["time"], "year")
-    cap = max(1, min(subset.sizes["time"] // (4 * extremes.MIN_PEAKS), 365 // 4))  # as ours
+    cap = max(1, min(subset.sizes["time"] // (4 * fitting.MIN_PEAKS), 365 // 4))  # as ours
     series = subset.values.reshape(subset.sizes["time"], -1).T[:n_points].astype(np.float64)
     data = []
     for x in series:
