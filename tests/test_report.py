@@ -26,11 +26,12 @@ import scipy.stats
 import xarray as xr
 from PIL import Image
 
-from assimilate.report import _schema as report_schema
+from assimilate.report import extreme_figures as report_extreme_figures
 from assimilate.report import figures as report_figures
 from assimilate.report import maps as report_maps
 from assimilate.report import page as report_page
 from assimilate.report import plot, render
+from assimilate.report import schema as report_schema
 from pde.io.errors import OutputError
 
 SCHEMA = "assimilate.diagnostics/1"
@@ -278,7 +279,7 @@ def test_histogram_overlays_the_compared_density(pair) -> None:
 
 def test_gev_alone_still_gives_return_levels(pair) -> None:
     gev_only = pair[1].drop_vars(["return_level", "gpd_shape", "gpd_scale"])
-    panel = report_figures.return_levels(*report_schema.load([gev_only]) * 2)
+    panel = report_extreme_figures.return_levels(*report_schema.load([gev_only]) * 2)
     assert panel is not None and "GEV fitted to the 16 maxima" in panel.caption
     assert report_figures.qq(report_schema.load([gev_only])) is None
 
@@ -289,7 +290,7 @@ def test_series_over_calendar_time(pair) -> None:
     on_dates = dataset.assign_coords(time=dates).assign(
         peak_time=("peak", np.datetime64("2000-01-01")
                    + (dataset["peak_time"].values * 10).astype("timedelta64[D]")))
-    panel = report_figures.series(report_schema.load([on_dates])[0])
+    panel = report_extreme_figures.series(report_schema.load([on_dates])[0])
     image = Image.open(io.BytesIO(report_page._png(panel.figure)))
     assert panel.figure.axes[0].get_xlabel() == "time" and distinct_colours(image) > 50
 

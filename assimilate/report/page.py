@@ -22,10 +22,10 @@ import xarray as xr
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
-from assimilate.report import tables
-from assimilate.report._schema import Source, load
-from assimilate.report.figures import Panel, panels
+from assimilate.report import extreme_figures, figures, tables
+from assimilate.report.figures import Panel
 from assimilate.report.point_maps import point_maps
+from assimilate.report.schema import Source, load
 from pde.io.output import Output, OutputError, claim
 
 __all__ = ["render"]
@@ -87,6 +87,18 @@ def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
         if pdf_output is not None:
             _write_pdf(pdf_output, datasets, found, title=title, created=created)
     return Path(out)
+
+
+def panels(diagnostics: list[xr.Dataset]) -> list[Panel]:
+    """Every figure the data allows besides the per-point maps, in report order."""
+    found = [figures.histogram(diagnostics), figures.qq(diagnostics)]
+    found += [extreme_figures.threshold_stability(d) for d in diagnostics]
+    found += [extreme_figures.return_levels(d, diagnostics[0]) for d in diagnostics]
+    found += [extreme_figures.series(d) for d in diagnostics]
+    found += figures.field_maps(diagnostics, "exceedance_map")
+    found += figures.field_maps(diagnostics, "temporal_maximum")
+    found.append(figures.spectrum(diagnostics))
+    return [panel for panel in found if panel is not None]
 
 
 def plot(diagnostics: Source | Sequence[Source]) -> dict[str, Figure]:

@@ -12,9 +12,9 @@ import numpy as np
 import xarray as xr
 
 from assimilate.diagnostics.gridded import SIGNIFICANCE, trend_tests
-from assimilate.report._schema import significant
-from assimilate.report.figures import Panel, _in
+from assimilate.report.figures import Panel
 from assimilate.report.maps import field_figure
+from assimilate.report.schema import quantity, significant
 
 __all__ = ["MAP_PERIOD", "point_maps"]
 
@@ -32,7 +32,7 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
         period = float(periods[np.argmin(np.abs(np.log(periods / MAP_PERIOD)))])
         at = levels.sel(return_period=period)
         units = levels["return_period"].attrs.get("units", "") or d.attrs.get("time_units", "")
-        quantity = f"{d.attrs.get('variable', 'value')}{_in(d.attrs.get('units', ''))}"
+        value_label = quantity(d)
         label, block = d.attrs["label"], d.attrs.get("point_block", "block")
         confidence = f"{float(d.attrs.get('point_confidence', 0.95)):.0%}"
         estimate = at.sel(interval="estimate")
@@ -47,18 +47,18 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
             f"The {title} of {d.attrs.get('variable')} at "
             f"each point: {label}, from a GEV fitted to the {block} maxima of every point "
             f"separately.{gaps}"),
-            field_figure(estimate, title=f"{title}: {label}", label=quantity, cmap="viridis",
+            field_figure(estimate, title=f"{title}: {label}", label=value_label, cmap="viridis",
                          limits=_limits(estimate))))
         found.append(Panel("interval-width-map", (
             f"Width of the {confidence} confidence interval of that return level (delta "
             "method with the observed information at each point): where it is wide the map "
             "above is uncertain."),
-            field_figure(width, title=f"{confidence} interval width: {label}", label=quantity,
+            field_figure(width, title=f"{confidence} interval width: {label}", label=value_label,
                          cmap="magma", limits=_limits(width, zero=True))))
         scale = d["point_gev_scale"].sel(interval="estimate")
         found.append(Panel("scale-map", (
             f"GEV scale σ at each point: {label}, the spread of the {block} maxima."),
-            field_figure(scale, title=f"GEV scale σ: {label}", label=quantity,
+            field_figure(scale, title=f"GEV scale σ: {label}", label=value_label,
                          cmap="cividis", limits=_limits(scale, zero=True))))
         if "point_gev_trend" in d:
             found.append(_trend_map(d, label))

@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from assimilate.diagnostics.gridded import SIGNIFICANCE, trend_tests
-from assimilate.report._schema import dims_attr, interval, scalar, significant
+from assimilate.report.schema import dims_attr, interval, scalar, significant
 
 __all__ = ["Table", "comparison", "inputs", "point_fits", "summary", "trend"]
 

@@ -20,12 +20,15 @@ __all__ = [
     "SCHEMA",
     "colour",
     "dims_attr",
+    "in_units",
     "interval",
     "load",
+    "quantity",
     "readable",
     "scalar",
     "series_name",
     "series_units",
+    "significant",
 ]
 
 SCHEMA = "assimilate.diagnostics/1"
@@ -135,3 +138,13 @@ def significant(value: float | None, digits: int = 4) -> str:
     if np.isnan(value):
         return "NaN"
     return f"{value:.{digits}g}"
+
+
+def in_units(units: str) -> str:
+    """`` (units)`` for an axis label, or nothing without units."""
+    return f" ({units})" if units else ""
+
+
+def quantity(dataset: xr.Dataset) -> str:
+    """The diagnosed variable with its units, for axis and colour-bar labels."""
+    return f"{dataset.attrs.get('variable', 'value')}{in_units(dataset.attrs.get('units', ''))}"
