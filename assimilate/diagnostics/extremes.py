@@ -21,6 +21,9 @@ the delta method (see ``gev_return_levels``).
 The T-return level is the level exceeded on average once every T time units: for POT with
 cluster rate lambda (clusters per time unit), x_T = u + sigma / xi ((lambda T)^xi - 1);
 for blocks of length B, the GEV quantile with exceedance probability B / T.
+
+The likelihoods, the optimiser and the interval machinery are those of
+:mod:`assimilate.diagnostics.fitting`, which the per-point fits of maps share.
 """
 
 from __future__ import annotations
