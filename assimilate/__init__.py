@@ -35,7 +35,21 @@ _HOMES = {
     "diagnose": "assimilate.diagnostics.diagnose",
     "render": "assimilate.report.page",
 }
-__all__ = sorted(_HOMES)
+__all__ = [
+    "assimilate",
+    "build_method",
+    "diagnose",
+    "evaluate_da",
+    "evaluate_forecast",
+    "forecast",
+    "load_config",
+    "load_observations",
+    "render",
+    "run",
+    "train_controller",
+    "train_emulator",
+    "train_forecaster",
+]
 
 
 def __getattr__(name: str) -> Any:
