@@ -3,10 +3,10 @@
 A :class:`Descriptor` holds a simulator's registry name (``pde:`` in a configuration, the
 ``pde`` attribute of every store and output), its stored field and spatial dims, its
 physical series and energy spectrum as functions of field arrays (:mod:`pde.physics`),
-the simulator class, and the defaults of the forecast evaluation that depend on the
-physics. Code outside :mod:`pde` asks for a descriptor (:func:`descriptor`,
+and the simulator class. Code outside :mod:`pde` asks for a descriptor (:func:`descriptor`,
 :func:`descriptor_of`) instead of switching on a PDE name: a third model is its simulator
-file, its configuration section (:mod:`pde.config`) and one more descriptor here.
+file, its configuration section (:mod:`pde.config`) and one more descriptor here (and,
+to be evaluated, its entry in :mod:`assimilate.evaluation.defaults`).
 
 The functions take NumPy arrays ``(..., *space)`` (any leading dims, space last, as in a
 Dask chunk or ``xarray.apply_ufunc`` with the space dims as core dims) and return float64.
@@ -28,9 +28,7 @@ __all__ = [
     "DESCRIPTORS",
     "KOLMOGOROV",
     "KURAMOTO_SIVASHINSKY",
-    "AssimilationDefaults",
     "Descriptor",
-    "ForecastDefaults",
     "Measures",
     "descriptor",
     "descriptor_of",
@@ -45,37 +43,6 @@ class Measures(NamedTuple):
 
     series: dict[str, np.ndarray]
     spectrum_sum: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
-class ForecastDefaults:
-    """Defaults of ``assimilate evaluate forecast`` that depend on the physics.
-
-    ``steps``: forecast length in stored intervals. Nudging synchronisation: observations
-    of noise ``nudging_noise`` (in climatological stds) on every ``nudging_stride``-th point
-    along each spatial dim, inserted at every step; steps ``nudging_window`` scored.
-    ``climatology_errors``: ``(result name, series)`` pairs, the series whose climatology
-    (mean over all leads) is compared with the truth's as a relative error.
-    """
-
-    steps: int
-    nudging_stride: int
-    nudging_noise: float
-    nudging_window: tuple[int, int]
-    climatology_errors: tuple[tuple[str, str], ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class AssimilationDefaults:
-    """Defaults of ``assimilate evaluate da`` that depend on the physics.
-
-    ``horizons``: the short and long evaluation horizons in stored intervals (those of
-    "Control-Augmented Autoregressive Diffusion for Data Assimilation", arXiv 2510.06637);
-    ``series``: the physical series whose run mean is scored against the truth's.
-    """
-
-    horizons: tuple[int, int]
-    series: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +63,6 @@ class Descriptor:
     series_names: tuple[str, ...]
     measure: Callable[[np.ndarray, Mapping[str, Any]], Measures]
     spectrum: Callable[[np.ndarray], np.ndarray]
-    forecast: ForecastDefaults
-    assimilation: AssimilationDefaults
     requires: tuple[tuple[str, str], ...] = ()
 
     def series(self, field: Any, attrs: Mapping[str, Any] | None = None
@@ -150,11 +115,6 @@ KURAMOTO_SIVASHINSKY = Descriptor(
     series_names=("total_variation", "energy"),
     measure=_kuramoto_sivashinsky,
     spectrum=physics.spectrum_1d,
-    # Regime 1's every 8th point.
-    forecast=ForecastDefaults(steps=640, nudging_stride=8, nudging_noise=0.1,
-                              nudging_window=(100, 200),
-                              climatology_errors=(("tv_error", "total_variation"),)),
-    assimilation=AssimilationDefaults(horizons=(140, 640), series="total_variation"),
 )
 
 KOLMOGOROV = Descriptor(
@@ -165,14 +125,6 @@ KOLMOGOROV = Descriptor(
     series_names=("energy", "enstrophy", "dissipation"),
     measure=_kolmogorov,
     spectrum=physics.spectrum_2d,
-    # Every 2nd point along each dim (1 in 4): with regime 1's sparser 1 in 16 (or 1 in 8)
-    # points even the true simulator does not synchronise (normalised RMSE 1.10 / 0.82 over
-    # steps 60-180; 1 in 4: 0.24), which would make the figure say nothing about the model.
-    forecast=ForecastDefaults(steps=180, nudging_stride=2, nudging_noise=0.1,
-                              nudging_window=(60, 180),
-                              climatology_errors=(("enstrophy_error", "enstrophy"),
-                                                  ("dissipation_error", "dissipation"))),
-    assimilation=AssimilationDefaults(horizons=(60, 180), series="dissipation"),
     requires=(("dissipation", "viscosity"),),
 )
 

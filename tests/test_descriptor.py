@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from assimilate.evaluation import metrics
+from assimilate.evaluation import scores
+from assimilate.evaluation.defaults import DEFAULTS, evaluation_defaults
 from pde import physics
 from pde.config import _SECTIONS, SimulationConfig
 from pde.descriptor import (
@@ -36,6 +37,18 @@ def test_descriptor_matches_its_simulator_and_configuration(config: dict) -> Non
 def test_one_registry_for_configurations_and_descriptors() -> None:
     assert set(_SECTIONS) == set(DESCRIPTORS)
     assert series_names() == ("energy", "enstrophy", "dissipation", "total_variation")
+
+
+def test_every_pde_has_evaluation_defaults_naming_its_series() -> None:
+    assert set(DEFAULTS) == set(DESCRIPTORS)
+    for name, defaults in DEFAULTS.items():
+        found = descriptor(name)
+        assert defaults.assimilation.series in found.series_names
+        assert {series for _, series in defaults.forecast.climatology_errors} <= set(
+            found.series_names)
+        assert evaluation_defaults(name) is defaults
+    with pytest.raises(ValueError, match="no evaluation defaults for pde 'burgers'; known: "):
+        evaluation_defaults("burgers")
 
 
 def test_unknown_pde_is_refused_naming_the_known_ones() -> None:
@@ -101,14 +114,14 @@ def test_dissipation_needs_the_viscosity() -> None:
                                physics.dissipation(w, 1e-3), rtol=1e-12)
 
 
-def test_metrics_spectrum_is_the_descriptors_and_stays_lazy() -> None:
+def test_scores_spectrum_is_the_descriptors_and_stays_lazy() -> None:
     w = xr.DataArray(np.random.default_rng(1).standard_normal((4, 3, 8, 8)),
                      dims=("time", "member", "y", "x")).chunk({"time": 1})
-    lazy = metrics.energy_spectrum(w)
+    lazy = scores.energy_spectrum(w)
     assert lazy.chunks is not None, "the spectrum of a Dask field stays lazy"
     np.testing.assert_allclose(lazy.values, KOLMOGOROV.spectrum(w.values), rtol=1e-12)
     u = w.isel(y=0)
-    np.testing.assert_allclose(metrics.energy_spectrum(u).values,
+    np.testing.assert_allclose(scores.energy_spectrum(u).values,
                                KURAMOTO_SIVASHINSKY.spectrum(u.values), rtol=1e-12)
-    np.testing.assert_allclose(metrics.total_variation(u).values,
+    np.testing.assert_allclose(scores.total_variation(u).values,
                                KURAMOTO_SIVASHINSKY.series(u.values)["total_variation"])

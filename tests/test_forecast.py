@@ -12,7 +12,7 @@ import xarray as xr
 
 from assimilate.cli import main
 from assimilate.config import load_config
-from assimilate.evaluation import metrics
+from assimilate.evaluation import scores
 from assimilate.models.forecaster import load_forecaster, rollout, train_forecaster
 from assimilate.training.loop import load_checkpoint
 from tests.conftest import TINY_FORECASTER, TINY_KS, write_config
@@ -190,7 +190,7 @@ def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> No
     _, fields = simulator.trajectory(state, 40)
     fields = np.asarray(fields, dtype=np.float32)
     space = ("y", "x") if fields.ndim == 4 else ("x",)
-    spectrum = metrics.energy_spectrum(xr.DataArray(fields, dims=("i", "time", *space)))
+    spectrum = scores.energy_spectrum(xr.DataArray(fields, dims=("i", "time", *space)))
     norm = forecaster.normalisation
     result = relaxation(rollout_from(ForecasterModel(forecaster).advance),
                         fields[:, -1:], mean=norm.mean, std=norm.std,

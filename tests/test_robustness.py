@@ -8,13 +8,13 @@ import torch
 import xarray as xr
 
 from assimilate.config import ConditioningNoise, ForecasterConfig
-from assimilate.evaluation import metrics
+from assimilate.evaluation import scores
 from assimilate.evaluation.robustness import (
     Nudging,
+    lattice,
     nudging_nrmse,
     relaxation,
     rollout_from,
-    strided_mask,
 )
 from assimilate.models.augment import coloured_noise, perturb_history
 from assimilate.models.forecaster import training_pair
@@ -37,7 +37,7 @@ def ar1(a: float, seed: int = 11):
 
 def white_spectrum() -> xr.DataArray:
     samples = np.random.default_rng(9).standard_normal((4000, N))
-    return metrics.energy_spectrum(xr.DataArray(samples, dims=("sample", "x"))).mean("sample")
+    return scores.energy_spectrum(xr.DataArray(samples, dims=("sample", "x"))).mean("sample")
 
 
 def test_relaxation_of_a_damped_linear_model_follows_its_analytic_rate() -> None:
@@ -71,7 +71,9 @@ def test_nudging_a_pointwise_damped_model_matches_the_exact_error() -> None:
     truth = np.zeros((4, window[1] + 1, N), dtype=np.float32)
     nrmse = nudging_nrmse(lambda h: a * h[:, -1], truth, start,
                           Nudging(stride=stride, noise=0.0, window=window), std=1.0)
-    unobserved = ~strided_mask((N,), stride)
+    unobserved = np.ones(N, dtype=bool)
+    unobserved[lattice((N,), stride).indices[:, 0]] = False
+    assert unobserved.sum() == N - N // stride
     steps = np.arange(window[0], window[1] + 1)
     expected = np.sqrt(np.mean(a ** (2 * steps)) * np.mean(start[:, 0, unobserved] ** 2)
                        * unobserved.mean())
@@ -85,7 +87,7 @@ def test_nudging_error_of_a_perfect_model_is_the_observation_noise_it_inserts() 
     start = np.ones((16, 1, 32, 32), dtype=np.float32)
     nrmse = nudging_nrmse(lambda h: 0.0 * h[:, -1], truth, start,
                           Nudging(stride=4, noise=0.1, window=(10, 50)), std=2.0)
-    assert strided_mask((32, 32), 4).sum() == 64
+    assert lattice((32, 32), 4).n_obs == 64
     assert nrmse == pytest.approx(0.1 * np.sqrt(64 / 1024), rel=0.03)
 
 
@@ -142,8 +144,8 @@ def test_observation_marks_are_regular_lattices_where_the_error_is_small() -> No
     counts = marks.sum(dim=-1).flatten()
     assert set(counts.long().tolist()) == {32, 16, 8, 4}  # strides 2, 4, 8, 16
     grid = observation_marks((50, 1, 16, 16), generator)[:, 0]
-    for lattice in grid:
-        rows, cols = (torch.unique(index).tolist() for index in torch.nonzero(lattice).T)
+    for marked in grid:
+        rows, cols = (torch.unique(index).tolist() for index in torch.nonzero(marked).T)
         stride = 16 // len(cols)
         assert stride in (2, 4, 8) and len(rows) == len(cols)  # the same stride along both
         assert rows == list(range(rows[0], 16, stride)) and cols == list(range(cols[0], 16,

@@ -41,6 +41,7 @@ import xarray as xr
 
 from assimilate.da.climatology import Climatology
 from assimilate.da.dynamics import Model, SimulatorModel
+from assimilate.evaluation import scores
 from assimilate.observe import Observations
 from pde.io.progress import tqdm
 from pde.io.threads import in_effect as threads_in_effect
@@ -300,23 +301,23 @@ def score(analysis: xr.Dataset, truth: np.ndarray, *, spin_up: int) -> dict[str,
 
     ``rmse.a`` / ``rmse.f``: RMSE of the ensemble mean of the analysis / background at the
     observed steps after ``spin_up`` steps, averaged over steps and trajectories; ``nrmse``
-    variants divide by the climatological std; ``spread.a`` the ensemble spread.
+    variants divide by the climatological std; ``spread.a`` the ensemble spread. The
+    definitions are those of :mod:`assimilate.evaluation.scores`.
     """
     variable = next(name for name in analysis.data_vars if not name.endswith("_background"))
     observed = np.array(json.loads(analysis.attrs.get("observed_steps", "[]")), dtype=int)
     steps = np.arange(analysis.sizes["time"])
     keep = steps[steps >= spin_up] if observed.size == 0 else observed[observed >= spin_up]
     std = analysis.attrs["climatological_std"]
+    dims = analysis[variable].dims
+    space = dims[3:]
+    reference = xr.DataArray(np.asarray(truth)[:, keep], dims=(dims[0], *dims[2:]))
     result = {}
     for label, name in (("a", variable), ("f", f"{variable}_background")):
-        states = analysis[name].values[:, :, keep]
-        error = states.mean(axis=1) - truth[:, keep]
-        space = tuple(range(2, error.ndim))
-        rmse = float(np.mean(np.sqrt(np.mean(error**2, axis=space))))
+        states = xr.DataArray(analysis[name].values[:, :, keep], dims=dims)
+        rmse = float(scores.rmse(states.mean("member"), reference, space).mean())
         result[f"rmse.{label}"], result[f"nrmse.{label}"] = rmse, rmse / std
-    members = analysis[variable].values[:, :, keep]
-    if members.shape[1] > 1:
-        variance = members.var(axis=1, ddof=1)  # (trajectory, time, *space)
-        spread = np.sqrt(np.mean(variance, axis=tuple(range(2, variance.ndim))))
-        result["spread.a"] = float(np.mean(spread))
+    members = xr.DataArray(analysis[variable].values[:, :, keep], dims=dims)
+    if members.sizes["member"] > 1:
+        result["spread.a"] = float(scores.ensemble_spread(members, space).mean())
     return result

@@ -38,7 +38,8 @@ import torch
 import xarray as xr
 
 from assimilate.da.dynamics import SimulatorModel
-from assimilate.evaluation import metrics, robustness
+from assimilate.evaluation import robustness, scores
+from assimilate.evaluation.defaults import ForecastDefaults, evaluation_defaults
 from assimilate.models.forecaster import (
     Forecaster,
     ForecasterModel,
@@ -51,14 +52,14 @@ from pde.descriptor import Descriptor, descriptor
 from pde.io.output import Output, claim
 from pde.io.store import write_zarr
 
-__all__ = ["evaluate_forecast", "format_table", "nudging", "plot_skill", "relaxation_table"]
+__all__ = ["evaluate_forecast", "forecast_scores", "format_table", "nudging", "plot_skill",
+           "relaxation_table"]
 
 PERTURBATION = 0.01
 
 
-def nudging(physics: Descriptor) -> robustness.Nudging:
-    """The nudging synchronisation test of a PDE (its descriptor's forecast defaults)."""
-    defaults = physics.forecast
+def nudging(defaults: ForecastDefaults) -> robustness.Nudging:
+    """The nudging synchronisation test of a PDE (its forecast defaults)."""
     return robustness.Nudging(stride=defaults.nudging_stride, noise=defaults.nudging_noise,
                               window=defaults.nudging_window)
 
@@ -139,7 +140,7 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
     physics = descriptor(forecaster.config.simulator.pde)
     ds = open_matching(forecaster, data)
     field = ds[forecaster.variable]
-    n_steps = n_steps or physics.forecast.steps
+    n_steps = n_steps or evaluation_defaults(physics.name).forecast.steps
     histories, truth = _initial_conditions(field, forecaster.history, n_steps, n_initial)
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     ardm, ardm_seconds = _ardm(forecaster, histories, n_steps, n_members, sub_steps, seed,
@@ -155,8 +156,9 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
     coords = {"time": np.arange(n_steps + 1) * forecaster.interval,
               **{name: ds[name].values for name in space}}
     truth_da = xr.DataArray(truth, dims=("initial", "time", *space), coords=coords)
-    results = [_score(name, xr.DataArray(values, dims=("initial", "member", "time", *space),
-                                         coords=coords), truth_da, std, physics, ds.attrs)
+    results = [forecast_scores(xr.DataArray(values, dims=("initial", "member", "time", *space),
+                                            coords=coords), truth_da, std=std, mean=mean,
+                               physics=physics, attrs=ds.attrs).expand_dims(method=[name])
                for name, values in forecasts.items()]
     result = xr.concat(results, dim="method")
     result["seconds_per_step"] = ("method", [ardm_seconds, sim_seconds, 0.0, 0.0])
@@ -188,14 +190,14 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
                 methods: list[str]) -> xr.Dataset:
     """Relaxation and nudging synchronisation of the forecaster and the simulator."""
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
-    climatology = metrics.energy_spectrum(field).mean(("trajectory", "time")).compute()
+    climatology = scores.energy_spectrum(field).mean(("trajectory", "time")).compute()
     advance = ForecasterModel(forecaster, sub_steps=sub_steps, seed=seed).advance
     sim_advance, sim_rollout = _simulator_models(ds.attrs["config"])
     relax = {name: robustness.relaxation(model, histories, mean=mean, std=std,
                                          spectrum=climatology, members=n_members, seed=seed)
              for name, model in (("ardm", robustness.rollout_from(advance)),
                                  ("simulator", sim_rollout))}
-    test = nudging(descriptor(forecaster.config.simulator.pde))
+    test = nudging(evaluation_defaults(forecaster.config.simulator.pde).forecast)
     k, last = forecaster.history, test.window[1]
     nrmse = {name: np.nan for name in methods}
     if field.sizes["time"] >= k + last:
@@ -213,30 +215,32 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
     }).assign_coords(method=methods)
 
 
-def _score(name: str, forecast: xr.DataArray, truth: xr.DataArray, std: float,
-           physics: Descriptor, attrs: dict) -> xr.Dataset:
-    """Per-lead and summary metrics of one method; forecast dims (initial, member, time, *space)."""
-    rmse = metrics.rmse(forecast, truth).mean(("initial", "member"))
-    corr = metrics.correlation(forecast, truth).fillna(0.0).mean(("initial", "member"))
+def forecast_scores(forecast: xr.DataArray, truth: xr.DataArray, *, std: float, mean: float,
+                    physics: Descriptor, attrs: dict) -> xr.Dataset:
+    """Per-lead and summary scores of one method: ``forecast`` ``(initial, member, time,
+    *space)``, ``truth`` ``(initial, time, *space)``; ``std`` and ``mean`` the climatology's;
+    ``attrs`` the simulator's attributes (the test store's), for the series' parameters."""
+    rmse = scores.rmse(forecast, truth).mean(("initial", "member"))
+    corr = scores.correlation(forecast, truth).fillna(0.0).mean(("initial", "member"))
     last = {"time": -1}
-    spectrum = metrics.energy_spectrum(forecast.isel(last)).mean(("initial", "member"))
-    reference = metrics.energy_spectrum(truth.isel(last)).mean("initial")
-    energy = float((truth**2).mean())
-    scores = xr.Dataset({
+    spectrum = scores.energy_spectrum(forecast.isel(last)).mean(("initial", "member"))
+    reference = scores.energy_spectrum(truth.isel(last)).mean("initial")
+    space = scores.space_dims(truth)
+    stable = scores.stable(forecast, mean=mean, std=std, dims=("time", *space))
+    result = xr.Dataset({
         "rmse": rmse,
         "nrmse": rmse / std,
         "correlation": corr,
-        "high_correlation_time": metrics.high_correlation_time(corr),
-        "spectrum_distance": metrics.log_spectral_distance(spectrum, reference, 1e-6),
-        "spectrum_distance_all": metrics.log_spectral_distance(spectrum, reference),
-        "stable_fraction": metrics.bounded(forecast, energy).mean(("initial", "member")),
+        "high_correlation_time": scores.high_correlation_time(corr),
+        "spectrum_distance": scores.log_spectral_distance(spectrum, reference, 1e-6),
+        "spectrum_distance_all": scores.log_spectral_distance(spectrum, reference),
+        "stable_fraction": stable.mean(("initial", "member")),
     })
     if forecast.sizes["member"] > 1:
-        crps = metrics.crps_ensemble(forecast, truth)
-        scores["crps"] = crps.mean([d for d in crps.dims if d != "time"])
-        scores["spread_skill"] = metrics.spread_skill_ratio(forecast, truth).mean("initial")
-    scores = scores.merge(_climatology_errors(forecast, truth, physics, attrs))
-    return scores.expand_dims(method=[name])
+        crps = scores.crps_ensemble(forecast, truth)
+        result["crps"] = crps.mean([d for d in crps.dims if d != "time"])
+        result["spread_skill"] = scores.spread_skill_ratio(forecast, truth, over=("initial",))
+    return result.merge(_climatology_errors(forecast, truth, physics, attrs))
 
 
 def _climatology_errors(forecast: xr.DataArray, truth: xr.DataArray, physics: Descriptor,
@@ -245,10 +249,11 @@ def _climatology_errors(forecast: xr.DataArray, truth: xr.DataArray, physics: De
     ``attrs``: the simulator's attributes (the test store's), for the series' parameters."""
     predicted = physics.series(forecast.transpose(..., *physics.space).values, attrs)
     actual = physics.series(truth.transpose(..., *physics.space).values, attrs)
+    errors = evaluation_defaults(physics.name).forecast.climatology_errors
     return xr.Dataset({
-        error: (float(predicted[series].mean()) - float(actual[series].mean()))
-        / float(actual[series].mean())
-        for error, series in physics.forecast.climatology_errors})
+        error: scores.relative_error(xr.DataArray(predicted[series]),
+                                     xr.DataArray(actual[series]))
+        for error, series in errors})
 
 
 def format_table(result: xr.Dataset) -> str:

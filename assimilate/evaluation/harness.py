@@ -41,6 +41,7 @@ import numpy as np
 import xarray as xr
 
 from assimilate.config import ExperimentConfig, load_config
+from assimilate.evaluation.defaults import evaluation_defaults
 from pde.descriptor import descriptor
 from pde.io.errors import ConfigError, OutputError
 from pde.io.output import claim
@@ -242,9 +243,9 @@ def _run_cell(workspace: Workspace, cell: Cell) -> Path:
     variable = field_variable(truth_ds)
     truth = truth_ds[variable].isel(time=slice(0, cell.n_steps + 1)).values
     found = descriptor(config.simulator.pde)
-    horizons = found.assimilation.horizons
+    assimilation = evaluation_defaults(config.simulator.pde).assimilation
+    horizons, series_name = assimilation.horizons, assimilation.series
     attrs = dict(truth_ds.attrs)
-    series_name = found.assimilation.series
     observed = np.zeros(observations.space, dtype=bool)
     rows = observations.dataset["indices"].values
     weights = observations.dataset["weights"].values
@@ -252,8 +253,7 @@ def _run_cell(workspace: Workspace, cell: Cell) -> Path:
     scores = analysis_scores(
         analysis[variable].values, truth, std=climatology.std, mean=climatology.mean,
         observed_points=observed, horizons=horizons, spin_up=min(horizons[0], cell.n_steps // 4),
-        series=lambda field: found.series(field, attrs)[series_name],
-        spectrum=found.spectrum)
+        series=lambda field: found.series(field, attrs)[series_name])
     scores.attrs = {**{k: analysis.attrs[k] for k in ("method", "parameters", "model", "nfe",
                                                       "nfe_per_step", "wall_time_s",
                                                       "seconds_per_step")},
@@ -399,7 +399,7 @@ def evaluate_da(config: str | Path | ExperimentConfig, *, out: str | Path,
         raise ConfigError("methods on the learned model need --forecaster CKPT")
     check_checkpoints(config, forecaster=forecaster, controllers=sorted(
         {value for spec in specs for key, value in spec.settings if key == "checkpoint"}))
-    horizons = descriptor(config.simulator.pde).assimilation.horizons
+    horizons = evaluation_defaults(config.simulator.pde).assimilation.horizons
     n_steps = n_steps or horizons[1]
     validation_steps = min(n_steps, horizons[0] // 2)  # tuning: half the short horizon
     out = Path(out)

@@ -10,9 +10,10 @@ physics does:
   to the climatological one, against the number of steps. The physics of KS damps
   wavenumber k at rate k⁴ − k², so its simulator relaxes within one stored step;
 - **nudging synchronisation**: start from an unrelated attractor state and, after every
-  step, insert noisy observations of the truth at the observed points (direct insertion,
-  Newtonian relaxation with strength 1). The normalised RMSE over a late window is small
-  when the model carries the observed information to the unobserved points.
+  step, insert noisy observations of the truth at the points of a strided lattice
+  (:func:`assimilate.observe.strided`) with the DA method ``nudging`` at ``alpha = 1``
+  (direct insertion). The normalised RMSE over a late window is small when the model
+  carries the observed information to the unobserved points.
 
 Both take a model as plain functions of physical fields (NumPy), so the same code scores
 the learned forecaster, the true simulator and a toy with an analytic answer (tests).
@@ -26,7 +27,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
-from assimilate.evaluation import metrics
+from assimilate.da.contract import Observed
+from assimilate.da.methods import build_method
+from assimilate.evaluation import scores
+from assimilate.observe import Operator, strided
 
 __all__ = [
     "RELAXATION_NOISE",
@@ -34,10 +38,10 @@ __all__ = [
     "Advance",
     "Nudging",
     "Rollout",
+    "lattice",
     "nudging_nrmse",
     "relaxation",
     "rollout_from",
-    "strided_mask",
 ]
 
 # (batch, k, *space) history -> (batch, *space) next state, physical units
@@ -87,16 +91,9 @@ def relaxation(rollout: Rollout, histories: np.ndarray, *, mean: float, std: flo
     field = xr.DataArray(states, dims=("noise", "sample", "step", *space),
                          coords={"noise": list(noise), "step": np.arange(n_steps + 1)})
     ratio = np.sqrt(((field - mean) ** 2).mean(("sample", *space))) / std
-    energy = metrics.energy_spectrum(field).mean("sample")
-    distance = metrics.log_spectral_distance(energy, spectrum, 1e-6)
+    energy = scores.energy_spectrum(field).mean("sample")
+    distance = scores.log_spectral_distance(energy, spectrum, 1e-6)
     return xr.Dataset({"std_ratio": ratio, "spectrum_distance": distance})
-
-
-def strided_mask(shape: tuple[int, ...], stride: int) -> np.ndarray:
-    """Observed points: every ``stride``-th grid point along each spatial dim."""
-    mask = np.zeros(shape, dtype=bool)
-    mask[tuple(slice(None, None, stride) for _ in shape)] = True
-    return mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,22 +114,35 @@ def nudging_nrmse(advance: Advance, truth: np.ndarray, start: np.ndarray, nudgin
     """Normalised RMSE over ``nudging.window`` of a model nudged toward noisy observations.
 
     ``truth`` ``(I, n_steps + 1, *space)``; ``start`` ``(I, k, *space)``: the histories the
-    model begins from (unrelated attractor states). After each step the observed points
-    of the new state are replaced by the truth plus noise of ``nudging.noise · std``.
+    model begins from (unrelated attractor states). After each step the DA method
+    ``nudging`` (``alpha = 1``) replaces the observed points of the new state by the truth
+    plus noise of ``nudging.noise · std`` (drawn on the whole grid, in one stream).
     """
     first, last = nudging.window
     if truth.shape[1] <= last:
         raise ValueError(f"nudging scores steps {first}..{last}: the truth needs "
                          f"{last + 1} states, it has {truth.shape[1]}")
     rng = np.random.default_rng(seed)
-    mask = strided_mask(truth.shape[2:], nudging.stride)
+    operator = lattice(truth.shape[2:], nudging.stride)
+    points = operator.indices[:, 0]
+    insertion = build_method("nudging", {"alpha": 1.0})
+    error_std = np.full(operator.n_obs, nudging.noise * std)
+    present = np.ones((len(truth), operator.n_obs), dtype=bool)
     history = start.astype(np.float32)
     squared = []
     for step in range(1, last + 1):
-        state = advance(history).astype(np.float32)
-        observed = truth[:, step] + nudging.noise * std * rng.standard_normal(truth[:, step].shape)
-        state[:, mask] = observed[:, mask]
+        prior = advance(history).astype(np.float32)
+        noisy = truth[:, step] + nudging.noise * std * rng.standard_normal(truth[:, step].shape)
+        observed = Observed(step, operator, noisy.reshape(len(truth), -1)[:, points],
+                            error_std, present)
+        # direct insertion reads nothing of a DA problem (model, climatology)
+        state = insertion.analyse(prior[:, None], observed, None)[:, 0]
         history = np.concatenate([history[:, 1:], state[:, None]], axis=1)
         if step >= first:
             squared.append(np.mean((state - truth[:, step]) ** 2))
     return float(np.sqrt(np.mean(squared)) / std)
+
+
+def lattice(space: tuple[int, ...], stride: int) -> Operator:
+    """The observed points: every ``stride``-th grid point along each spatial dim."""
+    return strided(space, [np.arange(n, dtype=np.float64) for n in space], stride)
