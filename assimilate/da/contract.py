@@ -111,8 +111,7 @@ class Tuning:
 
 
 MODEL_COST = {"none": 0, "simulator": 1, "forecaster": 2}
-"""A rough order of a method's cost by its model: the true simulator is about a hundred
-times cheaper per step than the learned forecaster."""
+"""A rough order of cost by model (the simulator: ~100x cheaper per step on a CPU)."""
 
 
 class Method:
@@ -134,8 +133,7 @@ class Method:
     """True for a method whose ``guide`` also steers unobserved steps (it previews the
     observations ahead); ``observed`` then holds no observation at those steps."""
     note: ClassVar[str] = ""
-    """How the method differs from DAPPER's of the same name, if it does (``--method``
-    help)."""
+    """How the method differs from DAPPER's of the same name, if it does (CLI help)."""
     controller_setting: ClassVar[str | None] = None
     """The setting that names a trained controller checkpoint, for a method that needs
     one (``--controller CKPT`` fills it)."""

@@ -96,7 +96,8 @@ def check_start(config: ExperimentConfig, method, *, n_members: int,
     initial = None if background is None else load_background(background, config, grid)
     check_spread(initial, grid.space, method, n_members,
                  f"background file '{background}' ({background_option})")
-    clim = None if climatology is None else load_climatology(climatology, config, seed=seed)
+    clim = None if climatology is None else load_climatology(climatology, config, grid,
+                                                             seed=seed)
     learned = None
     if forecaster is not None:
         from assimilate.models.forecaster import load_forecaster

@@ -130,7 +130,7 @@ def check_spread(background: np.ndarray | None, space: tuple[int, ...], method,
                           "climatology")
 
 
-def load_climatology(path: str | Path, config: ExperimentConfig, *, seed: int):
+def load_climatology(path: str | Path, config: ExperimentConfig, grid: Grid, *, seed: int):
     """The climatology of the trajectory store ``path`` (:class:`Climatology`), whose
     physics and grid must be the config's."""
     from assimilate.da.climatology import Climatology
@@ -139,5 +139,5 @@ def load_climatology(path: str | Path, config: ExperimentConfig, *, seed: int):
     source = f"climatology store '{path}'"
     ds = open_trajectories(path)
     check_physics(simulator_section(ds), config, source)
-    check_grid(ds, config, source, required=True)
+    check_grid(ds, grid, source, required=True)
     return Climatology.from_store(path, seed=seed)
