@@ -53,7 +53,7 @@ class RunInputs:
 
     method: str
     observations: str | Path
-    settings: dict[str, str] = dataclasses.field(default_factory=dict)
+    settings: dict[str, str] | None = None
     controller: str | Path | None = None
     forecaster: str | Path | None = None
     background: str | Path | None = None

@@ -99,12 +99,12 @@ def methods_help() -> str:
     return text + (f". Unlike DAPPER's methods of those names: {notes}" if notes else "")
 
 
-def with_controller(name: str, settings: Mapping[str, str],
+def with_controller(name: str, settings: Mapping[str, str] | None,
                     controller: str | None) -> dict[str, str]:
     """``settings`` with ``controller`` (``--controller CKPT``) as the checkpoint of a method
     that needs one (its :attr:`~assimilate.da.contract.Method.controller_setting`); a
     setting already there is kept; refused for a method that needs none."""
-    settings = dict(settings)
+    settings = dict(settings or {})
     key = method_class(name).controller_setting
     if controller is None:
         return settings
