@@ -205,18 +205,18 @@ def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path
 
 
 def test_a_retrained_checkpoint_at_the_same_path_is_another_cell(tmp_path: Path) -> None:
-    from assimilate.evaluation.harness import _models
+    from assimilate.evaluation.harness.cells import checkpoint_hashes
 
     spec = parse_method("free:model=simulator")
-    assert _models(spec, None) == "", "the true simulator alone: no checkpoint"
+    assert checkpoint_hashes(spec, None) == "", "the true simulator alone: no checkpoint"
     cell = Cell("free", (("model", "simulator"),), "dense", "test", 10, 4, 0)
     assert cell.key == Cell("free", (("model", "simulator"),), "dense", "test", 10, 4, 0,
-                            _models(spec, None)).key
+                            checkpoint_hashes(spec, None)).key
     forecaster = tmp_path / "forecaster.pt"
     forecaster.write_bytes(b"a forecaster")
-    first = _models(parse_method("free"), str(forecaster))
+    first = checkpoint_hashes(parse_method("free"), str(forecaster))
     forecaster.write_bytes(b"the forecaster retrained")
-    second = _models(parse_method("free"), str(forecaster))
+    second = checkpoint_hashes(parse_method("free"), str(forecaster))
     assert first and second and first != second
     keys = {dataclasses.replace(cell, models=models).key for models in (first, second)}
     assert len(keys) == 2
