@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from assimilate.config import ExperimentConfig
+from assimilate.da.grid import Grid
 from assimilate.da.inputs.fields import (
     check_spread,
     grid_of,
@@ -86,13 +87,14 @@ class CheckedInputs:
 def check_start(config: ExperimentConfig, method, *, n_members: int,
                 forecaster: str | Path | None = None, background: str | Path | None = None,
                 climatology: str | Path | None = None, seed: int = 0,
-                background_option: str = "--background") -> Start:
+                background_option: str = "--background", grid: Grid | None = None) -> Start:
     """Check the method's needs, its checkpoints, the background and the climatology store
     against ``config``; load them. ``background_option`` names where the background was
-    given (``--background``, the workflow key)."""
+    given (``--background``, the workflow key); ``grid``: the config's, when the caller
+    holds it."""
     method.check_needs(forecaster=forecaster is not None)
     check_checkpoints(config, forecaster=forecaster, controllers=method.controllers)
-    grid = grid_of(config)
+    grid = grid_of(config) if grid is None else grid
     initial = None if background is None else load_background(background, config, grid)
     check_spread(initial, grid.space, method, n_members,
                  f"background file '{background}' ({background_option})")
@@ -119,13 +121,15 @@ def check_observation_source(attrs: dict[str, Any], config: ExperimentConfig,
 
 
 def read_observations(path: str | Path, config: ExperimentConfig, *,
-                      calendar: Calendar | None = None) -> Observations:
+                      calendar: Calendar | None = None,
+                      grid: Grid | None = None) -> Observations:
     """The observations at ``path`` on the config's grid (datetimes read with
     ``calendar``), refused if synthesised from other physics."""
     source = f"observation file '{path}'"
     ds = open_observation_file(path)
     check_observation_source(ds.attrs, config, source)  # before its entries: the first cause
-    return Observations.from_dataset(ds, **grid_of(config).observation_grid(), source=source,
+    grid = grid_of(config) if grid is None else grid
+    return Observations.from_dataset(ds, **grid.observation_grid(), source=source,
                                      calendar=calendar)
 
 
@@ -150,15 +154,15 @@ def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> Che
     """Every input of ``assimilate run``, checked and loaded (module doc)."""
     calendar = Calendar.parse(inputs.calendar) if isinstance(inputs.calendar, str) \
         else inputs.calendar  # run() parses it before any output is claimed
-    observed = read_observations(inputs.observations, config, calendar=calendar)
+    grid = grid_of(config)  # the simulator built once for every check
+    observed = read_observations(inputs.observations, config, calendar=calendar, grid=grid)
     steps = run_steps(observed, inputs.n_steps)
-    grid = grid_of(config)
     reference = None if inputs.truth is None else load_truth(
         inputs.truth, config, trajectories=trajectory_labels(observed), n_steps=steps,
         calendar=calendar, grid=grid)
     start = check_start(config, method, n_members=inputs.n_members,
                         forecaster=inputs.forecaster, background=inputs.background,
-                        climatology=inputs.climatology, seed=inputs.seed)
+                        climatology=inputs.climatology, seed=inputs.seed, grid=grid)
     initial = start.background
     if initial is not None and initial.ndim == len(grid.space) + 2 \
             and initial.shape[0] != observed.n_trajectories:
