@@ -164,34 +164,37 @@ def _evaluate_da(args: argparse.Namespace) -> None:
     from assimilate.config import load_config
 
     config = load_config(args.config)
-    from assimilate.evaluation.harness import evaluate_da, format_da_summary, format_da_table
+    from assimilate.evaluation.harness import (
+        HarnessSettings,
+        evaluate_da,
+        format_da_summary,
+        format_da_table,
+    )
 
-    result = evaluate_da(config, methods=args.methods and args.methods.split(","),
-                         regimes=args.regimes and args.regimes.split(","),
-                         out=args.out, forecaster=args.forecaster,
-                         controller=args.controller, n_test=args.trajectories,
-                         n_validation=args.validation, n_members=args.members,
-                         n_steps=args.steps, tune=not args.no_tune, seed=args.seed,
-                         workers=args.workers, scheduler=args.scheduler,
-                         overwrite=args.overwrite, progress=not args.quiet)
+    settings = HarnessSettings(
+        methods=args.methods and args.methods.split(","),
+        regimes=args.regimes and args.regimes.split(","), forecaster=args.forecaster,
+        controller=args.controller, n_test=args.trajectories, n_validation=args.validation,
+        n_members=args.members, n_steps=args.steps, tune=not args.no_tune, seed=args.seed,
+        workers=args.workers, scheduler=args.scheduler)
+    result = evaluate_da(config, settings, out=args.out, overwrite=args.overwrite,
+                         progress=not args.quiet)
     print(format_da_summary(result), format_da_table(result), sep="\n\n")
     print(f"wrote {args.out}, {args.out}.md and {args.out}.png")
 
 
 def _run(args: argparse.Namespace) -> int:
     from assimilate.da.methods import parse_settings
-    from assimilate.da.run import run
+    from assimilate.da.run import RunInputs, run
 
-    settings = parse_settings(args.set)
-    if args.controller:
-        settings["checkpoint"] = args.controller
+    inputs = RunInputs(method=args.method, observations=args.obs,
+                       settings=parse_settings(args.set), controller=args.controller,
+                       forecaster=args.forecaster, background=args.background,
+                       climatology=args.climatology, truth=args.truth, n_members=args.members,
+                       n_steps=args.steps, spin_up=args.spin_up, seed=args.seed,
+                       calendar=args.calendar)
     try:
-        analysis, scores = run(args.config, method=args.method, settings=settings,
-                               observations=args.obs, out=args.out, n_members=args.members,
-                               forecaster=args.forecaster, background=args.background,
-                               climatology=args.climatology, truth=args.truth,
-                               n_steps=args.steps, spin_up=args.spin_up, seed=args.seed,
-                               calendar=args.calendar, overwrite=args.overwrite,
+        analysis, scores = run(args.config, inputs, out=args.out, overwrite=args.overwrite,
                                progress=not args.quiet)
     except FloatingPointError as error:  # the method diverged: not a bug, not bad input
         _say(f"failed: {error}; nothing was written")
@@ -513,15 +516,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="replace an existing --out or --pdf file")
     report.set_defaults(handler=_report)
 
+    from assimilate.da.methods import methods_help
+
     assim = verbs.add_parser("run", help="assimilate observations with one DA method")
     assim.add_argument("config", help="experiment config (its simulator sets grid and time step)")
     assim.add_argument("--method", required=True,
-                       help="free, dps, enkf, etkf, letkf, nudging, oi, climatology, "
-                            "controller or optimised-control. Unlike DAPPER's methods of "
-                            "those names: oi updates every member with a scaled, homogenised "
-                            "climatological covariance (DAPPER's OptInterp: --members 1 --set "
-                            "scale=1), climatology draws members afresh (DAPPER's: their "
-                            "mean)")
+                       help=methods_help())
     assim.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)")
     assim.add_argument("--obs", required=True, help="observations (NetCDF or Zarr)")

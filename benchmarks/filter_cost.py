@@ -36,7 +36,7 @@ import numpy as np
 
 from assimilate.da.methods.enkf import enkf_analysis
 from assimilate.da.methods.etkf import etkf_analysis
-from assimilate.da.methods.letkf import letkf_analysis
+from assimilate.da.methods.letkf import Localisation, letkf_analysis
 
 RADIUS = 4.0
 NEAREST = 16  # covers the support: at most 12 sites of the 2-D lattice lie within 2 RADIUS
@@ -126,17 +126,16 @@ def cases(p: dict) -> dict[str, tuple[Callable, Callable]]:
     key = jax.random.key(0)
     noise = np.asarray(jax.random.normal(key, p["HE"].shape, np.float32))
     args = (p["E"], p["HE"], p["y"], p["error_std"])
-    locations = {"grid_locations": p["grid"], "observation_locations": p["sites"],
-                 "lengths": p["lengths"]}
+    locations = (p["grid"], p["sites"], p["lengths"], RADIUS)
     methods = {
         "ETKF": (lambda: numpy_etkf(*args), lambda: etkf_analysis(*args)),
         "EnKF": (lambda: numpy_enkf(noise, *args), lambda: enkf_analysis(key, *args)),
         "LETKF": (lambda: numpy_letkf(*args, p["grid"], p["sites"], p["lengths"]),
-                  lambda: letkf_analysis(*args, **locations, radius=RADIUS)),
+                  lambda: letkf_analysis(*args, localisation=Localisation(*locations))),
     }
     if len(p["y"]) > NEAREST:
         methods[f"LETKF, {NEAREST} nearest"] = (methods["LETKF"][0], lambda: letkf_analysis(
-            *args, **locations, radius=RADIUS, nearest=NEAREST))
+            *args, localisation=Localisation(*locations, nearest=NEAREST)))
     return methods
 
 

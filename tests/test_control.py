@@ -42,6 +42,7 @@ from assimilate.control.inputs import N_FEATURES, features_of, preview_of
 from assimilate.control.load import load_controller
 from assimilate.control.training import training_regimes
 from assimilate.da.contract import Observed, Problem, assimilate, score
+from assimilate.da.grid import Grid
 from assimilate.da.methods import build_method
 from assimilate.diffusion import SubStep
 from assimilate.models.forecaster import ForecasterModel, load_forecaster, train_forecaster
@@ -213,12 +214,13 @@ def _guided(project, trained, observations: Observations, step: int,
             settings: dict | None = None):
     """The method's control at forecast ``step`` (2 members per trajectory)."""
     model = ForecasterModel(project.forecaster)
-    problem = Problem(model, None, {"x": observations.coordinates[0]}, (22.0,), 2,
-                      np.random.default_rng(0), jax.random.PRNGKey(0),
+    grid = Grid.from_coordinates({"x": observations.coordinates[0]})
+    problem = Problem(model, None, grid, 2, np.random.default_rng(0), jax.random.PRNGKey(0),
                       observations=observations)
     method = build_method("controller", {"checkpoint": str(trained), **(settings or {})})
     operator, values, error_std, mask = observations.at(step)
-    return method.guide(Observed(step, operator, values, error_std, mask), problem)
+    return method.guide(Observed(step, operator, values, error_std, mask), problem,
+                        method.prepare(problem))
 
 
 def _correction_at(project, trained, observations: Observations, step: int,
@@ -280,12 +282,12 @@ def test_optimised_control_fits_a_step_closer_than_no_control(project) -> None:
     misfits = []
     for iterations in (1, 10):
         model = ForecasterModel(project.forecaster, seed=7)
-        problem = Problem(model, None, {"x": observations.coordinates[0]}, (22.0,), 2,
-                          np.random.default_rng(0), jax.random.PRNGKey(0),
-                          observations=observations)
+        grid = Grid.from_coordinates({"x": observations.coordinates[0]})
+        problem = Problem(model, None, grid, 2, np.random.default_rng(0),
+                          jax.random.PRNGKey(0), observations=observations)
         method = build_method("optimised-control", {"iterations": str(iterations),
                                                     "energy": "0"})
-        control = method.guide(Observed(5, operator, values, error_std, mask), problem)
+        control = method.guide(Observed(5, operator, values, error_std, mask), problem, None)
         outcome = model.advance(history, control).reshape(len(truth), 2, 32)
         misfits.append(float(np.mean(((operator.apply(outcome) - values[:, None])
                                       / error_std) ** 2)))

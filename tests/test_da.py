@@ -33,7 +33,8 @@ import xarray as xr
 from assimilate.config import load_config
 from assimilate.control import train_controller
 from assimilate.da.climatology import Climatology
-from assimilate.da.contract import Method, Observed, Problem, assimilate, score
+from assimilate.da.contract import Diverged, Method, Observed, Problem, assimilate, score
+from assimilate.da.grid import Grid
 from assimilate.da.methods import all_methods, build_method, method_keys, parse_settings
 from assimilate.diffusion.samplers import sample_euler
 from assimilate.diffusion.schedules import karras_sigmas
@@ -112,6 +113,11 @@ def _run(tiny: SimpleNamespace, name: str, settings: dict | None = None, *,
                       config=tiny.config, forecaster=tiny.forecaster, **options)
 
 
+def _analyse(method: Method, prior: np.ndarray, observed: Observed, problem: Problem):
+    """One analysis, with the state the method prepares for a run."""
+    return method.analyse(prior, observed, problem, method.prepare(problem))
+
+
 # --- DPS on an exact Gaussian toy --------------------------------------------------------
 
 class _IdentityModel:
@@ -132,9 +138,9 @@ def test_dps_moves_a_gaussian_prior_toward_the_exact_posterior_mean_where_observ
     operator = strided((n,), [np.arange(n, dtype=float)], 2)  # grid points 0, 2, 4, 6
     y = np.array([[2.0, -1.0, 1.5, 0.0], [-1.5, np.nan, 0.5, 2.5]])
     observed = Observed(1, operator, y, np.full(4, sigma_y), np.isfinite(y))
-    problem = Problem(_IdentityModel(), None, {"x": np.arange(n, dtype=float)}, (float(n),),
+    problem = Problem(_IdentityModel(), None, Grid.from_coordinates({"x": np.arange(n, dtype=float)}),
                       n_members, np.random.default_rng(0), jax.random.PRNGKey(0))
-    control = build_method("dps").guide(observed, problem)
+    control = build_method("dps").guide(observed, problem, None)
 
     def denoiser(x, sigma, cond=None):
         sigma = sigma.view(-1, 1, 1)
@@ -172,17 +178,17 @@ def test_etkf_on_a_2d_field_is_the_kalman_update_of_the_sample_moments(settings)
     prior = rng.standard_normal((1, n_members, *shape)) + np.linspace(0, 1, 48).reshape(shape)
     y = rng.standard_normal((1, operator.n_obs))
     observed = Observed(0, operator, y, np.full(operator.n_obs, 0.5), np.ones_like(y, bool))
-    problem = Problem(None, None, coordinates, (6.0, 8.0), n_members,
+    problem = Problem(None, None, Grid.from_coordinates(coordinates), n_members,
                       np.random.default_rng(0), jax.random.PRNGKey(0))
-    analysis = build_method("etkf", settings).analyse(prior, observed, problem)
+    analysis = _analyse(build_method("etkf", settings), prior, observed, problem)
     flat = prior[0].reshape(n_members, -1).astype(np.float64)
     anomalies = float(settings.get("inflation", 1.02)) * (flat - flat.mean(0))
     p, h, r = anomalies.T @ anomalies / (n_members - 1), operator.matrix(), 0.25 * np.eye(12)
     gain = p @ h.T @ np.linalg.inv(h @ p @ h.T + r)
     expected = flat.mean(0) + gain @ (y[0] - h @ flat.mean(0))
     np.testing.assert_allclose(analysis[0].mean(0).ravel(), expected, atol=1e-4)
-    local = build_method("letkf", settings | {"radius": "1e6"}).analyse(prior, observed,
-                                                                        problem)
+    local = _analyse(build_method("letkf", settings | {"radius": "1e6"}), prior, observed,
+                     problem)
     np.testing.assert_allclose(local, analysis, atol=1e-4)
 
 
@@ -233,17 +239,17 @@ class _Exploding(Method):
     name: ClassVar[str] = "exploding"
     model: str = "simulator"
 
-    def analyse(self, prior, observed, problem):
+    def analyse(self, prior, observed, problem, state):
         return prior * np.inf if observed.step == 3 else prior
 
 
-def test_a_diverged_method_raises_or_is_stopped_and_scored_unstable(tiny) -> None:
+def test_a_diverged_method_raises_with_its_run_so_far_scored_unstable(tiny) -> None:
     options = {"initial": None, "config": tiny.config, "climatology": tiny.climatology,
                "n_members": 3, "n_steps": 6, "progress": False}
-    with pytest.raises(FloatingPointError, match="'exploding'.*step 3"):
+    with pytest.raises(FloatingPointError, match="'exploding'.*step 3") as raised:
         assimilate(_Exploding(), tiny.observations, **options)
-    analysis = assimilate(_Exploding(), tiny.observations, on_divergence="stop",
-                          **options)["u"].values
+    assert isinstance(raised.value, Diverged)
+    analysis = raised.value.analysis["u"].values
     assert analysis.shape == (2, 3, 7, 32)
     assert np.isfinite(analysis[:, :, :3]).all() and np.isnan(analysis[:, :, 3:]).all()
     scores = analysis_scores(analysis, tiny.truth[:, :7], std=1.0, mean=0.0,
@@ -496,9 +502,9 @@ def test_filters_inflate_on_the_analysis_side_and_rotate_as_asked() -> None:
     observed = Observed(1, operator, y, np.full(operator.n_obs, 0.5), np.ones_like(y, bool))
 
     def analyse(name: str, **settings: str) -> np.ndarray:
-        problem = Problem(None, None, coordinates, (8.0,), 10, np.random.default_rng(0),
-                          jax.random.PRNGKey(0))
-        return build_method(name, settings).analyse(prior, observed, problem)
+        problem = Problem(None, None, Grid.from_coordinates(coordinates), 10,
+                          np.random.default_rng(0), jax.random.PRNGKey(0))
+        return _analyse(build_method(name, settings), prior, observed, problem)
 
     for name, extra in (("etkf", {}), ("letkf", {"radius": "2"}), ("enkf", {})):
         plain = analyse(name, inflation="1", **extra)

@@ -21,9 +21,11 @@ from scipy import stats
 from torch import Tensor, nn
 
 from assimilate.diffusion import (
+    Churn,
     Denoiser,
     FlowDenoiser,
     GaussianNoise,
+    Guidance,
     StudentTNoise,
     SubStep,
     edm_loss,
@@ -276,14 +278,14 @@ def test_deterministic_samplers_reproduce_gaussian_data(sampler, n_steps: int) -
 def test_stochastic_sampler_reproduces_gaussian_data() -> None:
     g = torch.Generator().manual_seed(5)
     out = sample_stochastic(ideal_denoiser(), gaussian_start(4000, 64), karras_sigmas(128),
-                            churn=10.0, noise_scale=1.0, generator=g)
+                            churn=Churn(10.0, noise_scale=1.0), generator=g)
     assert out.mean().item() == pytest.approx(MU, abs=0.012)
     assert out.var().item() == pytest.approx(S**2, rel=0.02)
 
 
 def test_stochastic_sampler_without_churn_is_heun() -> None:
     x, sigmas = gaussian_start(16, 8), karras_sigmas(12)
-    torch.testing.assert_close(sample_stochastic(ideal_denoiser(), x, sigmas, churn=0.0),
+    torch.testing.assert_close(sample_stochastic(ideal_denoiser(), x, sigmas, churn=Churn(0.0)),
                                sample_heun(ideal_denoiser(), x, sigmas))
 
 
@@ -355,10 +357,9 @@ def test_a_differentiating_correction_gets_a_graph_inside_no_grad() -> None:
         torch.testing.assert_close(gradient, torch.full_like(step.x, 0.5))
         return x_next.detach()
 
-    guide.needs_grad = True
     with torch.no_grad():
         out = sample_euler(CountingLinear(), torch.ones(2, 1, 3, dtype=F64), karras_sigmas(3),
-                           correction=guide)
+                           correction=Guidance(guide, differentiable=True))
     assert not out.requires_grad
 
 

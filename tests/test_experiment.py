@@ -15,16 +15,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from assimilate.da.methods import method_class
 from assimilate.evaluation.harness import (
-    TUNING,
-    Cell,
-    _candidates,
+    HarnessSettings,
     evaluate_da,
     format_da_summary,
     format_da_table,
     parse_method,
     with_controller,
 )
+from assimilate.evaluation.harness.cells import Cell
+from assimilate.evaluation.harness.tuning import candidates
 from pde.io.errors import ConfigError
 from tests.conftest import TINY_KS, write_config
 
@@ -59,21 +60,20 @@ def test_a_controller_checkpoint_joins_the_methods_under_its_file_name() -> None
 
 def test_a_missing_checkpoint_is_refused_before_any_work(config: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--controller 'missing.pt': no such checkpoint"):
-        evaluate_da(config, methods=["free"], controller="missing.pt", out=tmp_path / "da.zarr",
-                    progress=False)
+        evaluate_da(config, HarnessSettings(methods=["free"], controller="missing.pt"),
+                    out=tmp_path / "da.zarr", progress=False)
     assert not list(tmp_path.iterdir()), "nothing simulated, nothing written"
 
 
 def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
-    from assimilate.config import load_config
-
-    loaded = load_config(config)
-    assert len(_candidates(parse_method("etkf"), loaded)) > 1
-    assert _candidates(parse_method("etkf:inflation=1.05"), loaded) == [(("inflation",
-                                                                           "1.05"),)]
-    assert _candidates(parse_method("free"), loaded) == [()]
-    radii = [dict(c)["radius"] for c in _candidates(parse_method("letkf"), loaded)]
-    assert float(radii[0]) == pytest.approx(TUNING["letkf"][1][0] * 22.0 / 32)  # grid spacings -> length
+    spacing = 22.0 / 32
+    assert len(candidates(parse_method("etkf"), spacing)) > 1
+    assert candidates(parse_method("etkf:inflation=1.05"), spacing) == [(("inflation",
+                                                                          "1.05"),)]
+    assert candidates(parse_method("free"), spacing) == [()]
+    radii = [dict(c)["radius"] for c in candidates(parse_method("letkf"), spacing)]
+    tuning = method_class("letkf").tuning
+    assert float(radii[0]) == pytest.approx(tuning.values[0] * spacing)  # spacings -> length
 
 
 def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: Path) -> None:
@@ -82,8 +82,8 @@ def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: 
     out = tmp_path / "da.zarr"
     sized = load_config(config).with_changes("evaluation", trajectories=2, validation=1,
                                              members=8)  # sizes from the config
-    result = evaluate_da(sized, methods=METHODS.split(","), regimes=["dense"], out=out,
-                         n_steps=40, progress=False)
+    result = evaluate_da(sized, HarnessSettings(methods=METHODS.split(","), regimes=["dense"],
+                                                n_steps=40), out=out, progress=False)
     assert result.attrs["n_members"] == 8
     assert out.exists() and Path(f"{out}.md").exists() and Path(f"{out}.png").exists()
     assert list(result["da_method"].values) == METHODS.split(",")
@@ -129,9 +129,10 @@ def test_a_killed_harness_resumes_without_redoing_finished_cells(config: Path,
     assert "| gap-5 | oi |" in run.stdout and "100%" in run.stderr
     for name, mtime in finished.items():
         assert (cells / name).stat().st_mtime_ns == mtime, f"cell {name} was redone"
-    again = evaluate_da(config, methods=METHODS.split(","), regimes=["dense", "gap-5"],
-                        out=tmp_path / "fresh.zarr", n_test=2, n_validation=1, n_members=6,
-                        n_steps=24, progress=False)
+    again = evaluate_da(config, HarnessSettings(methods=METHODS.split(","),
+                                                regimes=["dense", "gap-5"], n_test=2,
+                                                n_validation=1, n_members=6, n_steps=24),
+                        out=tmp_path / "fresh.zarr", progress=False)
     resumed = xr.open_zarr(out)
     np.testing.assert_allclose(resumed["nrmse_time"].values, again["nrmse_time"].values,
                                rtol=1e-5)
@@ -147,7 +148,7 @@ def test_the_default_methods_are_every_method_and_need_the_forecaster(config: Pa
 
     assert load_config(config).evaluation.methods == list(DA_METHODS)
     with pytest.raises(ConfigError, match="--forecaster"):
-        evaluate_da(config, out=tmp_path / "da.zarr", progress=False)
+        evaluate_da(config, HarnessSettings(), out=tmp_path / "da.zarr", progress=False)
     assert not (tmp_path / "da.zarr").exists()
 
 
@@ -182,11 +183,12 @@ def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path
     from distributed import Client, LocalCluster, get_task_stream
 
     from assimilate.config import load_config
-    from assimilate.evaluation.harness import Workspace, run_cell
+    from assimilate.evaluation.harness.cells import Workspace, run_cell
 
     out = tmp_path / "here.zarr"
-    evaluate_da(config, out=out, methods=["oi"], regimes=["dense"], n_test=1, n_validation=1,
-                n_members=4, n_steps=12, tune=False, progress=False)
+    evaluate_da(config, HarnessSettings(methods=["oi"], regimes=["dense"], n_test=1,
+                                        n_validation=1, n_members=4, n_steps=12, tune=False),
+                out=out, progress=False)
     (path,) = (tmp_path / "here.zarr.work" / "cells").glob("*.nc")
     with xr.open_dataset(path) as done:
         cell, expected = Cell(**json.loads(done.attrs["cell"])), done["nrmse_time"].values
@@ -203,18 +205,88 @@ def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path
 
 
 def test_a_retrained_checkpoint_at_the_same_path_is_another_cell(tmp_path: Path) -> None:
-    from assimilate.evaluation.harness import _models
+    from assimilate.evaluation.harness.cells import checkpoint_hashes
 
     spec = parse_method("free:model=simulator")
-    assert _models(spec, None) == "", "the true simulator alone: no checkpoint"
+    assert checkpoint_hashes(spec, None) == "", "the true simulator alone: no checkpoint"
     cell = Cell("free", (("model", "simulator"),), "dense", "test", 10, 4, 0)
     assert cell.key == Cell("free", (("model", "simulator"),), "dense", "test", 10, 4, 0,
-                            _models(spec, None)).key
+                            checkpoint_hashes(spec, None)).key
     forecaster = tmp_path / "forecaster.pt"
     forecaster.write_bytes(b"a forecaster")
-    first = _models(parse_method("free"), str(forecaster))
+    first = checkpoint_hashes(parse_method("free"), str(forecaster))
     forecaster.write_bytes(b"the forecaster retrained")
-    second = _models(parse_method("free"), str(forecaster))
+    second = checkpoint_hashes(parse_method("free"), str(forecaster))
     assert first and second and first != second
     keys = {dataclasses.replace(cell, models=models).key for models in (first, second)}
     assert len(keys) == 2
+
+
+PLUGIN = """
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+from assimilate.da.contract import Method, Tuning
+from assimilate.da.methods.linear import update_each
+
+
+@dataclass(frozen=True)
+class Relaxation(Method):
+    name: ClassVar[str] = "relaxation"
+    note: ClassVar[str] = "is no DAPPER method"
+    tuning: ClassVar[Tuning] = Tuning("alpha", (0.5, 1.0), "a")
+    alpha: float = Field(0.5, gt=0, le=1)
+    model: Literal["simulator"] = "simulator"
+
+    def analyse(self, prior, observed, problem, state):
+        def insert(h, misfit, error_std):
+            return self.alpha * np.linalg.solve(h @ h.T, misfit.T).T @ h
+
+        return update_each(prior, observed, insert)
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A directory on the methods package's path holding one new method file, and
+    nothing else changed."""
+    import assimilate.da.methods as package
+    from assimilate.da.methods import all_methods
+
+    directory = tmp_path / "plugins"
+    directory.mkdir()
+    (directory / "relaxation.py").write_text(PLUGIN)
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(directory)])
+    all_methods.cache_clear()
+    yield directory
+    all_methods.cache_clear()
+    sys.modules.pop("assimilate.da.methods.relaxation", None)
+
+
+def test_a_method_added_in_one_file_runs_through_run_and_the_harness(config: Path,
+                                                                     tmp_path: Path,
+                                                                     plugin: Path) -> None:
+    from assimilate.da.methods import methods_help
+    from assimilate.da.run import RunInputs, run
+
+    assert "relaxation" in methods_help() and "relaxation is no DAPPER method" in methods_help()
+    out = tmp_path / "da.zarr"
+    result = evaluate_da(config, HarnessSettings(methods=["relaxation", "free:model=simulator"],
+                                                 regimes=["dense"], n_test=1, n_validation=1,
+                                                 n_members=4, n_steps=12), out=out,
+                         progress=False)
+    tuned = json.loads(str(result["settings"].sel(da_method="relaxation", regime="dense").values))
+    assert tuned["alpha"] in ("0.5", "1")  # tuned over the grid its class declares
+    assert "(a=" in format_da_summary(result).splitlines()[2]
+    error = result["nrmse_long"].sel(regime="dense").mean("trajectory")
+    assert float(error.sel(da_method="relaxation")) < float(
+        error.sel(da_method="free:model=simulator"))
+    work = tmp_path / "da.zarr.work"
+    analysis, scores = run(config, RunInputs("relaxation", work / "obs-test-dense.zarr",
+                                             settings={"alpha": "1"}, truth=work / "test.zarr",
+                                             n_members=4), out=tmp_path / "an.zarr",
+                           progress=False)
+    assert analysis.attrs["method"] == "relaxation" and scores["nrmse.a"] < 0.5

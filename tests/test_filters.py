@@ -17,7 +17,7 @@ import pytest
 from assimilate.da.methods.enkf import enkf_analysis
 from assimilate.da.methods.ensemble import gaspari_cohn, inflate, periodic_distance
 from assimilate.da.methods.etkf import etkf_analysis
-from assimilate.da.methods.letkf import letkf_analysis
+from assimilate.da.methods.letkf import Localisation, letkf_analysis
 
 N_STATE = 5
 OBSERVED = [0, 2, 3]  # H picks these state entries
@@ -225,12 +225,11 @@ def periodic_problem(n: int = 16, n_members: int = 6, seed: int = 6) -> dict:
             "sites": sites, "lengths": np.array([float(n)])}
 
 
-def letkf(problem: dict, radius: float, **kwargs) -> jax.Array:
+def letkf(problem: dict, radius: float, inflation: float = 1.0, **options) -> jax.Array:
     p = problem
-    return letkf_analysis(p["ensemble"], p["observed"], p["y"], p["error_std"],
-                          kwargs.pop("inflation", 1.0), grid_locations=p["grid"],
-                          observation_locations=p["grid"][p["sites"]], lengths=p["lengths"],
-                          radius=radius, **kwargs)
+    return letkf_analysis(p["ensemble"], p["observed"], p["y"], p["error_std"], inflation,
+                          localisation=Localisation(p["grid"], p["grid"][p["sites"]],
+                                                    p["lengths"], radius, **options))
 
 
 def test_letkf_with_infinite_radius_equals_etkf():
@@ -246,9 +245,8 @@ def test_letkf_on_a_2d_grid_with_infinite_radius_equals_etkf():
     E = rng.standard_normal((8, len(grid)))
     sites = np.arange(0, len(grid), 3)
     y, error_std = rng.standard_normal(len(sites)), np.full(len(sites), 0.7)
-    analysis = letkf_analysis(E, E[:, sites], y, error_std, grid_locations=grid,
-                              observation_locations=grid[sites] + 0.25,
-                              lengths=np.array([6.0, 5.0]), radius=np.inf)
+    analysis = letkf_analysis(E, E[:, sites], y, error_std, localisation=Localisation(
+        grid, grid[sites] + 0.25, np.array([6.0, 5.0]), np.inf))
     np.testing.assert_allclose(analysis, etkf_analysis(E, E[:, sites], y, error_std),
                                atol=1e-10)
 
@@ -364,14 +362,14 @@ def test_analyses_compile_with_traced_inflation_and_radius():
     args = (p["ensemble"], p["observed"], p["y"], p["error_std"], 1.2)
     etkf = jax.jit(etkf_analysis)
     enkf = jax.jit(enkf_analysis, static_argnames="centred")
-    local = jax.jit(letkf_analysis, static_argnames="batch_size")
+    local = jax.jit(letkf_analysis)
     np.testing.assert_allclose(etkf(*args), etkf_analysis(*args), atol=1e-12)
     np.testing.assert_allclose(enkf(jax.random.key(0), *args, centred=False),
                                enkf_analysis(jax.random.key(0), *args, centred=False),
                                atol=1e-12)
-    locations = {"grid_locations": p["grid"], "observation_locations": p["grid"][p["sites"]],
-                 "lengths": p["lengths"]}
-    np.testing.assert_allclose(local(*args, **locations, radius=3.0, batch_size=4),
+    localisation = Localisation(p["grid"], p["grid"][p["sites"]], p["lengths"], 3.0,
+                                batch_size=4)  # radius traced, batch_size static
+    np.testing.assert_allclose(local(*args, localisation=localisation),
                                letkf(p, 3.0, inflation=1.2), atol=1e-12)
 
 
@@ -380,8 +378,8 @@ def test_shape_errors_name_the_function_and_the_expected_shapes():
         etkf_analysis(np.zeros((4, 3)), np.zeros((5, 2)), np.zeros(2), np.ones(2))
     with pytest.raises(ValueError, match="letkf_analysis: grid_locations"):
         letkf_analysis(np.zeros((4, 3)), np.zeros((4, 2)), np.zeros(2), np.ones(2),
-                       grid_locations=np.zeros((3, 1)), observation_locations=np.zeros((2, 2)),
-                       lengths=np.ones(1), radius=1.0)
+                       localisation=Localisation(np.zeros((3, 1)), np.zeros((2, 2)),
+                                                 np.ones(1), 1.0))
 
 
 def test_letkf_weight_interpolation_is_exact_on_its_coarse_points_and_close_between():

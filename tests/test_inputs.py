@@ -35,10 +35,16 @@ import assimilate.da.contract
 from assimilate.cli import main
 from assimilate.config import load_config
 from assimilate.da.climatology import Climatology
-from assimilate.da.inputs import Calendar, check_checkpoints, check_run_inputs, load_truth
+from assimilate.da.inputs import (
+    Calendar,
+    RunInputs,
+    check_checkpoints,
+    check_run_inputs,
+    load_truth,
+)
 from assimilate.da.methods import build_method
 from assimilate.da.run import run
-from assimilate.evaluation.harness import evaluate_da
+from assimilate.evaluation.harness import HarnessSettings, evaluate_da
 from assimilate.observe import observe
 from pde import generate, simulate
 from pde.io.errors import ConfigError
@@ -141,9 +147,9 @@ def no_work(monkeypatch) -> None:
 
 
 def _run(project: Path, method: str = "etkf", **options):
-    options = {"observations": project / "obs.zarr", "n_members": 3, "progress": False,
-               "out": project / f"out-{time.perf_counter_ns()}.zarr"} | options
-    return run(project / "project.yaml", method=method, **options)
+    options = {"observations": project / "obs.zarr", "n_members": 3} | options
+    return run(project / "project.yaml", RunInputs(method=method, **options), progress=False,
+               out=project / f"out-{time.perf_counter_ns()}.zarr")
 
 
 # --- the truth ---------------------------------------------------------------------------
@@ -202,9 +208,11 @@ def test_a_dated_truth_is_read_with_the_calendar(project) -> None:
 
 def test_observations_read_with_the_calendar_are_the_model_time_ones(project) -> None:
     config, method = load_config(project / "project.yaml"), build_method("etkf")
-    dated = check_run_inputs(config, method, observations=project / "dated.nc", n_members=3,
-                             calendar=Calendar.parse("2020-01-01T00:00,24h"))
-    plain = check_run_inputs(config, method, observations=project / "obs.zarr", n_members=3)
+    dated = check_run_inputs(config, method, RunInputs(
+        "etkf", project / "dated.nc", n_members=3,
+        calendar=Calendar.parse("2020-01-01T00:00,24h")))
+    plain = check_run_inputs(config, method, RunInputs("etkf", project / "obs.zarr",
+                                                       n_members=3))
     np.testing.assert_array_equal(dated.observations.steps, plain.observations.steps)
     assert dated.n_steps == plain.n_steps == STEPS
 
@@ -267,8 +275,9 @@ def test_checkpoints_of_other_physics_are_refused_by_run_and_the_harness(project
         check_checkpoints(load_config(project / "project.yaml"), controllers=[CONTROLLER])
     out = project / "harness.zarr"
     with pytest.raises(ConfigError, match="forecaster .* was trained on other physics"):
-        evaluate_da(project / "project.yaml", out=out, methods=["free"], regimes=["dense"],
-                    forecaster=FORECASTER, progress=False)
+        evaluate_da(project / "project.yaml", HarnessSettings(
+            methods=["free"], regimes=["dense"], forecaster=FORECASTER), out=out,
+            progress=False)
     assert not list(project.glob("harness.zarr*"))
 
 
@@ -286,9 +295,9 @@ def test_a_controller_is_refused_with_another_forecaster_than_it_steers(tmp_path
                coords={"time": ("obs", [0.2]), "x": ("obs", [0.0])}).to_netcdf(
         tmp_path / "obs.nc")
     with pytest.raises(ConfigError, match=steers):  # run --controller: the same check
-        run(REPO / "configs" / "ks-small.yaml", method="controller",
-            settings={"checkpoint": str(CONTROLLER)}, observations=tmp_path / "obs.nc",
-            forecaster=tmp_path / "other.pt", out=tmp_path / "out.zarr", progress=False)
+        run(REPO / "configs" / "ks-small.yaml", RunInputs(
+            "controller", tmp_path / "obs.nc", controller=CONTROLLER,
+            forecaster=tmp_path / "other.pt"), out=tmp_path / "out.zarr", progress=False)
 
 
 # --- as a user meets them -------------------------------------------------------------------

@@ -7,11 +7,12 @@ A *method* is a frozen value whose fields are its hyper-parameters (one class pe
 :func:`assimilate.da.methods.build_method`). Every method is the same sequential loop over
 the model's time axis, from the first background at step 0 to the last observed step:
 
+    state = method.prepare(problem)                             # once per run
     for step in 1..n_steps:
-        prior    = model.advance(history, control=method.guide(observed, problem))
-        analysis = method.analyse(prior, observed, problem)     # observed steps only
+        prior    = model.advance(history, control=method.guide(observed, problem, state))
+        analysis = method.analyse(prior, observed, problem, state)  # observed steps only
 
-so methods differ only in their two hooks: ``guide`` steers the forecaster's sampler
+so methods differ only in their two hooks (and the typed state they prepare for them): ``guide`` steers the forecaster's sampler
 (likelihood guidance; the controller, which also steers unobserved steps from its preview
 of the observations ahead), ``analyse`` updates the ensemble afterwards
 (filters, nudging, optimal interpolation). Independent problems (test trajectories) and
@@ -33,7 +34,7 @@ import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import numpy as np
@@ -41,15 +42,18 @@ import xarray as xr
 
 from assimilate.da.climatology import Climatology
 from assimilate.da.dynamics import Model, SimulatorModel
+from assimilate.da.grid import Grid
 from assimilate.evaluation import scores
 from assimilate.observe import Observations
+from pde.io.errors import ConfigError
 from pde.io.progress import tqdm
 from pde.io.threads import in_effect as threads_in_effect
 
 if TYPE_CHECKING:  # torch loads only for methods on the forecaster
     from assimilate.models.forecaster import Control, Forecaster
 
-__all__ = ["ANALYSIS_SCHEMA", "Method", "Observed", "Problem", "assimilate", "score"]
+__all__ = ["ANALYSIS_SCHEMA", "MODEL_COST", "Diverged", "Method", "Observed", "Problem", "Tuning",
+           "assimilate", "score"]
 
 ANALYSIS_SCHEMA = "assimilate.analysis/1"
 
@@ -72,14 +76,10 @@ class Problem:
 
     model: Model | None
     climatology: Climatology
-    coordinates: dict[str, np.ndarray]
-    lengths: tuple[float, ...]
-    """Periodic domain length along each spatial dim."""
+    grid: Grid
     n_members: int
     rng: np.random.Generator
     key: jax.Array
-    cache: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """What a method computes once per run (a covariance, a jitted function)."""
     observations: Observations | None = None
     """Every observation of the run, for a method that previews the next ones (the
     controller reads a window of ``Λ`` steps ahead and nothing beyond it)."""
@@ -90,11 +90,39 @@ class Problem:
 
     @property
     def space(self) -> tuple[int, ...]:
-        return tuple(len(values) for values in self.coordinates.values())
+        return self.grid.space
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """A method's main hyper-parameter as the harness tunes it on validation data: the
+    setting ``key``, the ``values`` tried, and the ``symbol`` the tables show it by;
+    ``in_grid_spacings``: the values count grid spacings (converted per grid)."""
+
+    key: str
+    values: tuple[float, ...]
+    symbol: str
+    in_grid_spacings: bool = False
+
+    def candidates(self, spacing: float) -> tuple[float, ...]:
+        """The values tried on a grid of ``spacing`` (its last dim), in the setting's units."""
+        if self.in_grid_spacings:
+            return tuple(float(value * spacing) for value in self.values)
+        return self.values
+
+
+MODEL_COST = {"none": 0, "simulator": 1, "forecaster": 2}
+"""A rough order of cost by model (the simulator: ~100x cheaper per step on a CPU)."""
 
 
 class Method:
-    """Base of every method: a frozen dataclass of hyper-parameters plus two hooks."""
+    """Base of every method: a frozen dataclass of hyper-parameters plus two hooks.
+
+    A method carries what the rest of the application needs to know of it: what it runs on
+    (:attr:`needs`), its tuning grid (:attr:`tuning`), its cost class (:attr:`cost`).
+    Per-run state (a covariance, a loaded network, a jitted function's constants) is what
+    :meth:`prepare` returns, a dataclass of the method's own, handed to both hooks.
+    """
 
     name: ClassVar[str]
     model: str = "forecaster"
@@ -105,12 +133,53 @@ class Method:
     guides_every_step: ClassVar[bool] = False
     """True for a method whose ``guide`` also steers unobserved steps (it previews the
     observations ahead); ``observed`` then holds no observation at those steps."""
+    note: ClassVar[str] = ""
+    """How the method differs from DAPPER's of the same name, if it does (CLI help)."""
+    controller_setting: ClassVar[str | None] = None
+    """The setting that names a trained controller checkpoint, for a method that needs
+    one (``--controller CKPT`` fills it)."""
+    tuning: ClassVar[Tuning | None] = None
+    """The main hyper-parameter the harness tunes, or None."""
+    cost: ClassVar[int] = 0
+    """Cost beyond its model's: 1 a gradient per sampler sub-step, 2 an optimisation per
+    step (the harness runs cheap cells first)."""
 
-    def guide(self, observed: Observed, problem: Problem) -> Control | None:
+    @property
+    def needs(self) -> frozenset[str]:
+        """What the method runs on: ``forecaster`` / ``simulator`` (its model), and
+        ``controller`` (a trained controller checkpoint)."""
+        needs = {self.model} - {"none"}
+        if self.controller_setting is not None:
+            needs.add("controller")
+        return frozenset(needs)
+
+    @property
+    def controllers(self) -> list[str]:
+        """The controller checkpoints the method runs (its :attr:`controller_setting`)."""
+        checkpoint = getattr(self, self.controller_setting or "", None)
+        return [checkpoint] if checkpoint else []
+
+    @property
+    def rank(self) -> int:
+        """Order of cost: the model's (:data:`MODEL_COST`) plus the method's own."""
+        return MODEL_COST[self.model] + self.cost
+
+    def check_needs(self, *, forecaster: bool) -> None:
+        """Refuse, before any work, a method on the forecaster without a checkpoint."""
+        if "forecaster" in self.needs and not forecaster:
+            raise ConfigError(f"method '{self.name}' with model=forecaster needs a forecaster "
+                              "checkpoint (--forecaster CKPT), or set model=simulator")
+
+    def prepare(self, problem: Problem) -> Any:
+        """The method's per-run state, built once before the first step (None: stateless)."""
+        return None
+
+    def guide(self, observed: Observed, problem: Problem, state: Any) -> Control | None:
         """A per-step sampler control for the forecaster, or None."""
         return None
 
-    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
+    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem,
+                state: Any) -> np.ndarray:
         """The analysis ``(trajectory, member, *space)`` from the prior of the same shape."""
         return prior
 
@@ -118,14 +187,22 @@ class Method:
         return dataclasses.asdict(self)
 
 
-def _model(method: Method, config, forecaster: Forecaster | None, seed: int) -> Model | None:
+class Diverged(FloatingPointError):
+    """A method produced non-finite states; ``analysis`` holds the run up to that step,
+    NaN after it (the harness scores such a run as unstable)."""
+
+    def __init__(self, message: str, analysis: xr.Dataset) -> None:
+        super().__init__(message)
+        self.analysis = analysis
+
+
+def _model(method: Method, simulator, forecaster: Forecaster | None,
+           seed: int) -> Model | None:
     if method.model == "none":
         return None
     if method.model == "simulator":
-        return SimulatorModel(config.simulator.build())
-    if forecaster is None:
-        raise ValueError(f"method '{method.name}' with model=forecaster needs a forecaster "
-                         f"checkpoint (--forecaster CKPT), or set model=simulator")
+        return SimulatorModel(simulator)
+    method.check_needs(forecaster=forecaster is not None)
     from assimilate.models.forecaster import ForecasterModel
 
     return ForecasterModel(forecaster, seed=seed)
@@ -160,17 +237,20 @@ def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: in
 
 
 def _loop(method: Method, observations: Observations, background: np.ndarray,
-          problem: Problem, n_steps: int, progress: bool,
-          on_divergence: str = "raise") -> tuple[np.ndarray, np.ndarray]:
-    """``(analysis, background)`` states ``(trajectory, member, n_steps + 1, *space)``."""
+          problem: Problem, n_steps: int, progress: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(analysis, background)`` states ``(trajectory, member, n_steps + 1, *space)`` and the
+    step at which the method diverged (0: it did not; the states are NaN from there on).
+
+    A top-to-bottom loop over the model's time axis (module doc)."""
     n_traj, n_members, space = background.shape[0], background.shape[1], background.shape[2:]
     model = problem.model
+    state = method.prepare(problem)
     k = 1 if model is None else model.history
     history = np.repeat(background[:, :, None], k, axis=2).reshape(-1, k, *space)
     observed_steps = {int(step) for step in observations.steps}
     start = background
     if 0 in observed_steps:  # observations at the initial time analyse the first guess
-        start = method.analyse(background, _observed(observations, 0), problem)
+        start = method.analyse(background, _observed(observations, 0), problem, state)
         history = np.repeat(start[:, :, None], k, axis=2).reshape(-1, k, *space)
     analyses, priors = [start], [background]
     for step in tqdm(range(1, n_steps + 1), disable=not progress, unit="step",
@@ -178,24 +258,22 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
         observed = _observed(observations, step) if step in observed_steps else None
         control = None
         if model is not None and (observed is not None or method.guides_every_step):
-            control = method.guide(observed or _observed(observations, step), problem)
+            control = method.guide(observed or _observed(observations, step), problem, state)
         if model is None:
             prior = problem.climatology.draw(problem.rng, (n_traj, n_members))
         else:
             prior = model.advance(history, control).reshape(n_traj, n_members, *space)
-        analysis = prior if observed is None else method.analyse(prior, observed, problem)
+        analysis = prior if observed is None else method.analyse(prior, observed, problem,
+                                                                 state)
         if not np.isfinite(analysis).all():
-            if on_divergence == "raise":
-                raise FloatingPointError(f"method '{method.name}' produced non-finite states "
-                                         f"at step {step}")
             lost = np.full((n_steps + 1 - step, *analysis.shape), np.nan, np.float32)
             analyses.extend(lost)
             priors.extend(lost)
-            break
+            return np.stack(analyses, axis=2), np.stack(priors, axis=2), step
         history = np.concatenate([history[:, 1:], analysis.reshape(-1, 1, *space)], axis=1)
         analyses.append(analysis)
         priors.append(prior)
-    return np.stack(analyses, axis=2), np.stack(priors, axis=2)
+    return np.stack(analyses, axis=2), np.stack(priors, axis=2), 0
 
 
 def _observed(observations: Observations, step: int) -> Observed:
@@ -206,44 +284,45 @@ def _observed(observations: Observations, step: int) -> Observed:
 def assimilate(method: Method, observations: Observations, *, initial: np.ndarray | None,
                config, forecaster: Forecaster | None = None,
                climatology: Climatology | None = None, n_members: int = 16,
-               n_steps: int | None = None, seed: int = 0, progress: bool = True,
-               on_divergence: Literal["raise", "stop"] = "raise") -> xr.Dataset:
+               n_steps: int | None = None, seed: int = 0, progress: bool = True) -> xr.Dataset:
     """Run ``method`` over the observations' time span; the analysis dataset (module doc).
 
     ``initial``: the first background, a state ``(*space)``, an ensemble ``(member,
     *space)`` or one per trajectory ``(trajectory, member, *space)``; None draws members
     from ``climatology`` (simulated from ``config`` when not given). ``config``: the
     experiment configuration whose simulator defines the grid and time step. ``n_steps``
-    defaults to the last observed step. A non-finite state raises ``FloatingPointError``,
-    or with ``on_divergence="stop"`` ends the run there, the remaining steps NaN (the
-    harness scores a diverged method as unstable instead of stopping).
+    defaults to the last observed step. A non-finite state raises :class:`Diverged` (a
+    ``FloatingPointError``) holding the analysis up to that step, NaN after it.
     """
     simulator = config.simulator.build()
+    grid = Grid.of(simulator)
     if climatology is None:
         climatology = Climatology.simulate(simulator, seed=seed + 1)
-    coordinates = {name: values for name, values, _ in simulator.coordinates()}
-    lengths = _lengths(coordinates)
     n_steps = int(max(observations.steps, default=0)) if n_steps is None else n_steps
     if n_steps < 1:
         raise ValueError("the observations end at step 0: nothing to assimilate; give the "
                          "number of steps (n_steps, --steps N)")
     rng = np.random.default_rng(seed)
-    problem = Problem(None, climatology, coordinates, lengths, n_members, rng,
-                      jax.random.PRNGKey(seed), observations=observations)
+    problem = Problem(None, climatology, grid, n_members, rng, jax.random.PRNGKey(seed),
+                      observations=observations)
     background = _background(initial, climatology, observations.n_trajectories, n_members, rng)
     with ExitStack() as stack:
-        problem.model = _model(method, config, forecaster, seed)
+        problem.model = _model(method, simulator, forecaster, seed)
         counter = None
         if method.model == "forecaster":
             from assimilate.diffusion import EvaluationCounter
 
             counter = stack.enter_context(EvaluationCounter(forecaster.model))
         started = time.perf_counter()
-        analysis, prior = _loop(method, observations, background, problem, n_steps, progress,
-                                on_divergence)
+        analysis, prior, diverged = _loop(method, observations, background, problem, n_steps,
+                                          progress)
         seconds = time.perf_counter() - started
-    return _dataset(method, observations, analysis, prior, config, simulator, coordinates,
-                    climatology, seconds, 0 if counter is None else counter.calls, seed)
+    ds = _dataset(method, observations, (analysis, prior), config, grid, climatology,
+                  (seconds, 0 if counter is None else counter.calls), seed)
+    if diverged:
+        raise Diverged(f"method '{method.name}' produced non-finite states at step "
+                       f"{diverged}", ds)
+    return ds
 
 
 def _trajectories(observations: Observations) -> np.ndarray:
@@ -253,23 +332,22 @@ def _trajectories(observations: Observations) -> np.ndarray:
     return np.arange(observations.n_trajectories)
 
 
-def _lengths(coordinates: dict[str, np.ndarray]) -> tuple[float, ...]:
-    """Periodic lengths of uniform grids: ``n * spacing``."""
-    return tuple(float(len(values) * (values[1] - values[0])) for values in coordinates.values())
-
-
-def _dataset(method, observations, analysis, prior, config, simulator, coordinates,
-             climatology, seconds, nfe, seed) -> xr.Dataset:
-    variable = simulator.variable
+def _dataset(method: Method, observations: Observations,
+             states: tuple[np.ndarray, np.ndarray], config, grid: Grid,
+             climatology: Climatology, cost: tuple[float, int], seed: int) -> xr.Dataset:
+    """The analysis dataset of ``states`` ``(analysis, prior)``, stamped with its provenance;
+    ``cost``: ``(wall seconds, NFE)``."""
+    (analysis, prior), (seconds, nfe) = states, cost
+    variable = grid.variable
     n_steps = analysis.shape[2] - 1
-    dims = ("trajectory", "member", "time", *coordinates)
-    times = observations.time0 + np.arange(n_steps + 1) * simulator.interval
+    dims = ("trajectory", "member", "time", *grid.dims)
+    times = observations.time0 + np.arange(n_steps + 1) * grid.interval
     ds = xr.Dataset(
         {variable: (dims, analysis, {"long_name": "analysis"}),
          f"{variable}_background": (dims, prior, {"long_name": "background (prior)"})},
         coords={"trajectory": _trajectories(observations), "member": np.arange(analysis.shape[1]),
                 "time": ("time", times, {"units": "1"}),
-                **{name: (name, values, {"units": "1"}) for name, values in coordinates.items()}},
+                **{name: (name, values, {"units": "1"}) for name, values in grid.named.items()}},
     )
     ds.attrs = {
         "schema": ANALYSIS_SCHEMA,

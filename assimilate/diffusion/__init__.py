@@ -15,7 +15,9 @@ from assimilate.diffusion.loss import edm_loss, sample_training_sigmas
 from assimilate.diffusion.noise import GaussianNoise, Noise, StudentTNoise, make_noise
 from assimilate.diffusion.samplers import (
     Callback,
+    Churn,
     Correction,
+    Guidance,
     SubStep,
     prior_sample,
     sample_euler,
@@ -26,12 +28,14 @@ from assimilate.diffusion.schedules import flow_sigmas, karras_sigmas
 
 __all__ = [
     "Callback",
+    "Churn",
     "Correction",
     "Denoiser",
     "DenoiserFn",
     "EvaluationCounter",
     "FlowDenoiser",
     "GaussianNoise",
+    "Guidance",
     "Noise",
     "StudentTNoise",
     "SubStep",

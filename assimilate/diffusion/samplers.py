@@ -20,8 +20,9 @@ Every sampler is a pure function with one signature,
   sampler has just computed. This is the single place where guidance (a likelihood-gradient
   term) and a learned controller (an affine control term) enter: they are extra terms in
   the same loop, never a new loop, and they reuse ``D(x)`` instead of a second denoiser
-  call. A correction with ``needs_grad = True`` gets ``x`` with ``requires_grad`` and
-  ``denoised`` with its autograd graph, even inside ``torch.no_grad()`` (guidance).
+  call. A :class:`Guidance` with ``differentiable=True`` gets ``x`` with ``requires_grad``
+  and ``denoised`` with its autograd graph, even inside ``torch.no_grad()`` (likelihood
+  guidance differentiates its misfit through ``D``).
 
 Nothing here switches off autograd: a controller is trained by back-propagating through a
 sampler, so wrap calls in ``torch.no_grad()`` yourself when only sampling.
@@ -48,7 +49,9 @@ from assimilate.diffusion.noise import GaussianNoise, Noise
 
 __all__ = [
     "Callback",
+    "Churn",
     "Correction",
+    "Guidance",
     "SubStep",
     "prior_sample",
     "sample_euler",
@@ -73,6 +76,31 @@ class SubStep:
 
 
 Correction = Callable[[Tensor, SubStep], Tensor]
+"""``correction(x_next, step) -> x_next``: an extra term of the sampling step."""
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """A correction that says whether it differentiates through the step: with
+    ``differentiable`` the sampler hands it ``x`` requiring grad and ``D(x)`` with its graph."""
+
+    correct: Correction
+    differentiable: bool = True
+
+    def __call__(self, x_next: Tensor, step: SubStep) -> Tensor:
+        return self.correct(x_next, step)
+
+
+@dataclass(frozen=True)
+class Churn:
+    """EDM's stochasticity (Algorithm 2): ``amount`` (S_churn), applied for
+    ``sigma_min <= sigma <= sigma_max`` (S_tmin, S_tmax), the added noise scaled by
+    ``noise_scale`` (S_noise). Defaults: EDM's ImageNet-64 settings."""
+
+    amount: float = 40.0
+    sigma_min: float = 0.05
+    sigma_max: float = 50.0
+    noise_scale: float = 1.003
 
 
 def prior_sample(
@@ -107,7 +135,7 @@ def _denoise(denoiser: DenoiserFn, x: Tensor, sigma: float, cond: Tensor | None)
 def _guided(correction: Correction | None, x: Tensor):
     """``(x, context)``: for a correction that differentiates, ``x`` requires grad and the
     context keeps autograd on for the denoiser call and the step."""
-    if not getattr(correction, "needs_grad", False):
+    if not (isinstance(correction, Guidance) and correction.differentiable):
         return x, nullcontext()
     return (x if x.requires_grad else x.detach().requires_grad_(True)), torch.enable_grad()
 
@@ -203,33 +231,30 @@ def sample_stochastic(
     cond: Tensor | None = None,
     callback: Callback | None = None,
     correction: Correction | None = None,
-    churn: float = 40.0,
-    churn_sigma_min: float = 0.05,
-    churn_sigma_max: float = 50.0,
-    noise_scale: float = 1.003,
+    churn: Churn = Churn(),
     noise: Noise | None = None,
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """EDM's stochastic sampler (Algorithm 2): churn noise in, then a Heun step.
 
-    At each step with ``churn_sigma_min <= sigma_i <= churn_sigma_max`` the state is raised
-    to ``sigma_hat = (1 + gamma) sigma_i``, ``gamma = min(churn / n_steps, sqrt(2) - 1)``,
-    by adding ``noise_scale * sqrt(sigma_hat^2 - sigma_i^2) * eps``, ``eps ~ noise``; then
-    a Heun step goes from ``sigma_hat`` to ``sigma_{i+1}``. Defaults are EDM's ImageNet-64
-    settings (S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003). With Student-t ``noise``
+    At each step with ``churn.sigma_min <= sigma_i <= churn.sigma_max`` the state is raised
+    to ``sigma_hat = (1 + gamma) sigma_i``, ``gamma = min(churn.amount / n_steps,
+    sqrt(2) - 1)``, by adding ``churn.noise_scale * sqrt(sigma_hat^2 - sigma_i^2) * eps``,
+    ``eps ~ noise``; then a Heun step goes from ``sigma_hat`` to ``sigma_{i+1}``
+    (:class:`Churn`: EDM's ImageNet-64 settings by default). With Student-t ``noise``
     (one kappa per sample) the added noise keeps the t family's scale but the sum of two
     t draws is only approximately t: a heuristic, exact in the Gaussian limit.
     """
     levels = _levels(sigmas)
     noise = GaussianNoise() if noise is None else noise
-    gamma_max = min(churn / (len(levels) - 1), math.sqrt(2.0) - 1.0)
+    gamma_max = min(churn.amount / (len(levels) - 1), math.sqrt(2.0) - 1.0)
     for i, (sigma, sigma_next) in enumerate(pairwise(levels)):
         # Alg. 2 lines 4-6: temporarily increase the noise level (churn).
-        gamma = gamma_max if churn_sigma_min <= sigma <= churn_sigma_max else 0.0
+        gamma = gamma_max if churn.sigma_min <= sigma <= churn.sigma_max else 0.0
         sigma_hat = sigma * (1.0 + gamma)
         if gamma > 0:
             eps = noise.sample(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-            x = x + noise_scale * math.sqrt(sigma_hat**2 - sigma**2) * eps
+            x = x + churn.noise_scale * math.sqrt(sigma_hat**2 - sigma**2) * eps
         # Lines 7-11: a Heun step from sigma_hat down to sigma_next.
         x, context = _guided(correction, x)
         with context:

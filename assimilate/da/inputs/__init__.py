@@ -25,12 +25,12 @@ inbox), :func:`assimilate.evaluation.harness.evaluate_da` (:func:`check_checkpoi
 from __future__ import annotations
 
 from assimilate.da.inputs.checked import (
+    CheckedInputs,
     RunInputs,
     Start,
     check_observation_source,
     check_run_inputs,
     check_start,
-    controllers_of,
     read_observations,
     run_steps,
 )
@@ -38,6 +38,7 @@ from assimilate.da.inputs.fields import (
     check_grid,
     check_spread,
     config_grid,
+    grid_of,
     load_background,
     load_climatology,
 )
@@ -45,8 +46,9 @@ from assimilate.da.inputs.physics import check_checkpoints, check_forecaster, ch
 from assimilate.da.inputs.truth import load_truth, matching_steps
 from assimilate.observe.times import Calendar
 
-__all__ = ["Calendar", "RunInputs", "Start", "check_checkpoints", "check_forecaster",
-           "check_grid", "check_observation_source", "check_physics", "check_run_inputs",
-           "check_spread", "check_start", "config_grid", "controllers_of", "load_background",
+__all__ = ["Calendar", "CheckedInputs", "RunInputs", "Start", "check_checkpoints",
+           "check_forecaster", "check_grid", "check_observation_source", "check_physics",
+           "check_run_inputs", "check_spread", "check_start", "config_grid", "grid_of",
+           "load_background",
            "load_climatology", "load_truth", "matching_steps", "read_observations",
            "run_steps"]

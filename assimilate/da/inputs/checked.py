@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from assimilate.config import ExperimentConfig
+from assimilate.da.grid import Grid
 from assimilate.da.inputs.fields import (
     check_spread,
-    config_grid,
+    grid_of,
     load_background,
     load_climatology,
 )
@@ -29,7 +30,7 @@ from assimilate.observe.files import open_observation_file
 from assimilate.observe.times import Calendar
 from pde.io.errors import ConfigError
 
-__all__ = ["RunInputs", "Start", "check_observation_source", "check_run_inputs",
+__all__ = ["CheckedInputs", "RunInputs", "Start", "check_observation_source", "check_run_inputs",
            "check_start", "read_observations", "run_steps"]
 
 
@@ -45,6 +46,35 @@ class Start:
 
 @dataclasses.dataclass(frozen=True)
 class RunInputs:
+    """What ``assimilate run`` is given: the method (``method`` and its ``settings``,
+    ``controller`` a controller checkpoint for a method that needs one), the files
+    (``observations``; ``forecaster``, ``background``, ``climatology`` and ``truth`` where
+    given) and the run's sizes. ``calendar``: ``"ORIGIN,STEP"`` or a
+    :class:`~assimilate.observe.times.Calendar`, to read datetimes in the files."""
+
+    method: str
+    observations: str | Path
+    settings: dict[str, str] | None = None
+    controller: str | Path | None = None
+    forecaster: str | Path | None = None
+    background: str | Path | None = None
+    climatology: str | Path | None = None
+    truth: str | Path | None = None
+    n_members: int = 16
+    n_steps: int | None = None
+    spin_up: int | None = None
+    seed: int = 0
+    calendar: str | Calendar | None = None
+
+    @property
+    def files(self) -> list[str | Path]:
+        """Every input file given (the guarded output refuses to overwrite one)."""
+        return [path for path in (self.observations, self.forecaster, self.background,
+                                  self.climatology, self.truth, self.controller) if path]
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedInputs:
     """The checked inputs of ``assimilate run``; ``truth`` ``(trajectory, n_steps + 1,
     *space)`` is None without ``--truth``."""
 
@@ -54,29 +84,22 @@ class RunInputs:
     truth: np.ndarray | None
 
 
-def controllers_of(method) -> list[str]:
-    """The controller checkpoint a method runs (its ``checkpoint`` setting), if any."""
-    checkpoint = getattr(method, "checkpoint", None)
-    return [checkpoint] if checkpoint else []
-
-
 def check_start(config: ExperimentConfig, method, *, n_members: int,
                 forecaster: str | Path | None = None, background: str | Path | None = None,
                 climatology: str | Path | None = None, seed: int = 0,
-                background_option: str = "--background") -> Start:
+                background_option: str = "--background", grid: Grid | None = None) -> Start:
     """Check the method's needs, its checkpoints, the background and the climatology store
     against ``config``; load them. ``background_option`` names where the background was
-    given (``--background``, the workflow key)."""
-    if method.model == "forecaster" and forecaster is None:
-        raise ConfigError(f"method '{method.name}' with model=forecaster needs a forecaster "
-                          "checkpoint (--forecaster CKPT), or set model=simulator")
-    check_checkpoints(config, forecaster=forecaster, controllers=controllers_of(method))
-    space = config_grid(config)["space"]
-    initial = None if background is None else load_background(
-        background, config.simulator.build().variable, space, config)
-    check_spread(initial, space, method, n_members,
+    given (``--background``, the workflow key); ``grid``: the config's, when the caller
+    holds it."""
+    method.check_needs(forecaster=forecaster is not None)
+    check_checkpoints(config, forecaster=forecaster, controllers=method.controllers)
+    grid = grid_of(config) if grid is None else grid
+    initial = None if background is None else load_background(background, config, grid)
+    check_spread(initial, grid.space, method, n_members,
                  f"background file '{background}' ({background_option})")
-    clim = None if climatology is None else load_climatology(climatology, config, seed=seed)
+    clim = None if climatology is None else load_climatology(climatology, config, grid,
+                                                             seed=seed)
     learned = None
     if forecaster is not None:
         from assimilate.models.forecaster import load_forecaster
@@ -98,13 +121,15 @@ def check_observation_source(attrs: dict[str, Any], config: ExperimentConfig,
 
 
 def read_observations(path: str | Path, config: ExperimentConfig, *,
-                      calendar: Calendar | None = None) -> Observations:
+                      calendar: Calendar | None = None,
+                      grid: Grid | None = None) -> Observations:
     """The observations at ``path`` on the config's grid (datetimes read with
     ``calendar``), refused if synthesised from other physics."""
     source = f"observation file '{path}'"
     ds = open_observation_file(path)
     check_observation_source(ds.attrs, config, source)  # before its entries: the first cause
-    return Observations.from_dataset(ds, **config_grid(config), source=source,
+    grid = grid_of(config) if grid is None else grid
+    return Observations.from_dataset(ds, **grid.observation_grid(), source=source,
                                      calendar=calendar)
 
 
@@ -125,24 +150,23 @@ def trajectory_labels(observations: Observations) -> np.ndarray:
     return np.arange(observations.n_trajectories)
 
 
-def check_run_inputs(config: ExperimentConfig, method, *, observations: str | Path,
-                     n_members: int, n_steps: int | None = None,
-                     forecaster: str | Path | None = None,
-                     background: str | Path | None = None,
-                     climatology: str | Path | None = None, truth: str | Path | None = None,
-                     calendar: Calendar | None = None, seed: int = 0) -> RunInputs:
+def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> CheckedInputs:
     """Every input of ``assimilate run``, checked and loaded (module doc)."""
-    observed = read_observations(observations, config, calendar=calendar)
-    steps = run_steps(observed, n_steps)
-    reference = None if truth is None else load_truth(
-        truth, config, trajectories=trajectory_labels(observed), n_steps=steps,
-        calendar=calendar)
-    start = check_start(config, method, n_members=n_members, forecaster=forecaster,
-                        background=background, climatology=climatology, seed=seed)
-    initial, space = start.background, config_grid(config)["space"]
-    if initial is not None and initial.ndim == len(space) + 2 \
+    calendar = Calendar.parse(inputs.calendar) if isinstance(inputs.calendar, str) \
+        else inputs.calendar  # run() parses it before any output is claimed
+    grid = grid_of(config)  # the simulator built once for every check
+    observed = read_observations(inputs.observations, config, calendar=calendar, grid=grid)
+    steps = run_steps(observed, inputs.n_steps)
+    reference = None if inputs.truth is None else load_truth(
+        inputs.truth, config, trajectories=trajectory_labels(observed), n_steps=steps,
+        calendar=calendar, grid=grid)
+    start = check_start(config, method, n_members=inputs.n_members,
+                        forecaster=inputs.forecaster, background=inputs.background,
+                        climatology=inputs.climatology, seed=inputs.seed, grid=grid)
+    initial = start.background
+    if initial is not None and initial.ndim == len(grid.space) + 2 \
             and initial.shape[0] != observed.n_trajectories:
-        raise ConfigError(f"background file '{background}' holds {initial.shape[0]} "
+        raise ConfigError(f"background file '{inputs.background}' holds {initial.shape[0]} "
                           f"trajectories, the observations {observed.n_trajectories}; give "
                           "one per observed trajectory, or one state or ensemble for all")
-    return RunInputs(observed, steps, start, reference)
+    return CheckedInputs(observed, steps, start, reference)

@@ -17,27 +17,26 @@ import numpy as np
 import xarray as xr
 
 from assimilate.config import ExperimentConfig
+from assimilate.da.grid import Grid
 from assimilate.da.inputs.physics import check_physics
 from pde.io.errors import ConfigError
 
-__all__ = ["GRID_TOLERANCE", "check_grid", "check_spread", "config_grid", "load_background",
+__all__ = ["GRID_TOLERANCE", "check_grid", "check_spread", "config_grid", "grid_of",
+           "load_background",
            "load_climatology", "stored_simulator"]
 
 GRID_TOLERANCE = 1e-4  # of a grid spacing
 
 
+def grid_of(config: ExperimentConfig) -> Grid:
+    """The model grid of ``config``'s simulator (:class:`assimilate.da.grid.Grid`)."""
+    return Grid.of(config.simulator.build())
+
+
 def config_grid(config: ExperimentConfig) -> dict[str, Any]:
     """The model grid of ``config``'s simulator, as :func:`load_observations` takes it:
     ``space``, ``coordinates`` (one array per dim, grid order), ``time0`` and ``interval``."""
-    simulator = config.simulator.build()
-    coordinates = [values for _, values, _ in simulator.coordinates()]
-    return {"space": tuple(len(c) for c in coordinates), "coordinates": coordinates,
-            "time0": 0.0, "interval": float(simulator.interval)}
-
-
-def space_dims(config: ExperimentConfig) -> tuple[str, ...]:
-    """The names of the config's spatial dims, in grid order (``("x",)``, ``("y", "x")``)."""
-    return tuple(name for name, _, _ in config.simulator.build().coordinates())
+    return grid_of(config).observation_grid()
 
 
 def stored_simulator(ds: xr.Dataset) -> dict[str, Any] | None:
@@ -50,16 +49,14 @@ def stored_simulator(ds: xr.Dataset) -> dict[str, Any] | None:
     return section if isinstance(section, dict) else None
 
 
-def check_grid(ds: xr.Dataset, config: ExperimentConfig, source: str, *,
-               required: bool) -> None:
-    """Refuse coordinates of ``ds`` that are not the config's grid; a missing coordinate
-    is refused only if ``required``."""
-    for name, expected in zip(space_dims(config), config_grid(config)["coordinates"],
-                              strict=True):
+def check_grid(ds: xr.Dataset, grid: Grid, source: str, *, required: bool) -> None:
+    """Refuse coordinates of ``ds`` that are not the config's ``grid``; a missing
+    coordinate is refused only if ``required``."""
+    for name, expected in grid.named.items():
         if name not in ds.variables:
             if required:
                 raise ConfigError(f"{source} has no coordinate '{name}'; it needs the grid's "
-                                  f"coordinates ({', '.join(space_dims(config))}) and 'time'")
+                                  f"coordinates ({', '.join(grid.dims)}) and 'time'")
             continue
         found = np.asarray(ds[name].values, dtype=np.float64).ravel()
         spacing = float(expected[1] - expected[0])
@@ -72,12 +69,12 @@ def check_grid(ds: xr.Dataset, config: ExperimentConfig, source: str, *,
                               f"{expected[-1]:g}, spacing {spacing:g})")
 
 
-def load_background(path: str | Path, variable: str, space: tuple[int, ...],
-                    config: ExperimentConfig | None = None) -> np.ndarray:
-    """A first background from a NetCDF file or Zarr store: ``variable`` with dims
+def load_background(path: str | Path, config: ExperimentConfig, grid: Grid) -> np.ndarray:
+    """A first background from a NetCDF file or Zarr store: the field variable with dims
     ``(*space)``, ``(member, *space)`` or ``(trajectory, member, *space)``; a trajectory
-    store gives its first stored state of every trajectory, one member each. With
-    ``config``, its coordinates (where present) and recorded physics are checked too."""
+    store gives its first stored state of every trajectory, one member each. Its
+    coordinates (where present) and recorded physics are checked against ``config``'s."""
+    variable, space = grid.variable, grid.space
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"background file '{path}' does not exist")
@@ -88,10 +85,9 @@ def load_background(path: str | Path, variable: str, space: tuple[int, ...],
     if variable not in ds:
         raise ConfigError(f"{source} has no variable '{variable}' "
                           f"(it has {', '.join(map(str, ds.data_vars)) or 'none'})")
-    if config is not None:
-        if (physics := stored_simulator(ds)) is not None:
-            check_physics(physics, config, source)
-        check_grid(ds, config, source, required=False)
+    if (physics := stored_simulator(ds)) is not None:
+        check_physics(physics, config, source)
+    check_grid(ds, grid, source, required=False)
     field = ds[variable]
     if "time" in field.dims:
         field = field.isel(time=0)
@@ -134,7 +130,7 @@ def check_spread(background: np.ndarray | None, space: tuple[int, ...], method,
                           "climatology")
 
 
-def load_climatology(path: str | Path, config: ExperimentConfig, *, seed: int):
+def load_climatology(path: str | Path, config: ExperimentConfig, grid: Grid, *, seed: int):
     """The climatology of the trajectory store ``path`` (:class:`Climatology`), whose
     physics and grid must be the config's."""
     from assimilate.da.climatology import Climatology
@@ -143,5 +139,5 @@ def load_climatology(path: str | Path, config: ExperimentConfig, *, seed: int):
     source = f"climatology store '{path}'"
     ds = open_trajectories(path)
     check_physics(simulator_section(ds), config, source)
-    check_grid(ds, config, source, required=True)
+    check_grid(ds, grid, source, required=True)
     return Climatology.from_store(path, seed=seed)

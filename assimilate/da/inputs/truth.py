@@ -25,7 +25,8 @@ import numpy as np
 import xarray as xr
 
 from assimilate.config import ExperimentConfig
-from assimilate.da.inputs.fields import check_grid, config_grid, space_dims, stored_simulator
+from assimilate.da.grid import Grid
+from assimilate.da.inputs.fields import check_grid, grid_of, stored_simulator
 from assimilate.da.inputs.physics import check_physics
 from assimilate.observe.files import NETCDF_SUFFIXES
 from assimilate.observe.times import Calendar, model_times
@@ -37,19 +38,22 @@ TOLERANCE = 1e-6  # of an interval: how far a truth time may be off a model time
 
 
 def load_truth(path: str | Path, config: ExperimentConfig, *, trajectories: np.ndarray,
-               n_steps: int, calendar: Calendar | None = None) -> np.ndarray:
+               n_steps: int, calendar: Calendar | None = None,
+               grid: Grid | None = None) -> np.ndarray:
     """The true states ``(trajectory, n_steps + 1, *space)`` of the run's steps, for the
-    observed ``trajectories`` (their labels), from the file at ``path`` (module doc)."""
+    observed ``trajectories`` (their labels), from the file at ``path`` (module doc);
+    ``grid``: the config's, when the caller holds it."""
     path = Path(path)
+    grid = grid_of(config) if grid is None else grid
     ds, source = _open(path)
     if (physics := stored_simulator(ds)) is not None:
         check_physics(physics, config, source)
-    field = _field(ds, config, source)
-    check_grid(ds, config, source, required=True)
+    field = _field(ds, grid, source)
+    check_grid(ds, grid, source, required=True)
     if "time" not in ds.variables:
         raise ConfigError(f"{source} has no coordinate 'time' (model time, or datetimes "
                           "with a calendar)")
-    interval = config_grid(config)["interval"]
+    interval = grid.interval
     times = model_times(ds["time"], interval=interval, calendar=calendar, source=source,
                         item="state")
     steps = matching_steps(times, n_steps, interval, source)
@@ -78,11 +82,11 @@ def _open(path: Path) -> tuple[xr.Dataset, str]:
         raise ConfigError(f"truth file '{path}' cannot be read as NetCDF: {error}") from None
 
 
-def _field(ds: xr.Dataset, config: ExperimentConfig, source: str) -> xr.DataArray:
+def _field(ds: xr.Dataset, grid: Grid, source: str) -> xr.DataArray:
     """The truth variable with dims ``(trajectory, time, *space)``."""
-    space = space_dims(config)
+    space = grid.dims
     allowed = [("time", *space), ("trajectory", "time", *space)]
-    variable = config.simulator.build().variable
+    variable = grid.variable
     if variable not in ds.data_vars:
         found = [name for name in ds.data_vars if ds[name].dims in allowed]
         if len(found) != 1:

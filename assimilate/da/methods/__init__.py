@@ -15,6 +15,9 @@
 Build one from a name and ``key=value`` strings with :func:`build_method`; run it with
 :func:`assimilate.da.contract.assimilate`. A method named ``x-y`` lives in ``x_y.py``; the other
 modules (``ensemble``, ``filtering``, ``linear``, ``registry``) hold what methods share.
+Each method class declares what the rest of the application needs to know of it (its
+needs, tuning grid, cost class; :class:`assimilate.da.contract.Method`), so adding a method
+is adding its file.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from assimilate.da.methods.registry import (
     build_method,
     method_class,
     method_keys,
+    methods_help,
     parse_settings,
+    with_controller,
 )
 
-__all__ = ["all_methods", "build_method", "method_class", "method_keys", "parse_settings"]
+__all__ = ["all_methods", "build_method", "method_class", "method_keys", "methods_help",
+           "parse_settings", "with_controller"]

@@ -20,5 +20,6 @@ class ClimatologyMethod(Method):
     """No model and no observations: climatological draws."""
 
     name: ClassVar[str] = "climatology"
+    note: ClassVar[str] = ("draws members afresh (DAPPER's: their mean)")
     uses_observations: ClassVar[bool] = False
     model: Literal["none"] = "none"

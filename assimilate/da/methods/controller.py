@@ -17,6 +17,7 @@ with the refined control. ``refine=0`` is the controller alone.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import ClassVar, Literal
 
@@ -34,12 +35,22 @@ from assimilate.da.contract import Method, Observed, Problem
 from assimilate.diffusion import SubStep
 from assimilate.models.forecaster import Control
 
-__all__ = ["AmortisedController"]
+__all__ = ["AmortisedController", "ControllerState"]
 
 
 @functools.lru_cache(maxsize=4)
 def _trained(path: str) -> TrainedController:
     return load_controller(path)
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerState:
+    """What a controller run loads once: the trained network, and the observed steps
+    (sorted ``(n,)`` and as a set) that its preview reads."""
+
+    trained: TrainedController
+    steps: np.ndarray
+    observed: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -49,24 +60,24 @@ class AmortisedController(Method):
 
     name: ClassVar[str] = "controller"
     guides_every_step: ClassVar[bool] = True
+    controller_setting: ClassVar[str] = "checkpoint"
     checkpoint: str = Field(min_length=1)
     refine: int = Field(0, ge=0, le=100)
     rate: float = Field(0.1, gt=0, le=100)
     model: Literal["forecaster"] = "forecaster"
 
-    def guide(self, observed: Observed, problem: Problem) -> Control:
-        model = problem.model
-        trained = problem.cache.get("controller")
-        if trained is None:
-            trained = problem.cache["controller"] = _trained(self.checkpoint)
-            trained.require_forecaster(model.forecaster.checkpoint)
+    def prepare(self, problem: Problem) -> ControllerState:
+        trained = _trained(self.checkpoint)
+        trained.require_forecaster(problem.model.forecaster.checkpoint)
+        steps = np.asarray(problem.observations.steps)
+        return ControllerState(trained, steps, frozenset(steps.tolist()))
+
+    def guide(self, observed: Observed, problem: Problem, state: ControllerState) -> Control:
+        model, trained = problem.model, state.trained
         lookahead = trained.lookahead
         device = model.device
         n_members = problem.n_members
-        if "steps" not in problem.cache:
-            problem.cache["steps"] = np.asarray(problem.observations.steps)
-            problem.cache["observed"] = set(problem.cache["steps"].tolist())
-        steps, observed_steps = problem.cache["steps"], problem.cache["observed"]
+        steps, observed_steps = state.steps, state.observed
         step = observed.step
 
         def at(s: int, seen: Observed | None = None) -> StepObservations | None:

@@ -20,8 +20,8 @@ import torch
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from assimilate.da.contract import Method, Observed, Problem
-from assimilate.diffusion import SubStep
+from assimilate.da.contract import Method, Observed, Problem, Tuning
+from assimilate.diffusion import Guidance, SubStep
 from assimilate.models.forecaster import Control
 
 __all__ = ["DiffusionPosteriorSampling"]
@@ -32,10 +32,12 @@ class DiffusionPosteriorSampling(Method):
     """``zeta``: guidance step per sub-step, in the sampler's (normalised) units."""
 
     name: ClassVar[str] = "dps"
+    tuning: ClassVar[Tuning] = Tuning("zeta", (0.3, 1.0, 3.0, 10.0), "ζ")
+    cost: ClassVar[int] = 1  # a backward pass through the denoiser per sub-step
     zeta: float = Field(0.5, ge=0, le=1000)
     model: Literal["forecaster"] = "forecaster"
 
-    def guide(self, observed: Observed, problem: Problem) -> Control:
+    def guide(self, observed: Observed, problem: Problem, state: None) -> Control:
         model = problem.model
         device = model.device
         n_members = problem.n_members
@@ -48,7 +50,7 @@ class DiffusionPosteriorSampling(Method):
         error_std = torch.as_tensor(observed.error_std, dtype=torch.float32, device=device)
         operator, zeta = observed.operator, self.zeta
 
-        def control(step: int, history: torch.Tensor):
+        def control(step: int, history: torch.Tensor) -> Guidance:
             def correction(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
                 state = model.state_of(history, sub.denoised)
                 residual = torch.where(present, (values - operator.apply(state)) / error_std,
@@ -57,7 +59,6 @@ class DiffusionPosteriorSampling(Method):
                 (gradient,) = torch.autograd.grad(misfit.sum(), sub.x)
                 return (x_next - zeta * gradient).detach()
 
-            correction.needs_grad = True
-            return correction
+            return Guidance(correction, differentiable=True)
 
         return control

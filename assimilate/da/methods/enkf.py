@@ -84,6 +84,7 @@ class EnsembleKalmanFilter(EnsembleFilter):
     rotate: bool = False
     model: Literal["forecaster", "simulator"] = "simulator"
 
-    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem):
+    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem,
+                  state):
         keys = jax.random.split(problem.next_key(), len(ensembles))
         return _enkf_each(keys, ensembles, observed, y, error_std, inflation)

@@ -91,5 +91,6 @@ class EnsembleTransformKalmanFilter(EnsembleFilter):
     rotate: bool = False
     model: Literal["forecaster", "simulator"] = "simulator"
 
-    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem):
+    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem,
+                  state):
         return _etkf_each(ensembles, observed, y, error_std, inflation)

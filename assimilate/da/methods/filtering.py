@@ -16,27 +16,23 @@ random mean-preserving rotation (DAPPER's ``rot=True``;
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import jax
 import numpy as np
 
-from assimilate.da.contract import Method, Observed, Problem
+from assimilate.da.contract import Method, Observed, Problem, Tuning
 from assimilate.da.methods.ensemble import post_process
 
-__all__ = ["EnsembleFilter", "Inflate", "grid_locations"]
+__all__ = ["EnsembleFilter", "Inflate"]
 
 Inflate = Literal["forecast", "analysis"]
 
 
-def grid_locations(problem: Problem) -> np.ndarray:
-    """``(n_grid, d)`` physical positions of the flattened grid, dims in grid order."""
-    mesh = np.meshgrid(*problem.coordinates.values(), indexing="ij")
-    return np.stack([axis.ravel() for axis in mesh], axis=-1)
-
-
 class EnsembleFilter(Method):
     """Base of EnKF, ETKF and LETKF: ``inflation`` on the ``inflate`` side, ``rotate``."""
+
+    tuning: ClassVar[Tuning | None] = Tuning("inflation", (1.0, 1.05, 1.1, 1.2, 1.4), "i")
 
     inflation: float
     inflate: Inflate
@@ -45,13 +41,15 @@ class EnsembleFilter(Method):
 
     def _analysis(self, ensembles: np.ndarray, observed: np.ndarray, y: np.ndarray,
                   error_std: np.ndarray, inflation: float, operator: Any,
-                  problem: Problem) -> jax.Array:
+                  problem: Problem, state: Any) -> jax.Array:
         """Analyses ``(T, N, n)`` of ensembles ``(T, N, n)`` with H(members) ``(T, N, m)``,
         observations ``y (T, m)`` (NaN: missing) and ``error_std (m,)``; ``inflation`` is
-        the forecast-side factor (1.0 when inflating on the analysis side)."""
+        the forecast-side factor (1.0 when inflating on the analysis side); ``state``: what
+        :meth:`prepare` returned."""
         raise NotImplementedError
 
-    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
+    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem,
+                state: Any) -> np.ndarray:
         n_members, space = prior.shape[1], prior.shape[2:]
         if n_members < 2:
             raise ValueError(f"method '{self.name}' needs at least 2 members, got "
@@ -65,7 +63,7 @@ class EnsembleFilter(Method):
         result = self._analysis(grids.reshape(len(grids), n_members, -1),
                                 observed.operator.apply(grids), values.astype(prior.dtype),
                                 np.asarray(observed.error_std, dtype=prior.dtype),
-                                forecast_side, observed.operator, problem)
+                                forecast_side, observed.operator, problem, state)
         if self.inflate == "analysis" or self.rotate:
             gaussian = problem.rng.standard_normal(
                 (len(grids), n_members - 1, n_members - 1)).astype(prior.dtype) \

@@ -16,7 +16,7 @@ global ETKF. Grid points are vmapped; ``batch_size`` processes them in chunks of
 
 from __future__ import annotations
 
-import functools
+import dataclasses
 from typing import Annotated, ClassVar, Literal
 
 import jax
@@ -27,6 +27,7 @@ from jax.typing import ArrayLike
 from pydantic import BeforeValidator, Field
 from pydantic.dataclasses import dataclass
 
+from assimilate.da.contract import Problem, Tuning
 from assimilate.da.methods.ensemble import (
     anomalies,
     check_shapes,
@@ -36,35 +37,61 @@ from assimilate.da.methods.ensemble import (
     standardised_observations,
 )
 from assimilate.da.methods.etkf import transform_weights
-from assimilate.da.methods.filtering import EnsembleFilter, Inflate, grid_locations
+from assimilate.da.methods.filtering import EnsembleFilter, Inflate
 
-__all__ = ["LocalEnsembleTransformKalmanFilter", "Radius", "letkf_analysis", "radius_length"]
+__all__ = ["LetkfState", "LocalEnsembleTransformKalmanFilter", "Localisation", "Radius",
+           "letkf_analysis", "radius_length"]
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "nearest", "stride", "grid_shape"))
+@dataclasses.dataclass(frozen=True)
+class Localisation:
+    """Where the state entries and the observations are, how far an observation reaches,
+    and how the local problems are solved.
+
+    grid_locations ``(n, d)`` of the state entries, observation_locations ``(m, d)``,
+    lengths ``(d,)`` of the periodic domain (``inf`` for an unwrapped axis), radius: the
+    Gaspari–Cohn half-width (support ``2 radius``); these four are traced. Static (part of
+    the compiled function): batch_size, a chunk of grid points, None for all at once;
+    nearest, keep only this many nearest observations per grid point (None: all): exact
+    when it covers every observation within ``2 radius`` of any point, and cheaper when it
+    is below N (the local Gram matrix is then ``(nearest, nearest)``); stride, solve the
+    local problems only every ``stride`` points along each dim of the periodic
+    ``grid_shape`` (C order of the flattened state) and interpolate the weight matrices
+    linearly in between, the weight interpolation of Yang, Kalnay, Hunt & Bowler (2009),
+    "Weight interpolation for efficient data assimilation with the Local Ensemble
+    Transform Kalman Filter" (QJRMS 135): ``stride ** d`` times fewer eigendecompositions
+    for weights that vary slowly on the scale of ``radius``.
+    """
+
+    grid_locations: ArrayLike
+    observation_locations: ArrayLike
+    lengths: ArrayLike
+    radius: ArrayLike
+    batch_size: int | None = None
+    nearest: int | None = None
+    stride: int = 1
+    grid_shape: tuple[int, ...] | None = None
+
+
+jax.tree_util.register_dataclass(
+    Localisation, data_fields=["grid_locations", "observation_locations", "lengths", "radius"],
+    meta_fields=["batch_size", "nearest", "stride", "grid_shape"])
+
+
+@jax.jit
 def letkf_analysis(ensemble: ArrayLike, observed: ArrayLike, y: ArrayLike,
                    error_std: ArrayLike, inflation: ArrayLike = 1.0, *,
-                   grid_locations: ArrayLike, observation_locations: ArrayLike,
-                   lengths: ArrayLike, radius: ArrayLike, batch_size: int | None = None,
-                   nearest: int | None = None, stride: int = 1,
-                   grid_shape: tuple[int, ...] | None = None) -> Array:
+                   localisation: Localisation) -> Array:
     """LETKF analysis ensemble ``(N, n)``.
 
     ensemble ``(N, n)``, observed ``(N, m)``, y ``(m,)`` (non-finite entries are missing),
-    error_std ``(m,)`` and inflation as in ``etkf_analysis``; grid_locations ``(n, d)`` of
-    the state entries, observation_locations ``(m, d)``, lengths ``(d,)`` of the periodic
-    domain (``inf`` for an unwrapped axis), radius: the Gaspari–Cohn half-width (support
-    ``2 radius``); batch_size: a static chunk of grid points, None for all at once;
-    nearest: static, keep only this many nearest observations per grid point (None: all):
-    exact when it covers every observation within ``2 radius`` of any point, and cheaper
-    when it is below N (the local Gram matrix is then ``(nearest, nearest)``); stride:
-    static, solve the local problems only every ``stride`` points along each dim of the
-    periodic ``grid_shape`` (static, C order of the flattened state) and interpolate the
-    weight matrices linearly in between, the weight interpolation of Yang, Kalnay, Hunt &
-    Bowler (2009), "Weight interpolation for efficient data assimilation with the Local
-    Ensemble Transform Kalman Filter" (QJRMS 135): ``stride ** d`` times fewer
-    eigendecompositions for weights that vary slowly on the scale of ``radius``.
+    error_std ``(m,)`` and inflation as in ``etkf_analysis``; ``localisation``: the
+    geometry and the solve (:class:`Localisation`).
     """
+    grid_locations, observation_locations = (localisation.grid_locations,
+                                             localisation.observation_locations)
+    lengths, radius, nearest = localisation.lengths, localisation.radius, localisation.nearest
+    stride, batch_size = localisation.stride, localisation.batch_size
     check_shapes("letkf_analysis", ensemble, observed, y, error_std)
     _check_locations(jnp.shape(ensemble)[1], jnp.shape(y)[0], jnp.shape(grid_locations),
                      jnp.shape(observation_locations), jnp.shape(lengths))
@@ -87,7 +114,7 @@ def letkf_analysis(ensemble: ArrayLike, observed: ArrayLike, y: ArrayLike,
 
     locations = jnp.asarray(grid_locations)
     if stride > 1:
-        coarse = _coarse_points(grid_shape, stride, locations.shape[0])
+        coarse = _coarse_points(localisation.grid_shape, stride, locations.shape[0])
         locations = locations[coarse.ravel()]
     if batch_size is None:
         weights = jax.vmap(local_weights)(locations)
@@ -150,31 +177,36 @@ Radius = Annotated[float | str, BeforeValidator(_radius)]
 """A localisation radius: a length, or grid spacings written ``"8dx"``."""
 
 
-def radius_length(radius: float | str, coordinates: dict[str, np.ndarray]) -> float:
-    """``radius`` in length units on the grid of ``coordinates`` (``"8dx"``: 8 spacings of
-    the last dim)."""
+def radius_length(radius: float | str, spacing: float) -> float:
+    """``radius`` in length units on a grid of ``spacing`` along its last dim (``"8dx"``:
+    8 spacings)."""
     if isinstance(radius, str):
-        x = next(reversed(coordinates.values()))
-        return float(radius[:-2]) * float(x[1] - x[0])
+        return float(radius[:-2]) * spacing
     return float(radius)
 
 
-@functools.partial(jax.jit, static_argnames=("batch_size", "nearest", "stride", "grid_shape"))
+@jax.jit
 def _letkf_each(ensembles: Array, observed: Array, y: Array, error_std: Array,
-                inflation: ArrayLike, grid_locations: Array, observation_locations: Array,
-                lengths: Array, radius: ArrayLike, batch_size: int | None = None,
-                nearest: int | None = None, stride: int = 1,
-                grid_shape: tuple[int, ...] | None = None) -> Array:
+                inflation: ArrayLike, localisation: Localisation) -> Array:
     """:func:`letkf_analysis` of ensembles ``(T, N, n)`` with ``observed (T, N, m)`` and
     ``y (T, m)``, the trajectories sharing the operator, in one call."""
     def one(ensemble: Array, heights: Array, values: Array) -> Array:
         return letkf_analysis(ensemble, heights, values, error_std, inflation,
-                              grid_locations=grid_locations,
-                              observation_locations=observation_locations,
-                              lengths=lengths, radius=radius, batch_size=batch_size,
-                              nearest=nearest, stride=stride, grid_shape=grid_shape)
+                              localisation=localisation)
 
     return jax.vmap(one)(ensembles, observed, y)
+
+
+@dataclasses.dataclass(frozen=True)
+class LetkfState:
+    """What an LETKF run computes once: the grid positions ``(n_grid, d)``, the periodic
+    lengths ``(d,)`` (float32, the ensembles' dtype), the radius in length units and the
+    grid's shape."""
+
+    grid_locations: Array
+    lengths: np.ndarray
+    radius: float
+    grid_shape: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -185,6 +217,7 @@ class LocalEnsembleTransformKalmanFilter(EnsembleFilter):
     points along each dim, weights interpolated in between (1: at every point)."""
 
     name: ClassVar[str] = "letkf"
+    tuning: ClassVar[Tuning] = Tuning("radius", (1.0, 2.0, 4.0, 8.0), "r", in_grid_spacings=True)
     inflation: float = Field(1.02, ge=1, le=3)
     radius: Radius = 3.0
     inflate: Inflate = "forecast"
@@ -192,18 +225,20 @@ class LocalEnsembleTransformKalmanFilter(EnsembleFilter):
     stride: int = Field(1, ge=1, le=64)
     model: Literal["forecaster", "simulator"] = "simulator"
 
-    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem):
-        if any(size % self.stride for size in problem.space):
+    def prepare(self, problem: Problem) -> LetkfState:
+        grid = problem.grid
+        if any(size % self.stride for size in grid.space):
             raise ValueError(f"letkf: stride={self.stride} must divide the grid "
-                             f"{problem.space} along every dim")
+                             f"{grid.space} along every dim")
+        return LetkfState(jnp.asarray(grid.locations(), dtype=np.float32),
+                          np.asarray(grid.lengths, dtype=np.float32),
+                          radius_length(self.radius, grid.spacing), grid.space)
+
+    def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem,
+                  state):
         if operator.locations is None:
             raise ValueError("letkf needs observation locations; this operator has none")
-        if "grid_locations" not in problem.cache:
-            problem.cache["grid_locations"] = jnp.asarray(grid_locations(problem),
-                                                          dtype=ensembles.dtype)
-        return _letkf_each(ensembles, observed, y, error_std, inflation,
-                           problem.cache["grid_locations"],
-                           np.asarray(operator.locations, dtype=ensembles.dtype),
-                           np.asarray(problem.lengths, dtype=ensembles.dtype),
-                           radius_length(self.radius, problem.coordinates),
-                           stride=self.stride, grid_shape=problem.space)
+        return _letkf_each(ensembles, observed, y, error_std, inflation, Localisation(
+            state.grid_locations, np.asarray(operator.locations, dtype=ensembles.dtype),
+            state.lengths, state.radius, stride=self.stride,
+            grid_shape=state.grid_shape))

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from assimilate.da.contract import Method, Observed, Problem
+from assimilate.da.contract import Method, Observed, Problem, Tuning
 from assimilate.da.methods.linear import update_each
 
 __all__ = ["Nudging"]
@@ -30,10 +30,12 @@ class Nudging(Method):
     """``alpha``: relaxation strength in (0, 1]; ``model``: the dynamics."""
 
     name: ClassVar[str] = "nudging"
+    tuning: ClassVar[Tuning] = Tuning("alpha", (0.25, 0.5, 1.0), "α")
     alpha: float = Field(1.0, gt=0, le=1)
     model: Literal["forecaster", "simulator"] = "forecaster"
 
-    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
+    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem,
+                state: None) -> np.ndarray:
         def insert(h, misfit, error_std):  # alpha H^T (H H^T)^{-1} misfit
             return self.alpha * np.linalg.solve(h @ h.T, misfit.T).T @ h
 

@@ -20,6 +20,7 @@ up to that homogenisation.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from typing import ClassVar, Literal
 
@@ -27,12 +28,21 @@ import numpy as np
 from pydantic import Field
 from pydantic.dataclasses import dataclass
 
-from assimilate.da.contract import Method, Observed, Problem
+from assimilate.da.contract import Method, Observed, Problem, Tuning
 from assimilate.da.methods.linear import update_each
 
-__all__ = ["OptimalInterpolation"]
+__all__ = ["OptimalInterpolation", "OptimalInterpolationState"]
 
 MAX_GAINS = 32  # observation layouts whose gain is kept
+
+
+@dataclasses.dataclass
+class OptimalInterpolationState:
+    """The climatology's covariance ``B`` ``(n_grid, n_grid)``, computed once per run, and
+    the gains ``Kᵀ`` of the observation layouts met so far (the newest ``MAX_GAINS``)."""
+
+    covariance: np.ndarray
+    gains: dict[bytes, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,17 @@ class OptimalInterpolation(Method):
     """``scale``: background variance as a fraction of the climatological covariance."""
 
     name: ClassVar[str] = "oi"
+    note: ClassVar[str] = ("updates every member with a scaled, homogenised climatological covariance (DAPPER's OptInterp: --members 1 --set scale=1)")
+    tuning: ClassVar[Tuning] = Tuning("scale", (0.003, 0.01, 0.03, 0.1, 0.3), "s")
     scale: float = Field(0.1, gt=0, le=10)
     model: Literal["forecaster", "simulator"] = "simulator"
 
-    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem) -> np.ndarray:
-        covariance = _covariance(problem)
-        gains = problem.cache.setdefault("oi_gains", {})
+    def prepare(self, problem: Problem) -> OptimalInterpolationState:
+        return OptimalInterpolationState(problem.climatology.covariance())
+
+    def analyse(self, prior: np.ndarray, observed: Observed, problem: Problem,
+                state: OptimalInterpolationState) -> np.ndarray:
+        covariance, gains = state.covariance, state.gains
 
         def correction(h, misfit, error_std):  # K misfit, K = s B H^T (s H B H^T + R)^{-1}
             layout = hashlib.blake2b(h.tobytes() + error_std.tobytes()).digest()
@@ -58,10 +73,3 @@ class OptimalInterpolation(Method):
             return misfit @ gains[layout]
 
         return update_each(prior, observed, correction)
-
-
-def _covariance(problem: Problem) -> np.ndarray:
-    """The climatology's covariance, computed once per problem."""
-    if "oi_covariance" not in problem.cache:
-        problem.cache["oi_covariance"] = problem.climatology.covariance()
-    return problem.cache["oi_covariance"]

@@ -20,7 +20,7 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from assimilate.control.testtime import optimised
-from assimilate.da.contract import Method, Observed, Problem
+from assimilate.da.contract import Method, Observed, Problem, Tuning
 from assimilate.da.methods.controller import on_device
 from assimilate.diffusion import SubStep
 from assimilate.models.forecaster import Control
@@ -40,12 +40,14 @@ class OptimisedControl(Method):
     """
 
     name: ClassVar[str] = "optimised-control"
+    tuning: ClassVar[Tuning] = Tuning("energy", (0.1, 1.0, 10.0), "λ")
+    cost: ClassVar[int] = 2  # an optimisation through the whole step per observed step
     iterations: int = Field(10, ge=1, le=1000)
     rate: float = Field(0.05, gt=0, le=100)
     energy: float = Field(1.0, ge=0, le=1e6)
     model: Literal["forecaster"] = "forecaster"
 
-    def guide(self, observed: Observed, problem: Problem) -> Control:
+    def guide(self, observed: Observed, problem: Problem, state: None) -> Control:
         forecaster = problem.model.forecaster
         current = on_device(observed, problem)
         n_sub = forecaster.config.forecaster.sampling.steps

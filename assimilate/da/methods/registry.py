@@ -8,10 +8,16 @@ method asked for is imported, so a filter on the true simulator never loads torc
 
 Each value is validated by the method's own field types and bounds (pydantic), so a bad
 setting is refused with one line naming the method, the key and what is allowed.
+
+Methods are found in the modules on the package's ``__path__``: a directory appended to it
+(a plugin location) adds its methods the same way. :func:`methods_help` names them without
+importing any (it reads each module's source for the class attributes ``name`` and
+``note``), so the command line starts fast.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
 import importlib
@@ -19,17 +25,23 @@ import importlib.util
 import pkgutil
 from collections.abc import Mapping
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pydantic
 
-from assimilate.da.contract import Method
 from pde.io.errors import ConfigError
 
-__all__ = ["all_methods", "build_method", "method_class", "method_keys", "parse_settings"]
+if TYPE_CHECKING:  # the contract imports JAX: the command line's help does without it
+    from assimilate.da.contract import Method
+
+__all__ = ["all_methods", "build_method", "method_class", "method_keys", "methods_help",
+           "parse_settings", "with_controller"]
 
 
 def _defined_in(module: ModuleType) -> dict[str, type[Method]]:
     """The methods ``module`` itself defines (not those it imports), by name."""
+    from assimilate.da.contract import Method
+
     return {value.name: value for value in vars(module).values()
             if isinstance(value, type) and issubclass(value, Method)
             and value.__module__ == module.__name__ and "name" in vars(value)}
@@ -53,6 +65,54 @@ def all_methods() -> dict[str, type[Method]]:
     for info in pkgutil.iter_modules(package.__path__):
         found.update(_defined_in(importlib.import_module(f"{__package__}.{info.name}")))
     return found
+
+
+def _declared(path: str) -> dict[str, str]:
+    """``{name: note}`` of the method classes a module's source declares (class attributes
+    ``name: ClassVar[str] = "..."`` and ``note: ClassVar[str] = "..."``)."""
+    found = {}
+    for node in ast.walk(ast.parse(open(path, encoding="utf-8").read())):  # noqa: SIM115
+        if not isinstance(node, ast.ClassDef):
+            continue
+        values = {statement.target.id: statement.value.value for statement in node.body
+                  if isinstance(statement, ast.AnnAssign)
+                  and isinstance(statement.target, ast.Name)
+                  and isinstance(statement.value, ast.Constant)
+                  and isinstance(statement.value.value, str)}
+        if "name" in values:
+            found[values["name"]] = values.get("note", "")
+    return found
+
+
+def methods_help() -> str:
+    """The ``--method`` help: every method's name, and how those named like DAPPER's differ
+    from them (each method's ``note``); no method module is imported."""
+    package = importlib.import_module(__package__)
+    declared: dict[str, str] = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        spec = importlib.util.find_spec(f"{__package__}.{info.name}")
+        if spec is not None and spec.origin and spec.origin.endswith(".py"):
+            declared.update(_declared(spec.origin))
+    names = sorted(declared)
+    notes = "; ".join(f"{name} {note}" for name, note in sorted(declared.items()) if note)
+    text = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+    return text + (f". Unlike DAPPER's methods of those names: {notes}" if notes else "")
+
+
+def with_controller(name: str, settings: Mapping[str, str] | None,
+                    controller: str | None) -> dict[str, str]:
+    """``settings`` with ``controller`` (``--controller CKPT``) as the checkpoint of a method
+    that needs one (its :attr:`~assimilate.da.contract.Method.controller_setting`); a
+    setting already there is kept; refused for a method that needs none."""
+    settings = dict(settings or {})
+    key = method_class(name).controller_setting
+    if controller is None:
+        return settings
+    if key is None:
+        raise ConfigError(f"method {name!r} runs no controller: --controller "
+                          f"'{controller}' is for a method that needs one")
+    settings.setdefault(key, str(controller))
+    return settings
 
 
 def method_keys(name: str) -> list[str]:
@@ -85,7 +145,7 @@ def build_method(name: str, settings: Mapping[str, object] | None = None) -> Met
         problem = error.errors()[0]
         key = ".".join(str(part) for part in problem["loc"]) or "?"
         if problem["type"] == "missing":
-            hint = " (--controller CKPT)" if key == "checkpoint" else ""
+            hint = " (--controller CKPT)" if key == method.controller_setting else ""
             raise ConfigError(f"method {name!r} needs the setting {key}=...{hint}") from None
         raise ConfigError(f"method {name!r}: {key}={settings.get(key)!r}: "
                           f"{problem['msg'].lower()}") from None

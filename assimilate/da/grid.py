@@ -1,0 +1,74 @@
+"""The model grid a run lives on, computed once from the simulator: one grid function.
+
+Every consumer reads it from here: the observation files (sizes, coordinates, the time
+axis), the truth and background checks (dims and coordinates), the analysis dataset
+(coordinates), the localised filters (periodic lengths, flattened grid positions, the grid
+spacing that radii in ``"8dx"`` are counted in).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Grid"]
+
+
+@dataclass(frozen=True, eq=False)
+class Grid:
+    """A uniform periodic grid: ``dims`` in grid order, one coordinate array per dim, the
+    model's time step ``interval`` and the field ``variable`` the simulator writes."""
+
+    dims: tuple[str, ...]
+    coordinates: tuple[np.ndarray, ...]
+    interval: float = 1.0
+    variable: str = "u"
+    time0: float = 0.0
+
+    @classmethod
+    def of(cls, simulator: Any) -> Grid:
+        """The grid of a simulator (:class:`pde.simulator.Simulator` protocol)."""
+        found = simulator.coordinates()
+        return cls(tuple(name for name, _, _ in found),
+                   tuple(np.asarray(values) for _, values, _ in found),
+                   float(simulator.interval), simulator.variable)
+
+    @classmethod
+    def from_coordinates(cls, coordinates: dict[str, np.ndarray], **options: Any) -> Grid:
+        """A grid from named coordinate arrays (a toy problem in tests and notebooks)."""
+        return cls(tuple(coordinates), tuple(np.asarray(v) for v in coordinates.values()),
+                   **options)
+
+    @property
+    def space(self) -> tuple[int, ...]:
+        return tuple(len(values) for values in self.coordinates)
+
+    @property
+    def named(self) -> dict[str, np.ndarray]:
+        """``{dim: coordinate}`` in grid order."""
+        return dict(zip(self.dims, self.coordinates, strict=True))
+
+    @property
+    def lengths(self) -> tuple[float, ...]:
+        """Periodic domain length along each dim: ``n * spacing``."""
+        return tuple(float(len(values) * (values[1] - values[0]))
+                     for values in self.coordinates)
+
+    @property
+    def spacing(self) -> float:
+        """The spacing of the last dim (the unit of radii written ``"8dx"``)."""
+        x = self.coordinates[-1]
+        return float(x[1] - x[0])
+
+    def locations(self) -> np.ndarray:
+        """``(n_grid, d)`` physical positions of the flattened grid, dims in grid order."""
+        mesh = np.meshgrid(*self.coordinates, indexing="ij")
+        return np.stack([axis.ravel() for axis in mesh], axis=-1)
+
+    def observation_grid(self) -> dict[str, Any]:
+        """What :func:`assimilate.observe.load_observations` takes: ``space``,
+        ``coordinates`` (one array per dim, grid order), ``time0`` and ``interval``."""
+        return {"space": self.space, "coordinates": list(self.coordinates),
+                "time0": self.time0, "interval": self.interval}
