@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import subprocess
@@ -402,14 +404,33 @@ def _cli_lines() -> dict[str, str]:
     return lines
 
 
+FRESH = ("letkf", "controller")
+"""Lines run in fresh processes, as a user runs them (one on the simulator, one on the
+learned models); the others run through the same ``main`` in this process, which keeps the
+suite fast (a process start costs seconds of imports)."""
+
+
+def _in_process(root: Path, line: str) -> subprocess.CompletedProcess:
+    """``assimilate LINE`` through :func:`assimilate.cli.main` here, progress bars on."""
+    from assimilate.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(root), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(line.split())
+    return subprocess.CompletedProcess(line.split(), code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture(scope="module")
 def cli_runs(project: Path) -> dict[str, subprocess.CompletedProcess]:
-    """Every ``assimilate run`` of the tests below, two fresh processes at a time."""
+    """Every ``assimilate run`` of the tests below: the fresh processes two at a time, beside
+    the in-process ones."""
     _user_file(project)
     lines = _cli_lines()
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = pool.map(lambda line: _cli(project, line), lines.values())
-        return dict(zip(lines, done, strict=True))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fresh = {name: pool.submit(_cli, project, lines[name]) for name in FRESH}
+        done = {name: _in_process(project, line) for name, line in lines.items()
+                if name not in FRESH}
+        return done | {name: future.result() for name, future in fresh.items()}
 
 
 def _succeeded(run: subprocess.CompletedProcess) -> dict[str, float]:
