@@ -256,7 +256,7 @@ def _trajectory_selection(text: str) -> int | list[int]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pde.io.integrity import verify
+    from pde.io.verify import verify
 
     path = Path(args.store)
     if not (path / "zarr.json").is_file():
