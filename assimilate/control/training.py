@@ -32,8 +32,9 @@ arXiv 2510.06637). The terminal cost (``controller.objective``):
   0.33 climatological stds after 400 steps, against DPS's 0.10).
 
 The validation loss is the error of the controlled states against the true ones
-(climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
-and DDP come from :func:`assimilate.training.loop.fit`.
+(climatological stds), averaged over the regimes. The rest (split, validation windows,
+seeding, metadata, resume, EMA, progress, NaN handling, DDP) is the recipe every model
+shares (:func:`assimilate.training.recipe.train`).
 """
 
 from __future__ import annotations
