@@ -86,11 +86,12 @@ def _train_controller(args: argparse.Namespace) -> None:
 
 
 def _forecast(args: argparse.Namespace) -> None:
-    from assimilate.models.forecaster import forecast
+    from assimilate.models.forecaster import ForecastSettings, forecast
 
-    out = forecast(args.checkpoint, args.init, trajectory=args.trajectory, time=args.time,
-                   steps=args.steps, members=args.members, out=args.out, seed=args.seed,
-                   sub_steps=args.sub_steps, overwrite=args.overwrite, progress=not args.quiet)
+    settings = ForecastSettings(trajectory=args.trajectory, time=args.time, steps=args.steps,
+                                members=args.members, seed=args.seed, sub_steps=args.sub_steps)
+    out = forecast(args.checkpoint, args.init, settings, args.out, overwrite=args.overwrite,
+                   progress=not args.quiet)
     print(f"wrote {args.members} member(s) x {args.steps} steps to {out}")
 
 
@@ -252,7 +253,7 @@ def _trajectory_selection(text: str) -> int | list[int]:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from pde.io.integrity import verify
+    from pde.io.verify import verify
 
     path = Path(args.store)
     if not (path / "zarr.json").is_file():

@@ -48,19 +48,44 @@ from pde.descriptor import KOLMOGOROV
 from pde.physics import dissipation, energy, enstrophy
 from pde.simulator import Coordinate
 
-__all__ = ["KolmogorovFlow", "dissipation", "energy", "enstrophy"]
+__all__ = ["KolmogorovFlow", "KolmogorovParameters", "dissipation", "energy", "enstrophy"]
 
 _SOLVER = "jax_cfd.spectral NavierStokes2D, crank_nicolson_rk4, 2/3 dealiasing"
+
+
+@dataclasses.dataclass(frozen=True)
+class KolmogorovParameters:
+    """The simulator's parameters and their defaults, the reference set-up (module doc).
+
+    ``dt`` is the requested solver step (None: the CFL-stable step); ``max_velocity``,
+    ``max_courant`` and ``peak_wavenumber`` bound the CFL step and shape the initial
+    spectrum; ``burn_in`` is model time discarded before storing.
+    """
+
+    reynolds: float = 1000.0
+    forcing_wavenumber: int = 4
+    forcing_amplitude: float = 1.0
+    drag: float = 0.1
+    solver_grid: int = 256
+    stored_grid: int = 64
+    interval: float = 0.2
+    burn_in: float = 40.0
+    dt: float | None = None
+    max_velocity: float = 7.0
+    max_courant: float = 0.5
+    peak_wavenumber: float = 4.0
 
 
 @dataclasses.dataclass(frozen=True, init=False)
 class KolmogorovFlow:
     """Kolmogorov flow simulator implementing :class:`pde.simulator.Simulator`.
 
-    ``burn_in`` (model time) is stored as ``burn_in_time`` because the protocol's
-    ``burn_in(state)`` method owns the name. ``dt`` holds the *resolved* solver step
-    ``interval / inner_steps`` (≤ the requested or CFL step), so ``attrs()`` rebuilds the
-    same simulator; pass ``dt=None`` again when changing grids with ``dataclasses.replace``.
+    Built from :class:`KolmogorovParameters`, or from keywords that change its defaults:
+    ``KolmogorovFlow(reynolds=40.0, solver_grid=64)``. ``burn_in`` (model time) is stored
+    as ``burn_in_time`` because the protocol's ``burn_in(state)`` method owns the name.
+    ``dt`` holds the *resolved* solver step ``interval / inner_steps`` (≤ the requested or
+    CFL step), so ``attrs()`` rebuilds the same simulator; pass ``dt=None`` again when
+    changing grids with ``dataclasses.replace``.
     """
 
     reynolds: float
@@ -79,26 +104,14 @@ class KolmogorovFlow:
     pde: ClassVar[str] = KOLMOGOROV.name
     variable: ClassVar[str] = KOLMOGOROV.variable
 
-    def __init__(
-        self,
-        reynolds: float = 1000.0,
-        forcing_wavenumber: int = 4,
-        forcing_amplitude: float = 1.0,
-        drag: float = 0.1,
-        solver_grid: int = 256,
-        stored_grid: int = 64,
-        interval: float = 0.2,
-        burn_in: float = 40.0,
-        dt: float | None = None,
-        max_velocity: float = 7.0,
-        max_courant: float = 0.5,
-        peak_wavenumber: float = 4.0,
-    ) -> None:
-        params = dict(locals())
-        del params["self"]
+    def __init__(self, parameters: KolmogorovParameters | None = None, /,
+                 **changes: Any) -> None:
+        """``changes``: any of :class:`KolmogorovParameters`'s fields by name."""
+        chosen = dataclasses.replace(parameters or KolmogorovParameters(), **changes)
+        params = dataclasses.asdict(chosen)
         params["burn_in_time"] = params.pop("burn_in")
         _validate(params)
-        params["dt"] = interval / _inner_steps(params)
+        params["dt"] = chosen.interval / _inner_steps(params)
         for name, value in params.items():
             object.__setattr__(self, name, value)
 

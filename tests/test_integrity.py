@@ -14,9 +14,10 @@ import zarr
 from assimilate.cli import main
 from assimilate.config import load_config
 from pde import open_trajectories, simulate
+from pde.io.chunks import has_checksums, missing_chunks
 from pde.io.errors import IntegrityError
-from pde.io.integrity import has_checksums, missing_chunks, verify
 from pde.io.store import write_trajectories, write_zarr
+from pde.io.verify import verify
 
 
 @pytest.fixture(scope="module")

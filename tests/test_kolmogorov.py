@@ -10,7 +10,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pde.kolmogorov import KolmogorovFlow, _functions, dissipation, energy, enstrophy
+from pde.kolmogorov import (
+    KolmogorovFlow,
+    KolmogorovParameters,
+    _functions,
+    dissipation,
+    energy,
+    enstrophy,
+)
 from pde.simulator import Simulator
 
 
@@ -61,6 +68,16 @@ def test_attrs_rebuild_the_simulator_and_dt_divides_interval() -> None:
     rebuilt = KolmogorovFlow(**{name: attrs[name] for name in names})
     assert rebuilt == sim
     assert _functions(rebuilt) is _functions(sim)  # no second compilation
+
+
+def test_parameters_or_keyword_changes_build_the_same_simulator() -> None:
+    parameters = KolmogorovParameters(reynolds=40.0, solver_grid=32, stored_grid=16)
+    sim = KolmogorovFlow(parameters)
+    assert sim == KolmogorovFlow(reynolds=40.0, solver_grid=32, stored_grid=16)
+    assert KolmogorovFlow(parameters, drag=0.0).drag == 0.0 and sim.drag == 0.1
+    assert sim.burn_in_time == KolmogorovParameters().burn_in
+    with pytest.raises(TypeError, match="viscosity"):
+        KolmogorovFlow(viscosity=0.01)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The shared training loop: learning, atomic checkpoints, exact resume, NaN stop, DDP."""
+"""The shared training loop: learning, atomic checkpoints, exact resume, NaN stop, DDP;
+the recipe the trainers share: split, normalisation, validation windows, resume guard."""
 
 from __future__ import annotations
 
@@ -8,11 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import xarray as xr
 from torch import nn
 
+from assimilate.config import load_config
 from assimilate.training.loop import TrainingConfig, TrainingError, fit, load_checkpoint
+from assimilate.training.recipe import (
+    Recipe,
+    RunOptions,
+    Store,
+    TrainingData,
+    mean_loss,
+    train,
+)
 
 TRUE_WEIGHTS = torch.tensor([[1.5, -2.0, 0.5, 3.0]])
 
@@ -142,3 +154,61 @@ def test_distributed_data_parallel_on_two_cpu_processes(tmp_path: Path) -> None:
         progress=False)
     assert not torch.equal(single.weight, rank0["weight"]), "two ranks saw twice the data"
     assert load_checkpoint(out)["step"] == CONFIG.steps
+
+
+# --- the recipe the three trainers share ------------------------------------------------
+
+def _store(path: Path) -> Store:
+    """A tiny store whose values name their trajectory: 100 × trajectory + time."""
+    values = 100.0 * np.arange(4)[:, None, None] + np.arange(10)[None, :, None] + np.zeros(8)
+    ds = xr.Dataset({"u": (("trajectory", "time", "x"), values.astype(np.float32))},
+                    coords={"x": np.linspace(0, 1, 8)},
+                    attrs={"created": "now", "config": json.dumps({"simulator": {"pde": "toy"}})})
+    return Store(path, ds, ds["u"])
+
+
+class _ToyTrainer:
+    """Predicts the next state of a window of two; records what validation was given."""
+
+    def __init__(self, path: Path, tag: str = "a") -> None:
+        self.path, self.tag, self.held_out = path, tag, []
+
+    def open(self) -> Store:
+        return _store(self.path)
+
+    def recipe(self, data: TrainingData) -> Recipe:
+        # imported here: the DDP test imports this module with only tests/ on its path
+        from tests.conftest import TINY_EMULATOR, TINY_KS, write_config
+
+        config = load_config(write_config(self.path.parent, TINY_KS | {"emulator": TINY_EMULATOR}))
+        config = config.with_changes("emulator", **{"training.steps": 6})
+
+        def loss(model, windows, generator):
+            return (model(windows[:, 0]) - windows[:, 1]).pow(2).mean(1)
+
+        def validation(windows):
+            self.held_out.append(data.normalisation.denormalise(windows))
+            return mean_loss(loss, windows, data.device)
+
+        return Recipe("emulator", config, window=2, build=lambda: nn.Linear(8, 8), loss=loss,
+                      batch=lambda windows, step, generator: windows, validation=validation,
+                      validation_windows=5, metadata={"extra": "kept"},
+                      identity={"tag": self.tag})
+
+
+def test_recipe_splits_normalises_validates_and_guards_resume(tmp_path: Path) -> None:
+    trainer = _ToyTrainer(tmp_path / "toy.zarr")
+    out = train(trainer, tmp_path / "toy.pt", inputs=[], options=RunOptions(progress=False))
+    saved = load_checkpoint(out, kind="emulator")
+    assert saved["step"] == 6 and saved["extra"] == "kept"
+    assert json.loads(saved["identity"])["tag"] == "a"
+    # the statistics are those of the training trajectories 0..2, never the validation one
+    train_values = 100.0 * np.arange(3)[:, None] + np.arange(10)[None, :]
+    assert float(saved["normalisation"]["mean"]) == pytest.approx(train_values.mean())
+    (held_out,) = trainer.held_out
+    assert held_out.shape == (5, 2, 8) and torch.all(held_out // 100 == 3)
+    assert "validation_loss" in json.loads(Path(f"{out}.metrics.jsonl").read_text()
+                                           .splitlines()[-1])
+    with pytest.raises(TrainingError, match="another configuration"):
+        train(_ToyTrainer(tmp_path / "toy.zarr", tag="b"), out, inputs=[],
+              options=RunOptions(progress=False))

@@ -32,8 +32,9 @@ arXiv 2510.06637). The terminal cost (``controller.objective``):
   0.33 climatological stds after 400 steps, against DPS's 0.10).
 
 The validation loss is the error of the controlled states against the true ones
-(climatological stds), averaged over the regimes. Resume, EMA, progress, NaN handling
-and DDP come from :func:`assimilate.training.loop.fit`.
+(climatological stds), averaged over the regimes. The rest (split, validation windows,
+seeding, metadata, resume, EMA, progress, NaN handling, DDP) is the recipe every model
+shares (:func:`assimilate.training.recipe.train`).
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from assimilate.config import ConditioningNoise, ExperimentConfig
+from assimilate.config import ConditioningNoise, ControllerConfig, ExperimentConfig
 from assimilate.control.inputs import (
     ControlInputs,
     GridPlacement,
@@ -55,13 +57,14 @@ from assimilate.control.inputs import (
 from assimilate.control.network import ControllerNet
 from assimilate.control.steer import controlled_step
 from assimilate.models.augment import perturb_history
-from assimilate.models.core import checkpoint_metadata
 from assimilate.models.forecaster import Forecaster, load_forecaster, open_matching
 from assimilate.observe import Operator, Regime, load_regime, regime_names
-from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, WindowSampler, split_trajectories
-from assimilate.training.loop import claim_checkpoint, file_identity, fit, select_device
+from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
+from assimilate.training.loop import file_identity
+from assimilate.training.recipe import Recipe, RunOptions, Store, TrainingData, train
 
-__all__ = ["TrainingRegime", "build_controller", "train_controller", "window_loss"]
+__all__ = ["ControllerTrainer", "TrainingRegime", "build_controller", "train_controller",
+           "training_regimes", "window_loss"]
 
 _VALIDATION_WINDOWS = 16
 
@@ -97,67 +100,117 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
     validation watches: a controller that fits the noise scores well on the misfit
     only)."""
     settings = config.controller
-    norm = forecaster.normalisation
-    k, lookahead, spin_up = forecaster.history, settings.lookahead, settings.spin_up
-    batch, device = window.shape[0], window.device
-    placement = GridPlacement(regime.operator, device)
-    noise_std = regime.noise * norm.std
-    n_after = window.shape[1] - k
-    phase = int(torch.randint(0, regime.every, (1,), generator=generator, device=device))
-    observed = {j for j in range(1, n_after + 1) if (j - 1 + phase) % regime.every == 0}
-    truth = norm.denormalise(window.double()).float()
-    values = {}
-    for j in sorted(observed):
-        clean = regime.operator.apply(truth[:, k - 1 + j])
-        values[j] = clean + noise_std * torch.randn(clean.shape, generator=generator,
-                                                    device=device)
-    mask = torch.ones(batch, regime.operator.n_obs, dtype=torch.bool, device=device)
-
-    def at(j: int) -> StepObservations | None:
-        if j not in observed:
-            return None
-        return StepObservations(regime.operator, values[j], mask, regime.noise, norm.mean,
-                                norm.std, placement)
-
-    def inputs(j: int, history: torch.Tensor) -> ControlInputs:
-        current, upcoming = at(j), [at(i) for i in range(j + 1, j + lookahead)]
-        since = next((j - i for i in range(j - 1, 0, -1) if i in observed), lookahead)
-        previous = history[:, -1]
-        return ControlInputs(previous, current, preview_of(upcoming, previous),
-                             features_of(current, upcoming, since, lookahead, batch, device))
-
+    k, lookahead = forecaster.history, settings.lookahead
+    observations = _WindowObservations.synthesise(window, k, regime, forecaster.normalisation,
+                                                  lookahead, generator)
     history = _imperfect_start(window[:, :k], settings.perturbation, generator)
-    with torch.no_grad():
-        for j in range(1, spin_up + 1):
+    with torch.no_grad():  # 2. spin-up
+        for j in range(1, settings.spin_up + 1):
             following, _ = controlled_step(forecaster, controller, history,
                                            forecaster.prior(history, generator),
-                                           inputs(j, history))
+                                           observations.inputs(j, history))
             history = torch.cat([history[:, 1:], following], dim=1)
-    misfit = window.new_zeros(batch)
-    energy = window.new_zeros(batch)
-    squared_error = window.new_zeros(batch)
-    n_observed = 0
-    with torch.set_grad_enabled(with_gradients):
-        for j in range(spin_up + 1, spin_up + lookahead + 1):
-            following, step_energy = controlled_step(
-                forecaster, controller, history, forecaster.prior(history, generator),
-                inputs(j, history), checkpointed=with_gradients)
-            energy = energy + step_energy
-            squared_error = squared_error + (following[:, 0] - window[:, k - 1 + j]).pow(
-                2).flatten(1).mean(1)
-            if j in observed and settings.objective == "observations":
-                state = norm.denormalise(following[:, 0])
-                residual = (values[j] - regime.operator.apply(state)) / noise_std
-                misfit = misfit + residual.pow(2).mean(-1).clamp_min(settings.misfit_floor)
-                n_observed += 1
-            history = torch.cat([history[:, 1:], following], dim=1)
+    with torch.set_grad_enabled(with_gradients):  # 3. the trained steps
+        costs = _trained_steps(forecaster, controller, settings, window, history, observations,
+                               generator, checkpointed=with_gradients)
     if truth_error:
-        return (squared_error / lookahead).sqrt()
+        return (costs.squared_error / lookahead).sqrt()
     if settings.objective == "truth":
-        cost = squared_error / lookahead / max(regime.noise, 1e-3) ** 2
+        cost = costs.squared_error / lookahead / max(regime.noise, 1e-3) ** 2
     else:
-        cost = misfit / max(n_observed, 1)
-    return cost + settings.energy * energy / lookahead
+        cost = costs.misfit / max(costs.n_observed, 1)
+    return cost + settings.energy * costs.energy / lookahead
+
+
+@dataclasses.dataclass(frozen=True)
+class _WindowObservations:
+    """One window's synthetic observations, and the controller's inputs built from them."""
+
+    regime: TrainingRegime
+    values: dict[int, torch.Tensor]
+    """Physical values ``(batch, n_obs)`` of each observed step ``j`` after the history."""
+    mask: torch.Tensor
+    normalisation: Normalisation
+    placement: GridPlacement
+    lookahead: int
+
+    @classmethod
+    def synthesise(cls, window: torch.Tensor, history: int, regime: TrainingRegime,
+                   normalisation: Normalisation, lookahead: int,
+                   generator: torch.Generator) -> _WindowObservations:
+        """The regime's observations of the true continuation of ``window``: a random
+        phase of its schedule, fresh noise."""
+        batch, device = window.shape[0], window.device
+        n_after = window.shape[1] - history
+        phase = int(torch.randint(0, regime.every, (1,), generator=generator, device=device))
+        observed = [j for j in range(1, n_after + 1) if (j - 1 + phase) % regime.every == 0]
+        truth = normalisation.denormalise(window.double()).float()
+        noise_std = regime.noise * normalisation.std
+        values = {}
+        for j in observed:
+            clean = regime.operator.apply(truth[:, history - 1 + j])
+            values[j] = clean + noise_std * torch.randn(clean.shape, generator=generator,
+                                                        device=device)
+        mask = torch.ones(batch, regime.operator.n_obs, dtype=torch.bool, device=device)
+        return cls(regime, values, mask, normalisation, GridPlacement(regime.operator, device),
+                   lookahead)
+
+    def at(self, j: int) -> StepObservations | None:
+        if j not in self.values:
+            return None
+        norm = self.normalisation
+        return StepObservations(self.regime.operator, self.values[j], self.mask,
+                                self.regime.noise, norm.mean, norm.std, self.placement)
+
+    def inputs(self, j: int, history: torch.Tensor) -> ControlInputs:
+        """What the controller reads at step ``j``, after the normalised ``history``."""
+        lookahead = self.lookahead
+        current, upcoming = self.at(j), [self.at(i) for i in range(j + 1, j + lookahead)]
+        since = next((j - i for i in range(j - 1, 0, -1) if i in self.values), lookahead)
+        previous = history[:, -1]
+        return ControlInputs(previous, current, preview_of(upcoming, previous),
+                             features_of(current, upcoming, since, lookahead,
+                                         history.shape[0], history.device))
+
+    def misfit(self, j: int, state: torch.Tensor, floor: float) -> torch.Tensor:
+        """The squared misfit ``(batch,)`` of the normalised ``state`` ``(batch, *space)``
+        to step ``j``'s observations, in noise variances, floored at ``floor``."""
+        noise_std = self.regime.noise * self.normalisation.std
+        physical = self.normalisation.denormalise(state)
+        residual = (self.values[j] - self.regime.operator.apply(physical)) / noise_std
+        return residual.pow(2).mean(-1).clamp_min(floor)
+
+
+class _Costs(NamedTuple):
+    """Sums over the trained steps, each ``(batch,)``, and the observed steps' count."""
+
+    squared_error: torch.Tensor
+    misfit: torch.Tensor
+    energy: torch.Tensor
+    n_observed: int
+
+
+def _trained_steps(forecaster: Forecaster, controller: ControllerNet,
+                   settings: ControllerConfig, window: torch.Tensor, history: torch.Tensor,
+                   observations: _WindowObservations, generator: torch.Generator, *,
+                   checkpointed: bool) -> _Costs:
+    """Λ controlled steps from ``history`` (after the spin-up), scored against ``window``."""
+    k = forecaster.history
+    squared_error, misfit, energy = (window.new_zeros(window.shape[0]) for _ in range(3))
+    n_observed = 0
+    first = settings.spin_up + 1
+    for j in range(first, first + settings.lookahead):
+        following, step_energy = controlled_step(
+            forecaster, controller, history, forecaster.prior(history, generator),
+            observations.inputs(j, history), checkpointed=checkpointed)
+        energy = energy + step_energy
+        squared_error = squared_error + (following[:, 0] - window[:, k - 1 + j]).pow(
+            2).flatten(1).mean(1)
+        if j in observations.values and settings.objective == "observations":
+            misfit = misfit + observations.misfit(j, following[:, 0], settings.misfit_floor)
+            n_observed += 1
+        history = torch.cat([history[:, 1:], following], dim=1)
+    return _Costs(squared_error, misfit, energy, n_observed)
 
 
 def _imperfect_start(history: torch.Tensor, amplitude: float,
@@ -193,49 +246,57 @@ def train_controller(config: ExperimentConfig, forecaster: str | Path, data: str
     PDE's); checkpoint at ``out``. A rerun resumes from ``out``; on another store only with
     ``allow_other_data``."""
     config = config.with_changes("controller", **{"training.steps": steps})
-    with claim_checkpoint(out, inputs=[data, forecaster]) as output:
-        model = load_forecaster(forecaster)
-        ds = open_matching(model, data)
-        field = ds[model.variable]
-        space = tuple(field.shape[2:])
-        coordinates = [ds[name].values for name in field.dims[2:]]
-        chosen = training_regimes(config, regimes, space, coordinates)
-        train, validation = split_trajectories(field.sizes["trajectory"])
-        length = _window_length(config, model.history)
-        windows = WindowSampler(field, train, model.normalisation, window=length,
-                                memory_limit=memory_limit)
-        device = select_device()
-        settings = config.controller.training
+    return train(ControllerTrainer(config, forecaster, data, regimes), out,
+                 inputs=[data, forecaster],
+                 options=RunOptions(progress=progress, memory_limit=memory_limit,
+                                    allow_other_data=allow_other_data))
 
-        def batch_fn(step: int, generator: torch.Generator):
-            return windows(settings.batch_size, generator).to(device), chosen[step % len(chosen)]
 
-        def loss_fn(controller, batch, generator: torch.Generator) -> torch.Tensor:
+class ControllerTrainer:
+    """The controller's part of the training recipe (:mod:`assimilate.training.recipe`):
+    :meth:`open` loads the frozen forecaster, whose normalisation the windows take; each
+    step's windows come from the step's generator, the regimes take turns."""
+
+    def __init__(self, config: ExperimentConfig, forecaster: str | Path, data: str | Path,
+                 regimes: list[str] | None = None) -> None:
+        self.config, self.checkpoint, self.data, self.regimes = config, forecaster, data, regimes
+        self.forecaster: Forecaster | None = None
+
+    def open(self) -> Store:
+        self.forecaster = load_forecaster(self.checkpoint)
+        ds = open_matching(self.forecaster, self.data)
+        return Store(self.data, ds, ds[self.forecaster.variable],
+                     self.forecaster.normalisation)
+
+    def recipe(self, data: TrainingData) -> Recipe:
+        model, config = self.forecaster, self.config
+        if model is None:
+            raise RuntimeError("ControllerTrainer.recipe before open: no forecaster loaded")
+        ds, field = data.store.ds, data.field
+        chosen = training_regimes(config, self.regimes, tuple(field.shape[2:]),
+                                  [ds[name].values for name in field.dims[2:]])
+
+        def loss(controller, batch, generator: torch.Generator) -> torch.Tensor:
             window, regime = batch
             return window_loss(model, controller, config, window, regime, generator)
 
-        validation_fn = None
-        if len(validation):
-            held_out = WindowSampler(field, validation, model.normalisation, window=length)
-            fixed = held_out(_VALIDATION_WINDOWS, torch.Generator().manual_seed(0)).to(device)
-
-            def validation_fn(ema) -> float:
-                losses = [float(window_loss(model, ema, config, fixed, regime,
-                                            torch.Generator(device=device).manual_seed(1),
+        def validation(windows: torch.Tensor):
+            def validate(ema) -> float:
+                losses = [float(window_loss(model, ema, config, windows, regime,
+                                            torch.Generator(device=data.device).manual_seed(1),
                                             with_gradients=False, truth_error=True).mean())
                           for regime in chosen]
                 return sum(losses) / len(losses)
 
-        torch.manual_seed(settings.seed)
-        controller = build_controller(config, dims=len(space))
-        meta = checkpoint_metadata(
-            "controller", config, ds, field, model.normalisation, data,
-            forecaster=model.checkpoint, regimes=json.dumps([r.name for r in chosen]))
-        identity = json.loads(meta["identity"])
-        identity["forecaster"] = file_identity(model.checkpoint)
-        identity["regimes"] = [r.name for r in chosen]
-        meta["identity"] = json.dumps(identity, sort_keys=True)
-        return fit(controller, loss_fn, batch_fn, settings, output, metadata=meta,
-                   validation_fn=validation_fn, progress=progress,
-                   allow_other_data=allow_other_data)
+            return validate
 
+        names = [regime.name for regime in chosen]
+        return Recipe(
+            "controller", config, window=_window_length(config, model.history),
+            build=lambda: build_controller(config, dims=data.dims),
+            loss=loss,
+            batch=lambda windows, step, generator: (windows, chosen[step % len(chosen)]),
+            validation=validation, validation_windows=_VALIDATION_WINDOWS,
+            windows_from_step_generator=True,
+            metadata={"forecaster": model.checkpoint, "regimes": json.dumps(names)},
+            identity={"forecaster": file_identity(model.checkpoint), "regimes": names})

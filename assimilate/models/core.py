@@ -1,8 +1,9 @@
-"""What every diffusion model of the project shares: construction, loss, sampling, metadata.
+"""What every diffusion model of the project shares: construction, loss, sampling, the
+training store.
 
 The emulator (:mod:`assimilate.models.emulator`) and the forecaster (:mod:`assimilate.models.forecaster`)
-differ only in what they condition on; both build their denoiser, loss and sampling here,
-and store the same checkpoint metadata.
+differ only in what they condition on; both build their denoiser, loss and sampling here
+(their checkpoint metadata: :func:`assimilate.training.recipe.checkpoint_metadata`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import xarray as xr
 from torch import nn
@@ -32,18 +32,10 @@ from assimilate.diffusion import (
     sample_stochastic,
 )
 from assimilate.nets import build_unet
-from assimilate.training.batches import Normalisation
-from pde.io import threads
-from pde.io.store import (
-    field_variable,
-    open_trajectories,
-    require_physics,
-    simulator_section,
-    store_identity,
-)
+from pde.io.store import field_variable, open_trajectories, require_physics
 
-__all__ = ["build_model", "checkpoint_metadata", "checkpoint_simulator", "generate",
-           "loss_function", "prior_draw", "sample_from", "training_field"]
+__all__ = ["build_model", "checkpoint_simulator", "generate", "loss_function", "prior_draw",
+           "sample_from", "training_field"]
 
 
 def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
@@ -122,34 +114,6 @@ def generate(model: nn.Module, config: EmulatorConfig | ForecasterConfig,
     x = prior_draw(model, config, shape, generator)
     return sample_from(model, config, x, cond=cond, correction=correction,
                        sub_steps=sub_steps, generator=generator)
-
-
-def checkpoint_metadata(kind: str, config: ExperimentConfig, ds: xr.Dataset,
-                        field: xr.DataArray, normalisation: Normalisation,
-                        data: str | Path, **extra: Any) -> dict[str, Any]:
-    """What a model checkpoint stores beside its weights (see :func:`assimilate.training.loop.fit`).
-
-    ``identity`` (what must match to resume) is the configuration without the training
-    step count, so a larger ``--steps`` continues a finished run. ``simulator`` is the
-    training store's full simulator section (the physics the model knows; forecasting from
-    a store of other physics is refused), ``data_identity`` tells that store from another.
-    """
-    identity = config.model_dump(mode="json")
-    identity[kind]["training"].pop("steps")
-    return {
-        "simulator": json.dumps(simulator_section(ds), sort_keys=True),
-        "data_identity": store_identity(ds),
-        "kind": kind,
-        "config": config.model_dump_json(),
-        "identity": json.dumps(identity, sort_keys=True),
-        "normalisation": normalisation.to_state(),
-        "variable": field.name,
-        "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
-                        for name in field.dims[2:]},
-        "data": str(Path(data).resolve()),
-        "threads": json.dumps(threads.in_effect()),  # of the process that trained it
-        **extra,
-    }
 
 
 def checkpoint_simulator(payload: dict[str, Any], config: ExperimentConfig) -> dict[str, Any]:

@@ -13,6 +13,7 @@ store with dims ``(sample, x)`` or ``(sample, y, x)`` and provenance attributes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import time
@@ -27,25 +28,22 @@ from torch import nn
 
 from assimilate.config import ExperimentConfig
 from assimilate.diffusion import EvaluationCounter
-from assimilate.models.core import (
-    build_model,
-    checkpoint_metadata,
-    generate,
-    loss_function,
-    training_field,
+from assimilate.models.core import build_model, generate, loss_function, training_field
+from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
+from assimilate.training.loop import load_checkpoint, select_device
+from assimilate.training.recipe import (
+    Recipe,
+    RunOptions,
+    Store,
+    TrainingData,
+    mean_loss,
+    train,
 )
-from assimilate.training.batches import (
-    DEFAULT_MEMORY_LIMIT,
-    Normalisation,
-    WindowSampler,
-    split_trajectories,
-)
-from assimilate.training.loop import claim_checkpoint, fit, load_checkpoint, select_device
 from pde.io.output import claim
 from pde.io.progress import tqdm
 from pde.io.store import write_zarr
 
-__all__ = ["SAMPLES_SCHEMA", "load_emulator", "sample_emulator", "train_emulator"]
+__all__ = ["SAMPLES_SCHEMA", "EmulatorTrainer", "load_emulator", "sample_emulator", "train_emulator"]
 
 SAMPLES_SCHEMA = "assimilate.samples/1"
 _VALIDATION_STATES = 256
@@ -69,39 +67,32 @@ def train_emulator(
     ``memory_limit`` bytes are read lazily by background threads.
     """
     config = config.with_changes("emulator", nu=nu, **{"training.steps": steps})
-    with claim_checkpoint(out, inputs=[data]) as output:
-        return _train(config, data, output, progress=progress, memory_limit=memory_limit,
-                      allow_other_data=allow_other_data)
+    return train(EmulatorTrainer(config, data), out, inputs=[data],
+                 options=RunOptions(progress=progress, memory_limit=memory_limit,
+                                    allow_other_data=allow_other_data))
 
 
-def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool,
-           memory_limit: int, allow_other_data: bool) -> Path:
-    settings = config.emulator
-    ds, field = training_field(config, data)
-    train, validation = split_trajectories(field.sizes["trajectory"])
-    normalisation = Normalisation.of(field.isel(trajectory=train))
-    states = WindowSampler(field, train, normalisation, memory_limit=memory_limit)
-    torch.manual_seed(settings.training.seed)  # initial weights depend on the seed alone
-    model = build_model(settings, dims=field.ndim - 2)
-    device = select_device()
+@dataclasses.dataclass(frozen=True)
+class EmulatorTrainer:
+    """The emulator's part of the training recipe (:mod:`assimilate.training.recipe`):
+    single states, the family's denoising loss."""
 
-    validation_fn = None
-    if len(validation):
-        held_out = WindowSampler(field, validation, normalisation)
-        fixed = held_out(_VALIDATION_STATES, torch.Generator().manual_seed(0)).to(device)
+    config: ExperimentConfig
+    data: str | Path
 
-        def validation_fn(ema: nn.Module) -> float:
-            generator = torch.Generator(device=device).manual_seed(1)
-            with torch.no_grad():
-                return float(loss_function(settings.family)(ema, fixed, generator).mean())
+    def open(self) -> Store:
+        return Store(self.data, *training_field(self.config, self.data))
 
-    meta = checkpoint_metadata("emulator", config, ds, field, normalisation, data)
-    training = settings.training
-    with states.loader(training.batch_size, training.seed, stop=training.steps) as batch:
-        return fit(model, loss_function(settings.family),
-                   lambda step, generator: batch(step).to(device), training, output,
-                   metadata=meta, validation_fn=validation_fn, progress=progress,
-                   allow_other_data=allow_other_data)
+    def recipe(self, data: TrainingData) -> Recipe:
+        settings = self.config.emulator
+        loss = loss_function(settings.family)
+        return Recipe(
+            "emulator", self.config, window=1,
+            build=lambda: build_model(settings, dims=data.dims),
+            loss=loss,
+            batch=lambda windows, step, generator: windows,
+            validation=lambda windows: mean_loss(loss, windows, data.device),
+            validation_windows=_VALIDATION_STATES)
 
 
 def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, dict[str, Any]]:

@@ -11,7 +11,7 @@ history, it returns the samplers' per-sub-step ``correction`` — the one place 
 guidance and the data-assimilation controller enter, without a second sampling loop.
 
     train_forecaster(config, data, out)   # = assimilate train forecaster CONFIG --data --out
-    forecast(checkpoint, init, ...)       # = assimilate forecast CKPT --init STORE ...
+    forecast(checkpoint, init, settings, out)  # = assimilate forecast CKPT --init STORE ...
 """
 
 from __future__ import annotations
@@ -35,27 +35,30 @@ from assimilate.diffusion import Correction, EvaluationCounter
 from assimilate.models.augment import perturb_history
 from assimilate.models.core import (
     build_model,
-    checkpoint_metadata,
     checkpoint_simulator,
     loss_function,
     prior_draw,
     sample_from,
     training_field,
 )
-from assimilate.training.batches import (
-    DEFAULT_MEMORY_LIMIT,
-    Normalisation,
-    WindowSampler,
-    split_trajectories,
+from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
+from assimilate.training.loop import load_checkpoint, select_device
+from assimilate.training.recipe import (
+    Recipe,
+    RunOptions,
+    Store,
+    TrainingData,
+    mean_loss,
+    train,
 )
-from assimilate.training.loop import claim_checkpoint, fit, load_checkpoint, select_device
 from pde.io import threads
 from pde.io.output import claim
 from pde.io.progress import tqdm
 from pde.io.store import open_trajectories, require_physics, write_zarr
 
-__all__ = ["Control", "Forecaster", "ForecasterModel", "forecast", "load_forecaster",
-           "open_matching", "rollout", "rollout_tensor", "train_forecaster", "training_pair"]
+__all__ = ["Control", "ForecastSettings", "Forecaster", "ForecasterModel", "ForecasterTrainer",
+           "forecast", "load_forecaster", "open_matching", "rollout", "rollout_tensor",
+           "train_forecaster", "training_pair"]
 
 FORECAST_SCHEMA = "assimilate.models.forecaster/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
@@ -157,51 +160,43 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
     rerun resumes from ``out``; on another store only with ``allow_other_data``.
     """
     config = config.with_changes("forecaster", **{"training.steps": steps, "nu": nu})
-    with claim_checkpoint(out, inputs=[data]) as output:
-        return _train(config, data, output, progress=progress, memory_limit=memory_limit,
-                      allow_other_data=allow_other_data)
+    return train(ForecasterTrainer(config, data), out, inputs=[data],
+                 options=RunOptions(progress=progress, memory_limit=memory_limit,
+                                    allow_other_data=allow_other_data))
 
 
-def _train(config: ExperimentConfig, data: str | Path, output, *, progress: bool,
-           memory_limit: int, allow_other_data: bool) -> Path:
-    settings = config.forecaster
-    ds, field = training_field(config, data)
-    train, validation = split_trajectories(field.sizes["trajectory"])
-    normalisation = Normalisation.of(field.isel(trajectory=train))
-    increment_std = (_increment_std(field.isel(trajectory=train), normalisation,
-                                    settings.conditioning_noise)
-                     if settings.target == "increment" else 1.0)
-    k = settings.history
-    windows = WindowSampler(field, train, normalisation, window=k + 1,
-                            memory_limit=memory_limit)
-    device = select_device()
+@dataclasses.dataclass(frozen=True)
+class ForecasterTrainer:
+    """The forecaster's part of the training recipe (:mod:`assimilate.training.recipe`):
+    windows of ``k + 1`` states split into history and target (:func:`training_pair`),
+    the family's denoising loss conditioned on the history."""
 
-    def split(window: torch.Tensor, generator: torch.Generator | None = None
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-        return training_pair(window.to(device), settings, increment_std, generator)
+    config: ExperimentConfig
+    data: str | Path
 
-    validation_fn = None
-    if len(validation):
-        held_out = WindowSampler(field, validation, normalisation, window=k + 1)
-        fixed = split(held_out(_VALIDATION_WINDOWS, torch.Generator().manual_seed(0)))
+    def open(self) -> Store:
+        return Store(self.data, *training_field(self.config, self.data))
 
-        def validation_fn(ema: nn.Module) -> float:
-            generator = torch.Generator(device=device).manual_seed(1)
-            with torch.no_grad():
-                return float(loss_function(settings.family)(ema, fixed, generator).mean())
+    def recipe(self, data: TrainingData) -> Recipe:
+        settings = self.config.forecaster
+        increment_std = 1.0
+        if settings.target == "increment":
+            increment_std = _increment_std(data.field.isel(trajectory=data.train),
+                                           data.normalisation, settings.conditioning_noise)
+        loss = loss_function(settings.family)
 
-    torch.manual_seed(settings.training.seed)
-    model = build_model(settings, dims=field.ndim - 2, cond_channels=k)
-    meta = checkpoint_metadata(
-        "forecaster", config, ds, field, normalisation, data,
-        increment_std=torch.tensor(increment_std, dtype=torch.float64),
-        interval=torch.tensor(float(ds.attrs["interval"]), dtype=torch.float64))
-    training = settings.training
-    with windows.loader(training.batch_size, training.seed, stop=training.steps) as batch:
-        return fit(model, loss_function(settings.family),
-                   lambda step, generator: split(batch(step), generator), training, output,
-                   metadata=meta, validation_fn=validation_fn, progress=progress,
-                   allow_other_data=allow_other_data)
+        def pair(windows: torch.Tensor, step: int, generator: torch.Generator | None = None):
+            return training_pair(windows, settings, increment_std, generator)
+
+        return Recipe(
+            "forecaster", self.config, window=settings.history + 1,
+            build=lambda: build_model(settings, dims=data.dims, cond_channels=settings.history),
+            loss=loss, batch=pair,
+            validation=lambda windows: mean_loss(loss, pair(windows, 0), data.device),
+            validation_windows=_VALIDATION_WINDOWS,
+            metadata={"increment_std": torch.tensor(increment_std, dtype=torch.float64),
+                      "interval": torch.tensor(float(data.store.ds.attrs["interval"]),
+                                               dtype=torch.float64)})
 
 
 def load_forecaster(checkpoint: str | Path) -> Forecaster:
@@ -307,15 +302,28 @@ def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int
     return ds
 
 
-def forecast(checkpoint: str | Path, init: str | Path, *, trajectory: int, time: int,
-             steps: int, members: int, out: str | Path, seed: int = 0,
-             sub_steps: int | None = None, overwrite: bool = False,
-             progress: bool = True) -> Path:
-    """Forecast from state ``time`` of ``trajectory`` in the store ``init``; write ``out``.
+@dataclasses.dataclass(frozen=True)
+class ForecastSettings:
+    """What ``assimilate forecast`` runs: from state ``time`` of ``trajectory`` of the
+    initial store, ``steps`` forecast steps for ``members`` members (``sub_steps``
+    overrides the sampler's steps)."""
+
+    trajectory: int
+    time: int
+    steps: int
+    members: int
+    seed: int = 0
+    sub_steps: int | None = None
+
+
+def forecast(checkpoint: str | Path, init: str | Path, settings: ForecastSettings,
+             out: str | Path, *, overwrite: bool = False, progress: bool = True) -> Path:
+    """Forecast from the store ``init`` as ``settings`` say; write ``out``.
 
     The stored continuation, where the store has it, is saved beside the forecast as
     ``truth`` (NaN past the end of the trajectory).
     """
+    trajectory, time, steps = settings.trajectory, settings.time, settings.steps
     with claim(out, kind="directory", inputs=[init, checkpoint], overwrite=overwrite) as output:
         forecaster = load_forecaster(checkpoint)
         field = open_matching(forecaster, init)[forecaster.variable]
@@ -328,8 +336,8 @@ def forecast(checkpoint: str | Path, init: str | Path, *, trajectory: int, time:
                              f"needs {k} stored states up to it")
         states = field.isel(trajectory=trajectory)
         initial = states.isel(time=slice(time - k + 1, time + 1)).values
-        ds = rollout(forecaster, initial, steps, members, sub_steps, seed=seed,
-                     progress=progress)
+        ds = rollout(forecaster, initial, steps, settings.members, settings.sub_steps,
+                     seed=settings.seed, progress=progress)
         truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
         available = states.isel(time=slice(time, time + steps + 1)).values
         truth[: len(available)] = available

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 
 from assimilate.nets.embedding import NoiseEmbedding
 
-__all__ = ["UNET_SIZES", "UNet", "build_unet", "count_parameters"]
+__all__ = ["UNET_SIZES", "ResidualBlock", "UNet", "build_unet", "count_parameters", "periodic_conv"]
 
 UNET_SIZES: dict[str, dict[str, Any]] = {
     # Parameters for one channel without cond: 1-D / 2-D.
@@ -64,7 +64,7 @@ _BlockFactory = Callable[[int, int], "ResidualBlock"]  # (in_channels, out_chann
 _SKIP_SCALE = 1.0 / math.sqrt(2.0)  # keeps the variance of a residual sum of two unit terms
 
 
-def _conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Module:
+def periodic_conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Module:
     """Convolution whose padding wraps around the periodic domain."""
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     if kernel_size == 1:
@@ -98,15 +98,15 @@ class ResidualBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.norm1 = _group_norm(in_channels)
-        self.conv1 = _conv(dims, in_channels, out_channels)
+        self.conv1 = periodic_conv(dims, in_channels, out_channels)
         self.film = nn.Linear(embedding_dim, 2 * out_channels)
         self.norm2 = _group_norm(out_channels)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = _conv(dims, out_channels, out_channels)
+        self.conv2 = periodic_conv(dims, out_channels, out_channels)
         self.skip = (
             nn.Identity()
             if in_channels == out_channels
-            else _conv(dims, in_channels, out_channels, 1)
+            else periodic_conv(dims, in_channels, out_channels, 1)
         )
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -128,8 +128,8 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads = channels // 64 if channels % 64 == 0 else 1
         self.norm = _group_norm(channels)
-        self.qkv = _conv(dims, channels, 3 * channels, 1)
-        self.proj = _conv(dims, channels, channels, 1)
+        self.qkv = periodic_conv(dims, channels, 3 * channels, 1)
+        self.proj = periodic_conv(dims, channels, channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         batch, channels, *space = x.shape
@@ -155,7 +155,7 @@ class Upsample(nn.Module):
 
     def __init__(self, dims: int, channels: int) -> None:
         super().__init__()
-        self.conv = _conv(dims, channels, channels)
+        self.conv = periodic_conv(dims, channels, channels)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
@@ -204,7 +204,7 @@ class UNet(nn.Module):
         self.dims, self.channels, self.cond_channels = dims, channels, cond_channels
         self.divisor = 2 ** (len(channel_mults) - 1)
         self.embedding = NoiseEmbedding(embedding_dim)
-        self.input = _conv(dims, channels + cond_channels, base_channels)
+        self.input = periodic_conv(dims, channels + cond_channels, base_channels)
         widths = [base_channels * mult for mult in channel_mults]
         block = _block_factory(dims, embedding_dim, dropout)
         self.encoder, skip_widths = _build_encoder(
@@ -216,7 +216,7 @@ class UNet(nn.Module):
         self.middle.append(block(widths[-1], widths[-1]))
         self.decoder = _build_decoder(dims, widths, blocks_per_level, skip_widths, block)
         self.output = nn.Sequential(
-            _group_norm(base_channels), nn.SiLU(), _conv(dims, base_channels, channels)
+            _group_norm(base_channels), nn.SiLU(), periodic_conv(dims, base_channels, channels)
         )
         nn.init.zeros_(self.output[-1].weight)
         nn.init.zeros_(self.output[-1].bias)

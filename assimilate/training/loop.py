@@ -116,7 +116,13 @@ def claim_checkpoint(out: str | Path, inputs: Sequence[str | Path] = ()) -> Iter
 
 @contextlib.contextmanager
 def _distributed(device: torch.device) -> Iterator[tuple[int, int]]:
-    """``(rank, world_size)``; initialises the process group under torchrun."""
+    """``(rank, world_size)``; initialises the process group under torchrun.
+
+    A DDP model must be freed inside, after a barrier, while its process group is alive
+    and idle: freed after ``destroy_process_group``, its reducer would join gloo's worker
+    threads holding the GIL while one of them waits for the GIL to finish (a teardown
+    deadlock).
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         yield 0, 1
@@ -156,18 +162,10 @@ def _step_generator(config: TrainingConfig, step: int, rank: int, device: torch.
     return generator
 
 
-def fit(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batch_fn: BatchFn,
-    config: TrainingConfig,
-    out: str | Path | Output,
-    *,
-    metadata: dict[str, Any],
-    validation_fn: Callable[[nn.Module], float] | None = None,
-    progress: bool = True,
-    allow_other_data: bool = False,
-) -> Path:
+def fit(model: nn.Module, loss_fn: LossFn, batch_fn: BatchFn, config: TrainingConfig,
+        out: str | Path | Output, *, metadata: dict[str, Any],
+        validation_fn: Callable[[nn.Module], float] | None = None, progress: bool = True,
+        allow_other_data: bool = False) -> Path:
     """Train ``model`` for ``config.steps`` steps, checkpointing to ``out``; resume if present.
 
     ``metadata`` must hold ``config`` (the resolved experiment configuration as JSON) and
@@ -176,7 +174,8 @@ def fit(
     stored in every checkpoint. An existing checkpoint at ``out`` with the same identity is
     resumed, another is refused, and so is a resume on another data store unless
     ``allow_other_data``. ``out`` is a path or an output claimed with
-    :func:`claim_checkpoint`. Metrics go to ``out`` + ``.metrics.jsonl``.
+    :func:`claim_checkpoint`. Metrics go to ``out`` + ``.metrics.jsonl``. The body is the
+    training loop of the module doc, to be read top to bottom.
     """
     if not isinstance(out, Output) and writer_rank():
         with claim_checkpoint(out) as output:
@@ -186,28 +185,16 @@ def fit(
     output = out if isinstance(out, Output) else None
     out = output.path if output is not None else Path(out)
     device = select_device()
-    model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
-    ema = _EMA(model)
-    start = _resume(out, metadata, model, ema, optimizer, allow_other_data)
-    if output is not None:  # model, EMA and AdamW's two moments: known before any step
-        output.require(4 * sum(t.numel() * t.element_size() for t in model.state_dict().values()),
-                       what="a checkpoint")
-    log_path = out.with_name(out.name + ".metrics.jsonl")
-    if output is not None:
-        _truncate_log(log_path, start)
-    with _no_orphan_log(log_path, out, output is not None), \
+    optimizer, ema, start = _start(model, config, out, output, metadata, allow_other_data)
+    log = _MetricsLog(_log_path(out), config, validation_fn)
+    with _no_orphan_log(log.path, out, output is not None), \
             _distributed(device) as (rank, world):
-        trained = model
-        if world > 1:
-            trained = nn.parallel.DistributedDataParallel(model, device_ids=None
-                                                          if device.type == "cpu" else [device])
-        writer = rank == 0
+        trained = model if world == 1 else nn.parallel.DistributedDataParallel(
+            model, device_ids=None if device.type == "cpu" else [device])
         autocast = config.mixed_precision and device.type == "cuda"
-        bar = tqdm(total=config.steps, initial=start, disable=not (progress and writer),
+        bar = tqdm(total=config.steps, initial=start, disable=not (progress and rank == 0),
                    unit="step", desc=metadata.get("kind", "train"))
-        last_good, tick, samples = start, time.perf_counter(), 0
+        last_good = start
         for step in range(start, config.steps):
             generator = _step_generator(config, step, rank, device)
             batch = batch_fn(step, generator)
@@ -215,42 +202,84 @@ def fit(
                 group["lr"] = _learning_rate(config, step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 loss = loss_fn(trained, batch, generator).mean()
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at step {step}; the last good checkpoint is "
-                    f"'{out}' at step {last_good}" + ("" if out.exists() else " (none written)")
-                    + "; lower training.learning_rate or check the data"
-                )
+            _require_finite(loss, step, out, last_good)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             ema.update(model, config.ema_decay)
-            samples += config.batch_size * world
-            done = step + 1
             bar.update(1)
-            if writer and (done % config.log_every == 0 or done == config.steps):
-                rate = samples / max(time.perf_counter() - tick, 1e-9)
-                record = {"step": done, "loss": loss.item(), "grad_norm": float(grad_norm),
-                          "lr": _learning_rate(config, step), "samples_per_s": rate}
-                if validation_fn is not None and (done % config.validate_every == 0
-                                                  or done == config.steps):
-                    record["validation_loss"] = float(validation_fn(ema.model))
-                _append_jsonl(log_path, record)
-                bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{rate:.0f}")
-                tick, samples = time.perf_counter(), 0
+            if rank == 0:
+                log.step(step, loss, grad_norm, config.batch_size * world, ema.model, bar)
+            done = step + 1
             if output is not None and (done % config.checkpoint_every == 0
                                        or done == config.steps):
                 save_checkpoint(output, _payload(done, metadata, model, ema, optimizer, config))
                 last_good = done
         bar.close()
         if world > 1:
-            # Free the DDP reducer while its process group is alive and idle: freed after
-            # destroy_process_group, it would join gloo's worker threads holding the GIL
-            # while one of them waits for the GIL to finish (a teardown deadlock).
-            torch.distributed.barrier()
+            torch.distributed.barrier()  # free the DDP reducer now (_distributed)
             del trained
     return out
+
+
+def _start(model: nn.Module, config: TrainingConfig, out: Path, output: Output | None,
+           metadata: dict[str, Any], allow_other_data: bool
+           ) -> tuple[torch.optim.Optimizer, _EMA, int]:
+    """``(AdamW, EMA, first step)``: the model on the device, resumed from ``out`` if that
+    checkpoint belongs to this run; with an ``output``, room for a checkpoint checked
+    and the metrics log cut back to the first step, before any step."""
+    model.to(select_device())
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
+                                  weight_decay=config.weight_decay)
+    ema = _EMA(model)
+    start = _resume(out, metadata, model, ema, optimizer, allow_other_data)
+    if output is not None:  # model, EMA and AdamW's two moments: known before any step
+        output.require(4 * sum(t.numel() * t.element_size() for t in model.state_dict().values()),
+                       what="a checkpoint")
+        _truncate_log(_log_path(out), start)
+    return optimizer, ema, start
+
+
+def _log_path(out: Path) -> Path:
+    return out.with_name(out.name + ".metrics.jsonl")
+
+
+def _require_finite(loss: torch.Tensor, step: int, out: Path, last_good: int) -> None:
+    if not torch.isfinite(loss):
+        raise TrainingError(
+            f"loss became {loss.item()} at step {step}; the last good checkpoint is "
+            f"'{out}' at step {last_good}" + ("" if out.exists() else " (none written)")
+            + "; lower training.learning_rate or check the data"
+        )
+
+
+class _MetricsLog:
+    """The metrics log (JSON lines) of rank 0: every ``log_every`` steps and at the last,
+    the loss, gradient norm, learning rate and throughput since the last record, and every
+    ``validate_every`` steps the validation of the EMA weights."""
+
+    def __init__(self, path: Path, config: TrainingConfig,
+                 validation_fn: Callable[[nn.Module], float] | None) -> None:
+        self.path, self.config, self.validation_fn = path, config, validation_fn
+        self.tick, self.samples = time.perf_counter(), 0
+
+    def step(self, step: int, loss: torch.Tensor, grad_norm: torch.Tensor, samples: int,
+             ema: nn.Module, bar) -> None:
+        """After training step ``step`` on ``samples`` samples (all ranks together)."""
+        config, done = self.config, step + 1
+        self.samples += samples
+        if done % config.log_every and done != config.steps:
+            return
+        rate = self.samples / max(time.perf_counter() - self.tick, 1e-9)
+        record = {"step": done, "loss": loss.item(), "grad_norm": float(grad_norm),
+                  "lr": _learning_rate(config, step), "samples_per_s": rate}
+        if self.validation_fn is not None and (done % config.validate_every == 0
+                                               or done == config.steps):
+            record["validation_loss"] = float(self.validation_fn(ema))
+        _append_jsonl(self.path, record)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", samples_s=f"{rate:.0f}")
+        self.tick, self.samples = time.perf_counter(), 0
 
 
 @contextlib.contextmanager

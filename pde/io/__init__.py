@@ -2,7 +2,9 @@
 Dask clusters and thread counts.
 
 - ``store.py``: trajectory stores (Zarr) and their NetCDF export.
-- ``integrity.py``: what ``assimilate verify`` checks, and the checked open of any store.
+- ``chunks.py``: the checksummed encoding of every array we write, and which chunks are lost.
+- ``integrity.py``: the checked open of any store, and checked reads of its fields.
+- ``verify.py``: ``assimilate verify``, every chunk read and all damage reported.
 - ``output.py``: the one guarded write path (checked first, locked, atomic, cleaned up).
 - ``errors.py``: errors the command line reports as one line.
 - ``progress.py``, ``cluster.py``, ``threads.py``: progress bars, Dask clusters, threads.

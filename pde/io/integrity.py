@@ -1,24 +1,18 @@
-"""Integrity of the stores we write: checksummed chunks, checked reads, ``verify``.
-
-Every array we write carries Zarr v3's ``crc32c`` codec after compression, so a chunk
-whose bytes changed on disk fails to decode instead of reading as other numbers, and
-every chunk is written, even one that equals the fill value, so a missing chunk is
-always damage (Zarr would otherwise read it back silently as NaN).
+"""Checked reads of the stores we write: a damaged store is refused, not read as numbers.
 
 Readers see a field through :func:`checked_field`: a Dask array whose chunk reads turn a
 checksum mismatch, a truncated chunk or a non-finite value into one :class:`IntegrityError`
 that names the store, the variable and where (``trajectory 3, time 64..127``).
-:func:`missing_chunks` lists absent chunks from the store's directory without reading
-data; :func:`verify` reads every chunk of every array and reports all it finds.
+:func:`open_checked` opens any store the project wrote and refuses at once what
+``assimilate verify`` (:mod:`pde.io.verify`) would report: torn metadata, lost chunks
+(:mod:`pde.io.chunks`), a damaged or non-monotonic axis.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,70 +20,21 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from pde.io.chunks import METADATA_FILES, has_checksums, lost_chunks, where
 from pde.io.errors import IntegrityError, StoreError
 
 __all__ = [
     "AXES",
-    "Finding",
     "IntegrityError",
-    "Verification",
     "check_metadata",
     "checked_dataset",
     "checked_field",
-    "checksummed_encoding",
     "coordinate_problem",
     "damaged_metadata",
-    "has_checksums",
-    "lost_chunks",
-    "missing_chunks",
+    "decode_failure",
+    "lost_arrays",
     "open_checked",
-    "verify",
 ]
-
-
-def checksummed_encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
-    """``to_zarr`` encoding that adds the crc32c checksum to every variable of ``ds``."""
-    from zarr.codecs import Crc32cCodec, ZstdCodec
-
-    encoding = {}
-    for name, variable in ds.variables.items():
-        compressors = [Crc32cCodec()] if variable.dtype == object else \
-            [ZstdCodec(level=0), Crc32cCodec()]
-        encoding[str(name)] = {"compressors": compressors}
-    return encoding
-
-
-def has_checksums(array) -> bool:
-    """Whether a Zarr array was written with the crc32c codec."""
-    codecs = getattr(array.metadata, "codecs", ())  # Zarr v2 arrays have none
-    return any(type(codec).__name__ == "Crc32cCodec" for codec in codecs)
-
-
-def _chunk_slices(shape: Sequence[int], chunks: Sequence[int]) -> Iterator[tuple[slice, ...]]:
-    grid = [range(0, n, c) for n, c in zip(shape, chunks, strict=True)]
-    for starts in np.ndindex(*[len(g) for g in grid]):
-        yield tuple(slice(g[i], min(g[i] + c, n))
-                    for g, i, c, n in zip(grid, starts, chunks, shape, strict=True))
-
-
-def _span(part: Any, size: int) -> tuple[int, int]:
-    """``(first, stop)`` of one index: a slice, an integer or an integer array."""
-    if isinstance(part, slice):
-        start, stop, _ = part.indices(size)
-        return start, stop
-    values = np.asarray(part).ravel() % max(size, 1)
-    return (int(values.min()), int(values.max()) + 1) if values.size else (0, 0)
-
-
-def where(dims: Sequence[str], key: tuple[Any, ...], shape: Sequence[int]) -> str:
-    """``trajectory 3, time 64..127`` for the dims a chunk does not cover whole."""
-    parts = []
-    for dim, part, size in zip(dims, key, shape, strict=True):
-        start, stop = _span(part, size)
-        if (start, stop) == (0, size) and dim not in ("trajectory", "time"):
-            continue
-        parts.append(f"{dim} {start}" if stop - start == 1 else f"{dim} {start}..{stop - 1}")
-    return ", ".join(parts) or "the whole array"
 
 
 class _CheckedChunks:
@@ -117,7 +62,7 @@ class _CheckedChunks:
         except Exception as error:  # noqa: BLE001 - any decoding failure is damage here
             raise IntegrityError(
                 f"store '{self.store}': variable '{self.name}' at {self._where(key)} is "
-                f"damaged ({_reason(error)}); run `assimilate verify {self.store}`") from None
+                f"damaged ({decode_failure(error)}); run `assimilate verify {self.store}`") from None
         if self.finite and not np.isfinite(values).all():
             raise IntegrityError(
                 f"store '{self.store}': variable '{self.name}' holds "
@@ -130,7 +75,8 @@ class _CheckedChunks:
         return where(self.dims, full, self.shape)
 
 
-def _reason(error: BaseException) -> str:
+def decode_failure(error: BaseException) -> str:
+    """Why a chunk failed to decode, in words: a checksum mismatch or the reader's error."""
     text = str(error)
     if "checksum" in text.lower():
         return "checksum mismatch"
@@ -167,79 +113,6 @@ def checked_dataset(ds: xr.Dataset, store: str | Path) -> xr.Dataset:
     return ds
 
 
-def missing_chunks(store: str | Path, name: str) -> list[tuple[slice, ...]]:
-    """The chunks of ``store/name`` absent from disk, as index slices (no data is read)."""
-    import zarr
-
-    array = zarr.open_array(Path(store) / name, mode="r")
-    encoding = array.metadata.chunk_key_encoding
-    root = Path(store) / name
-    # every file but the metadata: a 0-d array's one chunk is the file ``c`` itself
-    present = {str(Path(folder, file).relative_to(root)).replace(os.sep, "/")
-               for folder, _, files in os.walk(root) for file in files} - _METADATA
-    missing = []
-    for key in _chunk_slices(array.shape, array.chunks):
-        coords = tuple(s.start // c for s, c in zip(key, array.chunks, strict=True))
-        if encoding.encode_chunk_key(coords) not in present:
-            missing.append(key)
-    return missing
-
-
-_METADATA = {"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"}
-_COMPLETION = "complete"  # the trajectory store's per-trajectory completion mask
-
-
-@dataclasses.dataclass(frozen=True)
-class _Absence:
-    """Which absent chunks of one store are damage (Zarr would read them as fill values).
-
-    Arrays written with checksums have every chunk written, and so does a trajectory
-    store's field for its finished trajectories. Not damage: a chunk of an unfinished
-    trajectory, of the completion mask (it reads as "unfinished": ``simulate`` redoes
-    it), of an array of an older version (no checksums: it left out chunks equal to the
-    fill value), and the trajectory index ``[0]`` of a one-trajectory store (versions
-    before every chunk was written left it out, as it equals the fill value 0).
-    """
-
-    field: str = ""
-    complete: np.ndarray | None = None
-
-    @classmethod
-    def of(cls, group) -> _Absence:
-        if not str(group.attrs.get("schema", "")).startswith("assimilate.trajectories"):
-            return cls()
-        complete = _completion(group)
-        arrays = sorted(((str(name), array) for name, array in group.arrays()),
-                        key=lambda a: a[0])
-        return cls(str(group.attrs.get("variable", "")) or _trajectory_field(arrays, complete),
-                   complete)
-
-    def damage(self, name: str, array, key: tuple[slice, ...]) -> bool:
-        if name == _COMPLETION:
-            return False
-        if name == self.field:
-            return self.complete is None or bool(self.complete[key[0]].all())
-        if name == "trajectory" and self.complete is not None:
-            expected = np.arange(key[0].start, key[0].stop)
-            return not np.all(expected == array.metadata.fill_value)
-        return has_checksums(array)
-
-
-def lost_chunks(store: str | Path, group=None) -> dict[str, list[tuple[slice, ...]]]:
-    """The absent chunks of each array of the Zarr store ``store`` that are damage."""
-    import zarr
-
-    group = group if group is not None else zarr.open_group(Path(store), mode="r")
-    absence = _Absence.of(group)
-    lost = {}
-    for name, array in group.arrays():
-        keys = [key for key in missing_chunks(store, str(name))
-                if absence.damage(str(name), array, key)]
-        if keys:
-            lost[str(name)] = keys
-    return lost
-
-
 AXES = ("time", "x", "y", "lat", "lon", "latitude", "longitude")  # finite, strictly monotonic
 
 
@@ -247,8 +120,8 @@ def damaged_metadata(store: str | Path) -> dict[Path, str]:
     """The metadata files of ``store`` (its own and its arrays') that cannot be parsed,
     each with the reason in words (``is empty``, ``is not valid JSON ...``)."""
     root = Path(store)
-    files = [root / name for name in sorted(_METADATA)] + \
-        [path for name in sorted(_METADATA) for path in sorted(root.glob(f"*/{name}"))]
+    files = [root / name for name in sorted(METADATA_FILES)] + \
+        [path for name in sorted(METADATA_FILES) for path in sorted(root.glob(f"*/{name}"))]
     torn = {}
     for file in files:
         try:
@@ -310,11 +183,11 @@ def _unopenable(path: Path, what: str, error: BaseException) -> StoreError:
                 array[...]
         except Exception as failure:  # noqa: BLE001 - any decoding failure is damage here
             return IntegrityError(f"{what} '{path}' is damaged: variable '{folder.name}' "
-                                  f"({_reason(failure)}); run `assimilate verify {path}`")
+                                  f"({decode_failure(failure)}); run `assimilate verify {path}`")
     return StoreError(f"'{path}' cannot be opened as a Zarr store: {str(error)[:300]}")
 
 
-def _lost_arrays(path: Path, names) -> list[str]:
+def lost_arrays(path: Path, names) -> list[str]:
     """Arrays the (consolidated) metadata lists whose own metadata file is gone."""
     if not (path / "zarr.json").is_file():  # Zarr v2: another layout
         return []
@@ -326,7 +199,7 @@ def check_metadata(path: Path, *, what: str = "store") -> None:
     files do not parse, naming ``what`` and the file."""
     if not path.exists():
         raise StoreError(f"no store at '{path}'")
-    if not path.is_dir() or not any((path / name).is_file() for name in _METADATA):
+    if not path.is_dir() or not any((path / name).is_file() for name in METADATA_FILES):
         raise StoreError(f"'{path}' is not a Zarr store (expected a directory with zarr.json)")
     torn = damaged_metadata(path)
     if torn:
@@ -340,7 +213,7 @@ def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
 
     Refused at once, with one :class:`IntegrityError` naming the store, the variable and
     where: a metadata file that cannot be parsed, an absent chunk that is damage
-    (:class:`_Absence`: Zarr would read it as fill values), a damaged index coordinate, a
+    (:class:`pde.io.chunks.Absence`: Zarr would read it as fill values), a damaged index coordinate, a
     time or space axis that is not finite and strictly monotonic. Reads of the other
     arrays are checked as they happen (:func:`checked_dataset`). ``what`` names the store
     in messages (``"trajectory store"``).
@@ -351,7 +224,7 @@ def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
         ds = xr.open_zarr(path)
     except Exception as error:  # noqa: BLE001 - any reader failure means a broken store
         raise _unopenable(path, what, error) from None
-    for name in _lost_arrays(path, ds.variables):
+    for name in lost_arrays(path, ds.variables):
         raise IntegrityError(f"{what} '{path}' is damaged: it lacks variable '{name}' (no "
                              f"'{path / name / 'zarr.json'}'); the store must be written again")
     for name, keys in lost_chunks(path).items():
@@ -365,141 +238,3 @@ def open_checked(path: str | Path, *, what: str = "store") -> xr.Dataset:
                              f"`assimilate verify {path}`")
     _coordinate_check(ds, path, what)
     return checked_dataset(ds, path)
-
-
-@dataclasses.dataclass(frozen=True)
-class Finding:
-    """One problem (or, with ``damage=False``, one remark) about one array."""
-
-    variable: str
-    where: str
-    what: str
-    damage: bool = True
-
-    def __str__(self) -> str:
-        return f"{'damaged' if self.damage else 'note'}: '{self.variable}' at {self.where}: {self.what}"
-
-
-@dataclasses.dataclass(frozen=True)
-class Verification:
-    """What :func:`verify` found in one store."""
-
-    path: Path
-    schema: str
-    chunks: int
-    findings: tuple[Finding, ...]
-
-    @property
-    def damaged(self) -> bool:
-        return any(finding.damage for finding in self.findings)
-
-    def __str__(self) -> str:
-        lines = [str(finding) for finding in self.findings]
-        problems = sum(finding.damage for finding in self.findings)
-        verdict = (f"{problems} problem(s) found" if problems else "no damage found")
-        lines.append(f"{self.path}: {self.schema or 'Zarr store'}, {self.chunks} chunks read; "
-                     f"{verdict}")
-        return "\n".join(lines)
-
-
-def _field_dims(array) -> tuple[str, ...]:
-    names = array.metadata.dimension_names
-    return tuple(names) if names else tuple(f"dim_{i}" for i in range(array.ndim))
-
-
-def verify(store: str | Path, *, progress: bool = False) -> Verification:
-    """Read every chunk of every array of the Zarr store ``store`` and report damage.
-
-    Damage: a metadata file that cannot be parsed; a chunk that is missing (see
-    :class:`_Absence`), fails its checksum or cannot be decoded; non-finite values in a
-    trajectory store's field. Non-finite values elsewhere (results may hold NaN by design)
-    are counted as notes.
-    """
-    import zarr
-
-    from pde.io.progress import tqdm
-
-    path = Path(store)
-    torn = damaged_metadata(path)
-    findings = [Finding(file.parent.name if file.parent != path else "*",
-                        f"its metadata file '{file.name}'", reason)
-                for file, reason in torn.items()]
-    if any(file.parent == path for file in torn):  # nothing more can be read
-        return Verification(path, "", 0, tuple(findings))
-    group = zarr.open_group(path, mode="r")
-    schema = str(group.attrs.get("schema", ""))
-    lost = _lost_arrays(path, [name for name, _ in group.arrays()])
-    findings += [Finding(name, "its metadata file 'zarr.json'", "is missing") for name in lost]
-    arrays = sorted(((str(name), array) for name, array in group.arrays()
-                     if path / str(name) / "zarr.json" not in torn and name not in lost),
-                    key=lambda a: a[0])
-    absence = _Absence.of(group)
-    field = str(group.attrs.get("variable", "")) or absence.field
-    total = sum(int(np.prod(a.cdata_shape)) for _, a in arrays)
-    with tqdm(total=total, unit="chunk", desc=path.name, disable=not progress) as bar:
-        for name, array in arrays:
-            findings += _verify_array(path, name, array, absence, trajectory_field=name == field,
-                                      bar=bar)
-    damaged = {finding.variable for finding in findings if finding.damage}
-    findings += [f for f in _verify_axes(arrays) if f.variable not in damaged]
-    if not any(has_checksums(a) for _, a in arrays):
-        findings.append(Finding("*", "every array", "written without checksums (an older "
-                                "version): only damage that breaks decoding shows", False))
-    return Verification(path, schema, total, tuple(findings))
-
-
-def _completion(group) -> np.ndarray | None:
-    try:
-        return np.asarray(group[_COMPLETION][:], dtype=bool)
-    except Exception:  # noqa: BLE001 - reported as damage of 'complete' itself
-        return None
-
-
-def _trajectory_field(arrays, complete) -> str:
-    if complete is None:
-        return ""
-    for name, array in arrays:
-        if _field_dims(array)[:2] == ("trajectory", "time"):
-            return name
-    return ""
-
-
-def _verify_axes(arrays) -> list[Finding]:
-    findings = []
-    for name, array in arrays:
-        if name in AXES and _field_dims(array) == (name,):
-            with contextlib.suppress(Exception):  # a damaged chunk is reported already
-                problem = coordinate_problem(name, np.asarray(array[...]))
-                if problem:
-                    findings.append(Finding(name, "the whole array", problem))
-    return findings
-
-
-def _verify_array(path: Path, name: str, array, absence: _Absence, *,
-                  trajectory_field: bool, bar) -> list[Finding]:
-    dims = _field_dims(array)
-    absent = {tuple((s.start, s.stop) for s in key) for key in missing_chunks(path, name)}
-    complete = absence.complete if trajectory_field else None
-    findings, non_finite = [], 0
-    for key in _chunk_slices(array.shape, array.chunks):
-        bar.update(1)
-        place = where(dims, key, array.shape)
-        finished = complete is None or bool(complete[key[0]].all())
-        if tuple((s.start, s.stop) for s in key) in absent:
-            if absence.damage(name, array, key):
-                findings.append(Finding(name, place, "chunk missing"))
-            continue
-        try:
-            values = np.asarray(array[key])
-        except Exception as error:  # noqa: BLE001 - report and go on to the next chunk
-            findings.append(Finding(name, place, _reason(error)))
-            continue
-        if np.issubdtype(values.dtype, np.floating):
-            bad = int((~np.isfinite(values)).sum())
-            if bad and trajectory_field and finished:
-                findings.append(Finding(name, place, f"{bad} non-finite values"))
-            non_finite += bad
-    if non_finite and not trajectory_field:
-        findings.append(Finding(name, "all chunks", f"{non_finite} NaN/inf values "
-                                "(allowed in results)", False))
-    return findings

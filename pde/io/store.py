@@ -37,13 +37,9 @@ import xarray as xr
 
 from pde.config import SimulationConfig, physics_difference
 from pde.descriptor import DESCRIPTORS, descriptor_of
+from pde.io.chunks import checksummed_encoding
 from pde.io.errors import OutputError, StoreError
-from pde.io.integrity import (
-    check_metadata,
-    checked_field,
-    checksummed_encoding,
-    open_checked,
-)
+from pde.io.integrity import check_metadata, checked_field, open_checked
 from pde.io.output import Output, claim
 from pde.simulator import Simulator
 
