@@ -1,7 +1,8 @@
 """Amortised data assimilation with diffusion forecasters, and the tails of what it produces.
 
-The public Python API: one function per command-line verb, with the same keywords, imported
-on first use (``import assimilate`` loads neither torch nor JAX).
+The public Python API: one function per command-line verb, with the same keywords, and the
+settings objects of the verbs that take many options, imported on first use (``import
+assimilate`` loads neither torch nor JAX).
 
     from assimilate import load_config, run, diagnose
     from assimilate.observe import observe     # a room's own verb: from its package
@@ -31,11 +32,23 @@ _HOMES = {
     "build_method": "assimilate.da.methods",
     "run": "assimilate.da.run",
     "evaluate_forecast": "assimilate.evaluation.forecast_skill",
-    "evaluate_da": "assimilate.evaluation.harness",
+    "evaluate_da": "assimilate.evaluation.harness.evaluate",
     "diagnose": "assimilate.diagnostics.diagnose",
     "render": "assimilate.report.page",
+    "RunInputs": "assimilate.da.inputs.checked",
+    "HarnessSettings": "assimilate.evaluation.harness.evaluate",
+    "ForecastSettings": "assimilate.models.forecaster",
+    "DiagnoseSettings": "assimilate.diagnostics.settings",
+    "ComputeSettings": "assimilate.diagnostics.settings",
+    "SkillSettings": "assimilate.evaluation.forecast_skill",
 }
 __all__ = [
+    "ComputeSettings",
+    "DiagnoseSettings",
+    "ForecastSettings",
+    "HarnessSettings",
+    "RunInputs",
+    "SkillSettings",
     "assimilate",
     "build_method",
     "diagnose",

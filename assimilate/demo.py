@@ -71,12 +71,13 @@ def simulate_truth(out: Path) -> Path:
 
 
 def forecast_skill(truth: Path, out: Path) -> Path:
-    from assimilate.evaluation.forecast_skill import evaluate_forecast, format_table
+    from assimilate.evaluation.forecast_skill import SkillSettings, evaluate_forecast, format_table
 
     print(f"\nForecast skill of {checkpoint('forecaster').relative_to(REPO)}: 4 held-out "
           f"initial states, 4 members, {SKILL_STEPS} steps")
-    result = evaluate_forecast(checkpoint("forecaster"), truth, out / f"{NAME}-skill.zarr",
-                               n_steps=SKILL_STEPS, n_members=4, overwrite=True, robust=False)
+    result = evaluate_forecast(checkpoint("forecaster"), truth,
+                               SkillSettings(n_steps=SKILL_STEPS, n_members=4, robust=False),
+                               out / f"{NAME}-skill.zarr", overwrite=True)
     print(format_table(result))
     return out / f"{NAME}-skill.zarr.png"
 

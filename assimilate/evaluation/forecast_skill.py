@@ -30,6 +30,7 @@ descriptor (:class:`pde.descriptor.ForecastDefaults`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -52,7 +53,7 @@ from pde.descriptor import Descriptor, descriptor
 from pde.io.output import Output, claim
 from pde.io.store import write_zarr
 
-__all__ = ["evaluate_forecast", "forecast_scores", "format_table", "nudging", "plot_skill",
+__all__ = ["SkillSettings", "evaluate_forecast", "forecast_scores", "format_table", "nudging", "plot_skill",
            "relaxation_table"]
 
 PERTURBATION = 0.01
@@ -109,39 +110,53 @@ def _simulator(store_config: str, truth: np.ndarray, n_members: int, std: float,
     return fields.reshape(len(truth), n_members, *fields.shape[1:]), seconds
 
 
-def evaluate_forecast(checkpoint: str | Path, data: str | Path, out: str | Path | None = None,
-                      *, n_steps: int | None = None, n_members: int = 4,
-                      n_initial: int | None = None, sub_steps: int | None = None,
-                      seed: int = 0, overwrite: bool = False, progress: bool = True,
-                      robust: bool = True) -> xr.Dataset:
+@dataclasses.dataclass(frozen=True)
+class SkillSettings:
+    """What ``assimilate evaluate forecast`` measures: ``n_steps`` leads (default: the
+    physics' own, :mod:`assimilate.evaluation.defaults`), ``n_members`` per initial state,
+    ``n_initial`` initial states (default: one per test trajectory), the forecaster's
+    ``sub_steps`` (default: its training setting), the ``seed`` of the draws, and whether to
+    measure ``robust``-ness too (relaxation and nudging synchronisation, 200 more steps of
+    each model)."""
+
+    n_steps: int | None = None
+    n_members: int = 4
+    n_initial: int | None = None
+    sub_steps: int | None = None
+    seed: int = 0
+    robust: bool = True
+
+
+def evaluate_forecast(checkpoint: str | Path, data: str | Path,
+                      settings: SkillSettings | None = None, out: str | Path | None = None,
+                      *, overwrite: bool = False, progress: bool = True) -> xr.Dataset:
     """Skill of the forecaster at ``checkpoint`` on the test store ``data`` (see module doc).
 
     With ``out``, the results store is written there and the figure of :func:`plot_skill`
-    beside it (``out`` + ``.png``); both outputs are claimed before any work. ``robust``:
-    also measure relaxation and nudging synchronisation (200 more steps of each model).
+    beside it (``out`` + ``.png``); both outputs are claimed before any work.
     """
+    settings = settings or SkillSettings()
     if out is None:
-        return _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
-                         progress, robust)
+        return _evaluate(checkpoint, data, settings, progress)
     figure_path = Path(f"{out}.png")
     inputs = [checkpoint, data]
     with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output, \
             claim(figure_path, kind="file", inputs=inputs, overwrite=overwrite) as figure:
-        result = _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
-                           progress, robust)
+        result = _evaluate(checkpoint, data, settings, progress)
         write_zarr(result, output)
         _save_figure(result, figure)
     return result
 
 
-def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
-              progress, robust) -> xr.Dataset:
+def _evaluate(checkpoint, data, settings: SkillSettings, progress: bool) -> xr.Dataset:
+    n_members, sub_steps, seed = settings.n_members, settings.sub_steps, settings.seed
     forecaster = load_forecaster(checkpoint)
     physics = descriptor(forecaster.config.simulator.pde)
     ds = open_matching(forecaster, data)
     field = ds[forecaster.variable]
-    n_steps = n_steps or evaluation_defaults(physics.name).forecast.steps
-    histories, truth = _initial_conditions(field, forecaster.history, n_steps, n_initial)
+    n_steps = settings.n_steps or evaluation_defaults(physics.name).forecast.steps
+    histories, truth = _initial_conditions(field, forecaster.history, n_steps,
+                                           settings.n_initial)
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     ardm, ardm_seconds = _ardm(forecaster, histories, n_steps, n_members, sub_steps, seed,
                                progress)
@@ -162,7 +177,7 @@ def _evaluate(checkpoint, data, n_steps, n_members, n_initial, sub_steps, seed,
                for name, values in forecasts.items()]
     result = xr.concat(results, dim="method")
     result["seconds_per_step"] = ("method", [ardm_seconds, sim_seconds, 0.0, 0.0])
-    if robust:
+    if settings.robust:
         result = result.merge(_robustness(forecaster, ds, field, histories, n_members,
                                           sub_steps, seed, list(forecasts)))
     result.attrs = {"checkpoint": str(Path(checkpoint).resolve()),
