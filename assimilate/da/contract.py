@@ -12,11 +12,11 @@ the model's time axis, from the first background at step 0 to the last observed 
         prior    = model.advance(history, control=method.guide(observed, problem, state))
         analysis = method.analyse(prior, observed, problem, state)  # observed steps only
 
-so methods differ only in their two hooks (and the typed state they prepare for them): ``guide`` steers the forecaster's sampler
-(likelihood guidance; the controller, which also steers unobserved steps from its preview
-of the observations ahead), ``analyse`` updates the ensemble afterwards
-(filters, nudging, optimal interpolation). Independent problems (test trajectories) and
-members advance together in one batch.
+so methods differ only in their two hooks and the typed state they prepare for them:
+``guide`` steers the forecaster's sampler (likelihood guidance; the controller, which also
+steers unobserved steps from its preview of the observations ahead), ``analyse`` updates
+the ensemble afterwards (filters, nudging, optimal interpolation). Independent problems
+(test trajectories) and members advance together in one batch.
 
 The result has dims ``(trajectory, member, time, *space)``: the field variable holds the
 analysis (the prior where nothing was observed) and ``<variable>_background`` the prior.
@@ -27,12 +27,11 @@ and nowhere else. With ``truth``, :func:`score` adds DAPPER's ``rmse.a`` / ``rms
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -184,7 +183,7 @@ class Method:
         return prior
 
     def parameters(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return asdict(self)
 
 
 class Diverged(FloatingPointError):
