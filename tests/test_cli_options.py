@@ -77,9 +77,8 @@ def test_each_option_is_a_keyword_of_the_function(verb: str) -> None:
 @pytest.mark.parametrize(("line", "expected"), [
     ("run c.yaml --method letkf --obs o.zarr --out a.zarr --members 4 --steps 9 --quiet",
      {"observations": "o.zarr", "n_members": 4, "n_steps": 9, "progress": False}),
-    ("evaluate da c.yaml --out r.zarr --trajectories 3 --validation 2 --no-tune "
-     "--methods etkf,free", {"n_test": 3, "n_validation": 2, "tune": False,
-                             "methods": ["etkf", "free"], "regimes": None}),
+    ("evaluate da c.yaml --out r.zarr --trajectories 3 --validation 2 --no-tune --methods a,b",
+     {"n_test": 3, "n_validation": 2, "tune": False, "methods": ["a", "b"], "regimes": None}),
     ("evaluate forecast f.pt --data d.zarr --out s.zarr --initial 2 --skip-robustness",
      {"n_initial": 2, "robust": False, "n_members": 4, "progress": True}),
     ("diagnose s.zarr --out d.zarr --var u --threshold 1 --threshold 2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from assimilate.cli.messages import say
 from assimilate.cli.options import (
@@ -20,6 +21,9 @@ from assimilate.cli.options import (
     option,
     point,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["add_verbs"]
 
@@ -44,6 +48,13 @@ def _run(args: argparse.Namespace) -> int:
     except FloatingPointError as error:  # the method diverged: not a bug, not bad input
         say(f"failed: {error}; nothing was written")
         return 1
+    _describe(analysis, scores)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _describe(analysis: xr.Dataset, scores: dict[str, float]) -> None:
+    """What ran, on what, how fast; then the scores as a Markdown table."""
     attrs = analysis.attrs
     print(f"{attrs['method']} ({attrs['parameters']}) on regime {attrs['regime']}: "
           f"{analysis.sizes['trajectory']} trajectory(ies) x {attrs['n_members']} members x "
@@ -53,8 +64,6 @@ def _run(args: argparse.Namespace) -> int:
         print("| " + " | ".join(scores) + " |")
         print("|" + "---|" * len(scores))
         print("| " + " | ".join(f"{value:.4g}" for value in scores.values()) + " |")
-    print(f"wrote {args.out}")
-    return 0
 
 
 def _cycle(args: argparse.Namespace) -> int:

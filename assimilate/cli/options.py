@@ -24,6 +24,7 @@ __all__ = [
     "MEMBERS",
     "OUT",
     "OVERWRITE",
+    "PARSER_DESTS",
     "QUIET",
     "REGIMES",
     "SCHEDULER",
