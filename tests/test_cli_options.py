@@ -13,9 +13,10 @@ import pytest
 from assimilate.cli import build_parser
 from assimilate.cli.options import PARSER_DESTS, keywords
 
-# each verb, the function it calls, and the options its handler uses itself rather than
+# each verb, what it calls (a function, or a settings class and the function taking it: the
+# options are keywords of one of them), and the options its handler uses itself rather than
 # passing on (diagnose's handler opens the stores and claims the output)
-CALLS = {
+CALLS: dict[str, tuple[str | tuple[str, ...], set[str]]] = {
     "simulate": ("pde.generate:simulate", set()),
     "observe": ("assimilate.observe:observe", set()),
     "export": ("pde.io.store:export", set()),
@@ -41,7 +42,7 @@ def _verbs(parser: argparse.ArgumentParser, prefix: str = ""):
             for name, sub in action.choices.items():
                 yield from _verbs(sub, f"{prefix}{name} ")
             return
-    yield prefix.strip(), parser
+    yield prefix.strip(), parser.declare()  # a verb declares its options when it parses
 
 
 def _dests(parser: argparse.ArgumentParser) -> set[str]:
@@ -63,14 +64,16 @@ def test_every_verb_names_the_function_it_calls() -> None:
 
 @pytest.mark.parametrize("verb", sorted(CALLS))
 def test_each_option_is_a_keyword_of_the_function(verb: str) -> None:
-    target, handled = CALLS[verb]
-    parameters = inspect.signature(_function(target)).parameters
+    targets, handled = CALLS[verb]
+    targets = (targets,) if isinstance(targets, str) else targets
     keyword = {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}
-    accepted = {name for name, p in parameters.items() if p.kind in keyword}
+    accepted = {name for target in targets
+                for name, p in inspect.signature(_function(target)).parameters.items()
+                if p.kind in keyword}
     dests = _dests(VERBS[verb])
     assert handled <= dests, f"{verb}: the handler's own options are gone: {handled - dests}"
     assert dests - handled <= accepted, (
-        f"{verb}: options {sorted(dests - handled - accepted)} are not keywords of {target}; "
+        f"{verb}: options {sorted(dests - handled - accepted)} are not keywords of {targets}; "
         f"its keywords: {sorted(accepted)}")
 
 

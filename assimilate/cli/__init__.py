@@ -1,23 +1,22 @@
 """The ``assimilate`` command. Thin: parse, validate, call the function of the same name.
 
-One module per group of verbs adds its parsers (``add_verbs``); options shared by several
-verbs are declared once in :mod:`assimilate.cli.options`. Nothing heavy (torch, JAX, xarray)
+One module per group of verbs adds its verbs (``add_verbs``); options shared by several
+verbs are declared once in :mod:`assimilate.cli.options`, and each verb's options are
+declared only when that verb runs. Nothing heavy (torch, JAX, xarray)
 is imported before a verb needs it.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import os
-import shutil
 import signal
 import sys
 from collections.abc import Sequence
 
 from assimilate.cli import da, data, evaluate, extremes, sample, train
 from assimilate.cli.messages import say
-from assimilate.cli.options import positive
+from assimilate.cli.options import Parser, positive
 from assimilate.errors import TrainingError
 from pde.io.errors import ClusterError, ConfigError, OutputError, StoreError
 from pde.io.threads import configure as configure_threads
@@ -28,28 +27,6 @@ USER_ERRORS = (ConfigError, StoreError, OutputError, ClusterError, TrainingError
 GROUPS = (data, train, sample, evaluate, extremes, da)  # in the order of `assimilate --help`
 
 __all__ = ["USER_ERRORS", "build_parser", "main"]
-
-
-@functools.cache
-def _columns() -> int:
-    return shutil.get_terminal_size().columns
-
-
-class Formatter(argparse.HelpFormatter):
-    """argparse's formatter, measuring the terminal once: argparse builds a formatter for
-    every option it declares, and measuring each time was half of `build_parser`'s time."""
-
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        width = _columns() - 2 if width is None else width
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser with :class:`Formatter`; its subparsers are Parsers too."""
-
-    def __init__(self, *args, formatter_class: type = Formatter, **kwargs) -> None:
-        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

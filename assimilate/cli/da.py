@@ -16,7 +16,7 @@ from assimilate.cli.options import (
     QUIET,
     SEED,
     STEPS,
-    add_options,
+    add_verb,
     keywords,
     option,
     point,
@@ -83,10 +83,10 @@ def _cycle(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
-def _add_run(verbs: argparse._SubParsersAction) -> None:
-    assim = verbs.add_parser("run", help="assimilate observations with one DA method")
-    add_options(
-        assim, CONFIG(help="experiment config (its simulator sets grid and time step)"),
+def add_verbs(verbs: argparse._SubParsersAction) -> None:
+    add_verb(
+        verbs, "run", "assimilate observations with one DA method", _run,
+        CONFIG(help="experiment config (its simulator sets grid and time step)"),
         option("--method", required=True, help=METHOD_HELP),
         option("--set", dest="settings", action="append", metavar="KEY=VALUE",
                help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)"),
@@ -114,12 +114,18 @@ def _add_run(verbs: argparse._SubParsersAction) -> None:
         option("--spin-up", type=int, help="steps left out of the scores (default: a quarter "
                "of the run)"),
         SEED, OVERWRITE(help="replace an existing analysis"), QUIET)
-    assim.set_defaults(handler=_run)
-
-
-def _add_cycle(verbs: argparse._SubParsersAction) -> None:
-    cyc = verbs.add_parser(
-        "cycle", help="one idempotent assimilation cycle, for schedulers (cron, Cylc)",
+    add_verb(
+        verbs, "cycle", "one idempotent assimilation cycle, for schedulers (cron, Cylc)",
+        _cycle,
+        option("workflow", help="workflow file (YAML: config, method, inbox, analysis, "
+                                "cycle_length, ...)"),
+        option("--until", type=point, metavar="POINT",
+               help="run every cycle up to this point, ready or not (a backfill; "
+                    "forecast-only where no observations)"),
+        option("--redo", type=point, metavar="POINT",
+               help="discard this cycle and every later one and run them again "
+                    "(late observations)"),
+        QUIET,
         description="Run the next cycle of a workflow whose observations have arrived in its "
                     "inbox: assimilate them from the last analysis, append the analysis and "
                     "a forecast to the analysis store, record the cycle. Safe to rerun, to "
@@ -127,18 +133,3 @@ def _add_cycle(verbs: argparse._SubParsersAction) -> None:
         epilog="exit codes: 0 done (or already done: a no-op); 75 retry later (nothing to "
                "do yet, or another call is cycling the store); 1 the cycle failed, nothing "
                "kept; 2 bad input; 130 interrupted; 70 internal error")
-    add_options(cyc, option("workflow", help="workflow file (YAML: config, method, inbox, "
-                                             "analysis, cycle_length, ...)"),
-                option("--until", type=point, metavar="POINT",
-                       help="run every cycle up to this point, ready or not (a backfill; "
-                            "forecast-only where no observations)"),
-                option("--redo", type=point, metavar="POINT",
-                       help="discard this cycle and every later one and run them again "
-                            "(late observations)"),
-                QUIET)
-    cyc.set_defaults(handler=_cycle)
-
-
-def add_verbs(verbs: argparse._SubParsersAction) -> None:
-    _add_run(verbs)
-    _add_cycle(verbs)

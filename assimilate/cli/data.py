@@ -14,7 +14,7 @@ from assimilate.cli.options import (
     QUIET,
     SEED,
     WORKERS,
-    add_options,
+    add_verb,
     configured,
     keywords,
     option,
@@ -60,37 +60,28 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def add_verbs(verbs: argparse._SubParsersAction) -> None:
-    simulate = verbs.add_parser("simulate", help="write a trajectory store from a config")
-    add_options(simulate, CONFIG, OUT(help="output Zarr store directory"),
-                option("--trajectories", type=positive, help="override dataset.trajectories"),
-                option("--steps", type=positive, help="override dataset.steps"),
-                SEED(default=None, help="override dataset.seed (e.g. for a test set)"),
-                WORKERS(default=1, help="Dask worker processes (1: run in this process)"),
-                DASK, OVERWRITE(help="replace a store written with another configuration"),
-                QUIET)
-    simulate.set_defaults(handler=_simulate)
-
-    observe = verbs.add_parser("observe", help="synthetic observations of a truth store "
-                                               "under a named regime")
-    add_options(observe, option("store", help="truth trajectory store"),
-                option("--regime", required=True, help="regime name (configs/regimes.yaml)"),
-                OUT(help="output observations store (Zarr)"),
-                option("--trajectories", type=trajectory_selection, metavar="N|I,J,...",
-                       help="the first N trajectories, or these indices (default: all)"),
-                SEED(help="seed of the observation noise"),
-                option("--regimes", dest="regimes_path",
-                       help="regimes file (default: configs/regimes.yaml)"),
-                OVERWRITE, QUIET)
-    observe.set_defaults(handler=_observe)
-
-    export = verbs.add_parser("export", help="write a trajectory store as NetCDF")
-    add_options(export, option("store", help="trajectory store directory"),
-                option("--to", required=True, help="output NetCDF file"),
-                OVERWRITE(help="replace an existing file"))
-    export.set_defaults(handler=_export)
-
-    verify = verbs.add_parser("verify", help="check every chunk and value of a store "
-                                             "(exit code 1 on damage)")
-    add_options(verify, option("store", help="Zarr store (trajectories, forecasts, "
-                                             "diagnostics ...)"), QUIET)
-    verify.set_defaults(handler=_verify)
+    add_verb(verbs, "simulate", "write a trajectory store from a config", _simulate,
+             CONFIG, OUT(help="output Zarr store directory"),
+             option("--trajectories", type=positive, help="override dataset.trajectories"),
+             option("--steps", type=positive, help="override dataset.steps"),
+             SEED(default=None, help="override dataset.seed (e.g. for a test set)"),
+             WORKERS(default=1, help="Dask worker processes (1: run in this process)"),
+             DASK, OVERWRITE(help="replace a store written with another configuration"),
+             QUIET)
+    add_verb(verbs, "observe", "synthetic observations of a truth store under a named regime",
+             _observe, option("store", help="truth trajectory store"),
+             option("--regime", required=True, help="regime name (configs/regimes.yaml)"),
+             OUT(help="output observations store (Zarr)"),
+             option("--trajectories", type=trajectory_selection, metavar="N|I,J,...",
+                    help="the first N trajectories, or these indices (default: all)"),
+             SEED(help="seed of the observation noise"),
+             option("--regimes", dest="regimes_path",
+                    help="regimes file (default: configs/regimes.yaml)"),
+             OVERWRITE, QUIET)
+    add_verb(verbs, "export", "write a trajectory store as NetCDF", _export,
+             option("store", help="trajectory store directory"),
+             option("--to", required=True, help="output NetCDF file"),
+             OVERWRITE(help="replace an existing file"))
+    add_verb(verbs, "verify", "check every chunk and value of a store (exit code 1 on damage)",
+             _verify, option("store", help="Zarr store (trajectories, forecasts, "
+                                           "diagnostics ...)"), QUIET)

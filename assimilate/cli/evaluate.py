@@ -20,7 +20,7 @@ from assimilate.cli.options import (
     STEPS,
     SUB_STEPS,
     WORKERS,
-    add_options,
+    add_verb,
     configured,
     keywords,
     names,
@@ -47,26 +47,24 @@ def _evaluate_da(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}, {args.out}.md and {args.out}.png")
 
 
-def _add_forecast(models: argparse._SubParsersAction) -> None:
-    skill = models.add_parser("forecast", help="forecast skill against baselines")
-    add_options(skill, CHECKPOINT, DATA(help="held-out trajectory store"),
-                OUT(help="results store (a PNG figure lands beside)"),
-                STEPS(dest="n_steps", help="lead steps (KS 640, Kolmogorov 180)"),
-                MEMBERS(default=4),
-                option("--initial", dest="n_initial", type=positive,
-                       help="initial states (default: all)"),
-                SUB_STEPS, SEED,
-                option("--skip-robustness", dest="robust", action="store_false",
-                       help="skip relaxation and nudging synchronisation (imperfect states)"),
-                OVERWRITE(help="replace existing results"), QUIET)
-    skill.set_defaults(handler=_evaluate_forecast)
-
-
-def _add_da(models: argparse._SubParsersAction) -> None:
-    harness = models.add_parser("da", help="DA methods x observation regimes on held-out "
-                                "trajectories, tuned on validation ones")
-    add_options(
-        harness, CONFIG(help="experiment config (its simulator makes the truth)"),
+def add_verbs(verbs: argparse._SubParsersAction) -> None:
+    models = verbs.add_parser("evaluate", help="measure a model's skill").add_subparsers(
+        dest="model", required=True, metavar="MODEL")
+    add_verb(models, "forecast", "forecast skill against baselines", _evaluate_forecast,
+             CHECKPOINT, DATA(help="held-out trajectory store"),
+             OUT(help="results store (a PNG figure lands beside)"),
+             STEPS(dest="n_steps", help="lead steps (KS 640, Kolmogorov 180)"),
+             MEMBERS(default=4),
+             option("--initial", dest="n_initial", type=positive,
+                    help="initial states (default: all)"),
+             SUB_STEPS, SEED,
+             option("--skip-robustness", dest="robust", action="store_false",
+                    help="skip relaxation and nudging synchronisation (imperfect states)"),
+             OVERWRITE(help="replace existing results"), QUIET)
+    add_verb(
+        models, "da", "DA methods x observation regimes on held-out trajectories, tuned on "
+        "validation ones", _evaluate_da,
+        CONFIG(help="experiment config (its simulator makes the truth)"),
         option("--methods", type=names,
                help="comma-separated, each NAME[:KEY=VALUE...], e.g. "
                     "free,dps,letkf:model=forecaster (default: the config's "
@@ -87,11 +85,3 @@ def _add_da(models: argparse._SubParsersAction) -> None:
                help="use the methods' default hyper-parameters"),
         SEED, WORKERS(type=int), SCHEDULER(help="address of a Dask scheduler to join"),
         OVERWRITE(help="replace existing results"), QUIET)
-    harness.set_defaults(handler=_evaluate_da)
-
-
-def add_verbs(verbs: argparse._SubParsersAction) -> None:
-    models = verbs.add_parser("evaluate", help="measure a model's skill").add_subparsers(
-        dest="model", required=True, metavar="MODEL")
-    _add_forecast(models)
-    _add_da(models)

@@ -11,7 +11,7 @@ from assimilate.cli.options import (
     OVERWRITE,
     QUIET,
     WORKERS,
-    add_options,
+    add_verb,
     keywords,
     option,
     periods,
@@ -112,9 +112,9 @@ ANALYSIS = (
 
 
 def add_verbs(verbs: argparse._SubParsersAction) -> None:
-    diag = verbs.add_parser("diagnose", help="extreme-event diagnostics of a store (Dask)")
-    add_options(
-        diag, option("store", help="Zarr store or NetCDF file"),
+    add_verb(
+        verbs, "diagnose", "extreme-event diagnostics of a store (Dask)", _diagnose,
+        option("store", help="Zarr store or NetCDF file"),
         OUT(help="output diagnostics store (Zarr)"),
         option("--var", dest="variable", help="variable (default: the only numeric one)"),
         option("--dims", help="TIME,SPACE... e.g. time,lat,lon ('' first: no time); other "
@@ -125,14 +125,9 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
                help="a threshold whose exceedance probability is counted (repeatable)"),
         ANALYSIS, option("--label", help="name shown in reports (default: the store's name)"),
         WORKERS, DASK, OVERWRITE, QUIET)
-    diag.set_defaults(handler=_diagnose)
-
-    report = verbs.add_parser("report", help="HTML tail-analysis report from diagnostics")
-    add_options(report, option("diagnostics", nargs="+",
-                               help="diagnostics stores (assimilate diagnose)"),
-                OUT(help="output HTML file"), option("--pdf", help="also write the figures "
-                                                                   "to this PDF"),
-                option("--title", help="report title"),
-                OVERWRITE(help="replace an existing --out or --pdf file"))
-    report.set_defaults(handler=_report)
-
+    add_verb(verbs, "report", "HTML tail-analysis report from diagnostics", _report,
+             option("diagnostics", nargs="+", help="diagnostics stores (assimilate diagnose)"),
+             OUT(help="output HTML file"),
+             option("--pdf", help="also write the figures to this PDF"),
+             option("--title", help="report title"),
+             OVERWRITE(help="replace an existing --out or --pdf file"))

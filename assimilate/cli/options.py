@@ -9,7 +9,7 @@ passes :func:`keywords` of the parsed arguments on unchanged. The flag names the
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from pde.io.cluster import DEFAULT_SCHEDULER_TIMEOUT
 
@@ -34,7 +34,9 @@ __all__ = [
     "SUB_STEPS",
     "WORKERS",
     "Option",
+    "Parser",
     "add_options",
+    "add_verb",
     "configured",
     "keywords",
     "names",
@@ -146,6 +148,37 @@ def add_options(parser: argparse.ArgumentParser, *options: Option | Sequence[Opt
     for item in options:
         for one in (item,) if isinstance(item, Option) else item:
             one.add_to(parser)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that declares its ``options`` when it first parses, so that
+    ``assimilate VERB`` declares VERB's options only: declaring all ~200 of them took longer
+    than importing the command. Its subparsers are Parsers too."""
+
+    def __init__(self, *args, options: Sequence[Option | Sequence[Option]] = (),
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pending = tuple(options)
+
+    def declare(self) -> Parser:
+        """Add the options not added yet (parsing, ``--help`` included, does it first)."""
+        pending, self.pending = self.pending, ()
+        add_options(self, *pending)
+        return self
+
+    def parse_known_args(self, args=None, namespace=None):
+        self.declare()
+        return super().parse_known_args(args, namespace)
+
+
+def add_verb(verbs: argparse._SubParsersAction, name: str, summary: str,
+             handler: Callable[[argparse.Namespace], int | None],
+             *options: Option | Sequence[Option], **settings: object) -> Parser:
+    """The parser of the verb ``name`` (``summary``: its line in the list of verbs): it
+    takes ``options``, and ``handler`` runs it."""
+    parser = verbs.add_parser(name, help=summary, options=options, **settings)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 def keywords(args: argparse.Namespace) -> dict[str, object]:

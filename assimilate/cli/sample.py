@@ -13,7 +13,7 @@ from assimilate.cli.options import (
     SEED,
     STEPS,
     SUB_STEPS,
-    add_options,
+    add_verb,
     keywords,
     option,
     positive,
@@ -37,22 +37,18 @@ def _sample_emulator(args: argparse.Namespace) -> None:
 
 
 def add_verbs(verbs: argparse._SubParsersAction) -> None:
-    forecast = verbs.add_parser("forecast", help="ensemble forecast from a stored state")
-    add_options(forecast, CHECKPOINT,
-                option("--init", required=True,
-                       help="trajectory store holding the initial state"),
-                option("--trajectory", type=int, default=0, help="trajectory index in --init"),
-                option("--time", type=int, default=0, help="time index of the initial state"),
-                STEPS(required=True, help="forecast steps"),
-                MEMBERS(dest="members", default=1), SUB_STEPS, SEED,
-                OUT, OVERWRITE(help="replace an existing store"), QUIET)
-    forecast.set_defaults(handler=_forecast)
-
+    add_verb(verbs, "forecast", "ensemble forecast from a stored state", _forecast,
+             CHECKPOINT,
+             option("--init", required=True, help="trajectory store holding the initial state"),
+             option("--trajectory", type=int, default=0, help="trajectory index in --init"),
+             option("--time", type=int, default=0, help="time index of the initial state"),
+             STEPS(required=True, help="forecast steps"),
+             MEMBERS(dest="members", default=1), SUB_STEPS, SEED,
+             OUT, OVERWRITE(help="replace an existing store"), QUIET)
     models = verbs.add_parser("sample", help="draw samples from a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")
-    emulator = models.add_parser("emulator", help="draw states from an emulator checkpoint")
-    add_options(emulator, CHECKPOINT(help="emulator checkpoint"),
-                option("--n", type=positive, required=True, help="number of samples"),
-                OUT, option("--batch-size", type=positive, default=64), SEED,
-                OVERWRITE(help="replace an existing store"), QUIET)
-    emulator.set_defaults(handler=_sample_emulator)
+    add_verb(models, "emulator", "draw states from an emulator checkpoint", _sample_emulator,
+             CHECKPOINT(help="emulator checkpoint"),
+             option("--n", type=positive, required=True, help="number of samples"),
+             OUT, option("--batch-size", type=positive, default=64), SEED,
+             OVERWRITE(help="replace an existing store"), QUIET)

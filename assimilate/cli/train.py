@@ -14,7 +14,7 @@ from assimilate.cli.options import (
     REGIMES,
     STEPS,
     Option,
-    add_options,
+    add_verb,
     configured,
     option,
 )
@@ -47,19 +47,16 @@ def _train_controller(args: argparse.Namespace) -> None:
     _wrote(train_controller(config, **given))
 
 
-def _training_parser(models: argparse._SubParsersAction, model: str, description: str,
-                     *extra: Option) -> argparse.ArgumentParser:
+def _training(model: str, *extra: Option) -> tuple[Option, ...]:
     """``assimilate train MODEL CONFIG --data STORE --out CKPT [--steps N] [--quiet] ...``
     with the ``extra`` options of this model."""
-    parser = models.add_parser(model, help=description)
-    add_options(parser, CONFIG(help=f"YAML configuration with a {model} section"),
-                DATA(help="trajectory store to learn from"),
-                OUT(help="checkpoint file (resumed if present)"), *extra,
-                STEPS(help=f"override {model}.training.steps"),
-                option("--allow-other-data", action="store_true",
-                       help="resume a checkpoint on another --data store than it began on"),
-                QUIET)
-    return parser
+    return (CONFIG(help=f"YAML configuration with a {model} section"),
+            DATA(help="trajectory store to learn from"),
+            OUT(help="checkpoint file (resumed if present)"), *extra,
+            STEPS(help=f"override {model}.training.steps"),
+            option("--allow-other-data", action="store_true",
+                   help="resume a checkpoint on another --data store than it began on"),
+            QUIET)
 
 
 def _nu(model: str) -> Option:
@@ -70,15 +67,12 @@ def _nu(model: str) -> Option:
 def add_verbs(verbs: argparse._SubParsersAction) -> None:
     models = verbs.add_parser("train", help="train a model").add_subparsers(
         dest="model", required=True, metavar="MODEL")
-    emulator = _training_parser(models, "emulator",
-                                "unconditional (t-)EDM / (t-)Flow of states", _nu("emulator"))
-    emulator.set_defaults(handler=_train_emulator)
-    forecaster = _training_parser(models, "forecaster", "autoregressive diffusion forecaster",
-                                  _nu("forecaster"))
-    forecaster.set_defaults(handler=_train_forecaster)
-    controller = _training_parser(
-        models, "controller", "amortised DA controller that steers a frozen forecaster")
-    add_options(controller, FORECASTER(required=True, help="forecaster checkpoint to steer"),
-                REGIMES(help="regimes to train on, comma-separated (default: "
-                             "controller.regimes, else all of the PDE's)"))
-    controller.set_defaults(handler=_train_controller)
+    add_verb(models, "emulator", "unconditional (t-)EDM / (t-)Flow of states",
+             _train_emulator, _training("emulator", _nu("emulator")))
+    add_verb(models, "forecaster", "autoregressive diffusion forecaster", _train_forecaster,
+             _training("forecaster", _nu("forecaster")))
+    add_verb(models, "controller", "amortised DA controller that steers a frozen forecaster",
+             _train_controller, _training("controller"),
+             FORECASTER(required=True, help="forecaster checkpoint to steer"),
+             REGIMES(help="regimes to train on, comma-separated (default: "
+                          "controller.regimes, else all of the PDE's)"))
