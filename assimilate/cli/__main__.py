@@ -1,0 +1,7 @@
+"""``python -m assimilate.cli``: the ``assimilate`` command."""
+
+import sys
+
+from assimilate.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Extreme-event verbs: ``diagnose`` a store, ``report`` on diagnostics."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from assimilate.cli.options import (
+    DASK,
+    OUT,
+    OVERWRITE,
+    QUIET,
+    WORKERS,
+    add_verb,
+    keywords,
+    option,
+    periods,
+    positive,
+    with_settings,
+)
+
+__all__ = ["add_verbs"]
+
+
+def _covariate(spec: str):
+    """``PATH:VARIABLE`` (or ``PATH`` holding one numeric variable) as a DataArray."""
+    from assimilate.diagnostics import open_data
+
+    path, _, name = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    import numpy as np
+
+    try:
+        ds = open_data(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"--covariate: {error}") from None
+    numeric = [v for v in ds.data_vars if np.issubdtype(ds[v].dtype, np.number)]
+    if not name and len(numeric) != 1:
+        raise ValueError(f"--covariate '{path}' holds {len(numeric)} numeric variables "
+                         f"({', '.join(map(str, numeric)) or 'none'}); name one as PATH:VAR")
+    name = name or str(numeric[0])
+    if name not in ds.data_vars:
+        raise ValueError(f"--covariate '{path}' has no variable '{name}'; its variables are: "
+                         f"{', '.join(map(str, ds.data_vars))}")
+    return ds[name].load()
+
+
+def _diagnose(args: argparse.Namespace) -> None:
+    from assimilate.diagnostics import ComputeSettings, DiagnoseSettings, diagnose, summary
+
+    compare = {}
+    for item in args.compare:
+        label, _, path = item.rpartition("=") if "=" in item else (Path(item).stem, "", item)
+        compare[label] = path
+    covariate = _covariate(args.covariate) if args.covariate else None
+    given = keywords(args) | {
+        "dims": args.dims.split(",") if args.dims is not None else None,
+        "thresholds": tuple(args.thresholds), "trend": args.trend or covariate is not None}
+    settings, _ = with_settings(given, DiagnoseSettings)
+    compute = ComputeSettings(args.workers, args.scheduler, args.scheduler_timeout,
+                              progress=args.progress)
+    result = diagnose(args.store, settings, compare=compare, covariate=covariate,
+                      label=args.label or "", out=args.out, overwrite=args.overwrite,
+                      compute=compute)
+    print(summary(result))
+    print(f"wrote {args.out}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from assimilate.report import render
+
+    out = render(**keywords(args))
+    print(f"wrote {out}" + (f" and {args.pdf}" if args.pdf else ""))
+
+
+# the options of the extreme-value analysis: the keywords of `diagnose`
+ANALYSIS = (
+    option("--series", help="series for the extreme-value analysis "
+                            "(default: dissipation or the spatial maximum)"),
+    option("--pot-quantile", type=float, default=0.9,
+           help="peaks-over-threshold threshold as a quantile of the series"),
+    option("--run-length", type=positive,
+           help="declustering run length in steps (default: decorrelation time)"),
+    option("--block-steps", type=positive, help="block length in steps (GEV)"),
+    option("--block", choices=("year", "season", "month"),
+           help="calendar block of the block maxima for datetime data (default: year)"),
+    option("--return-periods", type=periods, metavar="T,T,...",
+           help="return periods: years for datetime data (default 2,5,10,20,50,100), else "
+                "the time coordinate's units"),
+    option("--floor", type=float, help="leave out values below this (e.g. 1 for wet days of "
+                                       "precipitation in mm) and count them"),
+    option("--per-point", action="store_true",
+           help="also fit GPD and GEV at every spatial point (maps)"),
+    option("--trend", action="store_true",
+           help="also fit a GEV whose location moves linearly in time (years for datetime "
+                "data) and test it against the stationary one"),
+    option("--covariate", metavar="PATH[:VAR]",
+           help="a series along time that the GEV location follows instead of time (implies "
+                "--trend; averaged over each block)"),
+    option("--trend-at", type=float, metavar="VALUE",
+           help="the year (or covariate value) of the effective return levels (default: the "
+                "last block)"),
+)
+
+
+def add_verbs(verbs: argparse._SubParsersAction) -> None:
+    add_verb(
+        verbs, "diagnose", "extreme-event diagnostics of a store (Dask)", _diagnose,
+        option("store", help="Zarr store or NetCDF file"),
+        OUT(help="output diagnostics store (Zarr)"),
+        option("--var", dest="variable", help="variable (default: the only numeric one)"),
+        option("--dims", help="TIME,SPACE... e.g. time,lat,lon ('' first: no time); other "
+                              "dims are pooled realisations"),
+        option("--compare", action="append", default=[], metavar="[LABEL=]STORE",
+               help="a store to score against this one (repeatable)"),
+        option("--threshold", dest="thresholds", type=float, action="append", default=[],
+               help="a threshold whose exceedance probability is counted (repeatable)"),
+        ANALYSIS, option("--label", help="name shown in reports (default: the store's name)"),
+        WORKERS, DASK, OVERWRITE, QUIET)
+    add_verb(verbs, "report", "HTML tail-analysis report from diagnostics", _report,
+             option("diagnostics", nargs="+", help="diagnostics stores (assimilate diagnose)"),
+             OUT(help="output HTML file"),
+             option("--pdf", help="also write the figures to this PDF"),
+             option("--title", help="report title"),
+             OVERWRITE(help="replace an existing --out or --pdf file"))
