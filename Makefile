@@ -14,7 +14,7 @@ TORCH_CONSTRAINT := -c constraints/cpu.txt
 TORCH_CPU_INDEX := $(shell curl -sfI --max-time 3 https://download.pytorch.org/whl/cpu/torch/ >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
 endif
 
-.PHONY: install lock demo test test-slow benchmark benchmark-emulator benchmark-forecast \
+.PHONY: install lock demo test test-fast test-slow benchmark benchmark-emulator benchmark-forecast \
         benchmark-diagnostics benchmark-dapper report-bursts lint clean
 
 install: $(STAMP)
@@ -50,8 +50,13 @@ lock:
 demo: $(STAMP)
 	$(BIN)/python -m assimilate.demo
 
+# Every test but the `slow` ones, two (or as many as there are cores) files at a time.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+# The daily loop: unit, analytic and round-trip tests, no fresh processes (under 2 minutes).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m 'not slow and not e2e'
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

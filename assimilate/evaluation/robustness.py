@@ -135,8 +135,8 @@ def nudging_nrmse(advance: Advance, truth: np.ndarray, start: np.ndarray, nudgin
         noisy = truth[:, step] + nudging.noise * std * rng.standard_normal(truth[:, step].shape)
         observed = Observed(step, operator, noisy.reshape(len(truth), -1)[:, points],
                             error_std, present)
-        # direct insertion reads nothing of a DA problem (model, climatology)
-        state = insertion.analyse(prior[:, None], observed, None)[:, 0]
+        # direct insertion reads nothing of a DA problem (model, climatology) and keeps no state
+        state = insertion.analyse(prior[:, None], observed, None, None)[:, 0]
         history = np.concatenate([history[:, 1:], state[:, None]], axis=1)
         if step >= first:
             squared.append(np.mean((state - truth[:, step]) ** 2))

@@ -124,6 +124,7 @@ def test_forecast_cli_writes_forecast_and_truth(trained, tmp_path: Path, capsys)
     assert "exists" in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_evaluate_on_a_constant_store_gives_zero_persistence_error(trained, tmp_path,
                                                                    capsys) -> None:
     from assimilate.config import load_config
@@ -154,9 +155,10 @@ def test_evaluate_on_a_constant_store_gives_zero_persistence_error(trained, tmp_
     assert (tmp_path / "skill.zarr.png").stat().st_size > 10_000
 
 
-SHIPPED = sorted((Path(__file__).resolve().parents[1] / "checkpoints").glob("*-forecaster.pt"))
+SHIPPED = sorted((Path(__file__).resolve().parents[2] / "checkpoints").glob("*-forecaster.pt"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("checkpoint", SHIPPED, ids=lambda path: path.name)
 def test_shipped_checkpoints_load_and_forecast_ten_steps(checkpoint: Path) -> None:
     forecaster = load_forecaster(checkpoint)
@@ -174,6 +176,7 @@ def test_shipped_checkpoints_load_and_forecast_ten_steps(checkpoint: Path) -> No
     assert float(np.abs(field).max()) < 10 * climatological, "a shipped model stays bounded"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("checkpoint", SHIPPED, ids=lambda path: path.name)
 def test_shipped_checkpoints_relax_from_perturbed_states(checkpoint: Path) -> None:
     """From attractor states plus white noise of 0.5 climatological stds, the ensemble std
@@ -205,6 +208,7 @@ def test_a_checkpoint_is_shipped() -> None:
     assert any(path.name == "ks-small-forecaster.pt" for path in SHIPPED)
 
 
+@pytest.mark.e2e
 def test_kolmogorov_forecaster_end_to_end(tmp_path: Path) -> None:
     from tests.conftest import TINY_KOLMOGOROV
 

@@ -22,6 +22,7 @@ def precipitation(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.e2e
 def test_the_readme_commands_render_maps_and_tables(precipitation: Path) -> None:
     diag, page = precipitation.with_suffix(".diag.zarr"), precipitation.with_suffix(".html")
     for command in (["diagnose", str(precipitation), "--per-point", "--floor", "1", "--trend",

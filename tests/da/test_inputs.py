@@ -51,7 +51,7 @@ from pde.io.errors import ConfigError
 from pde.io.store import open_trajectories
 from tests.conftest import TINY_KS, write_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
 FORECASTER = REPO / "checkpoints" / "ks-small-forecaster.pt"  # 64 points: other physics
 CONTROLLER = REPO / "checkpoints" / "ks-small-controller.pt"
@@ -340,6 +340,7 @@ def refused(project) -> dict[str, tuple[subprocess.CompletedProcess, float]]:
         return dict(zip(HEADLINES, pool.map(one, HEADLINES), strict=True))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", HEADLINES)
 def test_the_cli_refuses_bad_inputs_in_one_line_within_seconds(project, refused,
                                                                name) -> None:

@@ -76,6 +76,7 @@ def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
     assert float(radii[0]) == pytest.approx(tuning.values[0] * spacing)  # spacings -> length
 
 
+@pytest.mark.e2e
 def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: Path) -> None:
     from assimilate.config import load_config
 
@@ -108,6 +109,7 @@ def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: 
     assert row[0] == "| dense" and "(i=" in row[2] and "**" not in row[1]  # free is not best
 
 
+@pytest.mark.e2e
 def test_a_killed_harness_resumes_without_redoing_finished_cells(config: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "resumed.zarr"
@@ -175,6 +177,7 @@ def test_cell_keys_resolve_the_methods_defaults() -> None:
     assert cell.key == named.key != other.key
 
 
+@pytest.mark.e2e
 def test_a_cell_on_a_dask_worker_reads_its_stores_in_its_own_thread(config: Path,
                                                                      tmp_path: Path) -> None:
     """A cell's lazy store reads inside a worker must not become tasks of the cluster

@@ -42,7 +42,7 @@ from assimilate.da.inputs import config_grid
 from pde.io.errors import ConfigError
 from pde.io.output import claim
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
 FORECASTER = REPO / "checkpoints" / "ks-small-forecaster.pt"
 CONTROLLER = REPO / "checkpoints" / "ks-small-controller.pt"
@@ -51,7 +51,7 @@ WORKFLOW = {"config": "ks.yaml", "method": "nudging", "forecaster": str(FORECAST
             "members": 3, "cycle_length": 4, "lead": 2, "inbox": "inbox",
             "analysis": "analysis.zarr"}
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

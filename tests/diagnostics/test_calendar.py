@@ -162,6 +162,7 @@ def test_bad_records_get_named_errors(change: str, message: str) -> None:
         diagnose(record, DiagnoseSettings(**options), source="station.nc")
 
 
+@pytest.mark.e2e
 def test_the_cli_speaks_years_and_wet_days(tmp_path) -> None:
     record = daily_record(25, seed=8)
     record = record.where(record > 2.0, 0.0)  # dry days at exactly 0

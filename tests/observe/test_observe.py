@@ -461,6 +461,7 @@ def test_a_malformed_calendar_is_refused_showing_the_form(text) -> None:
 
 # --- command line ------------------------------------------------------------------------
 
+@pytest.mark.e2e
 def test_the_observe_verb_runs_in_a_fresh_process(ks_store, tmp_path) -> None:
     run = subprocess.run([COMMAND, "observe", str(ks_store), "--regime", "dense", "--out",
                           "obs.zarr"], cwd=tmp_path, capture_output=True, text=True,

@@ -57,6 +57,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "assimilate.cli", *args]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kill_after", [0, 1, 3])
 def test_kill_minus_nine_then_rerun_completes(tmp_path: Path, kill_after: int) -> None:
     data = TINY_KS | {
@@ -85,6 +86,7 @@ def test_kill_minus_nine_then_rerun_completes(tmp_path: Path, kill_after: int) -
     assert not list(tmp_path.glob(".*partial*")), "no scratch left behind"
 
 
+@pytest.mark.e2e
 def test_dask_workers_write_the_same_store(tiny_ks: Path, tiny_kolmogorov: Path,
                                            tmp_path: Path) -> None:
     for config_path, name in ((tiny_ks, "ks"), (tiny_kolmogorov, "kolmogorov")):

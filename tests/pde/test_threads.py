@@ -81,6 +81,7 @@ def _assimilate(*options: str, env: dict | None = None) -> subprocess.CompletedP
                           text=True, timeout=120, check=False, env=CLEAN | (env or {}))
 
 
+@pytest.mark.e2e
 def test_verbose_prints_the_choice_and_its_source() -> None:
     done = _assimilate("--threads", "1", "--verbose", env={ENVIRONMENT: "2"})
     assert done.returncode == 2 and "not a Zarr store" in done.stderr
@@ -105,6 +106,7 @@ def _python(code: str, env: dict | None = None) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
+@pytest.mark.e2e
 def test_the_command_lines_choice_reaches_torch_blas_and_xla_loaded_after_it() -> None:
     used = _python(
         "import json, os\n"

@@ -129,6 +129,7 @@ torch.save(model.state_dict(), {out!r} + f".rank{{os.environ['RANK']}}")
 """
 
 
+@pytest.mark.e2e
 def test_distributed_data_parallel_on_two_cpu_processes(tmp_path: Path) -> None:
     out = str(tmp_path / "ddp.pt")
     script = tmp_path / "ddp_train.py"

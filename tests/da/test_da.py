@@ -63,7 +63,7 @@ def _cli(root: Path, line: str) -> subprocess.CompletedProcess:
                           timeout=600, check=False, env=os.environ | {"OMP_NUM_THREADS": "1"})
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -296,6 +296,7 @@ def test_optimised_control_fits_a_step_closer_than_no_control(project) -> None:
     assert misfits[1] < misfits[0] < unguided, (misfits, unguided)
 
 
+@pytest.mark.e2e
 def test_train_controller_verb_as_a_user_runs_it(project, trained, tmp_path) -> None:
     run = subprocess.run(
         [COMMAND, "train", "controller", str(project.config_path), "--forecaster",
@@ -311,7 +312,7 @@ def test_train_controller_verb_as_a_user_runs_it(project, trained, tmp_path) -> 
 
 # --- the shipped controllers ------------------------------------------------------------
 
-CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "checkpoints"
 SHIPPED = sorted(CHECKPOINTS.glob("*-controller.pt"))
 
 
@@ -319,6 +320,7 @@ def test_a_controller_is_shipped() -> None:
     assert any(path.name == "ks-small-controller.pt" for path in SHIPPED)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("checkpoint", SHIPPED, ids=lambda path: path.name)
 def test_shipped_controllers_beat_the_free_run_on_a_dense_window(checkpoint, tmp_path) -> None:
     """Regime 1 (dense), a trajectory the controller never saw (another seed), 2 members
@@ -343,6 +345,7 @@ def test_shipped_controllers_beat_the_free_run_on_a_dense_window(checkpoint, tmp
     assert errors["controller"] < share * errors["free"], errors
 
 
+@pytest.mark.e2e
 def test_the_shipped_ks_controller_takes_a_regime_it_never_saw(tmp_path) -> None:
     """A user's regime (its own regimes file) with the operator the controller knows but
     a stride (4), offset, frequency (every 3rd step) and noise (0.2) of none of the six it

@@ -28,6 +28,8 @@ from assimilate.cli import main
 from pde.io.output import claim
 from tests.conftest import TINY_EMULATOR, TINY_FORECASTER, TINY_KS, write_config
 
+pytestmark = pytest.mark.e2e  # subprocesses or a whole project built by the CLI
+
 CONFIG = TINY_KS | {"dataset": TINY_KS["dataset"] | {"steps": 40},
                     "forecaster": TINY_FORECASTER, "emulator": TINY_EMULATOR}
 READ_ONLY = "/sys" if os.geteuid() == 0 else "/proc"  # not writable, even for root

@@ -32,20 +32,20 @@ from pathlib import Path
 
 import pytest
 
-from tests import test_cycle
-from tests.test_cycle import assert_same_store, events, project
+from tests.cycle import test_cycle
+from tests.cycle.test_cycle import assert_same_store, events, project
 
 # The small KS project of test_cycle, fixtures used here by name: its observations, and
 # three direct cycles of them (the reference).
 observations, reference = test_cycle.observations, test_cycle.reference
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 BIN = Path(sys.executable).parent  # the venv's bin: assimilate, cylc, python3
 CYLC = BIN / "cylc"
 FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")  # a cron time field
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("one_thread")]
 
 
 def install(text: str, root: Path) -> str:

@@ -26,6 +26,7 @@ def ks_store(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("family, nu", [("edm", None), ("edm", 4.0), ("flow", 5.0)])
 def test_train_and_sample_through_the_cli(ks_store: Path, tmp_path: Path, family, nu,
                                           capsys) -> None:
@@ -83,6 +84,7 @@ def test_configuration_errors(ks_store: Path, tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "k.pt").exists() and not (tmp_path / "x.pt").exists()
 
 
+@pytest.mark.e2e
 def test_kill_minus_nine_then_rerun_resumes_exactly(ks_store: Path, tmp_path: Path) -> None:
     import os
     import signal

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import TINY_EMULATOR, TINY_FORECASTER, TINY_KS, write_config
 
+pytestmark = pytest.mark.e2e  # subprocesses or a whole project built by the CLI
+
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
 LONG = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 1, "steps": 642}}
 PROJECT = TINY_KS | {"dataset": TINY_KS["dataset"] | {"steps": 40},

@@ -159,6 +159,7 @@ def test_lat_lon_netcdf_with_datetimes(tmp_path) -> None:
     assert "return_level" in diag and diag["return_period"].attrs["units"] == "years"
 
 
+@pytest.mark.e2e
 def test_comparison_written_to_zarr_renders(tmp_path) -> None:
     from assimilate.report import render
     from pde.io.store import write_zarr
@@ -222,6 +223,7 @@ def test_bad_input_is_named(tmp_path) -> None:
         open_data(tmp_path / "junk.zarr")
 
 
+@pytest.mark.e2e
 def test_cli_simulate_diagnose_report_end_to_end(tiny_kolmogorov, tmp_path, capsys) -> None:
     import base64
     import io
