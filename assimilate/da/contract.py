@@ -324,13 +324,6 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
     return ds
 
 
-def _trajectories(observations: Observations) -> np.ndarray:
-    ds = observations.dataset
-    if "trajectory" in ds.coords:
-        return np.asarray(ds["trajectory"].values)
-    return np.arange(observations.n_trajectories)
-
-
 def _dataset(method: Method, observations: Observations,
              states: tuple[np.ndarray, np.ndarray], config, grid: Grid,
              climatology: Climatology, cost: tuple[float, int], seed: int) -> xr.Dataset:
@@ -344,7 +337,8 @@ def _dataset(method: Method, observations: Observations,
     ds = xr.Dataset(
         {variable: (dims, analysis, {"long_name": "analysis"}),
          f"{variable}_background": (dims, prior, {"long_name": "background (prior)"})},
-        coords={"trajectory": _trajectories(observations), "member": np.arange(analysis.shape[1]),
+        coords={"trajectory": observations.trajectory_labels,
+                "member": np.arange(analysis.shape[1]),
                 "time": ("time", times, {"units": "1"}),
                 **{name: (name, values, {"units": "1"}) for name, values in grid.named.items()}},
     )

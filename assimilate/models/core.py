@@ -8,6 +8,7 @@ differ only in what they condition on; both build their denoiser, loss and sampl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,11 @@ from assimilate.diffusion import (
     sample_stochastic,
 )
 from assimilate.nets import build_unet
+from assimilate.training.recipe import Store
 from pde.io.store import field_variable, open_trajectories, require_physics
 
-__all__ = ["build_model", "checkpoint_simulator", "generate", "loss_function", "prior_draw",
-           "sample_from", "training_field"]
+__all__ = ["StoreTrainer", "build_model", "checkpoint_simulator", "generate", "loss_function",
+           "prior_draw", "sample_from", "training_field"]
 
 
 def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
@@ -129,3 +131,15 @@ def training_field(config: ExperimentConfig, data: str | Path) -> tuple[xr.Datas
     require_physics(ds, config.simulator.model_dump(mode="json"), path=data,
                     what="the configuration's simulator section")
     return ds, ds[field_variable(ds)]
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreTrainer:
+    """What the emulator's and the forecaster's parts of the training recipe share: the
+    experiment ``config`` and the training store ``data``, opened with its physics checked."""
+
+    config: ExperimentConfig
+    data: str | Path
+
+    def open(self) -> Store:
+        return Store(self.data, *training_field(self.config, self.data))

@@ -28,13 +28,12 @@ from torch import nn
 
 from assimilate.config import ExperimentConfig
 from assimilate.diffusion import EvaluationCounter
-from assimilate.models.core import build_model, generate, loss_function, training_field
+from assimilate.models.core import StoreTrainer, build_model, generate, loss_function
 from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
 from assimilate.training.loop import load_checkpoint, select_device
 from assimilate.training.recipe import (
     Recipe,
     RunOptions,
-    Store,
     TrainingData,
     mean_loss,
     train,
@@ -73,15 +72,9 @@ def train_emulator(
 
 
 @dataclasses.dataclass(frozen=True)
-class EmulatorTrainer:
+class EmulatorTrainer(StoreTrainer):
     """The emulator's part of the training recipe (:mod:`assimilate.training.recipe`):
     single states, the family's denoising loss."""
-
-    config: ExperimentConfig
-    data: str | Path
-
-    def open(self) -> Store:
-        return Store(self.data, *training_field(self.config, self.data))
 
     def recipe(self, data: TrainingData) -> Recipe:
         settings = self.config.emulator

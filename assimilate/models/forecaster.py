@@ -34,19 +34,18 @@ from assimilate.da.dynamics import Model
 from assimilate.diffusion import Correction, EvaluationCounter
 from assimilate.models.augment import perturb_history
 from assimilate.models.core import (
+    StoreTrainer,
     build_model,
     checkpoint_simulator,
     loss_function,
     prior_draw,
     sample_from,
-    training_field,
 )
 from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
 from assimilate.training.loop import load_checkpoint, select_device
 from assimilate.training.recipe import (
     Recipe,
     RunOptions,
-    Store,
     TrainingData,
     mean_loss,
     train,
@@ -166,16 +165,10 @@ def train_forecaster(config: ExperimentConfig, data: str | Path, out: str | Path
 
 
 @dataclasses.dataclass(frozen=True)
-class ForecasterTrainer:
+class ForecasterTrainer(StoreTrainer):
     """The forecaster's part of the training recipe (:mod:`assimilate.training.recipe`):
     windows of ``k + 1`` states split into history and target (:func:`training_pair`),
     the family's denoising loss conditioned on the history."""
-
-    config: ExperimentConfig
-    data: str | Path
-
-    def open(self) -> Store:
-        return Store(self.data, *training_field(self.config, self.data))
 
     def recipe(self, data: TrainingData) -> Recipe:
         settings = self.config.forecaster

@@ -123,6 +123,14 @@ class Observations:
         return int(self._values.shape[0])
 
     @property
+    def trajectory_labels(self) -> np.ndarray:
+        """The labels of the observed trajectories (an analysis's ``trajectory`` coordinate):
+        the file's ``trajectory`` coordinate, else ``0..n_trajectories-1``."""
+        if "trajectory" in self.dataset.coords:
+            return np.asarray(self.dataset["trajectory"].values)
+        return np.arange(self.n_trajectories)
+
+    @property
     def transform(self) -> str:
         return str(self.dataset.attrs.get("transform", "identity"))
 

@@ -142,14 +142,6 @@ def run_steps(observations: Observations, n_steps: int | None) -> int:
     return steps
 
 
-def trajectory_labels(observations: Observations) -> np.ndarray:
-    """The labels of the observed trajectories (the analysis's ``trajectory`` coordinate)."""
-    ds = observations.dataset
-    if "trajectory" in ds.coords:
-        return np.asarray(ds["trajectory"].values)
-    return np.arange(observations.n_trajectories)
-
-
 def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> CheckedInputs:
     """Every input of ``assimilate run``, checked and loaded (module doc)."""
     calendar = Calendar.parse(inputs.calendar) if isinstance(inputs.calendar, str) \
@@ -158,7 +150,7 @@ def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> Che
     observed = read_observations(inputs.observations, config, calendar=calendar, grid=grid)
     steps = run_steps(observed, inputs.n_steps)
     reference = None if inputs.truth is None else load_truth(
-        inputs.truth, config, trajectories=trajectory_labels(observed), n_steps=steps,
+        inputs.truth, config, trajectories=observed.trajectory_labels, n_steps=steps,
         calendar=calendar, grid=grid)
     start = check_start(config, method, n_members=inputs.n_members,
                         forecaster=inputs.forecaster, background=inputs.background,
