@@ -81,22 +81,25 @@ class Workflow(BaseModel):
 
     def build_method(self) -> Any:
         """The method value (:func:`assimilate.da.methods.build_method`); errors name the key."""
-        from assimilate.da.methods import build_method
+        from assimilate.da.methods import build_method, method_class, with_controller
 
-        settings = dict(self.settings)
-        if self.controller is not None and self.method == "controller":
-            settings.setdefault("checkpoint", str(self.controller))
+        try:
+            key = method_class(self.method).controller_setting
+        except ConfigError as error:
+            raise self.problem("method", str(error)) from None
+        settings = with_controller(self.method, self.settings,
+                                   None if key is None else self.controller)
         try:
             method = build_method(self.method, settings)
         except ConfigError as error:
-            if self.method == "controller" and "checkpoint" not in settings:
-                raise self.problem("controller", "method 'controller' needs the controller "
-                                   "checkpoint") from None
-            key = "method" if "unknown method" in str(error) else "settings"
-            raise self.problem(key, str(error)) from None
-        if method.model == "forecaster" and self.forecaster is None:
-            raise self.problem("forecaster", f"method '{self.method}' runs the learned "
-                               "forecaster: give its checkpoint (or settings: model: simulator)")
+            if key is not None and key not in settings:
+                raise self.problem("controller", f"method '{self.method}' needs the "
+                                   "controller checkpoint") from None
+            raise self.problem("settings", str(error)) from None
+        try:
+            method.check_needs(forecaster=self.forecaster is not None)
+        except ConfigError as error:
+            raise self.problem("forecaster", str(error)) from None
         return method
 
 
