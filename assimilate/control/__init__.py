@@ -8,6 +8,9 @@ forecast step and its offline training (the forecaster stays frozen).
 - :func:`controlled_step` (``steer.py``): one forecast step with the controller inside
   every sub-step.
 - :func:`train_controller` (``training.py``): ``assimilate train controller``.
+
+May import ``pde``, ``assimilate.config``, ``nets``, ``diffusion``, ``models``, ``training`` and
+``observe``; ``da.methods.controller`` is its one user in data assimilation.
 """
 
 from __future__ import annotations

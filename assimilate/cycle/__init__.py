@@ -69,6 +69,9 @@ its output could not be written), rolled back; 2 bad input (the workflow, its co
 Test hook: ``ASSIMILATE_CYCLE_CRASH_AT=journal|append|record`` kills the process with
 SIGKILL after the journal is written, midway through growing the store, or after the
 record is written.
+
+May import ``pde``, ``assimilate.config``, ``observe`` and ``da`` (inputs, methods, run);
+nothing imports it but the command line.
 """
 
 from __future__ import annotations

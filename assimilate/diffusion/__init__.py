@@ -4,6 +4,8 @@ The four nouns are kept apart: a *noise* family draws standard noise; a *denoise
 a backbone with preconditioning and satisfies ``D(x, sigma, cond=None)``; a *loss* is
 per-sample and unreduced; a *sampler* is a pure function
 ``sample(denoiser, x, sigmas, *, cond, callback, correction)`` over a *schedule*.
+
+Imports nothing of the project: pure torch.
 """
 
 from __future__ import annotations

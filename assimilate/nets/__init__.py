@@ -1,6 +1,8 @@
 """Backbones: networks that map (field, noise level, conditioning) to a field.
 
 They know nothing of noise schedules or preconditioning (see ``diffusion/``).
+
+Imports nothing of the project: pure torch.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ reading of a user's own observation files.
 - :func:`observe` (``synthesise.py``): ``H(truth) + noise``, written through the guarded path.
 - :class:`Observations`, :func:`load_observations`, :func:`model_grid` (``files.py``): the
   observation dataset format and its checks.
+
+May import ``pde`` only (its config and ``pde.io``): every other room reads observations.
 """
 
 from __future__ import annotations

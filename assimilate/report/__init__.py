@@ -6,6 +6,8 @@ peaks over threshold, return levels (GPD and GEV), the extremes series with its 
 of exceedance frequency and temporal maximum, the energy spectrum, and the summary and
 comparison tables. ``plot(diagnostics)`` returns the same figures, keyed by id, for
 notebooks.
+
+May import ``pde.io`` and ``assimilate.diagnostics`` (the schema of what it draws).
 """
 
 from assimilate.report.page import plot, render

@@ -20,6 +20,9 @@ simulated, a model loaded or a filter run.
 Callers: :func:`assimilate.da.run.run` (:func:`check_run_inputs`), the cycle's
 ``_Cycling.load_models`` (:func:`check_start`, :func:`read_observations` through the
 inbox), :func:`assimilate.evaluation.harness.evaluate_da` (:func:`check_checkpoints`).
+
+May import ``pde``, ``assimilate.config``, ``observe``, ``da`` (grid, methods) and, for
+checkpoints, ``models`` and ``training``.
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ modules (``ensemble``, ``filtering``, ``linear``, ``registry``) hold what method
 Each method class declares what the rest of the application needs to know of it (its
 needs, tuning grid, cost class; :class:`assimilate.da.contract.Method`), so adding a method
 is adding its file.
+
+May import ``pde``, the DA contract (``assimilate.da``), ``diffusion`` and, lazily, ``models``
+and ``control`` (methods on the forecaster).
 """
 
 from __future__ import annotations

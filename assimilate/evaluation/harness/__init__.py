@@ -30,6 +30,9 @@ per regime).
 
 Modules: ``specs`` (methods as named), ``cells`` (one run each, the workspace), ``tuning``,
 ``tables`` (the results dataset, tables, figure), ``evaluate`` (the verb).
+
+May import ``pde``, ``assimilate.config``, ``observe``, ``da``, ``models``, ``training`` and
+the evaluation scores; nothing imports it but the command line.
 """
 
 from __future__ import annotations
