@@ -453,9 +453,10 @@ def scipy_loop(field: xr.DataArray, n_points: int) -> dict:
                     for k in ("location", "scale", "shape")], axis=1)
     gpd = np.stack([estimate[f"point_gpd_{k}"].values.ravel()[:n_points]
                     for k in ("shape", "scale")], axis=1)
-    gev_ok = sum(extremes._gev_nll(m, *g) <= extremes._gev_nll(m, f[1], f[2], -f[0]) + 1e-6
+    gev_nll, gpd_nll = fitting.gev_negative_log_likelihood, fitting.gpd_negative_log_likelihood
+    gev_ok = sum(gev_nll(m, *g) <= gev_nll(m, f[1], f[2], -f[0]) + 1e-6
                  for (m, _), g, (f, _) in zip(data, gev, fits, strict=True))
-    gpd_ok = sum(extremes._gpd_nll(y, *g) <= extremes._gpd_nll(y, f[0], f[2]) + 1e-6
+    gpd_ok = sum(gpd_nll(y, *g) <= gpd_nll(y, f[0], f[2]) + 1e-6
                  for (_, y), g, (_, f) in zip(data, gpd, fits, strict=True))
     return {"benchmark": "gridded", "method": "scipy loop, in process", "workers": 0,
             "points": n_points, "wall_s": scipy_s, "points_per_s": n_points / scipy_s,

@@ -60,7 +60,7 @@ def loader_workers(workers: int):
 def training_rate(config, store: Path, steps: int, memory_limit: int) -> float:
     """Median samples/s of the logged intervals after the first (which holds the warm-up)."""
     config = config.with_changes("forecaster", **{"training.log_every": LOG_EVERY,
-                                                  "training.validate_every": 10**9})
+                                                  "training.validate_every": 10**7})
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "forecaster.pt"
         train_forecaster(config, store, out, steps=steps, progress=False,
