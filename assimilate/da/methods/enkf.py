@@ -19,14 +19,13 @@ DAPPER's default). Inflation multiplies the forecast anomalies of E and HE first
 from __future__ import annotations
 
 import functools
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg
 from jax import Array
 from jax.typing import ArrayLike
-from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from assimilate.da.methods.ensemble import (
@@ -35,7 +34,7 @@ from assimilate.da.methods.ensemble import (
     inflate,
     standardised_observations,
 )
-from assimilate.da.methods.filtering import EnsembleFilter, Inflate
+from assimilate.da.methods.filtering import EnsembleFilter
 
 __all__ = ["EnsembleKalmanFilter", "enkf_analysis"]
 
@@ -79,10 +78,6 @@ class EnsembleKalmanFilter(EnsembleFilter):
     """Stochastic EnKF with the true simulator (default) or the forecaster as model."""
 
     name: ClassVar[str] = "enkf"
-    inflation: float = Field(1.02, ge=1, le=3)
-    inflate: Inflate = "forecast"
-    rotate: bool = False
-    model: Literal["forecaster", "simulator"] = "simulator"
 
     def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem,
                   state):

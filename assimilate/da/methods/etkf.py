@@ -16,13 +16,12 @@ E and HE before the update (Hunt's ρ is ``inflation**2``).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
-from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from assimilate.da.methods.ensemble import (
@@ -31,7 +30,7 @@ from assimilate.da.methods.ensemble import (
     inflate,
     standardised_observations,
 )
-from assimilate.da.methods.filtering import EnsembleFilter, Inflate
+from assimilate.da.methods.filtering import EnsembleFilter
 
 __all__ = ["EnsembleTransformKalmanFilter", "etkf_analysis", "transform_weights"]
 
@@ -86,10 +85,6 @@ class EnsembleTransformKalmanFilter(EnsembleFilter):
     rot=True)`` is ``inflation=1.03, inflate=analysis, rotate=true``)."""
 
     name: ClassVar[str] = "etkf"
-    inflation: float = Field(1.02, ge=1, le=3)
-    inflate: Inflate = "forecast"
-    rotate: bool = False
-    model: Literal["forecaster", "simulator"] = "simulator"
 
     def _analysis(self, ensembles, observed, y, error_std, inflation, operator, problem,
                   state):

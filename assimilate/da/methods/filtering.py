@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Literal
 
 import jax
 import numpy as np
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from assimilate.da.contract import Method, Observed, Problem, Tuning
 from assimilate.da.methods.ensemble import post_process
@@ -29,15 +31,17 @@ __all__ = ["EnsembleFilter", "Inflate"]
 Inflate = Literal["forecast", "analysis"]
 
 
+@dataclass(frozen=True)
 class EnsembleFilter(Method):
-    """Base of EnKF, ETKF and LETKF: ``inflation`` on the ``inflate`` side, ``rotate``."""
+    """Base of EnKF, ETKF and LETKF: ``inflation`` on the ``inflate`` side, ``rotate``, on
+    the true simulator (default) or the forecaster as ``model``."""
 
     tuning: ClassVar[Tuning | None] = Tuning("inflation", (1.0, 1.05, 1.1, 1.2, 1.4), "i")
 
-    inflation: float
-    inflate: Inflate
-    rotate: bool
-    model: str
+    inflation: float = Field(1.02, ge=1, le=3)
+    inflate: Inflate = "forecast"
+    rotate: bool = False
+    model: Literal["forecaster", "simulator"] = "simulator"
 
     def _analysis(self, ensembles: np.ndarray, observed: np.ndarray, y: np.ndarray,
                   error_std: np.ndarray, inflation: float, operator: Any,

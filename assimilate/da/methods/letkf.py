@@ -17,7 +17,7 @@ global ETKF. Grid points are vmapped; ``batch_size`` processes them in chunks of
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +37,7 @@ from assimilate.da.methods.ensemble import (
     standardised_observations,
 )
 from assimilate.da.methods.etkf import transform_weights
-from assimilate.da.methods.filtering import EnsembleFilter, Inflate
+from assimilate.da.methods.filtering import EnsembleFilter
 
 __all__ = ["LetkfState", "LocalEnsembleTransformKalmanFilter", "Localisation", "Radius",
            "letkf_analysis", "radius_length"]
@@ -218,12 +218,8 @@ class LocalEnsembleTransformKalmanFilter(EnsembleFilter):
 
     name: ClassVar[str] = "letkf"
     tuning: ClassVar[Tuning] = Tuning("radius", (1.0, 2.0, 4.0, 8.0), "r", in_grid_spacings=True)
-    inflation: float = Field(1.02, ge=1, le=3)
     radius: Radius = 3.0
-    inflate: Inflate = "forecast"
-    rotate: bool = False
     stride: int = Field(1, ge=1, le=64)
-    model: Literal["forecaster", "simulator"] = "simulator"
 
     def prepare(self, problem: Problem) -> LetkfState:
         grid = problem.grid
