@@ -56,26 +56,23 @@ PARSER_DESTS = frozenset({"threads", "verbose", "verb", "model", "handler"})
 VALUELESS = frozenset({"store_true", "store_false", "store_const", "append_const", "count"})
 
 
-def positive(text: str) -> int:
+def _integer(text: str, low: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if not 1 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be an integer in 1..{MAX_COUNT}, got {value}")
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if not low <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"must be an integer in {low}..{MAX_COUNT}, got {value}")
     return value
+
+
+def positive(text: str) -> int:
+    return _integer(text, 1, "a positive integer")
 
 
 def point(text: str) -> int:
     """A cycle point: a model step, ``0..MAX_COUNT``."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a cycle point (a model step), got "
-                                         f"{text!r}") from None
-    if not 0 <= value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"must be an integer in 0..{MAX_COUNT}, got {value}")
-    return value
+    return _integer(text, 0, "a cycle point (a model step)")
 
 
 def seconds(text: str) -> float:
