@@ -59,7 +59,7 @@ __all__ = ["Control", "ForecastSettings", "Forecaster", "ForecasterModel", "Fore
            "forecast", "load_forecaster", "open_matching", "rollout", "rollout_tensor",
            "train_forecaster", "training_pair"]
 
-FORECAST_SCHEMA = "assimilate.models.forecaster/1"
+FORECAST_SCHEMA = "assimilate.forecast/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
 Control = Callable[[int, torch.Tensor], Correction | None]
 _VALIDATION_WINDOWS = 256
