@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 
 __all__ = ["add_verbs"]
 
+def _methods_help() -> str:
+    from assimilate.da.methods import methods_help
+
+    return methods_help()
+
+
 def _run(args: argparse.Namespace) -> int:
     from assimilate.da.methods import parse_settings
     from assimilate.da.run import RunInputs, run
@@ -76,12 +82,10 @@ def _cycle(args: argparse.Namespace) -> int:
 
 
 def add_verbs(verbs: argparse._SubParsersAction) -> None:
-    from assimilate.da.methods import methods_help
-
     add_verb(
         verbs, "run", "assimilate observations with one DA method", _run,
         CONFIG(help="experiment config (its simulator sets grid and time step)"),
-        option("--method", required=True, help=methods_help()),
+        option("--method", required=True, help=_methods_help),
         option("--set", dest="settings", action="append", metavar="KEY=VALUE",
                help="a method hyper-parameter, e.g. --set inflation=1.05 (repeatable)"),
         option("--obs", dest="observations", required=True,

@@ -54,13 +54,11 @@ def _diagnose(args: argparse.Namespace) -> None:
     covariate = _covariate(args.covariate) if args.covariate else None
     given = keywords(args) | {
         "dims": args.dims.split(",") if args.dims is not None else None,
-        "thresholds": tuple(args.thresholds), "trend": args.trend or covariate is not None}
-    settings, _ = with_settings(given, DiagnoseSettings)
-    compute = ComputeSettings(args.workers, args.scheduler, args.scheduler_timeout,
-                              progress=args.progress)
-    result = diagnose(args.store, settings, compare=compare, covariate=covariate,
-                      label=args.label or "", out=args.out, overwrite=args.overwrite,
-                      compute=compute)
+        "thresholds": tuple(args.thresholds), "trend": args.trend or covariate is not None,
+        "compare": compare, "covariate": covariate}
+    settings, rest = with_settings(given, DiagnoseSettings)
+    compute, rest = with_settings(rest, ComputeSettings)
+    result = diagnose(rest.pop("store"), settings, compute=compute, **rest)
     print(summary(result))
     print(f"wrote {args.out}")
 

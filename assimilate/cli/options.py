@@ -132,6 +132,8 @@ class Option:
 
     def add_to(self, parser: argparse.ArgumentParser) -> None:
         settings = dict(self.settings)
+        if callable(settings.get("help")):  # costly help, built only when the verb parses
+            settings["help"] = settings["help"]()
         named = self.flags[0].startswith("-") and settings.get("action") not in VALUELESS
         if named and "dest" in settings and "metavar" not in settings:
             settings["metavar"] = self.flags[0].lstrip("-").replace("-", "_").upper()
@@ -151,8 +153,9 @@ def add_options(parser: argparse.ArgumentParser, *options: Option | Sequence[Opt
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser that declares its ``options`` when it first parses, so that
-    ``assimilate VERB`` declares VERB's options only: declaring all ~200 of them took longer
-    than importing the command. Its subparsers are Parsers too."""
+    ``assimilate VERB`` declares VERB's options only, and pays for a costly help text (``run``
+    reads every method file for its ``--method`` help) only when that verb runs. Its
+    subparsers are Parsers too."""
 
     def __init__(self, *args, options: Sequence[Option | Sequence[Option]] = (),
                  **kwargs) -> None:
