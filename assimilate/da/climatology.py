@@ -20,14 +20,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from pde.io.errors import StoreError
 from pde.io.store import field_variable, open_trajectories
 
 __all__ = ["Climatology"]
-
-
-def _grid(space: tuple[int, ...]) -> str:
-    return f"{space[0]}-point" if len(space) == 1 else " x ".join(map(str, space))
 
 
 @dataclass(frozen=True)
@@ -65,22 +60,12 @@ class Climatology:
         return autocovariance[tuple(lags.transpose(2, 0, 1))]
 
     @classmethod
-    def from_store(cls, path: str | Path, *, max_samples: int = 2000, seed: int = 0,
-                   grid: tuple[int, ...] | None = None,
-                   against: str = "the configuration") -> Climatology:
-        """Up to ``max_samples`` states of the complete trajectories in the store ``path``.
-
-        ``grid``: the model grid the states must have (the configuration's, ``against``
-        naming it); a store of another grid is refused before its data are read.
-        """
+    def from_store(cls, path: str | Path, *, max_samples: int = 2000,
+                   seed: int = 0) -> Climatology:
+        """Up to ``max_samples`` states of the complete trajectories in the store ``path``
+        (checked against a configuration by :func:`assimilate.da.inputs.load_climatology`)."""
         ds = open_trajectories(path)
-        field = ds[field_variable(ds)]
-        space = tuple(field.shape[2:])
-        if grid is not None and space != tuple(grid):
-            raise StoreError(f"climatology store '{path}' holds states on a {_grid(space)} "
-                             f"grid, {against} is on a {_grid(grid)} grid; give a store "
-                             "simulated with that configuration")
-        return cls.of_states(field.values, str(Path(path).resolve()),
+        return cls.of_states(ds[field_variable(ds)].values, str(Path(path).resolve()),
                              max_samples=max_samples, seed=seed)
 
     @classmethod

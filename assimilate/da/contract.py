@@ -87,10 +87,6 @@ class Problem:
         self.key, key = jax.random.split(self.key)
         return key
 
-    @property
-    def space(self) -> tuple[int, ...]:
-        return self.grid.space
-
 
 @dataclass(frozen=True)
 class Tuning:

@@ -17,7 +17,6 @@ trajectories and stamped on the analysis. ``calendar`` reads datetimes in the fi
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import xarray as xr
 
 from assimilate.config import ExperimentConfig, load_config
 from assimilate.da.climatology import Climatology
-from assimilate.da.inputs import Calendar, RunInputs, check_run_inputs
+from assimilate.da.inputs import RunInputs, check_run_inputs
 from pde.io.output import claim
 from pde.io.store import write_zarr
 
@@ -41,8 +40,6 @@ def run(config: str | Path | ExperimentConfig, inputs: RunInputs, *, out: str | 
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
     settings = with_controller(inputs.method, inputs.settings, inputs.controller)
     chosen = build_method(inputs.method, settings)  # a bad setting fails before any work
-    if isinstance(inputs.calendar, str):
-        inputs = dataclasses.replace(inputs, calendar=Calendar.parse(inputs.calendar))
     with claim(out, kind="directory", inputs=inputs.files, overwrite=overwrite) as output:
         checked = check_run_inputs(config, chosen, inputs)
         start, seed = checked.start, inputs.seed

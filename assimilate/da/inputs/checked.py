@@ -66,6 +66,10 @@ class RunInputs:
     seed: int = 0
     calendar: str | Calendar | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.calendar, str):  # a bad one is refused before any work
+            object.__setattr__(self, "calendar", Calendar.parse(self.calendar))
+
     @property
     def files(self) -> list[str | Path]:
         """Every input file given (the guarded output refuses to overwrite one)."""
@@ -144,14 +148,13 @@ def run_steps(observations: Observations, n_steps: int | None) -> int:
 
 def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> CheckedInputs:
     """Every input of ``assimilate run``, checked and loaded (module doc)."""
-    calendar = Calendar.parse(inputs.calendar) if isinstance(inputs.calendar, str) \
-        else inputs.calendar  # run() parses it before any output is claimed
     grid = grid_of(config)  # the simulator built once for every check
-    observed = read_observations(inputs.observations, config, calendar=calendar, grid=grid)
+    observed = read_observations(inputs.observations, config, calendar=inputs.calendar,
+                                 grid=grid)
     steps = run_steps(observed, inputs.n_steps)
     reference = None if inputs.truth is None else load_truth(
         inputs.truth, config, trajectories=observed.trajectory_labels, n_steps=steps,
-        calendar=calendar, grid=grid)
+        calendar=inputs.calendar, grid=grid)
     start = check_start(config, method, n_members=inputs.n_members,
                         forecaster=inputs.forecaster, background=inputs.background,
                         climatology=inputs.climatology, seed=inputs.seed, grid=grid)

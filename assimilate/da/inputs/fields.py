@@ -134,10 +134,11 @@ def load_climatology(path: str | Path, config: ExperimentConfig, grid: Grid, *, 
     """The climatology of the trajectory store ``path`` (:class:`Climatology`), whose
     physics and grid must be the config's."""
     from assimilate.da.climatology import Climatology
-    from pde.io.store import open_trajectories, simulator_section
+    from pde.io.store import field_variable, open_trajectories, simulator_section
 
     source = f"climatology store '{path}'"
     ds = open_trajectories(path)
     check_physics(simulator_section(ds), config, source)
     check_grid(ds, grid, source, required=True)
-    return Climatology.from_store(path, seed=seed)
+    return Climatology.of_states(ds[field_variable(ds)].values, str(Path(path).resolve()),
+                                 seed=seed)
