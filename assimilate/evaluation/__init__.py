@@ -5,7 +5,7 @@
 - ``defaults.py``: the defaults of ``assimilate evaluate`` that depend on the physics.
 - ``forecast_skill.py``: ``assimilate evaluate forecast``.
 - ``robustness.py``: relaxation of imperfect states, synchronisation under nudging.
-- ``harness.py``: ``assimilate evaluate da``: methods × regimes × trajectories, tuned honestly.
+- ``harness/``: ``assimilate evaluate da``: methods × regimes × trajectories, tuned honestly.
 
 May import every other room of ``assimilate`` except ``cli``; nothing imports it but the
 command line, except ``scores.py``, which imports nothing of ``assimilate`` and which

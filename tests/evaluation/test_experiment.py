@@ -19,10 +19,10 @@ from assimilate.da.methods import method_class
 from assimilate.evaluation.harness import (
     HarnessSettings,
     evaluate_da,
+    fill_controller,
     format_da_summary,
     format_da_table,
     parse_method,
-    with_controller,
 )
 from assimilate.evaluation.harness.cells import Cell
 from assimilate.evaluation.harness.tuning import candidates
@@ -50,10 +50,10 @@ def test_method_specs_are_validated_before_any_work() -> None:
 
 def test_a_controller_checkpoint_joins_the_methods_under_its_file_name() -> None:
     """``evaluate da --controller CKPT``: added when missing, filled in where not fixed."""
-    methods = with_controller(["free"], "runs/ks-dense.pt")
+    methods = fill_controller(["free"], "runs/ks-dense.pt")
     assert methods == ["free", "controller:checkpoint=runs/ks-dense.pt"]
     assert [parse_method(m).label for m in methods] == ["free", "controller:ks-dense"]
-    assert with_controller(["controller:refine=1", "controller:checkpoint=other.pt"],
+    assert fill_controller(["controller:refine=1", "controller:checkpoint=other.pt"],
                            "ctl.pt") == ["controller:refine=1:checkpoint=ctl.pt",
                                          "controller:checkpoint=other.pt"]
 

@@ -38,8 +38,15 @@ the evaluation scores; nothing imports it but the command line.
 from __future__ import annotations
 
 from assimilate.evaluation.harness.evaluate import HarnessSettings, evaluate_da
-from assimilate.evaluation.harness.specs import MethodSpec, parse_method, with_controller
+from assimilate.evaluation.harness.specs import MethodSpec, fill_controller, parse_method
 from assimilate.evaluation.harness.tables import format_da_summary, format_da_table
 
-__all__ = ["HarnessSettings", "MethodSpec", "evaluate_da", "format_da_summary",
-           "format_da_table", "parse_method", "with_controller"]
+__all__ = [
+           "HarnessSettings",
+           "MethodSpec",
+           "evaluate_da",
+           "fill_controller",
+           "format_da_summary",
+           "format_da_table",
+           "parse_method",
+]

@@ -19,7 +19,7 @@ from assimilate.evaluation.harness.cells import (
     prepare_workspace,
     run_cells,
 )
-from assimilate.evaluation.harness.specs import MethodSpec, parse_method, with_controller
+from assimilate.evaluation.harness.specs import MethodSpec, fill_controller, parse_method
 from assimilate.evaluation.harness.tables import (
     collect,
     format_da_summary,
@@ -82,7 +82,7 @@ def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
     sizes = config.evaluation
     methods = list(settings.methods or sizes.methods)
     if settings.controller is not None:
-        methods = with_controller(methods, settings.controller)
+        methods = fill_controller(methods, settings.controller)
     specs = [parse_method(text) for text in methods]
     regimes = list(settings.regimes or regime_names(config.simulator.pde))
     for regime in regimes:

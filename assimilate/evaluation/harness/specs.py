@@ -9,7 +9,7 @@ from typing import Any
 
 from pde.io.errors import ConfigError
 
-__all__ = ["MethodSpec", "parse_method", "with_controller"]
+__all__ = ["MethodSpec", "fill_controller", "parse_method"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +36,7 @@ def _named(text: str) -> str:
     return text.strip().split(":")[0]
 
 
-def with_controller(methods: Sequence[str], controller: str | Path) -> list[str]:
+def fill_controller(methods: Sequence[str], controller: str | Path) -> list[str]:
     """``methods`` (``NAME[:KEY=VALUE...]``) with the controller checkpoint filled in where
     a method that needs one lacks it, and a ``controller`` added if none is named
     (``evaluate da --controller``)."""
