@@ -185,7 +185,8 @@ def fit(model: nn.Module, loss_fn: LossFn, batch_fn: BatchFn, config: TrainingCo
     output = out if isinstance(out, Output) else None
     out = output.path if output is not None else Path(out)
     device = select_device()
-    optimizer, ema, start = _start(model, config, out, output, metadata, allow_other_data)
+    optimizer, ema, start = _start(model, device, config, out, output, metadata,
+                                   allow_other_data)
     log = _MetricsLog(_log_path(out), config, validation_fn)
     with _no_orphan_log(log.path, out, output is not None), \
             _distributed(device) as (rank, world):
@@ -223,13 +224,13 @@ def fit(model: nn.Module, loss_fn: LossFn, batch_fn: BatchFn, config: TrainingCo
     return out
 
 
-def _start(model: nn.Module, config: TrainingConfig, out: Path, output: Output | None,
-           metadata: dict[str, Any], allow_other_data: bool
+def _start(model: nn.Module, device: torch.device, config: TrainingConfig, out: Path,
+           output: Output | None, metadata: dict[str, Any], allow_other_data: bool
            ) -> tuple[torch.optim.Optimizer, _EMA, int]:
-    """``(AdamW, EMA, first step)``: the model on the device, resumed from ``out`` if that
+    """``(AdamW, EMA, first step)``: the model on ``device``, resumed from ``out`` if that
     checkpoint belongs to this run; with an ``output``, room for a checkpoint checked
     and the metrics log cut back to the first step, before any step."""
-    model.to(select_device())
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     ema = _EMA(model)

@@ -196,32 +196,31 @@ def mean_loss(loss: LossFn, batch: Any, device: torch.device) -> Callable[[nn.Mo
 
 def _metadata(recipe: Recipe, data: TrainingData) -> dict[str, Any]:
     store = data.store
-    metadata = checkpoint_metadata(recipe.kind, recipe.config, store.ds, store.field,
-                                   data.normalisation, store.path, **recipe.metadata)
-    if recipe.identity:
-        identity = json.loads(metadata["identity"]) | dict(recipe.identity)
-        metadata["identity"] = json.dumps(identity, sort_keys=True)
-    return metadata
+    return checkpoint_metadata(recipe.kind, recipe.config, store.ds, store.field,
+                               data.normalisation, store.path, identity=recipe.identity,
+                               **recipe.metadata)
 
 
 def checkpoint_metadata(kind: str, config: ExperimentConfig, ds: xr.Dataset,
                         field: xr.DataArray, normalisation: Normalisation,
-                        data: str | Path, **extra: Any) -> dict[str, Any]:
+                        data: str | Path, identity: Mapping[str, Any] | None = None,
+                        **extra: Any) -> dict[str, Any]:
     """What a model checkpoint stores beside its weights (see :func:`assimilate.training.loop.fit`).
 
     ``identity`` (what must match to resume) is the configuration without the training
-    step count, so a larger ``--steps`` continues a finished run. ``simulator`` is the
+    step count, so a larger ``--steps`` continues a finished run, and whatever else the
+    trainer names in ``identity`` (the controller: its frozen forecaster). ``simulator`` is the
     training store's full simulator section (the physics the model knows; forecasting from
     a store of other physics is refused), ``data_identity`` tells that store from another.
     """
-    identity = config.model_dump(mode="json")
-    identity[kind]["training"].pop("steps")
+    resumable = config.model_dump(mode="json")
+    resumable[kind]["training"].pop("steps")
     return {
         "simulator": json.dumps(simulator_section(ds), sort_keys=True),
         "data_identity": store_identity(ds),
         "kind": kind,
         "config": config.model_dump_json(),
-        "identity": json.dumps(identity, sort_keys=True),
+        "identity": json.dumps(resumable | dict(identity or {}), sort_keys=True),
         "normalisation": normalisation.to_state(),
         "variable": field.name,
         "coordinates": {name: torch.tensor(np.asarray(ds[name].values, dtype=np.float64))
