@@ -60,6 +60,7 @@ from assimilate.diagnostics import calendar
 from assimilate.diagnostics.extremes import decorrelation_steps, default_block_steps
 from assimilate.diagnostics.fitting import MIN_PEAKS
 from assimilate.diagnostics.pointwise import PointPlan, fit_chunk
+from assimilate.diagnostics.series import INTERVAL
 from assimilate.diagnostics.settings import ExtremeSettings, MapSettings
 
 __all__ = [
@@ -72,7 +73,6 @@ __all__ = [
 
 CHUNK_BYTES = 32 * 2**20  # input bytes per space chunk
 PRE_PASS_POINTS, PRE_PASS_STEPS = 16, 4096
-INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
 SIGNIFICANCE = 0.05  # the level at which per-point trend tests are counted
 
 

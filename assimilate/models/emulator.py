@@ -45,7 +45,6 @@ from pde.io.store import write_zarr
 __all__ = ["SAMPLES_SCHEMA", "EmulatorTrainer", "load_emulator", "sample_emulator", "train_emulator"]
 
 SAMPLES_SCHEMA = "assimilate.samples/1"
-_VALIDATION_STATES = 256
 
 
 def train_emulator(
@@ -84,8 +83,7 @@ class EmulatorTrainer(StoreTrainer):
             build=lambda: build_model(settings, dims=data.dims),
             loss=loss,
             batch=lambda windows, step, generator: windows,
-            validation=lambda windows: mean_loss(loss, windows, data.device),
-            validation_windows=_VALIDATION_STATES)
+            validation=lambda windows: mean_loss(loss, windows, data.device))
 
 
 def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, dict[str, Any]]:

@@ -62,7 +62,6 @@ __all__ = ["Control", "ForecastSettings", "Forecaster", "ForecasterModel", "Fore
 FORECAST_SCHEMA = "assimilate.forecast/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
 Control = Callable[[int, torch.Tensor], Correction | None]
-_VALIDATION_WINDOWS = 256
 
 
 @dataclasses.dataclass
@@ -186,7 +185,6 @@ class ForecasterTrainer(StoreTrainer):
             build=lambda: build_model(settings, dims=data.dims, cond_channels=settings.history),
             loss=loss, batch=pair,
             validation=lambda windows: mean_loss(loss, pair(windows, 0), data.device),
-            validation_windows=_VALIDATION_WINDOWS,
             metadata={"increment_std": torch.tensor(increment_std, dtype=torch.float64),
                       "interval": torch.tensor(float(data.store.ds.attrs["interval"]),
                                                dtype=torch.float64)})
