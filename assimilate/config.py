@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pde.config import (
     MAX_COUNT,
@@ -140,16 +140,27 @@ class ControllerConfig(_Section):
     the loss is back-propagated: the ``objective`` of the rolled-out states plus ``energy``
     times the control energy. ``objective``: ``truth``, their error against the true
     continuation (in noise variances); ``observations``, their observation misfit (in noise
-    variances) floored at ``misfit_floor``.
+    variances) floored at ``misfit_floor``; ``crps`` and ``energy_score``, the fair CRPS per
+    grid point or the fair energy score of the field, of ``members`` members rolled jointly
+    from each window (same observations, independent prior draws), against the true
+    continuation (in noise stds): proper scores, so a calibrated ensemble is their optimum.
+    ``ensemble``: the controller also reads pooled statistics of its ensemble.
+    ``sub_steps``: the forecaster's denoising sub-steps the controller is trained and runs
+    at (null: the forecaster's own).
     """
 
     lookahead: int = Field(4, ge=1, le=64, description="preview and training window Λ, in steps")
     width: int = Field(64, ge=4, le=1024, description="channels of the network")
     blocks: int = Field(4, ge=1, le=32, description="residual blocks")
     energy: float = Field(0.01, ge=0, le=1e6, description="weight λ of the control energy")
-    objective: Literal["truth", "observations"] = Field(
+    objective: Literal["truth", "observations", "crps", "energy_score"] = Field(
         "truth", description="what the trained steps are scored against: the true "
-        "continuation, or its observations")
+        "continuation (squared error, or a proper score of the jointly rolled members), or "
+        "its observations")
+    members: int = Field(1, ge=1, le=256, description="members rolled jointly per window")
+    ensemble: bool = Field(False, description="read pooled statistics of the ensemble")
+    sub_steps: int | None = Field(None, ge=1, le=1024, description="denoising sub-steps per "
+                                  "step (null: the forecaster's)")
     misfit_floor: float = Field(1.0, ge=0, le=100, description="a step's misfit (in noise "
                                 "variances) counts at least this: fitting below the noise "
                                 "earns nothing")
@@ -162,6 +173,16 @@ class ControllerConfig(_Section):
                                               warmup_steps=20, ema_decay=0.99,
                                               validate_every=50, checkpoint_every=25,
                                               log_every=5)
+
+    @model_validator(mode="after")
+    def _members_for_ensembles(self) -> ControllerConfig:
+        needs = [what for what, needed in (("objective " + self.objective,
+                                            self.objective in ("crps", "energy_score")),
+                                           ("ensemble: true", self.ensemble)) if needed]
+        if needs and self.members < 2:
+            raise ValueError(f"controller.members is {self.members}; {' and '.join(needs)} "
+                             "need at least 2 members per window")
+        return self
 
 
 DA_METHODS = ("free", "dps", "nudging", "letkf:model=forecaster", "free:model=simulator",

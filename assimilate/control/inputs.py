@@ -13,7 +13,14 @@ describe:
   with their masks (nothing later: the controller is causal);
 - ``features``: per sample, the observation noise (climatological stds), the observed
   fraction of the grid, the steps since the last observation and until the next one
-  (both over ``Λ``), and whether the step being generated is observed.
+  (both over ``Λ``), and whether the step being generated is observed;
+- ``pooled`` (an ensemble-aware controller only, per sub-step, see
+  :func:`ensemble_statistics`): statistics over the members of the sample's ensemble —
+  the ensemble mean and spread of the denoised estimate, the mean innovation, and the
+  local gain ``s² / (s² + r²)`` at the observed points (spread s, noise r): what a Kalman
+  gain is made of. Each is a symmetric function of the members, and every other input is
+  per member, so the controller is permutation-equivariant over members (members stay a
+  batch, "Deep Sets", Zaheer et al., arXiv 1703.06114).
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ import torch
 
 from assimilate.observe import Operator
 
-__all__ = ["N_FEATURES", "ControlInputs", "GridPlacement", "StepObservations",
-           "features_of", "preview_of"]
+__all__ = ["N_FEATURES", "N_POOLED", "ControlInputs", "GridPlacement", "StepObservations",
+           "ensemble_statistics", "features_of", "preview_of"]
 
 N_FEATURES = 5
+N_POOLED = 4
 
 
 class GridPlacement:
@@ -114,6 +122,29 @@ class ControlInputs:
     """``(batch, 2 (Λ − 1), *space)``: the next steps' observations on the grid and masks."""
     features: torch.Tensor
     """``(batch, N_FEATURES)``."""
+    members: int = 1
+    """Members per ensemble: the batch is ``(ensemble, member)`` flattened, members of an
+    ensemble adjacent (what the pooled statistics of an ensemble-aware controller pool)."""
+
+
+def ensemble_statistics(estimate: torch.Tensor, innovation: torch.Tensor,
+                        covered: torch.Tensor, noise: float, members: int) -> torch.Tensor:
+    """``(batch, N_POOLED, *space)``: per sample, its ensemble's mean and spread of the
+    normalised ``estimate`` ``(batch, *space)``, mean ``innovation`` and the local gain
+    at ``covered`` points for observation noise ``noise`` (module doc), repeated for
+    every member of the ensemble."""
+    batch, space = estimate.shape[0], estimate.shape[1:]
+    if members < 2 or batch % members:
+        raise ValueError(f"an ensemble-aware controller needs ensembles of at least 2 "
+                         f"members filling the batch; got {members} members in a batch of "
+                         f"{batch}")
+    grouped = estimate.reshape(batch // members, members, *space)
+    mean = grouped.mean(1)
+    spread = grouped.var(1).clamp_min(1e-12).sqrt()
+    mean_innovation = innovation.reshape(grouped.shape).mean(1)
+    gain = spread**2 / (spread**2 + noise**2) * covered.reshape(grouped.shape)[:, 0]
+    pooled = torch.stack([mean, spread, mean_innovation, gain], dim=1)
+    return pooled.repeat_interleave(members, dim=0)
 
 
 def features_of(current: StepObservations | None, upcoming: list[StepObservations | None],

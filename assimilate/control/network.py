@@ -6,7 +6,8 @@ Inside every denoising sub-step of the frozen forecaster the sampler's next stat
     x_next <- x_next + u,   u = scale ⊙ x_next + shift,
 
 with ``(scale, shift) = u_ψ(x, σ, D(x), previous state, innovation of D(x) and its mask,
-previewed observations and masks; regime features)`` (inputs: :mod:`.inputs`). The output
+previewed observations and masks; regime features; with ``ensemble``, the pooled
+ensemble statistics)`` (inputs: :mod:`.inputs`). The output
 layer starts at zero, so an untrained controller leaves the forecaster untouched
 ("Control-Augmented Autoregressive Diffusion for Data Assimilation", Srivastava et al.,
 arXiv 2510.06637).
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from assimilate.control.inputs import N_FEATURES
+from assimilate.control.inputs import N_FEATURES, N_POOLED
 from assimilate.nets.embedding import NoiseEmbedding
 from assimilate.nets.unet import ResidualBlock, periodic_conv
 
@@ -31,12 +32,12 @@ class ControllerNet(nn.Module):
     """``(scale, shift)``, each ``(batch, 1, *space)``, for one sub-step (module doc)."""
 
     def __init__(self, dims: int, lookahead: int, width: int = 64, blocks: int = 4,
-                 embedding: int = 64) -> None:
+                 embedding: int = 64, ensemble: bool = False) -> None:
         super().__init__()
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 step, got {lookahead}")
-        self.dims, self.lookahead = dims, lookahead
-        in_channels = 5 + 2 * (lookahead - 1)
+        self.dims, self.lookahead, self.ensemble = dims, lookahead, ensemble
+        in_channels = 5 + 2 * (lookahead - 1) + (N_POOLED if ensemble else 0)
         self.noise_embedding = NoiseEmbedding(embedding)
         self.feature_embedding = nn.Sequential(nn.Linear(N_FEATURES, embedding), nn.SiLU(),
                                                nn.Linear(embedding, embedding), nn.SiLU())
@@ -49,15 +50,20 @@ class ControllerNet(nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor,
                 previous: torch.Tensor, innovation: torch.Tensor, covered: torch.Tensor,
-                preview: torch.Tensor, features: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                preview: torch.Tensor, features: torch.Tensor,
+                pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x``, ``denoised`` ``(batch, 1, *space)``; ``sigma`` ``(batch,)``; ``previous``,
         ``innovation``, ``covered`` ``(batch, *space)``; ``preview`` ``(batch, 2 (Λ − 1),
-        *space)``; ``features`` ``(batch, N_FEATURES)``."""
+        *space)``; ``features`` ``(batch, N_FEATURES)``; ``pooled`` ``(batch, N_POOLED,
+        *space)``, given exactly when the controller is ensemble-aware."""
+        if (pooled is not None) != self.ensemble:
+            raise ValueError("an ensemble-aware controller reads pooled ensemble statistics "
+                             "and no other controller does")
         # the sampler's variable is O(sigma) at high noise: feed it at unit scale
         scale_in = (1 + sigma**2).rsqrt().reshape(-1, *(1,) * (x.ndim - 1))
+        extra = [] if pooled is None else [pooled]
         h = torch.cat([x * scale_in, denoised, previous[:, None], innovation[:, None],
-                       covered[:, None], preview], dim=1)
+                       covered[:, None], preview, *extra], dim=1)
         emb = self.noise_embedding(sigma.log() / 4) + self.feature_embedding(features)
         h = self.inputs(h)
         for block in self.blocks:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch.utils.checkpoint import checkpoint
 
-from assimilate.control.inputs import ControlInputs
+from assimilate.control.inputs import ControlInputs, ensemble_statistics
 from assimilate.control.network import ControllerNet
 from assimilate.diffusion import SubStep
 from assimilate.models.forecaster import Forecaster
@@ -20,15 +20,22 @@ def correction_for(forecaster: Forecaster, controller: ControllerNet, history: t
                    inputs: ControlInputs, energies: list[torch.Tensor] | None = None):
     """The samplers' correction hook: the controller's affine correction in every sub-step,
     each sub-step's control energy appended to ``energies`` (if given)."""
+    norm = forecaster.normalisation
+
     def correction(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
+        estimate = forecaster.state_of(history, sub.denoised)
         if inputs.current is None:
             innovation = covered = torch.zeros_like(inputs.previous)
         else:
-            innovation, covered = inputs.current.innovation(
-                forecaster.state_of(history, sub.denoised))
+            innovation, covered = inputs.current.innovation(estimate)
+        pooled = None
+        if controller.ensemble:
+            noise = 0.0 if inputs.current is None else inputs.current.noise
+            pooled = ensemble_statistics((estimate - norm.mean) / norm.std, innovation,
+                                         covered, noise, inputs.members)
         sigma = sub.x.new_full((sub.x.shape[0],), sub.sigma)
         scale, shift = controller(sub.x, sigma, sub.denoised, inputs.previous, innovation,
-                                  covered, inputs.preview, inputs.features)
+                                  covered, inputs.preview, inputs.features, pooled)
         control = scale * x_next + shift
         if energies is not None:
             energies.append(control.pow(2).flatten(1).mean(1))

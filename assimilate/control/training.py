@@ -29,10 +29,18 @@ arXiv 2510.06637). The terminal cost (``controller.objective``):
   be fitting the noise: the discrepancy principle). Measured on small KS it plateaus: the
   cheapest way to fit observations is to pull the observed points alone, and once they sit
   within the noise nothing in the loss asks for the points in between (validation error
-  0.33 climatological stds after 400 steps, against DPS's 0.10).
+  0.33 climatological stds after 400 steps, against DPS's 0.10);
+- ``crps`` / ``energy_score``: ``controller.members`` members are rolled jointly from
+  each window (the same observations, each its own imperfect start and prior draws, the
+  ensemble's members adjacent in the batch as in data assimilation), and the trained
+  steps are scored by the fair CRPS per grid point, or the fair energy score of the field
+  (:mod:`.objectives`), against the true continuation, in noise stds. ``truth`` pulls
+  every member to the conditional mean, so the ensemble collapses; a proper score is
+  minimised by the conditional distribution itself.
 
 The validation loss is the error of the controlled states against the true ones
-(climatological stds), averaged over the regimes. The rest (split, validation windows,
+(climatological stds), averaged over the regimes: the RMSE of each member for one member
+per window, the fair CRPS of the members otherwise. The rest (split, validation windows,
 seeding, metadata, resume, EMA, progress, NaN handling, DDP) is the recipe every model
 shares (:func:`assimilate.training.recipe.train`).
 """
@@ -55,6 +63,7 @@ from assimilate.control.inputs import (
     preview_of,
 )
 from assimilate.control.network import ControllerNet
+from assimilate.control.objectives import fair_crps, fair_energy_score
 from assimilate.control.steer import controlled_step
 from assimilate.models.augment import perturb_history
 from assimilate.models.forecaster import Forecaster, load_forecaster, open_matching
@@ -82,7 +91,8 @@ class TrainingRegime:
 
 def build_controller(config: ExperimentConfig, dims: int) -> ControllerNet:
     settings = config.controller
-    return ControllerNet(dims, settings.lookahead, width=settings.width, blocks=settings.blocks)
+    return ControllerNet(dims, settings.lookahead, width=settings.width, blocks=settings.blocks,
+                         ensemble=settings.ensemble)
 
 
 def _window_length(config: ExperimentConfig, history: int) -> int:
@@ -95,30 +105,36 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
                 window: torch.Tensor, regime: TrainingRegime, generator: torch.Generator,
                 *, with_gradients: bool = True, truth_error: bool = False) -> torch.Tensor:
     """The per-window loss ``(batch,)`` (module doc) of normalised ``window``
-    ``(batch, history + spin_up + 2Λ − 1, *space)``; with ``truth_error`` instead the RMSE
+    ``(batch, history + spin_up + 2Λ − 1, *space)``; with ``truth_error`` instead the error
     of the trained steps' states against the true ones, in climatological stds (what
     validation watches: a controller that fits the noise scores well on the misfit
     only)."""
     settings = config.controller
-    k, lookahead = forecaster.history, settings.lookahead
+    k, lookahead, members = forecaster.history, settings.lookahead, settings.members
     observations = _WindowObservations.synthesise(window, k, regime, forecaster.normalisation,
-                                                  lookahead, generator)
-    history = _imperfect_start(window[:, :k], settings.perturbation, generator)
+                                                  lookahead, generator).repeated(members)
+    history = _imperfect_start(window[:, :k], settings.perturbation, generator, members)
     with torch.no_grad():  # 2. spin-up
         for j in range(1, settings.spin_up + 1):
             following, _ = controlled_step(forecaster, controller, history,
                                            forecaster.prior(history, generator),
-                                           observations.inputs(j, history))
+                                           observations.inputs(j, history),
+                                           sub_steps=settings.sub_steps)
             history = torch.cat([history[:, 1:], following], dim=1)
     with torch.set_grad_enabled(with_gradients):  # 3. the trained steps
         costs = _trained_steps(forecaster, controller, settings, window, history, observations,
                                generator, checkpointed=with_gradients)
     if truth_error:
+        if members > 1:
+            return costs.score / lookahead
         return (costs.squared_error / lookahead).sqrt()
+    noise = max(regime.noise, 1e-3)
     if settings.objective == "truth":
-        cost = costs.squared_error / lookahead / max(regime.noise, 1e-3) ** 2
-    else:
+        cost = costs.squared_error / lookahead / noise**2
+    elif settings.objective == "observations":
         cost = costs.misfit / max(costs.n_observed, 1)
+    else:
+        cost = costs.score / lookahead / noise
     return cost + settings.energy * costs.energy / lookahead
 
 
@@ -133,6 +149,7 @@ class _WindowObservations:
     normalisation: Normalisation
     placement: GridPlacement
     lookahead: int
+    members: int = 1
 
     @classmethod
     def synthesise(cls, window: torch.Tensor, history: int, regime: TrainingRegime,
@@ -155,6 +172,14 @@ class _WindowObservations:
         return cls(regime, values, mask, normalisation, GridPlacement(regime.operator, device),
                    lookahead)
 
+    def repeated(self, members: int) -> _WindowObservations:
+        """The same observations for ``members`` members per window, members adjacent."""
+        if members == 1:
+            return self
+        return dataclasses.replace(
+            self, values={j: v.repeat_interleave(members, 0) for j, v in self.values.items()},
+            mask=self.mask.repeat_interleave(members, 0), members=members)
+
     def at(self, j: int) -> StepObservations | None:
         if j not in self.values:
             return None
@@ -170,7 +195,7 @@ class _WindowObservations:
         previous = history[:, -1]
         return ControlInputs(previous, current, preview_of(upcoming, previous),
                              features_of(current, upcoming, since, lookahead,
-                                         history.shape[0], history.device))
+                                         history.shape[0], history.device), self.members)
 
     def misfit(self, j: int, state: torch.Tensor, floor: float) -> torch.Tensor:
         """The squared misfit ``(batch,)`` of the normalised ``state`` ``(batch, *space)``
@@ -182,9 +207,12 @@ class _WindowObservations:
 
 
 class _Costs(NamedTuple):
-    """Sums over the trained steps, each ``(batch,)``, and the observed steps' count."""
+    """Sums over the trained steps, each ``(window,)``, and the observed steps' count."""
 
     squared_error: torch.Tensor
+    """Members' mean squared error against the truth, in climatological variances."""
+    score: torch.Tensor
+    """The members' fair CRPS (grid mean) or fair energy score, in climatological stds."""
     misfit: torch.Tensor
     energy: torch.Tensor
     n_observed: int
@@ -194,34 +222,48 @@ def _trained_steps(forecaster: Forecaster, controller: ControllerNet,
                    settings: ControllerConfig, window: torch.Tensor, history: torch.Tensor,
                    observations: _WindowObservations, generator: torch.Generator, *,
                    checkpointed: bool) -> _Costs:
-    """Λ controlled steps from ``history`` (after the spin-up), scored against ``window``."""
-    k = forecaster.history
-    squared_error, misfit, energy = (window.new_zeros(window.shape[0]) for _ in range(3))
+    """Λ controlled steps from ``history`` (after the spin-up), scored against ``window``;
+    ``history`` holds ``controller.members`` members per window, adjacent."""
+    k, members = forecaster.history, settings.members
+    n_windows = window.shape[0]
+    squared_error, score, misfit, energy = (window.new_zeros(n_windows) for _ in range(4))
     n_observed = 0
     first = settings.spin_up + 1
     for j in range(first, first + settings.lookahead):
         following, step_energy = controlled_step(
             forecaster, controller, history, forecaster.prior(history, generator),
-            observations.inputs(j, history), checkpointed=checkpointed)
-        energy = energy + step_energy
-        squared_error = squared_error + (following[:, 0] - window[:, k - 1 + j]).pow(
-            2).flatten(1).mean(1)
+            observations.inputs(j, history), sub_steps=settings.sub_steps,
+            checkpointed=checkpointed)
+        energy = energy + step_energy.reshape(n_windows, members).mean(1)
+        states = following[:, 0].reshape(n_windows, members, *following.shape[2:])
+        truth = window[:, k - 1 + j]
+        squared_error = squared_error + (states - truth[:, None]).pow(2).flatten(1).mean(1)
+        if members > 1:
+            score = score + (fair_energy_score(states, truth)
+                             if settings.objective == "energy_score"
+                             else fair_crps(states, truth).flatten(1).mean(1))
         if j in observations.values and settings.objective == "observations":
-            misfit = misfit + observations.misfit(j, following[:, 0], settings.misfit_floor)
+            misfit = misfit + observations.misfit(j, following[:, 0], settings.misfit_floor
+                                                  ).reshape(n_windows, members).mean(1)
             n_observed += 1
         history = torch.cat([history[:, 1:], following], dim=1)
-    return _Costs(squared_error, misfit, energy, n_observed)
+    return _Costs(squared_error, score, misfit, energy, n_observed)
 
 
-def _imperfect_start(history: torch.Tensor, amplitude: float,
-                     generator: torch.Generator) -> torch.Tensor:
-    """Per window: another window's states (a climatological start) or its own, perturbed."""
-    device = history.device
-    perturbed = perturb_history(history, ConditioningNoise(amplitude=amplitude, probability=1.0),
+def _imperfect_start(history: torch.Tensor, amplitude: float, generator: torch.Generator,
+                     members: int = 1) -> torch.Tensor:
+    """``members`` starts per window, adjacent: per window either a climatological start
+    (each member another window's states) or its own states, each member perturbed."""
+    n_windows, device = history.shape[0], history.device
+    perturbed = perturb_history(history.repeat_interleave(members, 0),
+                                ConditioningNoise(amplitude=amplitude, probability=1.0),
                                 generator)
-    elsewhere = history.roll(1, dims=0)
-    pick = torch.rand(history.shape[0], generator=generator, device=device) < 0.5
-    return torch.where(pick.reshape(-1, *(1,) * (history.ndim - 1)), elsewhere, perturbed)
+    others = (torch.arange(n_windows, device=device)[:, None] - 1
+              - torch.arange(members, device=device)[None]) % n_windows
+    elsewhere = history[others.reshape(-1)]
+    pick = torch.rand(n_windows, generator=generator, device=device) < 0.5
+    pick = pick.repeat_interleave(members).reshape(-1, *(1,) * (history.ndim - 1))
+    return torch.where(pick, elsewhere, perturbed)
 
 
 def training_regimes(config: ExperimentConfig, names: list[str] | None, space, coordinates,

@@ -165,6 +165,11 @@ class Method:
             raise ConfigError(f"method '{self.name}' with model=forecaster needs a forecaster "
                               "checkpoint (--forecaster CKPT), or set model=simulator")
 
+    def sampler_steps(self) -> int | None:
+        """The forecaster's denoising sub-steps per step in this method's runs (None: the
+        forecaster's own): a method's ``sub_steps`` setting, where it has one."""
+        return getattr(self, "sub_steps", None)
+
     def prepare(self, problem: Problem) -> Any:
         """The method's per-run state, built once before the first step (None: stateless)."""
         return None
@@ -200,7 +205,7 @@ def _model(method: Method, simulator, forecaster: Forecaster | None,
     method.check_needs(forecaster=forecaster is not None)
     from assimilate.models.forecaster import ForecasterModel
 
-    return ForecasterModel(forecaster, seed=seed)
+    return ForecasterModel(forecaster, sub_steps=method.sampler_steps(), seed=seed)
 
 
 def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: int,

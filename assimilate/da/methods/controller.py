@@ -56,7 +56,8 @@ class ControllerState:
 @dataclass(frozen=True)
 class AmortisedController(Method):
     """``checkpoint``: the trained controller (``assimilate train controller``);
-    ``refine``: test-time gradient steps per observed step; ``rate``: their step size."""
+    ``refine``: test-time gradient steps per observed step; ``rate``: their step size;
+    ``sub_steps``: the forecaster's sub-steps per step (default: those it was trained at)."""
 
     name: ClassVar[str] = "controller"
     guides_every_step: ClassVar[bool] = True
@@ -64,11 +65,18 @@ class AmortisedController(Method):
     checkpoint: str = Field(min_length=1)
     refine: int = Field(0, ge=0, le=100)
     rate: float = Field(0.1, gt=0, le=100)
+    sub_steps: int | None = Field(None, ge=1, le=1024)
     model: Literal["forecaster"] = "forecaster"
+
+    def sampler_steps(self) -> int | None:
+        return self.sub_steps or _trained(self.checkpoint).config.controller.sub_steps
 
     def prepare(self, problem: Problem) -> ControllerState:
         trained = _trained(self.checkpoint)
         trained.require_forecaster(problem.model.forecaster.checkpoint)
+        if trained.net.ensemble and problem.n_members < 2:
+            raise ValueError(f"the controller '{self.checkpoint}' reads ensemble statistics "
+                             f"and needs at least 2 members, got {problem.n_members}")
         steps = np.asarray(problem.observations.steps)
         return ControllerState(trained, steps, frozenset(steps.tolist()))
 
@@ -95,7 +103,8 @@ class AmortisedController(Method):
 
         def control(_: int, history: torch.Tensor):
             previous = history[:, -1]
-            inputs = ControlInputs(previous, current, preview_of(upcoming, previous), features)
+            inputs = ControlInputs(previous, current, preview_of(upcoming, previous), features,
+                                   n_members)
             steered = correction_for(forecaster, net, history, inputs)
             if refine == 0 or current is None:
                 return steered

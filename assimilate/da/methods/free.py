@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from pydantic import Field
 from pydantic.dataclasses import dataclass
 
 from assimilate.da.contract import Method
@@ -17,8 +18,10 @@ __all__ = ["Free"]
 
 @dataclass(frozen=True)
 class Free(Method):
-    """No assimilation; ``model``: the dynamics that carry the members."""
+    """No assimilation; ``model``: the dynamics that carry the members; ``sub_steps``: the
+    forecaster's denoising sub-steps per step (default: its own)."""
 
     name: ClassVar[str] = "free"
     uses_observations: ClassVar[bool] = False
     model: Literal["forecaster", "simulator"] = "forecaster"
+    sub_steps: int | None = Field(None, ge=1, le=1024)
