@@ -28,8 +28,10 @@ and nowhere else. With ``truth``, :func:`score` adds DAPPER's ``rmse.a`` / ``rms
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import time
+from collections.abc import Collection
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -92,18 +94,31 @@ class Problem:
 class Tuning:
     """A method's main hyper-parameter as the harness tunes it on validation data: the
     setting ``key``, the ``values`` tried, and the ``symbol`` the tables show it by;
-    ``in_grid_spacings``: the values count grid spacings (converted per grid)."""
+    ``in_grid_spacings``: the values count grid spacings (converted per grid); ``joint``:
+    a second hyper-parameter tuned jointly with it (every pair of values is tried)."""
 
     key: str
     values: tuple[float, ...]
     symbol: str
     in_grid_spacings: bool = False
+    joint: Tuning | None = None
 
     def candidates(self, spacing: float) -> tuple[float, ...]:
         """The values tried on a grid of ``spacing`` (its last dim), in the setting's units."""
         if self.in_grid_spacings:
             return tuple(float(value * spacing) for value in self.values)
         return self.values
+
+    @property
+    def parameters(self) -> tuple[Tuning, ...]:
+        """This hyper-parameter and those tuned jointly with it."""
+        return (self,) if self.joint is None else (self, *self.joint.parameters)
+
+    def grid(self, spacing: float, fixed: Collection[str] = ()) -> list[dict[str, float]]:
+        """Every combination of the values tried, leaving out the ``fixed`` keys."""
+        free = [t for t in self.parameters if t.key not in fixed]
+        return [dict(zip([t.key for t in free], values, strict=True))
+                for values in itertools.product(*(t.candidates(spacing) for t in free))]
 
 
 MODEL_COST = {"none": 0, "simulator": 1, "forecaster": 2}

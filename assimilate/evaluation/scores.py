@@ -26,7 +26,11 @@ Definitions (one each; ``assimilate evaluate forecast``, ``assimilate evaluate d
   (Fortin et al. 2014, "Why should ensemble spread match the RMSE of the ensemble
   mean?", J. Hydrometeor. 15);
 - ``crps_ensemble`` the pointwise ensemble CRPS of ``scoringrules`` (its default
-  estimator, not the fair one) and ``rank_histogram``;
+  estimator, not the fair one), ``rank_histogram`` and its flatness in one number,
+  ``rank_reliability``: the reliability index Σ_r |p_r − 1/(M + 1)| of the rank
+  frequencies p_r (Delle Monache et al. 2006, "Ozone ensemble forecasts: 2. A Kalman
+  filter predictor bias correction", JGR 111), 0 for a flat histogram, 2M/(M + 1) when
+  the truth always falls on one side of every member;
 - ``energy_spectrum`` and ``log_spectral_distance`` sqrt(mean_k (log10 E(k) −
   log10 E_ref(k))²) over wavenumbers k >= 1 (optionally the energetic ones only);
 - ``total_variation`` and ``relative_error`` of a physical series' mean;
@@ -57,6 +61,7 @@ __all__ = [
     "high_correlation_time",
     "log_spectral_distance",
     "rank_histogram",
+    "rank_reliability",
     "relative_error",
     "rmse",
     "space_dims",
@@ -154,6 +159,12 @@ def rank_histogram(forecast: xr.DataArray, truth: xr.DataArray, dims: Sequence[s
     return xr.concat(counts, dim="rank")
 
 
+def rank_reliability(histogram: xr.DataArray, rank_dim: str = "rank") -> xr.DataArray:
+    """The reliability index of a rank histogram (module doc): 0 when flat."""
+    frequencies = histogram / histogram.sum(rank_dim)
+    return np.abs(frequencies - 1 / histogram.sizes[rank_dim]).sum(rank_dim, skipna=False)
+
+
 def energy_spectrum(field: xr.DataArray) -> xr.DataArray:
     """Energy per wavenumber, ½|û(k)|² normalised per grid point; dim ``wavenumber``.
 
@@ -234,7 +245,7 @@ def analysis_scores(states: xr.DataArray | np.ndarray, truth: xr.DataArray | np.
     - after ``spin_up`` steps: ``nrmse_observed`` / ``nrmse_unobserved`` (at the points
       some observation touches and at the others), ``spread_ratio`` (spread-skill ratio,
       spread and RMSE averaged over time), ``crps`` (over σ_c), ``rank_histogram
-      (trajectory, rank)`` and ``spectrum_error`` (log-spectral distance of the mean
+      (trajectory, rank)`` and its ``rank_reliability``, and ``spectrum_error`` (log-spectral distance of the mean
       spectra over the energetic wavenumbers);
     - ``series_error``: relative error of the run mean of the physical series of the
       ensemble mean against the truth's; ``stable``: 1 if every state is (:func:`stable`).
@@ -259,9 +270,11 @@ def analysis_scores(states: xr.DataArray | np.ndarray, truth: xr.DataArray | np.
     unobserved = rmse(ensemble_mean.isel(late), reference, in_time_and_space,
                       where=~observed) / std if (~observed).any() \
         else xr.full_like(nrmse_time.isel(time=0), np.nan)
+    ranks = rank_histogram(members, reference, in_time_and_space)
     scores = xr.Dataset({
         "nrmse_time": nrmse_time,
-        "rank_histogram": rank_histogram(members, reference, in_time_and_space),
+        "rank_histogram": ranks,
+        "rank_reliability": rank_reliability(ranks),
         "nrmse_short": nrmse_time.isel(time=slice(1, short + 1)).mean("time", skipna=False),
         "nrmse_long": nrmse_time.isel(time=slice(1, long + 1)).mean("time", skipna=False),
         "nrmse_observed": rmse(ensemble_mean.isel(late), reference, in_time_and_space,

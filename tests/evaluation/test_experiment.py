@@ -74,6 +74,12 @@ def test_a_setting_the_user_fixed_is_not_tuned(config: Path) -> None:
     radii = [dict(c)["radius"] for c in candidates(parse_method("letkf"), spacing)]
     tuning = method_class("letkf").tuning
     assert float(radii[0]) == pytest.approx(tuning.values[0] * spacing)  # spacings -> length
+    # the LETKF's radius and inflation are tuned jointly: every pair, unless one is fixed
+    joint = candidates(parse_method("letkf"), spacing)
+    assert len(joint) == len(tuning.values) * len(tuning.joint.values)
+    assert len({(dict(c)["radius"], dict(c)["inflation"]) for c in joint}) == len(joint)
+    fixed = candidates(parse_method("letkf:inflation=1.1"), spacing)
+    assert [dict(c)["inflation"] for c in fixed] == ["1.1"] * len(tuning.values)
 
 
 @pytest.mark.e2e
@@ -103,6 +109,11 @@ def test_harness_tunes_on_validation_and_scores_on_test(config: Path, tmp_path: 
     assert float(error.sel(da_method="etkf")) < float(error.sel(da_method="free:model=simulator"))
     table = format_da_table(result)
     assert "| dense | etkf |" in table and "±" in table
+    # every table sees the distribution, not just the mean
+    assert {"crps", "spread_ratio", "rank_reliability", "spectrum_error", "tail_ks",
+            "exceedance_ratio"} <= set(result.data_vars)
+    assert all(f"| {label} |" in table.splitlines()[0] or f" {label} " in table.splitlines()[0]
+               for label in ("CRPS", "spread/RMSE", "rank RI", "tail KS", "exceedance 0.99"))
     summary = format_da_summary(result).splitlines()
     assert summary[0] == "| regime | " + " | ".join(METHODS.split(",")) + " |"
     row = summary[2].split(" | ")

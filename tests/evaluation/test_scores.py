@@ -115,6 +115,15 @@ def test_rank_histogram_by_hand() -> None:
     histogram = scores.rank_histogram(members, truth, ("x",))
     assert histogram.dims == ("rank",)
     np.testing.assert_array_equal(histogram, [1, 2, 1])
+    # frequencies 1/4, 1/2, 1/4 against 1/3 each: 1/12 + 1/6 + 1/12
+    assert float(scores.rank_reliability(histogram)) == pytest.approx(1 / 3)
+
+
+def test_rank_reliability_is_zero_when_flat_and_largest_when_one_sided() -> None:
+    flat = xr.DataArray([5, 5, 5, 5, 5], dims="rank")
+    assert float(scores.rank_reliability(flat)) == 0.0
+    one_sided = xr.DataArray([0, 0, 0, 0, 20], dims="rank")  # M = 4: 2M / (M + 1)
+    assert float(scores.rank_reliability(one_sided)) == pytest.approx(8 / 5)
 
 
 def test_energy_spectrum_parseval_and_single_modes() -> None:
@@ -259,3 +268,17 @@ def test_forecast_and_da_give_the_same_numbers_for_one_ensemble() -> None:
                                 ).isel(trajectory=0)
     assert float(diverged["stable_fraction"]) == pytest.approx(1 - 1 / n_members)
     assert float(da["stable"]) == 0.0
+
+
+def test_tail_scores_of_an_analysis_against_its_truth() -> None:
+    from assimilate.evaluation.harness.cells import tail_scores
+
+    rng = np.random.default_rng(0)
+    truth = rng.standard_normal((2, 400, 32))
+    same_law = rng.standard_normal((2, 8, 400, 32))
+    calibrated = tail_scores(same_law, truth, spin_up=10)
+    np.testing.assert_allclose(calibrated["exceedance_ratio"], 1.0, atol=0.15)
+    assert float(calibrated["tail_ks"].max()) < 0.15
+    smoothed = tail_scores(0.3 * same_law, truth, spin_up=10)  # no member reaches the tail
+    np.testing.assert_array_equal(smoothed["exceedance_ratio"], 0.0)
+    np.testing.assert_array_equal(smoothed["tail_ks"], 1.0)

@@ -35,8 +35,10 @@ def collect(workspace, cells, specs, regimes) -> xr.Dataset:
 
 TABLE_COLUMNS = (("nrmse_short", "nRMSE short"), ("nrmse_long", "nRMSE long"),
                  ("nrmse_unobserved", "unobserved"), ("spread_ratio", "spread/RMSE"),
-                 ("crps", "CRPS"), ("series_error", "series error"),
-                 ("spectrum_error", "spectrum"), ("stable", "stable"))
+                 ("crps", "CRPS"), ("rank_reliability", "rank RI"),
+                 ("series_error", "series error"), ("spectrum_error", "spectrum"),
+                 ("tail_ks", "tail KS"), ("exceedance_ratio", "exceedance 0.99"),
+                 ("stable", "stable"))
 
 
 def _mean_and_error(values: np.ndarray) -> tuple[float, float]:
@@ -87,8 +89,10 @@ def format_da_summary(result: xr.Dataset, score: str = "nrmse_long") -> str:
             mean, error = _mean_and_error(cell[score].values)
             text = f"{mean:.3f}" + (f" ± {error:.3f}" if np.isfinite(error) else "")
             tuning = method_class(method.split(":")[0]).tuning
-            value = tuning and json.loads(str(cell["settings"].values)).get(tuning.key)
-            cells.append((text, f" ({tuning.symbol}={value})" if value else ""))
+            settings = json.loads(str(cell["settings"].values))
+            tuned = [f"{t.symbol}={settings[t.key]}" for t in
+                     (tuning.parameters if tuning else ()) if settings.get(t.key)]
+            cells.append((text, f" ({', '.join(tuned)})" if tuned else ""))
             means.append(mean if np.isfinite(mean) else np.inf)
         best = int(np.argmin(means))
         lines.append(f"| {regime} | " + " | ".join(

@@ -1,6 +1,7 @@
 """Tuning on validation trajectories only (never test ones): each method's main
 hyper-parameter (the :attr:`~assimilate.da.contract.Method.tuning` its class declares) over
-its small grid, scored by the analysis nRMSE over half the short horizon; a value the user
+its small grid, jointly with a second one where it declares one (the LETKF: radius and
+inflation), scored by the analysis nRMSE over half the short horizon; a value the user
 set with ``name:key=value`` is kept as given."""
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ Settings = tuple[tuple[str, str], ...]
 
 
 def candidates(spec: MethodSpec, spacing: float) -> list[Settings]:
-    """The settings to try on validation: one per value of the main hyper-parameter,
-    unless the user fixed it; ``spacing``: the grid's (radii tuned in grid spacings)."""
+    """The settings to try on validation: one per combination of the tuned
+    hyper-parameters' values, those the user fixed kept as given; ``spacing``: the grid's
+    (radii tuned in grid spacings)."""
     from assimilate.da.methods import method_class
 
     tuning = method_class(spec.name).tuning
-    if tuning is None or dict(spec.settings).get(tuning.key):
+    fixed = {key for key, value in spec.settings if value}
+    grid = [] if tuning is None else tuning.grid(spacing, fixed)
+    if len(grid) <= 1 and not any(grid):
         return [spec.settings]
-    return [(*spec.settings, (tuning.key, f"{value:g}"))
-            for value in tuning.candidates(spacing)]
+    return [(*spec.settings, *((key, f"{value:g}") for key, value in values.items()))
+            for values in grid]
 
 
 def tune(workspace: Workspace, specs: Sequence[MethodSpec], regimes: Sequence[str],
