@@ -28,10 +28,8 @@ and nowhere else. With ``truth``, :func:`score` adds DAPPER's ``rmse.a`` / ``rms
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import time
-from collections.abc import Collection
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -44,6 +42,7 @@ import xarray as xr
 from assimilate.da.climatology import Climatology
 from assimilate.da.dynamics import Model, SimulatorModel
 from assimilate.da.grid import Grid
+from assimilate.da.tuning import Tuning
 from assimilate.evaluation import scores
 from assimilate.observe import Observations
 from pde.io.errors import ConfigError
@@ -88,37 +87,6 @@ class Problem:
     def next_key(self) -> jax.Array:
         self.key, key = jax.random.split(self.key)
         return key
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """A method's main hyper-parameter as the harness tunes it on validation data: the
-    setting ``key``, the ``values`` tried, and the ``symbol`` the tables show it by;
-    ``in_grid_spacings``: the values count grid spacings (converted per grid); ``joint``:
-    a second hyper-parameter tuned jointly with it (every pair of values is tried)."""
-
-    key: str
-    values: tuple[float, ...]
-    symbol: str
-    in_grid_spacings: bool = False
-    joint: Tuning | None = None
-
-    def candidates(self, spacing: float) -> tuple[float, ...]:
-        """The values tried on a grid of ``spacing`` (its last dim), in the setting's units."""
-        if self.in_grid_spacings:
-            return tuple(float(value * spacing) for value in self.values)
-        return self.values
-
-    @property
-    def parameters(self) -> tuple[Tuning, ...]:
-        """This hyper-parameter and those tuned jointly with it."""
-        return (self,) if self.joint is None else (self, *self.joint.parameters)
-
-    def grid(self, spacing: float, fixed: Collection[str] = ()) -> list[dict[str, float]]:
-        """Every combination of the values tried, leaving out the ``fixed`` keys."""
-        free = [t for t in self.parameters if t.key not in fixed]
-        return [dict(zip([t.key for t in free], values, strict=True))
-                for values in itertools.product(*(t.candidates(spacing) for t in free))]
 
 
 MODEL_COST = {"none": 0, "simulator": 1, "forecaster": 2}
@@ -388,8 +356,10 @@ def score(analysis: xr.Dataset, truth: np.ndarray, *, spin_up: int) -> dict[str,
 
     ``rmse.a`` / ``rmse.f``: RMSE of the ensemble mean of the analysis / background at the
     observed steps after ``spin_up`` steps, averaged over steps and trajectories; ``nrmse``
-    variants divide by the climatological std; ``spread.a`` the ensemble spread. The
-    definitions are those of :mod:`assimilate.evaluation.scores`.
+    variants divide by the climatological std; ``spread.a`` the ensemble spread,
+    ``spread_ratio.a`` the spread-skill ratio and ``crps.a`` the CRPS over the
+    climatological std, of the analysis ensemble. The definitions are those of
+    :mod:`assimilate.evaluation.scores`.
     """
     variable = next(name for name in analysis.data_vars if not name.endswith("_background"))
     observed = np.array(json.loads(analysis.attrs.get("observed_steps", "[]")), dtype=int)
@@ -407,4 +377,7 @@ def score(analysis: xr.Dataset, truth: np.ndarray, *, spin_up: int) -> dict[str,
     members = xr.DataArray(analysis[variable].values[:, :, keep], dims=dims)
     if members.sizes["member"] > 1:
         result["spread.a"] = float(scores.ensemble_spread(members, space).mean())
+        result["spread_ratio.a"] = float(scores.spread_skill_ratio(
+            members, reference, space, over=(dims[0], dims[2])))
+        result["crps.a"] = float(scores.crps_ensemble(members, reference).mean()) / std
     return result

@@ -50,6 +50,7 @@ from assimilate.diagnostics.common import Dims
 from assimilate.diagnostics.quantiles import compress, histogram_counts, per_group, radix_quantiles
 
 __all__ = [
+    "analysis_tail_scores",
     "exceedance_ratios",
     "kurtosis",
     "kurtosis_ratio",
@@ -138,6 +139,25 @@ def log_density_distance(generated: xr.DataArray, reference: xr.DataArray, bins:
     distance = per_group(_mean_log_difference, [gen_counts, ref_counts, *totals],
                           [["bin"], ["bin"], [], []], [[]], {})
     return distance.rename("log_density_distance")
+
+
+ANALYSIS_TAIL_QUANTILE = 0.99
+
+
+def analysis_tail_scores(states: np.ndarray, truth: np.ndarray,
+                         spin_up: int = 0) -> dict[str, xr.DataArray]:
+    """Per trajectory, after ``spin_up`` steps, an analysis ensemble's upper tail against
+    the truth's: ``tail_ks`` (the KS statistic between the values beyond the truth's 0.99
+    quantile; 1 where no member reaches it) and ``exceedance_ratio`` (how often the members
+    exceed that quantile over how often the truth does; 1 is right, below 1 too few
+    extremes). ``states`` ``(trajectory, member, time, *space)``, ``truth``
+    ``(trajectory, time, *space)``: every member is one draw of the analysis."""
+    n_traj, q = truth.shape[0], ANALYSIS_TAIL_QUANTILE
+    members = xr.DataArray(states[:, :, spin_up:].reshape(n_traj, -1), dims=("trajectory", "v"))
+    reference = xr.DataArray(truth[:, spin_up:].reshape(n_traj, -1), dims=("trajectory", "v"))
+    ratio = exceedance_ratios(members, reference, (q,), "v").squeeze(drop=True)
+    ks = tail_ks_statistic(members, reference, q, "v")
+    return {"tail_ks": ks.where(ratio > 0, 1.0), "exceedance_ratio": ratio}
 
 
 def tail_scores(generated: xr.DataArray, reference: xr.DataArray, dims: Dims = None, *,

@@ -271,7 +271,7 @@ def test_forecast_and_da_give_the_same_numbers_for_one_ensemble() -> None:
 
 
 def test_tail_scores_of_an_analysis_against_its_truth() -> None:
-    from assimilate.evaluation.harness.cells import tail_scores
+    from assimilate.diagnostics.tails import analysis_tail_scores as tail_scores
 
     rng = np.random.default_rng(0)
     truth = rng.standard_normal((2, 400, 32))

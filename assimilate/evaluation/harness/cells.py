@@ -154,6 +154,7 @@ def _analysis(workspace: Workspace, cell: Cell, method, observations, climatolog
 
 
 def _run_cell(workspace: Workspace, cell: Cell) -> Path:
+    from assimilate.diagnostics.tails import analysis_tail_scores
     from assimilate.evaluation.scores import analysis_scores
     from assimilate.observe import load_observations, model_grid
     from pde.io.store import field_variable, open_trajectories
@@ -183,7 +184,7 @@ def _run_cell(workspace: Workspace, cell: Cell) -> Path:
         analysis[variable].values, truth, std=climatology.std, mean=climatology.mean,
         observed_points=observed, horizons=horizons, spin_up=spin_up,
         series=lambda field: found.series(field, attrs)[series_name])
-    scores = scores.assign(tail_scores(analysis[variable].values, truth, spin_up))
+    scores = scores.assign(analysis_tail_scores(analysis[variable].values, truth, spin_up))
     scores.attrs = {**{k: analysis.attrs[k] for k in ("method", "parameters", "model", "nfe",
                                                       "nfe_per_step", "wall_time_s",
                                                       "seconds_per_step")},
@@ -191,26 +192,6 @@ def _run_cell(workspace: Workspace, cell: Cell) -> Path:
     with claim(path, kind="file") as output, output.atomic() as scratch:
         scores.to_netcdf(scratch)
     return path
-
-
-TAIL_QUANTILE = 0.99
-
-
-def tail_scores(states: np.ndarray, truth: np.ndarray, spin_up: int) -> dict[str, xr.DataArray]:
-    """Per trajectory, after ``spin_up`` steps, the analysis members' upper tail against
-    the truth's: ``tail_ks`` (the KS statistic between the values beyond the truth's 0.99
-    quantile; 1 where no member reaches it) and ``exceedance_ratio`` (how often the members
-    exceed that quantile over how often the truth does; 1 is right, below 1 too few
-    extremes). ``states`` ``(trajectory, member, time, *space)``, ``truth``
-    ``(trajectory, time, *space)``."""
-    from assimilate.diagnostics.tails import exceedance_ratios, tail_ks_statistic
-
-    n_traj = truth.shape[0]
-    members = xr.DataArray(states[:, :, spin_up:].reshape(n_traj, -1), dims=("trajectory", "v"))
-    reference = xr.DataArray(truth[:, spin_up:].reshape(n_traj, -1), dims=("trajectory", "v"))
-    ratio = exceedance_ratios(members, reference, (TAIL_QUANTILE,), "v").squeeze(drop=True)
-    ks = tail_ks_statistic(members, reference, TAIL_QUANTILE, "v")
-    return {"tail_ks": ks.where(ratio > 0, 1.0), "exceedance_ratio": ratio}
 
 
 @functools.lru_cache(maxsize=4)
