@@ -143,7 +143,9 @@ class ControllerConfig(_Section):
     variances) floored at ``misfit_floor``; ``crps`` and ``energy_score``, the fair CRPS per
     grid point or the fair energy score of the field, of ``members`` members rolled jointly
     from each window (same observations, independent prior draws), against the true
-    continuation (in noise stds): proper scores, so a calibrated ensemble is their optimum.
+    continuation (in noise stds): proper scores, so a calibrated ensemble is their optimum;
+    ``variational``, the observations' negative log-likelihood plus the path KL to the
+    forecaster's chain, the controller a Gaussian policy on stochastic sub-steps.
     ``ensemble``: the controller also reads pooled statistics of its ensemble.
     ``sub_steps``: the forecaster's denoising sub-steps the controller is trained and runs
     at (null: the forecaster's own).
@@ -153,7 +155,7 @@ class ControllerConfig(_Section):
     width: int = Field(64, ge=4, le=1024, description="channels of the network")
     blocks: int = Field(4, ge=1, le=32, description="residual blocks")
     energy: float = Field(0.01, ge=0, le=1e6, description="weight λ of the control energy")
-    objective: Literal["truth", "observations", "crps", "energy_score"] = Field(
+    objective: Literal["truth", "observations", "crps", "energy_score", "variational"] = Field(
         "truth", description="what the trained steps are scored against: the true "
         "continuation (squared error, or a proper score of the jointly rolled members), or "
         "its observations")

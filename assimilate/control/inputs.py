@@ -122,6 +122,9 @@ class ControlInputs:
     """``(batch, 2 (Λ − 1), *space)``: the next steps' observations on the grid and masks."""
     features: torch.Tensor
     """``(batch, N_FEATURES)``."""
+    noise: torch.Tensor | None = None
+    """A stochastic controller's noise, drawn before the step: ``(sub_steps, batch, 1,
+    *space)``."""
     members: int = 1
     """Members per ensemble: the batch is ``(ensemble, member)`` flattened, members of an
     ensemble adjacent (what the pooled statistics of an ensemble-aware controller pool)."""

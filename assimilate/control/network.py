@@ -11,6 +11,10 @@ ensemble statistics)`` (inputs: :mod:`.inputs`). The output
 layer starts at zero, so an untrained controller leaves the forecaster untouched
 ("Control-Augmented Autoregressive Diffusion for Data Assimilation", Srivastava et al.,
 arXiv 2510.06637).
+
+A ``stochastic`` controller is a Gaussian policy: it also returns the log-scale ρ of its
+control's noise, ``|ρ| < 1`` (see :func:`assimilate.control.steer.correction_for`; "Hierarchical
+Variational Policies for Reward-Guided Diffusion", arXiv 2605.21661).
 """
 
 from __future__ import annotations
@@ -26,17 +30,20 @@ from assimilate.nets.unet import ResidualBlock, periodic_conv
 __all__ = ["ControllerNet"]
 
 _SCALE_LIMIT = 0.5  # |scale| < 0.5: a sub-step may shrink or grow the state by half at most
+_LOG_SCALE_LIMIT = 1.0  # a stochastic policy's noise is e^-1 to e times the sub-step's
 
 
 class ControllerNet(nn.Module):
-    """``(scale, shift)``, each ``(batch, 1, *space)``, for one sub-step (module doc)."""
+    """``(scale, shift)``, each ``(batch, 1, *space)``, for one sub-step (module doc); a
+    ``stochastic`` one returns ``(scale, shift, log_scale)``."""
 
     def __init__(self, dims: int, lookahead: int, width: int = 64, blocks: int = 4,
-                 embedding: int = 64, ensemble: bool = False) -> None:
+                 embedding: int = 64, ensemble: bool = False, stochastic: bool = False) -> None:
         super().__init__()
         if lookahead < 1:
             raise ValueError(f"lookahead must be >= 1 step, got {lookahead}")
         self.dims, self.lookahead, self.ensemble = dims, lookahead, ensemble
+        self.stochastic = stochastic
         in_channels = 5 + 2 * (lookahead - 1) + (N_POOLED if ensemble else 0)
         self.noise_embedding = NoiseEmbedding(embedding)
         self.feature_embedding = nn.Sequential(nn.Linear(N_FEATURES, embedding), nn.SiLU(),
@@ -44,14 +51,14 @@ class ControllerNet(nn.Module):
         self.inputs = periodic_conv(dims, in_channels, width)
         self.blocks = nn.ModuleList(ResidualBlock(dims, width, width, embedding, 0.0)
                                     for _ in range(blocks))
-        self.outputs = periodic_conv(dims, width, 2)
+        self.outputs = periodic_conv(dims, width, 3 if stochastic else 2)
         nn.init.zeros_(self.outputs.weight)
         nn.init.zeros_(self.outputs.bias)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, denoised: torch.Tensor,
                 previous: torch.Tensor, innovation: torch.Tensor, covered: torch.Tensor,
                 preview: torch.Tensor, features: torch.Tensor,
-                pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                pooled: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """``x``, ``denoised`` ``(batch, 1, *space)``; ``sigma`` ``(batch,)``; ``previous``,
         ``innovation``, ``covered`` ``(batch, *space)``; ``preview`` ``(batch, 2 (Λ − 1),
         *space)``; ``features`` ``(batch, N_FEATURES)``; ``pooled`` ``(batch, N_POOLED,
@@ -68,5 +75,8 @@ class ControllerNet(nn.Module):
         h = self.inputs(h)
         for block in self.blocks:
             h = block(h, emb)
-        scale, shift = self.outputs(F.silu(h)).chunk(2, dim=1)
+        scale, shift, *log_scale = self.outputs(F.silu(h)).split(1, dim=1)
+        if self.stochastic:
+            return _SCALE_LIMIT * torch.tanh(scale), shift, _LOG_SCALE_LIMIT * torch.tanh(
+                log_scale[0])
         return _SCALE_LIMIT * torch.tanh(scale), shift

@@ -1,9 +1,25 @@
 """One controlled forecast step: the frozen forecaster's sampler with the controller's
 correction in every sub-step, as used by training (with gradients, checkpointed) and by
 data assimilation (without).
+
+A deterministic controller adds ``u = scale ⊙ x_next + shift`` to the sampler's step and
+counts ``‖u‖²`` (mean over the grid) as its energy. A stochastic one (the variational
+objective) first makes the sub-step stochastic: the Euler step becomes the ancestral one
+(the same marginals, "Elucidating the Design Space of Diffusion-Based Generative Models",
+arXiv 2206.00364, with its noise split as in DDPM), whose transition is Gaussian,
+``N(m, s² I)`` with ``s² = σ'² (σ² − σ'²) / σ²`` from ``σ`` to ``σ'``. Its policy moves the
+mean by ``μ = scale ⊙ m + shift`` and scales the noise by ``e^ρ``, so the controlled
+transition is ``N(m + μ, e^{2ρ} s² I)``, and its energy is the exact KL divergence to the
+uncontrolled transition, ``½ mean_grid (e^{2ρ} − 1 − 2ρ + μ² / s²)``: summed over
+sub-steps, the path KL of the controlled chain to the forecaster's ("Variational Control
+for Guidance in Diffusion Models", arXiv 2502.03686). The last sub-step (``σ' = 0``) is
+deterministic in both chains and is not controlled. The noise is drawn before the step
+(``ControlInputs.noise``), so a checkpointed step recomputes the same sample.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -13,7 +29,7 @@ from assimilate.control.network import ControllerNet
 from assimilate.diffusion import SubStep
 from assimilate.models.forecaster import Forecaster
 
-__all__ = ["controlled_step", "correction_for"]
+__all__ = ["controlled_step", "correction_for", "policy_noise"]
 
 
 def correction_for(forecaster: Forecaster, controller: ControllerNet, history: torch.Tensor,
@@ -34,14 +50,50 @@ def correction_for(forecaster: Forecaster, controller: ControllerNet, history: t
             pooled = ensemble_statistics((estimate - norm.mean) / norm.std, innovation,
                                          covered, noise, inputs.members)
         sigma = sub.x.new_full((sub.x.shape[0],), sub.sigma)
-        scale, shift = controller(sub.x, sigma, sub.denoised, inputs.previous, innovation,
-                                  covered, inputs.preview, inputs.features, pooled)
+        outputs = controller(sub.x, sigma, sub.denoised, inputs.previous, innovation,
+                             covered, inputs.preview, inputs.features, pooled)
+        if controller.stochastic:
+            return _stochastic(x_next, sub, outputs, inputs, energies)
+        scale, shift = outputs
         control = scale * x_next + shift
         if energies is not None:
             energies.append(control.pow(2).flatten(1).mean(1))
         return x_next + control
 
     return correction
+
+
+def policy_noise(forecaster: Forecaster, controller: ControllerNet, history: torch.Tensor,
+                 sub_steps: int | None, generator: torch.Generator) -> torch.Tensor | None:
+    """A stochastic controller's noise for one step from ``history`` (None for a
+    deterministic one): ``(sub_steps, batch, 1, *space)``."""
+    if not controller.stochastic:
+        return None
+    n_sub = sub_steps or forecaster.config.forecaster.sampling.steps
+    shape = (n_sub, history.shape[0], 1, *history.shape[2:])
+    return torch.randn(shape, generator=generator, device=history.device)
+
+
+def _stochastic(x_next: torch.Tensor, sub: SubStep, outputs, inputs: ControlInputs,
+                energies: list[torch.Tensor] | None) -> torch.Tensor:
+    """The ancestral sub-step with the Gaussian policy's control (module doc)."""
+    sigma, following = sub.sigma, sub.sigma_next
+    up = math.sqrt(following**2 * (sigma**2 - following**2)) / sigma
+    down = math.sqrt(following**2 - up**2)
+    mean = x_next + (down - following) / sigma * (sub.x - sub.denoised)
+    if up == 0:  # the last sub-step: deterministic, left alone
+        if energies is not None:
+            energies.append(x_next.new_zeros(x_next.shape[0]))
+        return mean
+    if inputs.noise is None:
+        raise ValueError("a stochastic controller needs the sub-steps' noise drawn before "
+                         "the step (ControlInputs.noise)")
+    scale, shift, log_scale = outputs
+    control = scale * mean + shift
+    if energies is not None:
+        kl = (2 * log_scale).exp() - 1 - 2 * log_scale + (control / up).pow(2)
+        energies.append(0.5 * kl.flatten(1).mean(1))
+    return mean + control + up * log_scale.exp() * inputs.noise[sub.index]
 
 
 def controlled_step(forecaster: Forecaster, controller: ControllerNet, history: torch.Tensor,

@@ -21,16 +21,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import jax
 import numpy as np
 import pytest
 import torch
 
-from assimilate.config import load_config
 from assimilate.control import (
-    ControlInputs,
     GridPlacement,
     StepObservations,
     build_controller,
@@ -38,56 +35,24 @@ from assimilate.control import (
     train_controller,
     window_loss,
 )
-from assimilate.control.inputs import N_FEATURES, features_of, preview_of
+from assimilate.control.inputs import N_FEATURES, features_of
 from assimilate.control.load import load_controller
 from assimilate.control.training import training_regimes
 from assimilate.da.contract import Observed, Problem, assimilate, score
 from assimilate.da.grid import Grid
 from assimilate.da.methods import build_method
 from assimilate.diffusion import SubStep
-from assimilate.models.forecaster import ForecasterModel, load_forecaster, train_forecaster
+from assimilate.models.forecaster import ForecasterModel, load_forecaster
 from assimilate.observe import Observations, blocks, load_observations, model_grid, observe
 from pde.generate import simulate
 from pde.io.store import open_trajectories
-from tests.conftest import TINY_CONTROLLER, TINY_FORECASTER, TINY_KS, write_config
+from tests.control.conftest import inputs_of, regime_of, windows_of
 
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
-PROJECT = TINY_KS | {"dataset": TINY_KS["dataset"] | {"trajectories": 4, "steps": 40},
-                     "forecaster": TINY_FORECASTER, "controller": TINY_CONTROLLER}
 REGIMES = "kuramoto_sivashinsky:\n  dense: {operator: strided, stride: 4, every: 1, noise: 0.1}\n"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, one_thread) -> SimpleNamespace:
-    root = tmp_path_factory.mktemp("control")
-    config_path = write_config(root, PROJECT, "project.yaml")
-    config = load_config(config_path)
-    simulate(config, root / "truth.zarr", progress=False)
-    train_forecaster(config, root / "truth.zarr", root / "forecaster.pt", steps=40,
-                     progress=False)
-    return SimpleNamespace(root=root, config=config, config_path=config_path,
-                           forecaster=load_forecaster(root / "forecaster.pt"))
-
-
-def _regime(project):
-    ds = open_trajectories(project.root / "truth.zarr")
-    space = tuple(ds["u"].shape[2:])
-    return training_regimes(project.config, ["sparse"], space, [ds["x"].values])[0], ds
-
-
-def _windows(project, n: int = 8, seed: int = 0, length: int = 5) -> torch.Tensor:
-    """``n`` normalised windows of ``length`` consecutive true states."""
-    values = torch.from_numpy(
-        open_trajectories(project.root / "truth.zarr")["u"].values.astype(np.float32))
-    picks = torch.Generator().manual_seed(seed)
-    starts = torch.randint(0, values.shape[1] - length + 1, (n,), generator=picks)
-    trajectories = torch.randint(0, values.shape[0], (n,), generator=picks)
-    chosen = torch.stack([values[t, s:s + length]
-                          for t, s in zip(trajectories, starts, strict=True)])
-    return project.forecaster.normalisation.normalise(chosen).float()
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -116,36 +81,23 @@ def test_features_say_when_the_next_observation_comes() -> None:
 
 # --- the controlled step ----------------------------------------------------------------
 
-def _inputs(project, regime, history: torch.Tensor, values: torch.Tensor,
-            upcoming: list | None = None) -> ControlInputs:
-    norm = project.forecaster.normalisation
-    placement = GridPlacement(regime.operator, torch.device("cpu"))
-    current = StepObservations(regime.operator, values, torch.ones_like(values, dtype=torch.bool),
-                               regime.noise, norm.mean, norm.std, placement)
-    upcoming = upcoming if upcoming is not None else [None] * (project.config.controller.lookahead - 1)
-    previous = history[:, -1]
-    return ControlInputs(previous, current, preview_of(upcoming, previous),
-                         features_of(current, upcoming, 1, project.config.controller.lookahead,
-                                     history.shape[0], torch.device("cpu")))
-
-
 def test_an_untrained_controller_leaves_the_forecast_step_unchanged(project) -> None:
-    regime, _ = _regime(project)
-    window = _windows(project, 4)
+    regime, _ = regime_of(project)
+    window = windows_of(project, 4)
     history = window[:, :1]
     controller = build_controller(project.config, dims=1)
     noise = project.forecaster.prior(history, torch.Generator().manual_seed(0))
     values = torch.randn(4, regime.operator.n_obs)
     with torch.no_grad():
         steered, energy = controlled_step(project.forecaster, controller, history, noise,
-                                          _inputs(project, regime, history, values))
+                                          inputs_of(project, regime, history, values))
         plain = project.forecaster.step_from(noise, history)
     assert torch.equal(steered, plain) and torch.all(energy == 0)
 
 
 def test_checkpointed_gradients_equal_plain_ones(project) -> None:
-    regime, _ = _regime(project)
-    window = _windows(project, 4)
+    regime, _ = regime_of(project)
+    window = windows_of(project, 4)
     torch.manual_seed(1)
     controller = build_controller(project.config, dims=1)
     for parameter in controller.outputs.parameters():  # a controller that acts
@@ -157,7 +109,7 @@ def test_checkpointed_gradients_equal_plain_ones(project) -> None:
     for checkpointed in (False, True):
         controller.zero_grad()
         following, energy = controlled_step(project.forecaster, controller, history, noise,
-                                            _inputs(project, regime, history, values),
+                                            inputs_of(project, regime, history, values),
                                             checkpointed=checkpointed)
         (following.pow(2).mean() + energy.mean()).backward()
         gradients.append(torch.cat([p.grad.flatten() for p in controller.parameters()]))
@@ -184,7 +136,7 @@ def test_training_lowers_the_terminal_cost_against_zero_control(project, trained
     regime = training_regimes(config, ["dense"], (32,), [ds["x"].values])[0]
     zero = build_controller(config, dims=1).requires_grad_(False)
     learned = load_controller(trained).net
-    window = _windows(project, 16, seed=5, length=4)  # history 1 + spin-up 0 + 2 Λ - 1
+    window = windows_of(project, 16, seed=5, length=4)  # history 1 + spin-up 0 + 2 Λ - 1
     losses = [float(window_loss(project.forecaster, net, config, window, regime,
                                 torch.Generator().manual_seed(3), with_gradients=False).mean())
               for net in (zero, learned)]

@@ -29,7 +29,7 @@ from pydantic.dataclasses import dataclass
 from assimilate.control import ControlInputs, GridPlacement, StepObservations
 from assimilate.control.inputs import features_of, preview_of
 from assimilate.control.load import TrainedController, load_controller
-from assimilate.control.steer import correction_for
+from assimilate.control.steer import correction_for, policy_noise
 from assimilate.control.testtime import optimised
 from assimilate.da.contract import Method, Observed, Problem
 from assimilate.diffusion import SubStep
@@ -103,8 +103,9 @@ class AmortisedController(Method):
 
         def control(_: int, history: torch.Tensor):
             previous = history[:, -1]
+            noise = policy_noise(forecaster, net, history, model.sub_steps, model.generator)
             inputs = ControlInputs(previous, current, preview_of(upcoming, previous), features,
-                                   n_members)
+                                   noise=noise, members=n_members)
             steered = correction_for(forecaster, net, history, inputs)
             if refine == 0 or current is None:
                 return steered
