@@ -14,7 +14,9 @@ same model in the same process:
 
 - model = forecaster: free, dps, nudging, letkf, the shipped controller
   (``checkpoints/CONFIG-controller.pt``) alone and with ``refine`` = 1 and 3 test-time
-  gradient steps (the semi-amortised mode), and optimised-control (10 iterations);
+  gradient steps (the semi-amortised mode), and optimised-control (10 iterations); and the
+  few-step pair: the free run at 4 sub-steps and the controller trained for 4
+  (``checkpoints/CONFIG-controller-s4.pt``, where shipped);
 - model = simulator (the true KS): free, nudging, oi, enkf, etkf, letkf;
 
 and the cost of the free run on the simulator over that on the forecaster. Seconds per
@@ -58,7 +60,8 @@ REGIME, SPIN_UP, TRUTH_STEPS, TRUTH_SEED = "dense", 20, 120, 1
 MIN_SECONDS, MAX_REPEATS = 5.0, 5
 GROUPS = {
     "forecaster": ["dps", "nudging", "letkf", "controller", "controller:refine=1",
-                   "controller:refine=3", "optimised-control"],
+                   "controller:refine=3", "optimised-control", "free:sub_steps=4",
+                   "controller:checkpoint=checkpoints/{name}-controller-s4.pt"],
     "simulator": ["nudging", "oi", "enkf", "etkf", "letkf"],
 }
 
@@ -84,7 +87,7 @@ def prepare(workdir: Path, name: str, trajectories: int) -> dict:
             "observations": observations, "forecaster": load_forecaster(files["forecaster"]),
             "climatology": Climatology.simulate(config.simulator.build(), seed=2),
             "settings": {"controller": {"checkpoint": str(files["controller"])}},
-            "controller": files["controller"]}
+            "controller": files["controller"], "name": name}
 
 
 def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict:
@@ -92,8 +95,9 @@ def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict
     two-step warm-up of the same shapes, the fastest of as many timed runs as fit in ``MIN_SECONDS`` (at least one, at
     most ``MAX_REPEATS``), the least disturbed by whatever else the machine runs."""
     name, *pairs = method.split(":")
-    chosen = build_method(name, {"model": model, **case["settings"].get(name, {}),
-                                 **dict(pair.split("=") for pair in pairs)})
+    given = {key: str(REPO / value) if key == "checkpoint" else value
+             for key, value in (pair.split("=") for pair in pairs)}
+    chosen = build_method(name, {"model": model, **case["settings"].get(name, {}), **given})
     options = {"initial": None, "config": case["config"], "forecaster": case["forecaster"],
                "climatology": case["climatology"], "n_members": members, "seed": 0,
                "progress": False}
@@ -108,14 +112,23 @@ def timed(case: dict, method: str, model: str, members: int, steps: int) -> dict
             "nrmse_a": scores["nrmse.a"], "parameters": json.loads(analysis.attrs["parameters"])}
 
 
+def _available(case: dict, method: str) -> bool:
+    """A controller row runs only where its checkpoint is shipped."""
+    if not method.startswith("controller"):
+        return True
+    named = [pair.split("=", 1)[1] for pair in method.split(":")[1:]
+             if pair.startswith("checkpoint=")]
+    return (REPO / named[0]).exists() if named else case["controller"].exists()
+
+
 def run_group(case: dict, model: str, members: int, steps: int,
               only: list[str] | None = None) -> tuple[list[dict], dict]:
     """The group's rows with ``ratio`` to its free run, and the drift of that baseline;
     ``only``: just these of its methods."""
     first = timed(case, "free", model, members, steps)
-    rows = [timed(case, method, model, members, steps) for method in GROUPS[model]
-            if (not method.startswith("controller") or case["controller"].exists())
-            and (only is None or method in only)]
+    methods = [method.format(name=case["name"]) for method in GROUPS[model]]
+    rows = [timed(case, method, model, members, steps) for method in methods
+            if _available(case, method) and (only is None or method in only)]
     last = timed(case, "free", model, members, steps)
     baseline = min(first["seconds_per_step"], last["seconds_per_step"])
     free = first | {"seconds_per_step": baseline}
