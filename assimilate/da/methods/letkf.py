@@ -217,7 +217,7 @@ class LocalEnsembleTransformKalmanFilter(EnsembleFilter):
     points along each dim, weights interpolated in between (1: at every point)."""
 
     name: ClassVar[str] = "letkf"
-    tuning: ClassVar[Tuning] = Tuning("radius", (2.0, 4.0, 8.0, 16.0, 32.0), "r",
+    tuning: ClassVar[Tuning] = Tuning("radius", (4.0, 8.0, 16.0, 32.0), "r",
                                       in_grid_spacings=True,
                                       joint=Tuning("inflation", (1.0, 1.05, 1.1, 1.2), "i"))
     radius: Radius = 3.0
