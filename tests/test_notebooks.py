@@ -24,13 +24,13 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 def _quickstart(summary: dict, out: Path) -> None:
     nrmse = summary["nrmse"]
     assert all(math.isfinite(value) for value in nrmse.values()), nrmse
-    # the table: the controller beats the free run (by far) and DPS ...
+    # the table: the controller beats the free run (by far) and DPS, and ends level with
+    # the forecaster's LETKF (the text: 0.028 against 0.030) ...
     assert nrmse["controller"] < 0.5 * nrmse["free"], nrmse
     assert nrmse["controller"] < nrmse["dps"], nrmse
-    # ... and, as the text says, loses to the LETKF on KS, with either model
-    assert nrmse["letkf-forecaster"] < nrmse["controller"], nrmse
-    assert nrmse["letkf-simulator"] < nrmse["controller"], nrmse
-    assert summary["spread_ratio_controller"] < 0.6, "the text calls its ensemble collapsed"
+    assert nrmse["controller"] < 1.25 * nrmse["letkf-forecaster"], nrmse
+    # ... with an ensemble as wide as its error (the text: calibrated, not collapsed)
+    assert 0.7 < summary["spread_ratio_controller"] < 1.7, summary
     assert (out / "ks-assimilation.png").stat().st_size > 0
 
 
