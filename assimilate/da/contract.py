@@ -150,8 +150,8 @@ class Method:
 
     def sampler_steps(self) -> int | None:
         """The forecaster's denoising sub-steps per step in this method's runs (None: the
-        forecaster's own): a method's ``sub_steps`` setting, where it has one."""
-        return getattr(self, "sub_steps", None)
+        forecaster's own): a method's ``sub_steps`` setting where it has one (0: unset)."""
+        return getattr(self, "sub_steps", 0) or None
 
     def prepare(self, problem: Problem) -> Any:
         """The method's per-run state, built once before the first step (None: stateless)."""

@@ -211,7 +211,8 @@ def test_analysis_dataset_carries_dims_the_first_background_and_its_provenance(t
     assert not np.allclose(ds["u"].values[0, 0, -1], ds["u"].values[0, 1, -1]), "members differ"
     attrs = ds.attrs
     assert attrs["method"] == "free" and attrs["model"] == "forecaster"
-    assert json.loads(attrs["parameters"]) == {"model": "forecaster"} == method.parameters()
+    assert json.loads(attrs["parameters"]) == {"model": "forecaster", "sub_steps": 0} \
+        == method.parameters()
     assert attrs["regime"] == "dense" and json.loads(attrs["observed_steps"]) == [1, 2, 3, 4]
     assert attrs["nfe"] == SUB_STEPS * 4 and attrs["nfe_per_step"] == SUB_STEPS
     assert attrs["wall_time_s"] > 0 and attrs["seconds_per_step"] > 0
@@ -365,7 +366,7 @@ def test_settings_parse_from_key_value_strings() -> None:
 MEMBERS, STEPS = 3, 4
 ON_FORECASTER = {name for name, method in all_methods().items()
                  if method.model == "forecaster"}
-TABLE = "| rmse.a | nrmse.a | rmse.f | nrmse.f | spread.a |"
+TABLE = "| rmse.a | nrmse.a | rmse.f | nrmse.f | spread.a | spread_ratio.a | crps.a |"
 
 
 def _user_file(project: Path) -> None:

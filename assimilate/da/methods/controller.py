@@ -57,7 +57,8 @@ class ControllerState:
 class AmortisedController(Method):
     """``checkpoint``: the trained controller (``assimilate train controller``);
     ``refine``: test-time gradient steps per observed step; ``rate``: their step size;
-    ``sub_steps``: the forecaster's sub-steps per step (default: those it was trained at)."""
+    ``sub_steps``: the forecaster's sub-steps per step (0, the default: those it was trained
+    at)."""
 
     name: ClassVar[str] = "controller"
     guides_every_step: ClassVar[bool] = True
@@ -65,7 +66,7 @@ class AmortisedController(Method):
     checkpoint: str = Field(min_length=1)
     refine: int = Field(0, ge=0, le=100)
     rate: float = Field(0.1, gt=0, le=100)
-    sub_steps: int | None = Field(None, ge=1, le=1024)
+    sub_steps: int = Field(0, ge=0, le=1024)
     model: Literal["forecaster"] = "forecaster"
 
     def sampler_steps(self) -> int | None:

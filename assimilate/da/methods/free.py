@@ -19,9 +19,9 @@ __all__ = ["Free"]
 @dataclass(frozen=True)
 class Free(Method):
     """No assimilation; ``model``: the dynamics that carry the members; ``sub_steps``: the
-    forecaster's denoising sub-steps per step (default: its own)."""
+    forecaster's denoising sub-steps per step (0, the default: its own)."""
 
     name: ClassVar[str] = "free"
     uses_observations: ClassVar[bool] = False
     model: Literal["forecaster", "simulator"] = "forecaster"
-    sub_steps: int | None = Field(None, ge=1, le=1024)
+    sub_steps: int = Field(0, ge=0, le=1024)
