@@ -65,22 +65,14 @@ def variant_config(config: Path, name: str, steps: int, workdir: Path) -> Path:
 def train_all(config: Path, forecaster: Path, data: Path, workdir: Path, names: list[str],
               steps: int, jobs: int) -> dict[str, Path]:
     """Each variant's checkpoint, trained ``jobs`` at a time (a finished one is reused)."""
-    queue = [(name, variant_config(config, name, steps, workdir)) for name in names]
-    running: list[tuple[str, subprocess.Popen]] = []
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    while queue or running:
-        while queue and len(running) < jobs:
-            name, path = queue.pop(0)
-            argv = [COMMAND, "train", "controller", str(path), "--forecaster", str(forecaster),
-                    "--data", str(data), "--out", str(workdir / f"{name}.pt"), "--quiet"]
-            log = open(workdir / f"{name}.log", "a")  # noqa: SIM115 (closed with the job)
-            running.append((name, subprocess.Popen(argv, stdout=log, stderr=log,
-                                                   env=environment)))
-            print(f"training {name} ({steps} steps)", flush=True)
-        name, job = running.pop(0)
-        if job.wait() != 0:
-            raise SystemExit(f"training {name} failed: see {workdir / (name + '.log')}")
-    return {name: workdir / f"{name}.pt" for name in names}
+    from controller_regimes import run_trainings  # the sibling benchmark's job runner
+
+    checkpoints = {name: workdir / f"{name}.pt" for name in names}
+    run_trainings({name: [COMMAND, "train", "controller",
+                          str(variant_config(config, name, steps, workdir)), "--forecaster",
+                          str(forecaster), "--data", str(data), "--out", str(out), "--quiet"]
+                   for name, out in checkpoints.items()}, workdir, jobs, f"{steps} steps")
+    return checkpoints
 
 
 def evaluate(config: Path, forecaster: Path, workdir: Path, checkpoints: dict[str, Path],

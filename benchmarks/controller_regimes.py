@@ -49,25 +49,31 @@ def train_all(config: Path, forecaster: Path, data: Path, workdir: Path, regimes
     """The checkpoint of each controller (``ALL`` and one per regime), trained ``jobs`` at a
     time (or resumed; a finished one is left as it is)."""
     checkpoints = {name: workdir / f"{name}.pt" for name in [ALL, *regimes]}
-    queue = list(checkpoints.items())
+    commands = {}
+    for name, out in checkpoints.items():
+        commands[name] = [COMMAND, "train", "controller", str(config), "--forecaster",
+                          str(forecaster), "--data", str(data), "--out", str(out), "--steps",
+                          str(steps), "--quiet"] + ([] if name == ALL else ["--regimes", name])
+    run_trainings(commands, workdir, jobs, f"{steps} steps")
+    return checkpoints
+
+
+def run_trainings(commands: dict[str, list[str]], workdir: Path, jobs: int, note: str) -> None:
+    """Run each named training command, ``jobs`` at a time with one thread each, its output
+    in ``WORKDIR/NAME.log``; stop at the first that fails."""
+    queue = list(commands.items())
     running: list[tuple[str, subprocess.Popen]] = []
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
     while queue or running:
         while queue and len(running) < jobs:
-            name, out = queue.pop(0)
-            argv = [COMMAND, "train", "controller", str(config), "--forecaster",
-                    str(forecaster), "--data", str(data), "--out", str(out), "--steps",
-                    str(steps), "--quiet"]
-            if name != ALL:
-                argv += ["--regimes", name]
+            name, argv = queue.pop(0)
             log = open(workdir / f"{name}.log", "a")  # noqa: SIM115 (closed with the job)
             running.append((name, subprocess.Popen(argv, stdout=log, stderr=log,
                                                    env=environment)))
-            print(f"training {name} ({steps} steps)", flush=True)
+            print(f"training {name} ({note})", flush=True)
         name, job = running.pop(0)
         if job.wait() != 0:
             raise SystemExit(f"training {name} failed: see {workdir / (name + '.log')}")
-    return checkpoints
 
 
 def evaluate(config: Path, forecaster: Path, workdir: Path, regime: str,
