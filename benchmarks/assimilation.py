@@ -38,8 +38,7 @@ import tempfile
 from pathlib import Path
 
 # One thread each unless the caller says otherwise; set before the imports (XLA reads it).
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
-                      "intra_op_parallelism_threads=1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 
 import jax
 import torch

@@ -164,7 +164,8 @@ def _export(chosen: Threads) -> None:
     else:
         flags = [flag for flag in os.environ.get("XLA_FLAGS", "").split()
                  if not flag.startswith("--xla_cpu_multi_thread_eigen")]
-        _set("XLA_FLAGS", " ".join(flags + [XLA_ONE_THREAD] * (chosen.count == 1)))
+        # the flag first: XLA reads a value that does not start with "--" as a file name
+        _set("XLA_FLAGS", " ".join([XLA_ONE_THREAD] * (chosen.count == 1) + flags))
         _xla = ("library default (the JAX backend started before the choice)"
                 if _jax_started() else "1" if chosen.count == 1 else "library default")
 
