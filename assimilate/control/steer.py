@@ -39,11 +39,14 @@ def correction_for(forecaster: Forecaster, controller: ControllerNet, history: t
     norm = forecaster.normalisation
 
     def correction(x_next: torch.Tensor, sub: SubStep) -> torch.Tensor:
-        estimate = forecaster.state_of(history, sub.denoised)
-        if inputs.current is None:
-            innovation = covered = torch.zeros_like(inputs.previous)
-        else:
+        observed = inputs.current is not None
+        # the estimate of the state being generated: what innovations and pooled statistics read
+        estimate = forecaster.state_of(history, sub.denoised) \
+            if observed or controller.ensemble else None
+        if observed:
             innovation, covered = inputs.current.innovation(estimate)
+        else:
+            innovation = covered = torch.zeros_like(inputs.previous)
         pooled = None
         if controller.ensemble:
             noise = 0.0 if inputs.current is None else inputs.current.noise

@@ -29,7 +29,7 @@ def candidates(spec: MethodSpec, spacing: float) -> list[Settings]:
     tuning = method_class(spec.name).tuning
     fixed = {key for key, value in spec.settings if value}
     grid = [] if tuning is None else tuning.grid(spacing, fixed)
-    if len(grid) <= 1 and not any(grid):
+    if not any(grid):  # nothing to tune, or the user fixed every tuned setting
         return [spec.settings]
     return [(*spec.settings, *((key, f"{value:g}") for key, value in values.items()))
             for values in grid]
