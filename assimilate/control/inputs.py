@@ -16,11 +16,16 @@ describe:
   (both over ``Λ``), and whether the step being generated is observed;
 - ``pooled`` (an ensemble-aware controller only, per sub-step, see
   :func:`ensemble_statistics`): statistics over the members of the sample's ensemble —
-  the ensemble mean and spread of the denoised estimate, the mean innovation, and the
+  the ensemble mean and spread of the denoised estimate, the mean innovation, the
   local gain ``s² / (s² + r²)`` at the observed points (spread s, noise r): what a Kalman
-  gain is made of. Each is a symmetric function of the members, and every other input is
-  per member, so the controller is permutation-equivariant over members (members stay a
-  batch, "Deep Sets", Zaheer et al., arXiv 1703.06114).
+  gain is made of, and two ensemble-regression increments that carry each observation's
+  information to the points between the observations as the ensemble's covariance says:
+  ``δ_i = Σ_j ρ(i − j) cov(x_i, x_j) d_j / (s_j² + r²)`` over the observed points j (mean
+  innovation d), with a Gaussian taper ρ of a narrow and a broad width (a sixteenth and a
+  quarter of the domain): the mean update of a localised EnKF that assimilates each
+  observation as if it were the only one. Each is a symmetric function of the members,
+  and every other input is per member, so the controller is permutation-equivariant over
+  members (members stay a batch, "Deep Sets", Zaheer et al., arXiv 1703.06114).
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ import torch
 from assimilate.observe import Operator
 
 __all__ = ["N_FEATURES", "N_POOLED", "ControlInputs", "GridPlacement", "StepObservations",
-           "ensemble_statistics", "features_of", "preview_of"]
+           "ensemble_statistics", "features_of", "preview_of", "regression_increment"]
 
 N_FEATURES = 5
-N_POOLED = 4
+N_POOLED = 6
+TAPER_WIDTHS = (1 / 16, 1 / 4)  # the increments' Gaussian taper stds, in domain lengths
 
 
 class GridPlacement:
@@ -133,9 +139,9 @@ class ControlInputs:
 def ensemble_statistics(estimate: torch.Tensor, innovation: torch.Tensor,
                         covered: torch.Tensor, noise: float, members: int) -> torch.Tensor:
     """``(batch, N_POOLED, *space)``: per sample, its ensemble's mean and spread of the
-    normalised ``estimate`` ``(batch, *space)``, mean ``innovation`` and the local gain
-    at ``covered`` points for observation noise ``noise`` (module doc), repeated for
-    every member of the ensemble."""
+    normalised ``estimate`` ``(batch, *space)``, mean ``innovation``, the local gain at
+    ``covered`` points for observation noise ``noise`` and the two regression increments
+    (module doc), repeated for every member of the ensemble."""
     batch, space = estimate.shape[0], estimate.shape[1:]
     if members < 2 or batch % members:
         raise ValueError(f"an ensemble-aware controller needs ensembles of at least 2 "
@@ -145,9 +151,32 @@ def ensemble_statistics(estimate: torch.Tensor, innovation: torch.Tensor,
     mean = grouped.mean(1)
     spread = grouped.var(1).clamp_min(1e-12).sqrt()
     mean_innovation = innovation.reshape(grouped.shape).mean(1)
-    gain = spread**2 / (spread**2 + noise**2) * covered.reshape(grouped.shape)[:, 0]
-    pooled = torch.stack([mean, spread, mean_innovation, gain], dim=1)
+    observed = covered.reshape(grouped.shape)[:, 0]
+    gain = spread**2 / (spread**2 + noise**2) * observed
+    weight = mean_innovation * observed / (spread**2 + noise**2)  # d_j / (s_j² + r²)
+    anomalies = grouped - mean[:, None]
+    increments = [regression_increment(anomalies, weight, width) for width in TAPER_WIDTHS]
+    pooled = torch.stack([mean, spread, mean_innovation, gain, *increments], dim=1)
     return pooled.repeat_interleave(members, dim=0)
+
+
+def regression_increment(anomalies: torch.Tensor, weight: torch.Tensor, width: float
+                         ) -> torch.Tensor:
+    """``Σ_j ρ(i − j) cov(x_i, x_j) weight_j`` ``(ensembles, *space)`` from the members'
+    ``anomalies`` ``(ensembles, members, *space)``: a periodic convolution with the
+    Gaussian taper ρ of std ``width`` domain lengths per dim (ρ(0) = 1)."""
+    space = anomalies.shape[2:]
+    dims = tuple(range(-len(space), 0))
+    taper = torch.ones((), device=anomalies.device)
+    for axis, n in enumerate(space):
+        offset = torch.arange(n, device=anomalies.device, dtype=anomalies.dtype)
+        offset = torch.minimum(offset, n - offset) / (width * n)
+        shape = [1] * len(space)
+        shape[axis] = n
+        taper = taper * torch.exp(-0.5 * offset**2).reshape(shape)
+    spread_out = torch.fft.irfftn(torch.fft.rfftn(anomalies * weight[:, None], dim=dims)
+                                  * torch.fft.rfftn(taper, dim=dims), s=space, dim=dims)
+    return (anomalies * spread_out).sum(1) / (anomalies.shape[1] - 1)
 
 
 def features_of(current: StepObservations | None, upcoming: list[StepObservations | None],

@@ -8,9 +8,11 @@ objective) first makes the sub-step stochastic: the Euler step becomes the ances
 (the same marginals, "Elucidating the Design Space of Diffusion-Based Generative Models",
 arXiv 2206.00364, with its noise split as in DDPM), whose transition is Gaussian,
 ``N(m, s² I)`` with ``s² = σ'² (σ² − σ'²) / σ²`` from ``σ`` to ``σ'``. Its policy moves the
-mean by ``μ = scale ⊙ m + shift`` and scales the noise by ``e^ρ``, so the controlled
-transition is ``N(m + μ, e^{2ρ} s² I)``, and its energy is the exact KL divergence to the
-uncontrolled transition, ``½ mean_grid (e^{2ρ} − 1 − 2ρ + μ² / s²)``: summed over
+mean by ``s μ``, ``μ = scale ⊙ m / √(1 + σ'²) + shift`` in units of the transition's std
+(so one output costs alike at every sub-step; in state units a move would cost 1/s²), and
+scales the noise by ``e^ρ``: the controlled transition is ``N(m + s μ, e^{2ρ} s² I)``, and
+its energy is the exact KL divergence to the uncontrolled transition,
+``½ mean_grid (e^{2ρ} − 1 − 2ρ + μ²)``: summed over
 sub-steps, the path KL of the controlled chain to the forecaster's ("Variational Control
 for Guidance in Diffusion Models", arXiv 2502.03686). The last sub-step (``σ' = 0``) is
 deterministic in both chains and is not controlled. The noise is drawn before the step
@@ -92,11 +94,13 @@ def _stochastic(x_next: torch.Tensor, sub: SubStep, outputs, inputs: ControlInpu
         raise ValueError("a stochastic controller needs the sub-steps' noise drawn before "
                          "the step (ControlInputs.noise)")
     scale, shift, log_scale = outputs
-    control = scale * mean + shift
+    # the policy's mean move in units of the transition's std: the KL weighs it alike at
+    # every sub-step, where a move in state units would cost 1/s² (large at the last ones)
+    drift = scale * mean / math.sqrt(1 + following**2) + shift
     if energies is not None:
-        kl = (2 * log_scale).exp() - 1 - 2 * log_scale + (control / up).pow(2)
+        kl = (2 * log_scale).exp() - 1 - 2 * log_scale + drift.pow(2)
         energies.append(0.5 * kl.flatten(1).mean(1))
-    return mean + control + up * log_scale.exp() * inputs.noise[sub.index]
+    return mean + up * (drift + log_scale.exp() * inputs.noise[sub.index])
 
 
 def controlled_step(forecaster: Forecaster, controller: ControllerNet, history: torch.Tensor,

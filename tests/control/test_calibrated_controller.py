@@ -73,7 +73,7 @@ def test_a_stochastic_sub_step_is_ancestral_plus_a_gaussian_control(project) -> 
             inputs.preview, inputs.features)
     up = (following**2 * (sigma**2 - following**2)) ** 0.5 / sigma  # 0.866
     mean = denoised + (following**2 - up**2) ** 0.5 / sigma * (x - denoised)  # ancestral
-    control = scale * mean + shift
+    control = up * (scale * mean / (1 + following**2) ** 0.5 + shift)  # in units of the std
     torch.testing.assert_close(moved, mean + control + up * log_scale.exp() * inputs.noise[0])
     kl = kl_divergence(Normal(mean + control, up * log_scale.exp()), Normal(mean, up))
     torch.testing.assert_close(energies[0], kl.flatten(1).mean(1))

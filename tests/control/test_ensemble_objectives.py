@@ -8,6 +8,9 @@
   instead, the members collapse onto the posterior mean;
 - an ensemble-aware controller is permutation-equivariant over members: permuting the
   members of an ensemble permutes its corrections, nothing else;
+- the pooled ensemble-regression increment equals the tapered covariance sum written out
+  point by point (1-D and 2-D, periodic), and for one observation under a wide taper the
+  EnKF's update of the ensemble mean, ``cov(x, x_j) d / (s_j² + r²)``;
 - a config asking for an ensemble objective or ensemble inputs with one member is refused.
 """
 
@@ -20,7 +23,7 @@ import torch
 
 from assimilate.config import ControllerConfig
 from assimilate.control import ControllerNet
-from assimilate.control.inputs import N_FEATURES, ensemble_statistics
+from assimilate.control.inputs import N_FEATURES, ensemble_statistics, regression_increment
 from assimilate.control.objectives import fair_crps, fair_energy_score
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -146,6 +149,51 @@ def test_an_ensemble_aware_controller_is_permutation_equivariant() -> None:
     torch.testing.assert_close(corrections(within), corrections(identity)[within])
     across = torch.roll(identity, 1)  # members swapped between ensembles: other statistics
     assert not torch.allclose(corrections(across), corrections(identity)[across])
+
+
+def _periodic_offsets(n: int) -> torch.Tensor:
+    """The periodic distance between every pair of the ``n`` points of a ring."""
+    index = torch.arange(n)
+    difference = (index[:, None] - index[None]) % n
+    return torch.minimum(difference, n - difference).float()
+
+
+@pytest.mark.parametrize("space", [(16,), (8, 6)])
+def test_the_regression_increment_is_the_tapered_covariance_sum(space) -> None:
+    torch.manual_seed(0)
+    ensembles, members, width = 2, 5, 0.2
+    anomalies = torch.randn(ensembles, members, *space)
+    anomalies = anomalies - anomalies.mean(1, keepdim=True)
+    weight = torch.randn(ensembles, *space)
+    coordinates = torch.stack(torch.meshgrid(*[torch.arange(n) for n in space],
+                                             indexing="ij"), -1).reshape(-1, len(space))
+    squared = torch.zeros(coordinates.shape[0], coordinates.shape[0])  # in taper widths
+    for axis, n in enumerate(space):
+        difference = (coordinates[:, None, axis] - coordinates[None, :, axis]) % n
+        squared += (torch.minimum(difference, n - difference).float() / (width * n)) ** 2
+    taper = torch.exp(-0.5 * squared)
+    flat = anomalies.reshape(ensembles, members, -1)
+    covariance = torch.einsum("emi,emj->eij", flat, flat) / (members - 1)
+    expected = torch.einsum("ij,eij,ej->ei", taper, covariance, weight.reshape(ensembles, -1))
+    torch.testing.assert_close(regression_increment(anomalies, weight, width),
+                               expected.reshape(ensembles, *space), atol=1e-5, rtol=1e-5)
+
+
+def test_the_pooled_increment_of_one_observation_is_the_enkf_mean_update() -> None:
+    torch.manual_seed(1)
+    members, n, j, noise = 6, 12, 5, 0.3
+    estimate = torch.randn(members, n)
+    covered = torch.zeros(members, n)
+    covered[:, j] = 1
+    observation = torch.tensor(0.7)
+    innovation = (observation - estimate) * covered
+    broad = ensemble_statistics(estimate, innovation, covered, noise, members)[0, -1]
+    anomalies = estimate - estimate.mean(0)
+    covariance = anomalies.T @ anomalies[:, j] / (members - 1)
+    kalman = covariance * (observation - estimate[:, j].mean()) / (
+        anomalies[:, j].pow(2).sum() / (members - 1) + noise**2)
+    taper = torch.exp(-0.5 * (_periodic_offsets(n)[j] / (n / 4)) ** 2)  # the broad taper
+    torch.testing.assert_close(broad, kalman * taper, atol=1e-6, rtol=1e-5)
 
 
 def test_ensemble_settings_need_members() -> None:
