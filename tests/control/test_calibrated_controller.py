@@ -10,7 +10,8 @@ policy, ensemble training, and few-step control through ``assimilate run``.
 - a controller trained with the fair CRPS over jointly rolled members, reading its
   ensemble, at 2 sub-steps, runs through ``assimilate run`` as a user runs it (fresh
   process, progress bar on) at the sub-steps it was trained for, and at 4 when told;
-- a variational controller trains and assimilates, reproducibly for a seed.
+- a variational controller trains and assimilates, reproducibly for a seed;
+- a checkpoint whose network reads other ensemble inputs is refused with a one-line error.
 """
 
 from __future__ import annotations
@@ -126,6 +127,14 @@ def test_the_ensemble_controller_keeps_its_training(ensemble_controller) -> None
     assert trained.net.ensemble and not trained.net.stochastic
     assert trained.config.controller.sub_steps == 2
     assert trained.config.controller.objective == "crps"
+
+
+def test_a_controller_with_other_ensemble_inputs_is_refused(ensemble_controller,
+                                                            monkeypatch) -> None:
+    import assimilate.control.network as network
+    monkeypatch.setattr(network, "N_POOLED", network.N_POOLED - 2)  # as before the increments
+    with pytest.raises(ValueError, match=r"reads \d+ input fields.*retrain it"):
+        load_controller(ensemble_controller)
 
 
 @pytest.mark.e2e
