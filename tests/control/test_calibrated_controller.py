@@ -26,7 +26,7 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from assimilate.control import build_controller, controlled_step, train_controller
+from assimilate.control import build_controller, controlled_step, network, train_controller
 from assimilate.control.load import load_controller
 from assimilate.control.steer import correction_for, policy_noise
 from assimilate.da.contract import assimilate
@@ -131,7 +131,6 @@ def test_the_ensemble_controller_keeps_its_training(ensemble_controller) -> None
 
 def test_a_controller_with_other_ensemble_inputs_is_refused(ensemble_controller,
                                                             monkeypatch) -> None:
-    import assimilate.control.network as network
     monkeypatch.setattr(network, "N_POOLED", network.N_POOLED - 2)  # as before the increments
     with pytest.raises(ValueError, match=r"reads \d+ input fields.*retrain it"):
         load_controller(ensemble_controller)
