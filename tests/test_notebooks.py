@@ -25,7 +25,7 @@ def _quickstart(summary: dict, out: Path) -> None:
     nrmse = summary["nrmse"]
     assert all(math.isfinite(value) for value in nrmse.values()), nrmse
     # the table: the controller beats the free run (by far) and DPS, and ends level with
-    # the forecaster's LETKF (the text: 0.028 against 0.030) ...
+    # the forecaster's LETKF (the text: 0.030 against 0.030) ...
     assert nrmse["controller"] < 0.5 * nrmse["free"], nrmse
     assert nrmse["controller"] < nrmse["dps"], nrmse
     assert nrmse["controller"] < 1.25 * nrmse["letkf-forecaster"], nrmse

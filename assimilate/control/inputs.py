@@ -30,6 +30,7 @@ describe:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,18 +166,27 @@ def regression_increment(anomalies: torch.Tensor, weight: torch.Tensor, width: f
     """``Σ_j ρ(i − j) cov(x_i, x_j) weight_j`` ``(ensembles, *space)`` from the members'
     ``anomalies`` ``(ensembles, members, *space)``: a periodic convolution with the
     Gaussian taper ρ of std ``width`` domain lengths per dim (ρ(0) = 1)."""
-    space = anomalies.shape[2:]
+    space = tuple(anomalies.shape[2:])
     dims = tuple(range(-len(space), 0))
-    taper = torch.ones((), device=anomalies.device)
+    taper = _taper_spectrum(space, width, anomalies.device, anomalies.dtype)
+    spread_out = torch.fft.irfftn(torch.fft.rfftn(anomalies * weight[:, None], dim=dims)
+                                  * taper, s=space, dim=dims)
+    return (anomalies * spread_out).sum(1) / (anomalies.shape[1] - 1)
+
+
+@functools.lru_cache(maxsize=16)
+def _taper_spectrum(space: tuple[int, ...], width: float, device: torch.device,
+                    dtype: torch.dtype) -> torch.Tensor:
+    """The real FFT of the periodic Gaussian taper of :func:`regression_increment`, built
+    once per grid (it is read twice in every sub-step)."""
+    taper = torch.ones((), device=device, dtype=dtype)
     for axis, n in enumerate(space):
-        offset = torch.arange(n, device=anomalies.device, dtype=anomalies.dtype)
+        offset = torch.arange(n, device=device, dtype=dtype)
         offset = torch.minimum(offset, n - offset) / (width * n)
         shape = [1] * len(space)
         shape[axis] = n
         taper = taper * torch.exp(-0.5 * offset**2).reshape(shape)
-    spread_out = torch.fft.irfftn(torch.fft.rfftn(anomalies * weight[:, None], dim=dims)
-                                  * torch.fft.rfftn(taper, dim=dims), s=space, dim=dims)
-    return (anomalies * spread_out).sum(1) / (anomalies.shape[1] - 1)
+    return torch.fft.rfftn(taper, dim=tuple(range(-len(space), 0)))
 
 
 def features_of(current: StepObservations | None, upcoming: list[StepObservations | None],

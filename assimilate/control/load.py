@@ -41,11 +41,14 @@ def load_controller(checkpoint: str | Path) -> TrainedController:
     config = ExperimentConfig.model_validate_json(payload["config"])
     identity = json.loads(payload["identity"])
     net = build_controller(config, dims=len(payload["coordinates"]))
-    stored, expected = payload["ema"]["inputs.weight"].shape[1], net.inputs.weight.shape[1]
-    if stored != expected:  # e.g. trained before the pooled inputs gained two increments
+    expected = net.state_dict()
+    changed = sorted(key for key, value in payload["ema"].items()
+                     if key in expected and value.shape != expected[key].shape)
+    if changed:  # e.g. trained before the pooled ensemble inputs gained two increments
+        stored = payload["ema"]["inputs.weight"].shape[1]
         raise ValueError(f"the controller '{checkpoint}' reads {stored} input fields, this "
-                         f"version's reads {expected} (its ensemble inputs changed); retrain "
-                         "it with `assimilate train controller`")
+                         f"version's reads {net.inputs.weight.shape[1]} ({', '.join(changed)} "
+                         "differ in shape); retrain it with `assimilate train controller`")
     net.load_state_dict(payload["ema"])
     net.eval().requires_grad_(False).to(select_device())
     return TrainedController(net, config, identity["forecaster"], json.loads(payload["regimes"]),

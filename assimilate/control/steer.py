@@ -51,7 +51,7 @@ def correction_for(forecaster: Forecaster, controller: ControllerNet, history: t
             innovation = covered = torch.zeros_like(inputs.previous)
         pooled = None
         if controller.ensemble:
-            noise = 0.0 if inputs.current is None else inputs.current.noise
+            noise = inputs.current.noise if observed else 0.0
             pooled = ensemble_statistics((estimate - norm.mean) / norm.std, innovation,
                                          covered, noise, inputs.members)
         sigma = sub.x.new_full((sub.x.shape[0],), sub.sigma)
