@@ -47,8 +47,8 @@ def load_controller(checkpoint: str | Path) -> TrainedController:
     if changed:  # e.g. trained before the pooled ensemble inputs gained two increments
         stored = payload["ema"]["inputs.weight"].shape[1]
         raise ValueError(f"the controller '{checkpoint}' reads {stored} input fields, this "
-                         f"version's reads {net.inputs.weight.shape[1]} ({', '.join(changed)} "
-                         "differ in shape); retrain it with `assimilate train controller`")
+                         f"version's reads {net.inputs.weight.shape[1]} (shapes changed: "
+                         f"{', '.join(changed)}); retrain it with `assimilate train controller`")
     net.load_state_dict(payload["ema"])
     net.eval().requires_grad_(False).to(select_device())
     return TrainedController(net, config, identity["forecaster"], json.loads(payload["regimes"]),
