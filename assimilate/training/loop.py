@@ -327,6 +327,13 @@ def _resume(out: Path, metadata: dict[str, Any], model, ema, optimizer,
             f"checkpoint '{out}' was trained on the store '{saved.get('data', '?')}', and "
             f"--data '{metadata.get('data', '?')}' is another store; pass --allow-other-data "
             "to continue training on it, or choose another --out")
+    expected = model.state_dict()
+    changed = sorted(key for key, value in saved["model"].items()
+                     if key in expected and value.shape != expected[key].shape)
+    if changed:  # same settings, but a network this version builds differently
+        raise TrainingError(
+            f"checkpoint '{out}' holds a network of other shapes than this version builds "
+            f"({', '.join(changed)}); choose another --out or delete it to start over")
     model.load_state_dict(saved["model"])
     ema.model.load_state_dict(saved["ema"])
     optimizer.load_state_dict(saved["optimizer"])

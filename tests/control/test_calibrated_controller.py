@@ -33,6 +33,7 @@ from assimilate.da.contract import assimilate
 from assimilate.da.methods import build_method
 from assimilate.diffusion import SubStep
 from assimilate.observe import Observations, model_grid, observe
+from assimilate.errors import TrainingError
 from pde.io.store import open_store, open_trajectories
 from tests.control.conftest import inputs_of, regime_of, windows_of
 
@@ -134,6 +135,18 @@ def test_a_controller_with_other_ensemble_inputs_is_refused(ensemble_controller,
     monkeypatch.setattr(network, "N_POOLED", network.N_POOLED - 2)  # as before the increments
     with pytest.raises(ValueError, match=r"reads \d+ input fields.*retrain it"):
         load_controller(ensemble_controller)
+
+
+def test_resuming_a_checkpoint_of_other_shapes_is_refused(project, ensemble_controller,
+                                                         monkeypatch, tmp_path) -> None:
+    out = tmp_path / "resumed.pt"
+    out.write_bytes(ensemble_controller.read_bytes())
+    config = load_controller(ensemble_controller).config
+    monkeypatch.setattr(network, "N_POOLED", network.N_POOLED - 2)  # as before the increments
+    with pytest.raises(TrainingError, match=r"other shapes.*inputs\.weight.*delete it"):
+        train_controller(config, project.root / "forecaster.pt", project.root / "truth.zarr",
+                         out, steps=8, progress=False)
+    assert out.read_bytes() == ensemble_controller.read_bytes()
 
 
 @pytest.mark.e2e
