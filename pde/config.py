@@ -36,6 +36,7 @@ from pde.simulator import Simulator
 __all__ = [
     "ConfigError",
     "DatasetConfig",
+    "ImportedConfig",
     "KolmogorovConfig",
     "KuramotoSivashinskyConfig",
     "SimulationConfig",
@@ -122,8 +123,41 @@ class KolmogorovConfig(_SimulatorSection):
         {"dt", "burn_in", "max_velocity", "max_courant", "peak_wavenumber"})
 
 
+class ImportedConfig(_SimulatorSection):
+    """Gridded data brought in by ``assimilate import`` (a reanalysis, a gridded product):
+    what they are, not how to make more of them. There is no simulator: a method that needs
+    the true model refuses them, and the learned forecaster (``model=forecaster``) stands
+    in. Every field is physics: a store of another variable, unit, region, grid or
+    interval is other data."""
+
+    pde: Literal["imported"]
+    variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64,
+                          description="the field's name in the store")
+    units: str = Field(min_length=1, max_length=64, description="the field's units (UDUNITS)")
+    latitude: tuple[float, float] = Field(description="first and last grid latitude (°N)")
+    longitude: tuple[float, float] = Field(description="first and last grid longitude (°E)")
+    grid: tuple[int, int] = Field(description="latitudes and longitudes on the grid")
+    interval: float = Field(gt=0, le=MAX_TIME, description="hours between stored states")
+    periodic: bool = Field(False, description="whether space wraps around (regional: no)")
+
+    @model_validator(mode="after")
+    def _physical(self) -> ImportedConfig:
+        if not (-90 <= self.latitude[0] < self.latitude[1] <= 90):
+            raise ValueError(f"imported: latitude={list(self.latitude)} must rise within "
+                             "[-90, 90]")
+        if not self.longitude[0] < self.longitude[1]:
+            raise ValueError(f"imported: longitude={list(self.longitude)} must rise")
+        if min(self.grid) < 2:
+            raise ValueError(f"imported: grid={list(self.grid)} needs 2 or more points a side")
+        return self
+
+    def build(self) -> Simulator:
+        raise ConfigError(f"the data ('{self.variable}') were imported, not simulated: there is "
+                          "no true model to run; use the learned one (model=forecaster)")
+
+
 SimulatorConfig = Annotated[
-    KuramotoSivashinskyConfig | KolmogorovConfig, Field(discriminator="pde")
+    KuramotoSivashinskyConfig | KolmogorovConfig | ImportedConfig, Field(discriminator="pde")
 ]
 # tag -> section, from the union itself: the one list of configurable simulators
 _SECTIONS: dict[str, type[_SimulatorSection]] = {

@@ -8,6 +8,11 @@ and the simulator class. Code outside :mod:`pde` asks for a descriptor (:func:`d
 file, its configuration section (:mod:`pde.config`) and one more descriptor here (and,
 to be evaluated, its entry in :mod:`assimilate.evaluation.defaults`).
 
+Imported data (``assimilate import``: a reanalysis, any gridded product) have a descriptor
+too, :data:`IMPORTED`, with no simulator: its variable is the store's own (``variable``
+attribute), its space latitude by longitude, not periodic, and its series the area mean
+(weighted by the cosine of latitude), maximum and minimum.
+
 The functions take NumPy arrays ``(..., *space)`` (any leading dims, space last, as in a
 Dask chunk or ``xarray.apply_ufunc`` with the space dims as core dims) and return float64.
 """
@@ -26,6 +31,7 @@ from pde import physics
 
 __all__ = [
     "DESCRIPTORS",
+    "IMPORTED",
     "KOLMOGOROV",
     "KURAMOTO_SIVASHINSKY",
     "Descriptor",
@@ -59,11 +65,12 @@ class Descriptor:
     name: str
     variable: str
     space: tuple[str, ...]
-    simulator: str  # "module:Class", imported only when asked for (JAX is slow to import)
+    simulator: str | None  # "module:Class", imported when asked for (JAX is slow to import)
     series_names: tuple[str, ...]
     measure: Callable[[np.ndarray, Mapping[str, Any]], Measures]
     spectrum: Callable[[np.ndarray], np.ndarray]
     requires: tuple[tuple[str, str], ...] = ()
+    periodic: bool = True
 
     def series(self, field: Any, attrs: Mapping[str, Any] | None = None
                ) -> dict[str, np.ndarray]:
@@ -87,6 +94,9 @@ class Descriptor:
 
     def simulator_class(self) -> type:
         """The simulator class (implements :class:`pde.simulator.Simulator`)."""
+        if self.simulator is None:
+            raise ValueError(f"{self.name} data have no simulator: there is no true model to "
+                             "run; use the learned one (model=forecaster)")
         module, name = self.simulator.split(":")
         return getattr(importlib.import_module(module), name)
 
@@ -105,6 +115,29 @@ def _kolmogorov(w: np.ndarray, attrs: Mapping[str, Any]) -> Measures:
     if found.dissipation is not None:
         series["dissipation"] = found.dissipation
     return Measures(series, found.spectrum_sum)
+
+
+def _imported(field: np.ndarray, attrs: Mapping[str, Any]) -> Measures:
+    field = np.asarray(field, dtype=np.float64)
+    weights = np.ones(field.shape[-2])
+    if attrs.get("latitude") is not None:  # a regular grid from the first to the last
+        first, last = (float(v) for v in attrs["latitude"])
+        weights = np.cos(np.deg2rad(np.linspace(first, last, field.shape[-2])))
+    weights = weights[:, None] / (weights.sum() * field.shape[-1])
+    series = {"area_mean": (field * weights).sum((-2, -1)),
+              "area_max": field.max((-2, -1)), "area_min": field.min((-2, -1))}
+    spectra = _regional_spectrum(field)
+    return Measures(series, spectra.reshape(-1, spectra.shape[-1]).sum(0))
+
+
+def _regional_spectrum(field: np.ndarray) -> np.ndarray:
+    """The isotropic spectrum of the anomaly from each field's mean, tapered to zero at the
+    edges by a Hann window: a regional field is not periodic, and its edges' jump would
+    otherwise leak power to every wavenumber."""
+    field = np.asarray(field, dtype=np.float64)
+    window = np.outer(np.hanning(field.shape[-2] + 2)[1:-1], np.hanning(field.shape[-1] + 2)[1:-1])
+    anomaly = field - field.mean((-2, -1), keepdims=True)
+    return physics.spectrum_2d(anomaly * window / np.sqrt((window ** 2).mean()))
 
 
 KURAMOTO_SIVASHINSKY = Descriptor(
@@ -128,8 +161,19 @@ KOLMOGOROV = Descriptor(
     requires=(("dissipation", "viscosity"),),
 )
 
+IMPORTED = Descriptor(
+    name="imported",
+    variable="field",  # a template: each store names its own (descriptor_of)
+    space=("y", "x"),
+    simulator=None,
+    series_names=("area_mean", "area_max", "area_min"),
+    measure=_imported,
+    spectrum=_regional_spectrum,
+    periodic=False,
+)
+
 DESCRIPTORS: Mapping[str, Descriptor] = types.MappingProxyType(
-    {d.name: d for d in (KOLMOGOROV, KURAMOTO_SIVASHINSKY)})
+    {d.name: d for d in (KOLMOGOROV, KURAMOTO_SIVASHINSKY, IMPORTED)})
 
 
 def descriptor(name: str) -> Descriptor:
@@ -154,7 +198,10 @@ def descriptor_of(source: Any) -> Descriptor:
     if not isinstance(attrs, Mapping) or "pde" not in attrs:
         raise ValueError(f"{type(source).__name__} names no pde (no 'pde' attribute); "
                          f"known: {', '.join(DESCRIPTORS)}")
-    return descriptor(attrs["pde"])
+    found = descriptor(attrs["pde"])
+    if found.simulator is None and isinstance(attrs.get("variable"), str):
+        return dataclasses.replace(found, variable=attrs["variable"])
+    return found
 
 
 def series_names() -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""Verbs on data: ``simulate`` a trajectory store, ``observe`` it, ``export`` it to NetCDF,
-``verify`` a store."""
+"""Verbs on data: ``simulate`` a trajectory store or ``import`` one from a user's gridded
+files, ``observe`` it, ``export`` it to NetCDF, ``verify`` a store."""
 
 from __future__ import annotations
 
@@ -31,6 +31,12 @@ def _simulate(args: argparse.Namespace) -> None:
     from pde.generate import simulate
 
     print(simulate(config, **given))
+
+
+def _import(args: argparse.Namespace) -> None:
+    from pde.ingest import import_data
+
+    print(import_data(**keywords(args)))
 
 
 def _observe(args: argparse.Namespace) -> None:
@@ -68,6 +74,21 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
              WORKERS(default=1, help="Dask worker processes (1: run in this process)"),
              DASK, OVERWRITE(help="replace a store written with another configuration"),
              QUIET)
+    add_verb(verbs, "import", "write a trajectory store from NetCDF, GRIB or Zarr files",
+             _import, option("sources", nargs="+", metavar="SOURCE",
+                             help="NetCDF (.nc), GRIB (.grib, .grib2) files or Zarr stores, "
+                                  "in any order (one grid, one interval)"),
+             OUT(help="output trajectory store (Zarr)"),
+             option("--variable", help="the gridded variable (default: the only one)"),
+             option("--segment", metavar="DURATION",
+                    help="cut the record into trajectories of this length (7D, 24h; "
+                         "default: one trajectory)"),
+             option("--region", metavar="S,N,W,E",
+                    help="keep the points in this latitude-longitude box (degrees)"),
+             option("--units", help="the variable's units, where the files name none"),
+             option("--attribution", help="attribution text to carry with the data "
+                                          "(default: the source's 'attribution' attribute)"),
+             OVERWRITE, QUIET)
     add_verb(verbs, "observe", "synthetic observations of a truth store under a named regime",
              _observe, option("store", help="truth trajectory store"),
              option("--regime", required=True, help="regime name (configs/regimes.yaml)"),

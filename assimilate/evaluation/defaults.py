@@ -67,6 +67,13 @@ DEFAULTS: Mapping[str, EvaluationDefaults] = types.MappingProxyType({
                                   climatology_errors=(("enstrophy_error", "enstrophy"),
                                                       ("dissipation_error", "dissipation"))),
         assimilation=AssimilationDefaults(horizons=(60, 180), series="dissipation")),
+    "imported": EvaluationDefaults(
+        # Imported data are hourly or coarser, cut into segments of a day or more: the
+        # horizons are a quarter day and a day of hourly states.
+        forecast=ForecastDefaults(steps=24, nudging_stride=2, nudging_noise=0.1,
+                                  nudging_window=(6, 24),
+                                  climatology_errors=(("mean_error", "area_mean"),)),
+        assimilation=AssimilationDefaults(horizons=(6, 24), series="area_mean")),
 })
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "field_variable",
     "open_store",
     "open_trajectories",
+    "provenance",
     "read_completion",
     "require_physics",
     "simulator_section",
@@ -75,7 +76,7 @@ def time_chunk(n_steps: int, field_shape: tuple[int, ...]) -> int:
     return int(max(1, min(n_steps, _CHUNK_BYTES // state_bytes)))
 
 
-def _provenance() -> dict[str, str]:
+def provenance() -> dict[str, str]:
     versions = {}
     for package in ("assimilate", "jax", "jax-cfd", "xarray", "zarr"):
         try:
@@ -116,7 +117,7 @@ def _skeleton(config: SimulationConfig, simulator: Simulator) -> xr.Dataset:
         "seed": config.dataset.seed,
         "config": config.canonical_json(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        **_provenance(),
+        **provenance(),
     }
     return ds
 
@@ -244,16 +245,19 @@ def _check_schema(ds: xr.Dataset, path: Path, pde: str | None = None) -> str:
             f"'{path}' is a Zarr store but not a trajectory store: attribute 'schema' is "
             f"{ds.attrs.get('schema')!r}, expected {SCHEMA!r}"
         )
-    missing = [key for key in ("pde", "config", "seed", "created") if key not in ds.attrs]
-    if missing:
-        raise StoreError(f"trajectory store '{path}' lacks attributes: {', '.join(missing)}")
-    kind = ds.attrs["pde"]
+    kind = ds.attrs.get("pde")
     if kind not in DESCRIPTORS:
         raise StoreError(f"trajectory store '{path}' has unknown pde {kind!r}; known: "
                          f"{', '.join(DESCRIPTORS)}")
+    simulated = DESCRIPTORS[kind].simulator is not None  # imported data have no seed
+    required = ("config", "seed", "created") if simulated else ("config", "created", "variable")
+    missing = [key for key in required if key not in ds.attrs]
+    if missing:
+        raise StoreError(f"trajectory store '{path}' lacks attributes: {', '.join(missing)}")
     if pde is not None and kind != pde:
         raise StoreError(f"trajectory store '{path}' holds {kind!r} data, expected {pde!r}")
-    variable, space = DESCRIPTORS[kind].variable, DESCRIPTORS[kind].space
+    found = descriptor_of(ds.attrs)
+    variable, space = found.variable, found.space
     expected = {variable: ("trajectory", "time", *space), COMPLETE: ("trajectory",)}
     for name, dims in expected.items():
         if name not in ds.variables or not (path / name / "zarr.json").is_file():

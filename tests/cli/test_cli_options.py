@@ -18,6 +18,7 @@ from assimilate.cli.options import PARSER_DESTS, keywords
 # passing on (diagnose's handler reads the covariate and gathers the Dask options)
 CALLS: dict[str, tuple[str | tuple[str, ...], set[str]]] = {
     "simulate": ("pde.generate:simulate", set()),
+    "import": ("pde.ingest:import_data", set()),
     "observe": ("assimilate.observe:observe", set()),
     "export": ("pde.io.store:export", set()),
     "verify": ("pde.io.verify:verify", set()),

@@ -36,7 +36,8 @@ def test_descriptor_matches_its_simulator_and_configuration(config: dict) -> Non
 
 def test_one_registry_for_configurations_and_descriptors() -> None:
     assert set(_SECTIONS) == set(DESCRIPTORS)
-    assert series_names() == ("energy", "enstrophy", "dissipation", "total_variation")
+    assert series_names() == ("energy", "enstrophy", "dissipation", "total_variation",
+                              "area_mean", "area_max", "area_min")
 
 
 def test_every_pde_has_evaluation_defaults_naming_its_series() -> None:
@@ -53,7 +54,7 @@ def test_every_pde_has_evaluation_defaults_naming_its_series() -> None:
 
 def test_unknown_pde_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(ValueError, match="unknown pde 'burgers'; known: kolmogorov, "
-                                         "kuramoto_sivashinsky"):
+                                         "kuramoto_sivashinsky, imported"):
         descriptor("burgers")
     assert find("burgers") is None and find(None) is None
     with pytest.raises(ValueError, match="names no pde"):
@@ -125,3 +126,17 @@ def test_scores_spectrum_is_the_descriptors_and_stays_lazy() -> None:
                                KURAMOTO_SIVASHINSKY.spectrum(u.values), rtol=1e-12)
     np.testing.assert_allclose(scores.total_variation(u).values,
                                KURAMOTO_SIVASHINSKY.series(u.values)["total_variation"])
+
+
+def test_the_imported_spectrum_finds_a_wave_and_does_not_leak_a_ramp() -> None:
+    from pde.descriptor import IMPORTED
+
+    ny, nx = 33, 49
+    y, x = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    wave = np.cos(2 * np.pi * 6 * x / nx)
+    assert int(np.argmax(IMPORTED.spectrum(wave))) == 6
+    ramp = 0.1 * x + 0.05 * y  # a regional gradient: no wave, but an edge if wrapped
+    tapered = IMPORTED.spectrum(ramp)
+    wrapped = physics.spectrum_2d(ramp - ramp.mean())
+    high = slice(8, None)
+    assert tapered[high].sum() / tapered.sum() < 0.1 * wrapped[high].sum() / wrapped.sum()
