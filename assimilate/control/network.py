@@ -25,7 +25,7 @@ from torch.nn import functional as F
 
 from assimilate.control.inputs import N_FEATURES, N_POOLED
 from assimilate.nets.embedding import NoiseEmbedding
-from assimilate.nets.unet import ResidualBlock, periodic_conv
+from assimilate.nets.unet import ResidualBlock, same_conv
 
 __all__ = ["ControllerNet"]
 
@@ -48,10 +48,10 @@ class ControllerNet(nn.Module):
         self.noise_embedding = NoiseEmbedding(embedding)
         self.feature_embedding = nn.Sequential(nn.Linear(N_FEATURES, embedding), nn.SiLU(),
                                                nn.Linear(embedding, embedding), nn.SiLU())
-        self.inputs = periodic_conv(dims, in_channels, width)
+        self.inputs = same_conv(dims, in_channels, width)
         self.blocks = nn.ModuleList(ResidualBlock(dims, width, width, embedding, 0.0)
                                     for _ in range(blocks))
-        self.outputs = periodic_conv(dims, width, 3 if stochastic else 2)
+        self.outputs = same_conv(dims, width, 3 if stochastic else 2)
         nn.init.zeros_(self.outputs.weight)
         nn.init.zeros_(self.outputs.bias)
 

@@ -41,13 +41,20 @@ __all__ = ["StoreTrainer", "build_model", "checkpoint_simulator", "generate", "l
 
 
 def build_model(config: EmulatorConfig | ForecasterConfig, dims: int,
-                cond_channels: int = 0) -> nn.Module:
-    """The denoiser ``D(x, sigma, cond)`` for one-channel fields of ``dims`` dims."""
-    backbone = build_unet(config.backbone, dims=dims, channels=1, cond_channels=cond_channels)
+                cond_channels: int = 0, periodic: bool = True) -> nn.Module:
+    """The denoiser ``D(x, sigma, cond)`` for one-channel fields of ``dims`` dims, on a
+    periodic domain or a bounded one (imported regional data)."""
+    backbone = build_unet(config.backbone, dims=dims, channels=1, cond_channels=cond_channels,
+                          periodic=periodic)
     noise = make_noise(config.nu)
     if config.family == "flow":
         return FlowDenoiser(backbone, noise)
     return Denoiser(backbone, noise, sigma_data=config.sigma_data)
+
+
+def periodic(config: ExperimentConfig) -> bool:
+    """Whether the data's space wraps around: the simulators' does; imported data say."""
+    return bool(getattr(config.simulator, "periodic", True))
 
 
 def loss_function(family: str):

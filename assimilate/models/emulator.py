@@ -28,7 +28,7 @@ from torch import nn
 
 from assimilate.config import ExperimentConfig
 from assimilate.diffusion import EvaluationCounter
-from assimilate.models.core import StoreTrainer, build_model, generate, loss_function
+from assimilate.models.core import StoreTrainer, build_model, generate, loss_function, periodic
 from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
 from assimilate.training.loop import load_checkpoint, select_device
 from assimilate.training.recipe import (
@@ -80,7 +80,7 @@ class EmulatorTrainer(StoreTrainer):
         loss = loss_function(settings.family)
         return Recipe(
             "emulator", self.config, window=1,
-            build=lambda: build_model(settings, dims=data.dims),
+            build=lambda: build_model(settings, dims=data.dims, periodic=periodic(self.config)),
             loss=loss,
             batch=lambda windows, step, generator: windows,
             validation=lambda windows: mean_loss(loss, windows, data.device))
@@ -90,7 +90,8 @@ def load_emulator(checkpoint: str | Path) -> tuple[nn.Module, ExperimentConfig, 
     """``(denoiser with EMA weights, config, checkpoint payload)`` from an emulator checkpoint."""
     payload = load_checkpoint(checkpoint, kind="emulator")
     config = ExperimentConfig.model_validate_json(payload["config"])
-    model = build_model(config.emulator, dims=len(payload["coordinates"]))
+    model = build_model(config.emulator, dims=len(payload["coordinates"]),
+                        periodic=periodic(config))
     model.load_state_dict(payload["ema"])
     return model.eval(), config, payload
 

@@ -38,6 +38,7 @@ from assimilate.models.core import (
     build_model,
     checkpoint_simulator,
     loss_function,
+    periodic,
     prior_draw,
     sample_from,
 )
@@ -182,7 +183,8 @@ class ForecasterTrainer(StoreTrainer):
 
         return Recipe(
             "forecaster", self.config, window=settings.history + 1,
-            build=lambda: build_model(settings, dims=data.dims, cond_channels=settings.history),
+            build=lambda: build_model(settings, dims=data.dims, cond_channels=settings.history,
+                                      periodic=periodic(self.config)),
             loss=loss, batch=pair,
             validation=lambda windows: mean_loss(loss, pair(windows, 0), data.device),
             metadata={"increment_std": torch.tensor(increment_std, dtype=torch.float64),
@@ -197,7 +199,7 @@ def load_forecaster(checkpoint: str | Path) -> Forecaster:
     config = ExperimentConfig.model_validate_json(payload["config"])
     coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}
     model = build_model(config.forecaster, dims=len(coordinates),
-                        cond_channels=config.forecaster.history)
+                        cond_channels=config.forecaster.history, periodic=periodic(config))
     model.load_state_dict(payload["ema"])
     model.eval().requires_grad_(False).to(select_device())
     return Forecaster(model, config, Normalisation.from_state(payload["normalisation"]),

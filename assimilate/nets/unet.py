@@ -1,4 +1,4 @@
-"""U-Net backbone for periodic 1-D and 2-D fields, conditioned on a noise level.
+"""U-Net backbone for 1-D and 2-D fields, periodic or not, conditioned on a noise level.
 
 Shapes: ``x`` is (batch, channels, x) for ``dims=1`` and (batch, channels, y, x) for
 ``dims=2``; ``c_noise`` is (batch,); ``cond`` is (batch, cond_channels, *space).
@@ -15,9 +15,13 @@ Design references (nothing copied):
   2022, arXiv:2206.00364: FiLM-style scale/shift from the embedding (its DhariwalUNet),
   residual sums scaled by 1/sqrt(2), a zero-initialised output layer.
 
-Every convolution pads circularly and the resampling is by exact factors of two, so a
-circular shift of the input by a multiple of ``2**(levels - 1)`` shifts the output
-identically: the network respects the periodic domain. The backbone knows nothing of noise
+On a periodic domain (the simulators') every convolution pads circularly and the
+resampling is by exact factors of two, so a circular shift of the input by a multiple of
+``2**(levels - 1)`` shifts the output identically: the network respects the periodic
+domain. On a bounded one (``periodic=False``: a regional latitude-longitude grid) the
+convolutions pad by repeating the edge value, so nothing wraps from one edge to the
+other, and a field of any size is padded the same way up to the next multiple of
+``2**(levels - 1)`` and cropped back. The backbone knows nothing of noise
 schedules or preconditioning; ``c_noise`` is just a number per sample (DESIGN.md, ``nets/``).
 """
 
@@ -33,7 +37,7 @@ from torch.nn import functional as F
 
 from assimilate.nets.embedding import NoiseEmbedding
 
-__all__ = ["UNET_SIZES", "ResidualBlock", "UNet", "build_unet", "count_parameters", "periodic_conv"]
+__all__ = ["UNET_SIZES", "ResidualBlock", "UNet", "build_unet", "count_parameters", "same_conv"]
 
 UNET_SIZES: dict[str, dict[str, Any]] = {
     # Parameters for one channel without cond: 1-D / 2-D.
@@ -64,14 +68,15 @@ _BlockFactory = Callable[[int, int], "ResidualBlock"]  # (in_channels, out_chann
 _SKIP_SCALE = 1.0 / math.sqrt(2.0)  # keeps the variance of a residual sum of two unit terms
 
 
-def periodic_conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Module:
-    """Convolution whose padding wraps around the periodic domain."""
+def same_conv(dims: int, in_channels: int, out_channels: int, kernel_size: int = 3,
+              periodic: bool = True) -> nn.Module:
+    """Convolution keeping the spatial size: its padding wraps around a periodic domain, and
+    repeats the edge value on a bounded one."""
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     if kernel_size == 1:
         return conv(in_channels, out_channels, 1)
-    return conv(
-        in_channels, out_channels, kernel_size, padding=kernel_size // 2, padding_mode="circular"
-    )
+    return conv(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
+                padding_mode="circular" if periodic else "replicate")
 
 
 def _group_norm(channels: int) -> nn.GroupNorm:
@@ -93,20 +98,19 @@ class ResidualBlock(nn.Module):
     map of the embedding; h = conv(dropout(silu(h))); out = (skip(x) + h) / sqrt(2).
     """
 
-    def __init__(
-        self, dims: int, in_channels: int, out_channels: int, embedding_dim: int, dropout: float
-    ) -> None:
+    def __init__(self, dims: int, in_channels: int, out_channels: int, embedding_dim: int,
+                 dropout: float, periodic: bool = True) -> None:
         super().__init__()
         self.norm1 = _group_norm(in_channels)
-        self.conv1 = periodic_conv(dims, in_channels, out_channels)
+        self.conv1 = same_conv(dims, in_channels, out_channels, periodic=periodic)
         self.film = nn.Linear(embedding_dim, 2 * out_channels)
         self.norm2 = _group_norm(out_channels)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = periodic_conv(dims, out_channels, out_channels)
+        self.conv2 = same_conv(dims, out_channels, out_channels, periodic=periodic)
         self.skip = (
             nn.Identity()
             if in_channels == out_channels
-            else periodic_conv(dims, in_channels, out_channels, 1)
+            else same_conv(dims, in_channels, out_channels, 1)
         )
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -128,8 +132,8 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.heads = channels // 64 if channels % 64 == 0 else 1
         self.norm = _group_norm(channels)
-        self.qkv = periodic_conv(dims, channels, 3 * channels, 1)
-        self.proj = periodic_conv(dims, channels, channels, 1)
+        self.qkv = same_conv(dims, channels, 3 * channels, 1)
+        self.proj = same_conv(dims, channels, channels, 1)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         batch, channels, *space = x.shape
@@ -151,18 +155,18 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour doubling of each spatial size, then a circular 3-point conv."""
+    """Nearest-neighbour doubling of each spatial size, then a 3-point conv."""
 
-    def __init__(self, dims: int, channels: int) -> None:
+    def __init__(self, dims: int, channels: int, periodic: bool = True) -> None:
         super().__init__()
-        self.conv = periodic_conv(dims, channels, channels)
+        self.conv = same_conv(dims, channels, channels, periodic=periodic)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
 class UNet(nn.Module):
-    """U-Net on periodic fields: ``net(x, c_noise, cond=None)`` has the shape of ``x``.
+    """U-Net on fields: ``net(x, c_noise, cond=None)`` has the shape of ``x``.
 
     ``x``: (batch, channels, x) for ``dims=1`` or (batch, channels, y, x) for ``dims=2``;
     ``c_noise``: (batch,) (a 0-d tensor is broadcast); ``cond``: (batch, cond_channels,
@@ -170,7 +174,8 @@ class UNet(nn.Module):
 
     One level per entry of ``channel_mults`` (width ``base_channels * mult``), each with
     ``blocks_per_level`` residual blocks; levels are separated by a factor-2 resampling,
-    so each spatial size must be divisible by ``2**(len(channel_mults) - 1)``. Every
+    so on a periodic domain each spatial size must be divisible by
+    ``2**(len(channel_mults) - 1)`` (a bounded one is padded up to it). Every
     encoder output is passed to the decoder (skip connections); the middle has two
     residual blocks with optional self-attention between them. The output layer is
     zero-initialised, so a fresh network returns zeros.
@@ -187,6 +192,7 @@ class UNet(nn.Module):
         embedding_dim: int = 128,
         dropout: float = 0.0,
         attention: bool = False,
+        periodic: bool = True,
     ) -> None:
         super().__init__()
         self.config: dict[str, Any] = {
@@ -199,14 +205,16 @@ class UNet(nn.Module):
             "embedding_dim": embedding_dim,
             "dropout": dropout,
             "attention": attention,
+            "periodic": periodic,
         }
         _validate_config(self.config)
         self.dims, self.channels, self.cond_channels = dims, channels, cond_channels
+        self.periodic = periodic
         self.divisor = 2 ** (len(channel_mults) - 1)
         self.embedding = NoiseEmbedding(embedding_dim)
-        self.input = periodic_conv(dims, channels + cond_channels, base_channels)
+        self.input = same_conv(dims, channels + cond_channels, base_channels, periodic=periodic)
         widths = [base_channels * mult for mult in channel_mults]
-        block = _block_factory(dims, embedding_dim, dropout)
+        block = _block_factory(dims, embedding_dim, dropout, periodic)
         self.encoder, skip_widths = _build_encoder(
             dims, base_channels, widths, blocks_per_level, block
         )
@@ -214,10 +222,10 @@ class UNet(nn.Module):
         if attention:
             self.middle.append(SelfAttention(dims, widths[-1]))
         self.middle.append(block(widths[-1], widths[-1]))
-        self.decoder = _build_decoder(dims, widths, blocks_per_level, skip_widths, block)
-        self.output = nn.Sequential(
-            _group_norm(base_channels), nn.SiLU(), periodic_conv(dims, base_channels, channels)
-        )
+        self.decoder = _build_decoder(dims, widths, blocks_per_level, skip_widths, block,
+                                      periodic)
+        self.output = nn.Sequential(_group_norm(base_channels), nn.SiLU(),
+                                    same_conv(dims, base_channels, channels, periodic=periodic))
         nn.init.zeros_(self.output[-1].weight)
         nn.init.zeros_(self.output[-1].bias)
 
@@ -227,6 +235,10 @@ class UNet(nn.Module):
         c_noise = self._check_inputs(x, c_noise, cond)
         if cond is not None:
             x = torch.cat([x, cond.to(x.dtype)], dim=1)
+        space = x.shape[2:]
+        short = [-size % self.divisor for size in space]
+        if any(short):  # bounded only (checked): repeat the far edges up to the multiple
+            x = F.pad(x, [p for s in reversed(short) for p in (0, s)], mode="replicate")
         emb = self.embedding(c_noise)
         h = self.input(x)
         skips = [h]
@@ -239,7 +251,7 @@ class UNet(nn.Module):
             if isinstance(layer, ResidualBlock):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = layer(h, emb)
-        return self.output(h)
+        return self.output(h)[(..., *(slice(0, size) for size in space))]
 
     def _check_inputs(
         self, x: torch.Tensor, c_noise: torch.Tensor, cond: torch.Tensor | None
@@ -252,7 +264,7 @@ class UNet(nn.Module):
                 f"channels={self.channels}, got shape {tuple(x.shape)}"
             )
         space = tuple(x.shape[2:])
-        if any(size % self.divisor for size in space):
+        if self.periodic and any(size % self.divisor for size in space):
             raise ValueError(
                 f"UNet with {len(self.config['channel_mults'])} levels: every spatial size must "
                 f"be divisible by {self.divisor}, got spatial shape {space}"
@@ -312,9 +324,10 @@ def _validate_config(config: dict[str, Any]) -> None:
             raise ValueError(f"UNet: {name}={config[name]!r} {allowed}")
 
 
-def _block_factory(dims: int, embedding_dim: int, dropout: float) -> _BlockFactory:
+def _block_factory(dims: int, embedding_dim: int, dropout: float,
+                   periodic: bool) -> _BlockFactory:
     def block(in_channels: int, out_channels: int) -> ResidualBlock:
-        return ResidualBlock(dims, in_channels, out_channels, embedding_dim, dropout)
+        return ResidualBlock(dims, in_channels, out_channels, embedding_dim, dropout, periodic)
 
     return block
 
@@ -341,6 +354,7 @@ def _build_decoder(
     blocks_per_level: int,
     skip_widths: list[int],
     block: _BlockFactory,
+    periodic: bool = True,
 ) -> nn.ModuleList:
     """Decoder layers; each residual block consumes one skip, last in first out."""
     layers, skip_widths, width = nn.ModuleList(), list(skip_widths), widths[-1]
@@ -349,7 +363,7 @@ def _build_decoder(
             layers.append(block(width + skip_widths.pop(), widths[level]))
             width = widths[level]
         if level > 0:
-            layers.append(Upsample(dims, width))
+            layers.append(Upsample(dims, width, periodic))
     return layers
 
 
@@ -358,8 +372,10 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def build_unet(size: str, dims: int, channels: int, cond_channels: int = 0) -> UNet:
+def build_unet(size: str, dims: int, channels: int, cond_channels: int = 0,
+               periodic: bool = True) -> UNet:
     """A :class:`UNet` with the keyword set ``UNET_SIZES[size]``."""
     if size not in UNET_SIZES:
         raise ValueError(f"unknown UNet size {size!r}; allowed sizes: {', '.join(UNET_SIZES)}")
-    return UNet(dims=dims, channels=channels, cond_channels=cond_channels, **UNET_SIZES[size])
+    return UNet(dims=dims, channels=channels, cond_channels=cond_channels, periodic=periodic,
+                **UNET_SIZES[size])
