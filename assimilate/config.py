@@ -59,6 +59,10 @@ class TrainingConfig(_Section):
     checkpoint_every: int = Field(250, ge=1, le=MAX_COUNT)
     log_every: int = Field(25, ge=1, le=MAX_COUNT)
     seed: int = Field(0, ge=0, le=MAX_SEED)
+    validation_trajectories: int | None = Field(
+        None, ge=0, le=MAX_COUNT,
+        description="the store's last trajectories held out to validate (default: a tenth, "
+                    "at least one); e.g. the last 3 days of daily segments")
     mixed_precision: bool = Field(True, description="bfloat16 autocast on CUDA; ignored on CPU")
 
 
@@ -128,6 +132,10 @@ class ForecasterConfig(_DiffusionModelConfig):
     target: Literal["increment", "state"] = Field(
         "increment", description="denoise x_{t+1} - x_t (rescaled) or x_{t+1} itself")
     conditioning_noise: ConditioningNoise = ConditioningNoise()
+    increment_scale: Literal["field", "point"] = Field(
+        "field", description="the increment target's std: one for the field, or one per "
+                             "grid point (data whose variability differs across the domain, "
+                             "land and sea)")
     sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
 
 

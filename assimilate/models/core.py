@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import xarray as xr
@@ -147,6 +147,9 @@ class StoreTrainer:
 
     config: ExperimentConfig
     data: str | Path
+    section: ClassVar[str] = "forecaster"  # the config section of the trained model
 
     def open(self) -> Store:
-        return Store(self.data, *training_field(self.config, self.data))
+        training = getattr(self.config, self.section).training
+        return Store(self.data, *training_field(self.config, self.data),
+                     validation=training.validation_trajectories)

@@ -19,7 +19,7 @@ import math
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -74,6 +74,8 @@ def train_emulator(
 class EmulatorTrainer(StoreTrainer):
     """The emulator's part of the training recipe (:mod:`assimilate.training.recipe`):
     single states, the family's denoising loss."""
+
+    section: ClassVar[str] = "emulator"
 
     def recipe(self, data: TrainingData) -> Recipe:
         settings = self.config.emulator

@@ -72,7 +72,9 @@ class Forecaster:
     model: nn.Module
     config: ExperimentConfig
     normalisation: Normalisation
-    increment_std: float
+    increment_std: float | torch.Tensor
+    """The increment target's std in normalised units: one number, or one per grid point
+    ``(*space)`` (``forecaster.increment_scale: point``)."""
     variable: str
     coordinates: dict[str, np.ndarray]
     interval: float
@@ -116,22 +118,27 @@ class Forecaster:
 
 
 def _increment_std(field: xr.DataArray, normalisation: Normalisation,
-                   noise: ConditioningNoise) -> float:
-    """Std of the training targets x_{t+1} − x̃_t in normalised units.
+                   noise: ConditioningNoise, scale: str = "field") -> float | np.ndarray:
+    """Std of the training targets x_{t+1} − x̃_t in normalised units: one number, or with
+    ``scale="point"`` one per grid point ``(*space)``.
 
     Clean increments are Dask-reduced over the training set; the conditioning noise adds
     its mean variance, ``probability · amplitude² / 3`` (a ~ U(0, amplitude)), so that the
     targets keep unit variance, as the denoiser's ``sigma_data`` assumes.
     """
     increments = field.astype(np.float64).diff("time") / normalisation.std
-    std = float(increments.std().compute())
-    if not np.isfinite(std) or std <= 0:
-        raise ValueError(f"field '{field.name}' does not change in time (increment std {std})")
-    return float(np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3))
+    over = ("trajectory", "time") if scale == "point" else None
+    std = np.asarray(increments.std(over).compute())
+    if not np.all(np.isfinite(std)) or np.any(std <= 0):
+        where = "at some grid points " if std.ndim else ""
+        raise ValueError(f"field '{field.name}' does not change in time {where}(increment std "
+                         f"{float(std.min())}); use forecaster.increment_scale: field")
+    total = np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3)
+    return total if std.ndim else float(total)
 
 
-def training_pair(window: torch.Tensor, settings: ForecasterConfig, increment_std: float,
-                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def training_pair(window: torch.Tensor, settings: ForecasterConfig,
+                  increment_std: float | torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(target, history)`` of normalised windows ``(batch, k + 1, *space)``.
 
     With a ``generator`` the history may be perturbed (``settings.conditioning_noise``); the
@@ -143,7 +150,7 @@ def training_pair(window: torch.Tensor, settings: ForecasterConfig, increment_st
     if generator is not None:
         history = perturb_history(history, settings.conditioning_noise, generator)
     if settings.target == "increment":
-        following = (following - history[:, -1:]) / increment_std
+        following = (following - history[:, -1:]) / torch.as_tensor(increment_std).to(following)
     return following, history
 
 
@@ -175,11 +182,13 @@ class ForecasterTrainer(StoreTrainer):
         increment_std = 1.0
         if settings.target == "increment":
             increment_std = _increment_std(data.field.isel(trajectory=data.train),
-                                           data.normalisation, settings.conditioning_noise)
+                                           data.normalisation, settings.conditioning_noise,
+                                           settings.increment_scale)
+        scale = torch.as_tensor(increment_std, dtype=torch.float32)
         loss = loss_function(settings.family)
 
         def pair(windows: torch.Tensor, step: int, generator: torch.Generator | None = None):
-            return training_pair(windows, settings, increment_std, generator)
+            return training_pair(windows, settings, scale, generator)
 
         return Recipe(
             "forecaster", self.config, window=settings.history + 1,
@@ -202,8 +211,10 @@ def load_forecaster(checkpoint: str | Path) -> Forecaster:
                         cond_channels=config.forecaster.history, periodic=periodic(config))
     model.load_state_dict(payload["ema"])
     model.eval().requires_grad_(False).to(select_device())
+    scale = payload["increment_std"]
+    scale = float(scale) if scale.ndim == 0 else scale.float().to(select_device())
     return Forecaster(model, config, Normalisation.from_state(payload["normalisation"]),
-                      float(payload["increment_std"]), payload["variable"], coordinates,
+                      scale, payload["variable"], coordinates,
                       float(payload["interval"]), str(Path(checkpoint).resolve()),
                       checkpoint_simulator(payload, config))
 

@@ -68,11 +68,14 @@ class Normalisation:
         return values * self.std + self.mean
 
 
-def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1):
-    """``(train, validation)`` trajectory indices; the last ones validate (at least one)."""
+def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1,
+                       n_validation: int | None = None):
+    """``(train, validation)`` trajectory indices; the last ones validate: ``n_validation``
+    of them, or by default ``validation_fraction`` (at least one). One is always trained."""
     if n_trajectories < 2:
         return np.arange(n_trajectories), np.arange(0)
-    n_validation = max(1, round(validation_fraction * n_trajectories))
+    if n_validation is None:
+        n_validation = max(1, round(validation_fraction * n_trajectories))
     n_validation = min(n_validation, n_trajectories - 1)
     indices = np.arange(n_trajectories)
     return indices[:-n_validation], indices[-n_validation:]

@@ -57,6 +57,8 @@ class Store:
     """The trained variable ``(trajectory, time, *space)``."""
     normalisation: Normalisation | None = None
     """Fixed by the trainer, or None: the training trajectories' statistics."""
+    validation: int | None = None
+    """Trajectories held out to validate, the last ones (None: a tenth)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +165,8 @@ def train(trainer: Trainer, out: str | Path, *, inputs: Sequence[str | Path],
 
 
 def _split(store: Store) -> TrainingData:
-    train_set, validation = split_trajectories(store.field.sizes["trajectory"])
+    train_set, validation = split_trajectories(store.field.sizes["trajectory"],
+                                               n_validation=store.validation)
     normalisation = store.normalisation
     if normalisation is None:
         normalisation = Normalisation.of(store.field.isel(trajectory=train_set))

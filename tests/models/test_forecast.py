@@ -226,3 +226,28 @@ def test_kolmogorov_forecaster_end_to_end(tmp_path: Path) -> None:
     assert result["rmse"].dims == ("method", "time") and result.sizes["time"] == 5
     simulator = result.sel({"method": "simulator"})
     assert float(simulator["nrmse"].isel(time=0)) < 0.2, "1 % perturbation plus coarse-graining"
+
+
+def test_a_per_point_increment_scale_is_each_points_std_and_drives_the_rollout(trained) -> None:
+    config = load_config(trained["root"] / "config.yaml").with_changes(
+        "forecaster", increment_scale="point", **{"training.validation_trajectories": 2})
+    out = trained["root"] / "point.pt"
+    train_forecaster(config, trained["store"], out, steps=2, progress=False)
+    forecaster = load_forecaster(out)
+    field = xr.open_zarr(trained["store"])["u"].astype(np.float64)
+    train = field.isel(trajectory=slice(0, field.sizes["trajectory"] - 2))  # the last 2 validate
+    std = (train.diff("time") / forecaster.normalisation.std).std(("trajectory", "time")).values
+    noise = config.forecaster.conditioning_noise
+    expected = np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3)
+    assert not np.allclose(expected, expected.mean(), rtol=1e-3)  # a map, not one number
+    np.testing.assert_allclose(forecaster.increment_std.cpu().numpy(), expected, rtol=1e-5)
+
+    def control(step: int, history: torch.Tensor):
+        return lambda x_next, sub_step: x_next + 0.5 if sub_step.index == 3 else x_next
+
+    initial = field.isel(trajectory=1, time=[3]).values.astype(np.float32)
+    plain = rollout(forecaster, initial, n_steps=1, n_members=2, seed=7)
+    shifted = rollout(forecaster, initial, n_steps=1, n_members=2, seed=7, control=control)
+    difference = (shifted["u"] - plain["u"]).isel(time=1).values
+    np.testing.assert_allclose(difference, np.broadcast_to(
+        0.5 * expected * forecaster.normalisation.std, difference.shape), rtol=1e-4)

@@ -100,5 +100,9 @@ def test_split_and_bad_windows(field) -> None:
     train, validation = split_trajectories(20)
     assert list(validation) == [18, 19] and len(train) == 18
     assert len(split_trajectories(1)[1]) == 0
+    train, validation = split_trajectories(24, n_validation=3)  # days 22-24 of 24 daily ones
+    assert list(validation) == [21, 22, 23] and list(train) == list(range(21))
+    assert len(split_trajectories(3, n_validation=5)[0]) == 1  # one is always trained
+    assert len(split_trajectories(3, n_validation=0)[1]) == 0
     with pytest.raises(ValueError, match="window=8 must lie in \\[1, 7\\]"):
         WindowSampler(field, np.arange(5), Normalisation(0.0, 1.0), window=8)
