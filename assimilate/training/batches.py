@@ -78,7 +78,8 @@ def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1,
         n_validation = max(1, round(validation_fraction * n_trajectories))
     n_validation = min(n_validation, n_trajectories - 1)
     indices = np.arange(n_trajectories)
-    return indices[:-n_validation], indices[-n_validation:]
+    cut = n_trajectories - n_validation
+    return indices[:cut], indices[cut:]
 
 
 class WindowSampler:
