@@ -85,6 +85,9 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
                          "default: one trajectory)"),
              option("--region", metavar="S,N,W,E",
                     help="keep the points in this latitude-longitude box (degrees)"),
+             option("--period", metavar="START/END",
+                    help="keep the times from START up to END, excluded (ISO dates: "
+                         "2019-03-01/2019-03-25 is days 1 to 24)"),
              option("--units", help="the variable's units, where the files name none"),
              option("--attribution", help="attribution text to carry with the data "
                                           "(default: the source's 'attribution' attribute)"),

@@ -15,7 +15,8 @@ attributes, and its name heuristics where a file has none), never from fixed nam
   them rising (latitude as ``y``, longitude as ``x``) whatever order the file has;
 - any other dim of the variable must have length 1 (a GRIB file's ``number``, ``step``).
 
-A long record is cut into trajectories of ``segment`` (``"7D"``, ``"24h"``; the tail that
+``period`` keeps the times from START up to END (excluded); a long record is cut into
+trajectories of ``segment`` (``"7D"``, ``"24h"``; the tail that
 does not fill one is left out, and said so); ``region`` keeps the points inside a latitude
 and longitude box. The store carries the *imported* descriptor in place of a simulator
 (:class:`pde.config.ImportedConfig`, :data:`pde.descriptor.IMPORTED`): variable, units,
@@ -48,7 +49,7 @@ from pde.ingest.sources import ALLOWED, Field, engine, hours, iso, read
 from pde.io.errors import ConfigError
 from pde.io.output import claim
 
-__all__ = ["ImportSummary", "import_data", "parse_region"]
+__all__ = ["ImportSummary", "import_data", "parse_period", "parse_region"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,36 @@ def parse_region(text: str) -> tuple[float, float, float, float]:
     if not (-90 <= south < north <= 90 and west < east):
         raise ValueError(f"region {text!r}: needs -90 <= S < N <= 90 and W < E")
     return south, north, west, east
+
+def parse_period(text: str) -> tuple[np.datetime64, np.datetime64]:
+    """``"START/END"`` (ISO dates or times, END excluded) as datetimes; a ``ValueError`` says
+    what is allowed."""
+    try:
+        start, end = (np.datetime64(part.strip(), "ns") for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"period {text!r}: expected START/END as ISO dates or times, END "
+                         "excluded, e.g. 2019-03-01/2019-03-22 for days 1 to 21") from None
+    if not start < end:
+        raise ValueError(f"period {text!r}: START must come before END")
+    return start, end
+
+
+def _within(fields: list[Field], period: tuple[np.datetime64, np.datetime64]) -> list[Field]:
+    """The fields cut to the times in ``[start, end)``; refused if none is left."""
+    start, end = period
+    kept = []
+    for f in fields:
+        keep = np.flatnonzero((f.times >= start) & (f.times < end))
+        if len(keep):
+            kept.append(dataclasses.replace(f, values=f.values.isel({f.values.dims[0]: keep}),
+                                            times=f.times[keep]))
+    if not kept:
+        first = min(f.times.min() for f in fields)
+        last = max(f.times.max() for f in fields)
+        raise ValueError(f"period {iso(start)}/{iso(end)} holds no time of the sources (they "
+                         f"run from {iso(first)} to {iso(last)})")
+    return kept
+
 
 def _join(fields: list[Field]) -> tuple[list[Field], np.ndarray, np.timedelta64]:
     """The fields in time order, their times, and the one interval between states."""
@@ -194,8 +225,9 @@ def _regular(values: np.ndarray, label: str, source: Path) -> None:
 
 def import_data(sources: Sequence[str | Path], out: str | Path, *, variable: str | None = None,
                 segment: str | None = None, region: str | tuple | None = None,
-                units: str | None = None, attribution: str | None = None,
-                overwrite: bool = False, progress: bool = True) -> ImportSummary:
+                period: str | None = None, units: str | None = None,
+                attribution: str | None = None, overwrite: bool = False,
+                progress: bool = True) -> ImportSummary:
     """Write the gridded ``variable`` of ``sources`` as a trajectory store at ``out`` (see
     the module doc); every check comes before anything is written."""
     import time as clock
@@ -212,6 +244,7 @@ def import_data(sources: Sequence[str | Path], out: str | Path, *, variable: str
         engine(path)
     if isinstance(region, str):
         region = parse_region(region)
+    window = parse_period(period) if period else None
     with claim(out, kind="directory", inputs=paths, overwrite=overwrite) as output:
         fields = [read(p, variable) for p in tqdm(paths, desc="import", unit="file",
                                                   disable=not progress)]
@@ -219,6 +252,8 @@ def import_data(sources: Sequence[str | Path], out: str | Path, *, variable: str
         if len(names) > 1:
             raise ValueError(f"the sources hold different variables ({', '.join(sorted(names))})"
                              "; choose one with --variable")
+        if window is not None:
+            fields = _within(fields, window)
         fields, times, interval = _join(fields)
         data, lat, lon = _values(fields, region)
         for label, values in (("latitude", lat), ("longitude", lon)):

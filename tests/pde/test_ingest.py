@@ -87,6 +87,26 @@ def test_files_in_any_order_give_the_store_of_one_file(cut, tmp_path):
     assert one.sizes["trajectory"] == 4
 
 
+def test_period_keeps_the_days_asked_for_and_the_stores_share_their_physics(source, tmp_path):
+    import_data([NETCDF], tmp_path / "train.zarr", period="2019-03-01/2019-03-25",
+                segment="1D", progress=False)
+    import_data([NETCDF], tmp_path / "test.zarr", period="2019-03-25/2019-04-01",
+                segment="1D", progress=False)
+    train, test = (open_trajectories(tmp_path / f"{n}.zarr") for n in ("train", "test"))
+    assert (train.sizes["trajectory"], test.sizes["trajectory"]) == (24, 7)
+    assert str(train["valid_time"].values[-1, -1])[:13] == "2019-03-24T23"
+    assert str(test["valid_time"].values[0, 0])[:13] == "2019-03-25T00"
+    expected = source["t2m"].isel(time=24 * 24, latitude=slice(None, None, -1)).values
+    np.testing.assert_array_equal(test["t2m"].values[0, 0], expected)
+    assert stored_config(tmp_path / "train.zarr")["simulator"] == \
+        stored_config(tmp_path / "test.zarr")["simulator"]
+    with pytest.raises(ValueError, match="holds no time of the sources .* 2019-03-01T00:00"):
+        import_data([NETCDF], tmp_path / "none.zarr", period="2020-01-01/2020-02-01",
+                    progress=False)
+    with pytest.raises(ValueError, match="expected START/END"):
+        import_data([NETCDF], tmp_path / "none.zarr", period="March", progress=False)
+
+
 def test_region_keeps_the_box(cut, tmp_path):
     path = _write(cut, tmp_path / "cut.nc")
     import_data([path], tmp_path / "box.zarr", region="56,57,-9,-8", progress=False)
