@@ -65,6 +65,11 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
              MEMBERS(default=4),
              option("--initial", dest="n_initial", type=positive,
                     help="initial states (default: all)"),
+             option("--every", type=positive, metavar="N",
+                    help="start every N states along each test trajectory (default: once)"),
+             option("--climatology", metavar="STORE",
+                    help="imported data: the training store; its mean at each time of day "
+                         "is the 'diurnal' baseline"),
              SUB_STEPS, SEED,
              option("--skip-robustness", dest="robust", action="store_false",
                     help="skip relaxation and nudging synchronisation (imperfect states)"),

@@ -7,7 +7,9 @@ trajectory and compares, lead by lead, against the stored truth:
 - ``simulator``: the true simulator started from the initial state plus Gaussian noise of
   1 % of the climatological std — the predictability limit of the chaos (for Kolmogorov
   flow the stored state is also coarser than the solver grid, so this is a larger
-  perturbation than 1 %: the unresolved scales start at zero);
+  perturbation than 1 %: the unresolved scales start at zero); imported data have no
+  simulator, and given the training store (``climatology``) the ``diurnal`` mean of its
+  days at the same time of day stands in (:mod:`assimilate.evaluation.baselines`);
 - ``persistence``: the initial state, held;
 - ``climatology``: the climatological mean, a constant field.
 
@@ -38,8 +40,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from assimilate.da.dynamics import SimulatorModel
 from assimilate.evaluation import robustness, scores
+from assimilate.evaluation.baselines import (
+    PERTURBATION,
+    diurnal_forecast,
+    simulator_forecast,
+    simulator_models,
+)
 from assimilate.evaluation.defaults import ForecastDefaults, evaluation_defaults
 from assimilate.models.forecaster import (
     Forecaster,
@@ -48,16 +55,12 @@ from assimilate.models.forecaster import (
     open_matching,
     rollout_tensor,
 )
-from pde.config import SimulationConfig
 from pde.descriptor import Descriptor, descriptor
 from pde.io.output import Output, claim
 from pde.io.store import write_zarr
 
 __all__ = ["SkillSettings", "evaluate_forecast", "forecast_scores", "format_table", "nudging", "plot_skill",
            "relaxation_table"]
-
-PERTURBATION = 0.01
-
 
 def nudging(defaults: ForecastDefaults) -> robustness.Nudging:
     """The nudging synchronisation test of a PDE (its forecast defaults)."""
@@ -66,14 +69,20 @@ def nudging(defaults: ForecastDefaults) -> robustness.Nudging:
 
 
 def _initial_conditions(field: xr.DataArray, history: int, n_steps: int,
-                        n_initial: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """``(histories (I, k, *space), truth (I, n_steps + 1, *space))`` from test trajectories."""
+                        n_initial: int | None, every: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """``(histories (I, k, *space), truth (I, n_steps + 1, *space), starts)`` from the test
+    trajectories: a start at each one's beginning, or every ``every`` states along it;
+    ``starts`` holds each one's ``(trajectory, first state)``."""
     n_traj, n_time = field.shape[:2]
     if history - 1 + n_steps >= n_time:
         raise ValueError(f"test trajectories hold {n_time} states; a {n_steps}-step evaluation "
                          f"with history {history} needs at least {history + n_steps}")
-    chosen = field.isel(trajectory=slice(0, n_initial or n_traj)).values.astype(np.float32)
-    return chosen[:, :history], chosen[:, history - 1: history + n_steps]
+    offsets = range(0, n_time - history - n_steps + 1, every) if every else [0]
+    starts = [(t, o) for t in range(n_traj) for o in offsets][: n_initial or None]
+    values = field.values.astype(np.float32)
+    chosen = np.stack([values[t, o: o + history + n_steps] for t, o in starts])
+    return chosen[:, :history], chosen[:, history - 1:], starts
 
 
 def _ardm(forecaster: Forecaster, histories: np.ndarray, n_steps: int, n_members: int,
@@ -95,21 +104,6 @@ def _ardm(forecaster: Forecaster, histories: np.ndarray, n_steps: int, n_members
     return np.concatenate([initial, states], axis=2), seconds
 
 
-def _simulator(store_config: str, truth: np.ndarray, n_members: int, std: float,
-               seed: int) -> tuple[np.ndarray, float]:
-    """The true simulator from perturbed initial states: ``(I, M, n_steps + 1, *space)``."""
-    simulator = SimulationConfig.model_validate_json(store_config).simulator.build()
-    rng = np.random.default_rng(seed)
-    initial = np.repeat(truth[:, 0], n_members, axis=0)
-    perturbed = initial + PERTURBATION * std * rng.standard_normal(initial.shape)
-    started = time.perf_counter()
-    _, fields = simulator.trajectory(simulator.from_physical(perturbed.astype(np.float32)),
-                                     truth.shape[1])
-    seconds = (time.perf_counter() - started) / (truth.shape[1] - 1)
-    fields = np.asarray(fields, dtype=np.float32)
-    return fields.reshape(len(truth), n_members, *fields.shape[1:]), seconds
-
-
 @dataclasses.dataclass(frozen=True)
 class SkillSettings:
     """What ``assimilate evaluate forecast`` measures: ``n_steps`` leads (default: the
@@ -122,6 +116,11 @@ class SkillSettings:
     n_steps: int | None = None
     n_members: int = 4
     n_initial: int | None = None
+    every: int | None = None
+    """Start every this many states along each test trajectory (default: once, at its start)."""
+    climatology: str | None = None
+    """Imported data: the training store, whose mean at each time of day is the ``diurnal``
+    baseline."""
     sub_steps: int | None = None
     seed: int = 0
     robust: bool = True
@@ -155,15 +154,23 @@ def _evaluate(checkpoint, data, settings: SkillSettings, progress: bool) -> xr.D
     ds = open_matching(forecaster, data)
     field = ds[forecaster.variable]
     n_steps = settings.n_steps or evaluation_defaults(physics.name).forecast.steps
-    histories, truth = _initial_conditions(field, forecaster.history, n_steps,
-                                           settings.n_initial)
+    histories, truth, starts = _initial_conditions(field, forecaster.history, n_steps,
+                                                   settings.n_initial, settings.every)
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     ardm, ardm_seconds = _ardm(forecaster, histories, n_steps, n_members, sub_steps, seed,
                                progress)
-    sim, sim_seconds = _simulator(ds.attrs["config"], truth, n_members, std, seed)
-    forecasts = {
-        "ardm": ardm,
-        "simulator": sim,
+    forecasts, seconds = {"ardm": ardm}, [ardm_seconds]
+    if physics.simulator is not None:
+        forecasts["simulator"], sim_seconds = simulator_forecast(ds.attrs["config"], truth,
+                                                                 n_members, std, seed)
+        seconds.append(sim_seconds)
+    elif settings.climatology is not None:
+        times = np.stack([ds["valid_time"].values[t, o + forecaster.history - 1:
+                                                  o + forecaster.history + n_steps]
+                          for t, o in starts])
+        forecasts["diurnal"] = diurnal_forecast(forecaster, settings.climatology, times)
+        seconds.append(0.0)
+    forecasts |= {
         "persistence": np.broadcast_to(truth[:, None, :1], ardm.shape[:1] + (1,) + ardm.shape[2:]),
         "climatology": np.full((len(truth), 1, *truth.shape[1:]), mean, dtype=np.float32),
     }
@@ -176,7 +183,7 @@ def _evaluate(checkpoint, data, settings: SkillSettings, progress: bool) -> xr.D
                                physics=physics, attrs=ds.attrs).expand_dims(method=[name])
                for name, values in forecasts.items()]
     result = xr.concat(results, dim="method")
-    result["seconds_per_step"] = ("method", [ardm_seconds, sim_seconds, 0.0, 0.0])
+    result["seconds_per_step"] = ("method", [*seconds, 0.0, 0.0])
     if settings.robust:
         result = result.merge(_robustness(forecaster, ds, field, histories, n_members,
                                           sub_steps, seed, list(forecasts)))
@@ -187,19 +194,6 @@ def _evaluate(checkpoint, data, settings: SkillSettings, progress: bool) -> xr.D
     return result
 
 
-def _simulator_models(store_config: str) -> tuple[robustness.Advance, robustness.Rollout]:
-    """The true simulator restarted from each stored field (``advance``), and run
-    continuously from the first (``rollout``)."""
-    simulator = SimulationConfig.model_validate_json(store_config).simulator.build()
-    advance = SimulatorModel(simulator).advance
-
-    def rollout(history: np.ndarray, n_steps: int) -> np.ndarray:
-        _, fields = simulator.trajectory(simulator.from_physical(history[:, -1]), n_steps + 1)
-        return np.asarray(fields, dtype=np.float32)
-
-    return advance, rollout
-
-
 def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
                 histories: np.ndarray, n_members: int, sub_steps: int | None, seed: int,
                 methods: list[str]) -> xr.Dataset:
@@ -207,18 +201,20 @@ def _robustness(forecaster: Forecaster, ds: xr.Dataset, field: xr.DataArray,
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
     climatology = scores.energy_spectrum(field).mean(("trajectory", "time")).compute()
     advance = ForecasterModel(forecaster, sub_steps=sub_steps, seed=seed).advance
-    sim_advance, sim_rollout = _simulator_models(ds.attrs["config"])
-    relax = {name: robustness.relaxation(model, histories, mean=mean, std=std,
+    models = {"ardm": (advance, robustness.rollout_from(advance))}
+    if "simulator" in methods:
+        sim_advance, sim_rollout = simulator_models(ds.attrs["config"])
+        models["simulator"] = (sim_advance, sim_rollout)
+    relax = {name: robustness.relaxation(rollout, histories, mean=mean, std=std,
                                          spectrum=climatology, members=n_members, seed=seed)
-             for name, model in (("ardm", robustness.rollout_from(advance)),
-                                 ("simulator", sim_rollout))}
+             for name, (_, rollout) in models.items()}
     test = nudging(evaluation_defaults(forecaster.config.simulator.pde).forecast)
     k, last = forecaster.history, test.window[1]
     nrmse = {name: np.nan for name in methods}
     if field.sizes["time"] >= k + last:
         truth = field.isel(time=slice(k - 1, k + last)).values[: len(histories)]
         start = np.roll(field.isel(time=slice(-k, None)).values[: len(histories)], 1, axis=0)
-        for name, model in (("ardm", advance), ("simulator", sim_advance)):
+        for name, (model, _) in models.items():
             nrmse[name] = robustness.nudging_nrmse(model, truth, start, test, std=std,
                                                    seed=seed)
     empty = xr.full_like(relax["ardm"], np.nan)
@@ -277,6 +273,7 @@ def format_table(result: xr.Dataset) -> str:
     leads = sorted({len(times) // 8, len(times) // 4, len(times) // 2, len(times) - 1})
     summary = [name for name in ("high_correlation_time", "spectrum_distance", "stable_fraction",
                                  "tv_error", "enstrophy_error", "dissipation_error",
+                                 "mean_error",
                                  "nudging_nrmse", "seconds_per_step") if name in result]
     header = ["method", *summary, *(f"nRMSE t={times[i]:.1f}" for i in leads),
               *(f"CRPS t={times[leads[-1]]:.1f}",) * ("crps" in result)]
@@ -301,7 +298,7 @@ def relaxation_table(result: xr.Dataset) -> str:
     header = ["method", "noise", *(f"std ratio @{s}" for s in steps),
               "max abs(ratio - 1), steps 10-200", *(f"spectrum dist. @{s}" for s in steps)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for method in ("ardm", "simulator"):
+    for method in [m for m in ("ardm", "simulator") if m in result["method"].values]:
         for level in result["noise"].values:
             row = result.sel({"method": method, "noise": level})
             ratio = row["relaxation_std_ratio"]

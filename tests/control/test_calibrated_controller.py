@@ -32,8 +32,8 @@ from assimilate.control.steer import correction_for, policy_noise
 from assimilate.da.contract import assimilate
 from assimilate.da.methods import build_method
 from assimilate.diffusion import SubStep
-from assimilate.observe import Observations, model_grid, observe
 from assimilate.errors import TrainingError
+from assimilate.observe import Observations, model_grid, observe
 from pde.io.store import open_store, open_trajectories
 from tests.control.conftest import inputs_of, regime_of, windows_of
 
