@@ -289,14 +289,16 @@ def _imperfect_start(history: torch.Tensor, amplitude: float, generator: torch.G
 
 
 def training_regimes(config: ExperimentConfig, names: list[str] | None, space, coordinates,
-                     ) -> list[TrainingRegime]:
+                     std: float = 1.0) -> list[TrainingRegime]:
+    """The regimes ``names`` (default: the config's, else every regime of its PDE) on the
+    grid; ``std``: the field's climatological std, for a noise given in its units."""
     pde = config.simulator.pde
     names = names or config.controller.regimes or list(regime_names(pde))
     regimes: list[TrainingRegime] = []
     for name in names:
         regime: Regime = load_regime(name, pde)
         regimes.append(TrainingRegime(name, regime.operator(space, coordinates), regime.every,
-                                      regime.noise))
+                                      regime.noise_in(std)))
     return regimes
 
 
@@ -338,7 +340,8 @@ class ControllerTrainer:
             raise RuntimeError("ControllerTrainer.recipe before open: no forecaster loaded")
         ds, field = data.store.ds, data.field
         chosen = training_regimes(config, self.regimes, tuple(field.shape[2:]),
-                                  [ds[name].values for name in field.dims[2:]])
+                                  [ds[name].values for name in field.dims[2:]],
+                                  model.normalisation.std)
 
         def loss(controller, batch, generator: torch.Generator) -> torch.Tensor:
             window, regime = batch

@@ -9,11 +9,15 @@ PDE; users may point to their own file)::
 Keys of a regime:
 
 - ``operator``: ``strided`` (``stride`` points per direction, optional ``offset``),
-  ``stations`` (``fraction`` of the grid, ``seed``) or ``blocks`` (``size`` points per
-  direction, averaged);
+  ``stations`` (``fraction`` of the grid, ``seed``), ``blocks`` (``size`` points per
+  direction, averaged) or ``sites`` (stations between grid points, bilinear weights:
+  ``count`` drawn from ``seed`` over a bounded grid, or those of a ``file``; ``withheld``
+  more drawn with them, never assimilated, which ``observe: withheld`` observes instead:
+  :mod:`assimilate.observe.sites`);
 - ``every``: observe every this many model steps, from step ``start`` (default 1: step 0
   is the initial time, which the assimilation is given);
-- ``noise``: observation noise std in units of the climatological std;
+- ``noise``: observation noise std in units of the climatological std, or ``error_std``:
+  in the field's own units (0.5 for 0.5 K);
 - ``transform``: ``identity`` (default) or ``saturating`` (``w / (1 + |w|)``).
 
 Every key is checked when the file is read (unknown keys, impossible values); what depends
@@ -41,6 +45,7 @@ from pydantic import (
 from assimilate.observe.blocks import blocks
 from assimilate.observe.operator import Operator
 from assimilate.observe.saturating import saturating
+from assimilate.observe.sites import bilinear, draw_sites, read_sites
 from assimilate.observe.stations import stations
 from assimilate.observe.strided import strided
 from pde.config import MAX_COUNT, MAX_SEED, read_yaml
@@ -59,10 +64,21 @@ class _Spec(BaseModel):
 
     every: int = Field(1, ge=1, le=MAX_COUNT, description="observe every this many steps")
     start: int = Field(1, ge=0, le=MAX_COUNT, description="first observed step")
-    noise: float = Field(gt=0, le=1e3, description="noise std in climatological stds")
+    noise: float | None = Field(None, gt=0, le=1e3,
+                                description="noise std in climatological stds")
+    error_std: float | None = Field(None, gt=0, le=1e6,
+                                    description="noise std in the field's units")
     transform: Literal["identity", "saturating"] = "identity"
 
-    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray]) -> Operator:
+    @model_validator(mode="after")
+    def _one_noise(self) -> _Spec:
+        if (self.noise is None) == (self.error_std is None):
+            raise ValueError("give the noise once: noise (in climatological stds) or "
+                             "error_std (in the field's units)")
+        return self
+
+    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray],
+               base: Path = Path()) -> Operator:
         raise NotImplementedError
 
 
@@ -80,7 +96,8 @@ class StridedSpec(_Spec):
             raise ValueError(f"offset={self.offset} must be below stride={self.stride}")
         return self
 
-    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray]) -> Operator:
+    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray],
+               base: Path = Path()) -> Operator:
         return strided(space, coordinates, self.stride, self.offset)
 
 
@@ -91,7 +108,8 @@ class StationsSpec(_Spec):
     fraction: float = Field(gt=0, le=1, description="share of the grid observed, in (0, 1]")
     seed: int = Field(0, ge=0, le=MAX_SEED)
 
-    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray]) -> Operator:
+    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray],
+               base: Path = Path()) -> Operator:
         return stations(space, coordinates, self.fraction, self.seed)
 
 
@@ -101,13 +119,45 @@ class BlocksSpec(_Spec):
     operator: Literal["blocks"]
     size: int = Field(ge=1, le=MAX_POINTS, description="block side in grid points")
 
-    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray]) -> Operator:
+    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray],
+               base: Path = Path()) -> Operator:
         return blocks(space, coordinates, self.size)
 
 
+class SitesSpec(_Spec):
+    """Stations between grid points (bilinear weights): ``count`` drawn from ``seed`` over
+    the grid's box, or those listed in ``file`` (CSV or NetCDF of latitude and longitude,
+    relative to the regimes file); ``withheld`` more drawn with them and never assimilated,
+    observed instead by ``observe: withheld``."""
+
+    operator: Literal["sites"]
+    count: int | None = Field(None, ge=1, le=MAX_COUNT, description="stations drawn")
+    seed: int = Field(0, ge=0, le=MAX_SEED)
+    file: str | None = Field(None, description="CSV or NetCDF of station positions")
+    withheld: int = Field(0, ge=0, le=MAX_COUNT, description="verification stations drawn "
+                                                              "with them")
+    observe: Literal["assimilated", "withheld"] = "assimilated"
+
+    @model_validator(mode="after")
+    def _one_network(self) -> SitesSpec:
+        if (self.count is None) == (self.file is None):
+            raise ValueError("give the stations once: count (drawn from seed) or file")
+        if self.observe == "withheld" and not self.withheld:
+            raise ValueError("observe: withheld needs withheld stations (withheld: N)")
+        return self
+
+    def linear(self, space: tuple[int, ...], coordinates: list[np.ndarray],
+               base: Path = Path()) -> Operator:
+        if self.file is not None:
+            return bilinear(space, coordinates, read_sites(base / self.file))
+        kept, withheld = draw_sites(coordinates, self.count, self.seed, self.withheld)
+        return bilinear(space, coordinates, withheld if self.observe == "withheld" else kept)
+
+
 _SPECS: dict[str, type[_Spec]] = {"strided": StridedSpec, "stations": StationsSpec,
-                                  "blocks": BlocksSpec}
-RegimeSpec = Annotated[StridedSpec | StationsSpec | BlocksSpec, Field(discriminator="operator")]
+                                  "blocks": BlocksSpec, "sites": SitesSpec}
+RegimeSpec = Annotated[StridedSpec | StationsSpec | BlocksSpec | SitesSpec,
+                       Field(discriminator="operator")]
 RegimeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")]
 _FILE = TypeAdapter(dict[str, dict[RegimeName, RegimeSpec]])
 
@@ -118,7 +168,7 @@ class Regime:
 
     name: str
     pde: str
-    spec: StridedSpec | StationsSpec | BlocksSpec
+    spec: StridedSpec | StationsSpec | BlocksSpec | SitesSpec
     source: Path
 
     @property
@@ -129,9 +179,9 @@ class Regime:
     def start(self) -> int:
         return self.spec.start
 
-    @property
-    def noise(self) -> float:
-        return self.spec.noise
+    def noise_in(self, std: float) -> float:
+        """The noise std in units of ``std`` (a climatological std of the field)."""
+        return self.spec.noise if self.spec.noise is not None else self.spec.error_std / std
 
     @property
     def transform(self) -> str:
@@ -140,7 +190,7 @@ class Regime:
     def operator(self, space: tuple[int, ...], coordinates: list[np.ndarray]) -> Operator:
         """H on the grid ``space`` with physical ``coordinates`` (one 1-D array per dim)."""
         try:
-            linear = self.spec.linear(tuple(space), list(coordinates))
+            linear = self.spec.linear(tuple(space), list(coordinates), self.source.parent)
         except ValueError as error:
             raise ConfigError(f"regime '{self.name}' for {self.pde} in '{self.source}' does "
                               f"not fit the grid {tuple(space)}: {error}") from None
@@ -153,7 +203,7 @@ class Regime:
     def attrs(self) -> dict[str, Any]:
         """The regime's name, file and every parameter, as dataset attributes."""
         return {"regime": self.name, "regimes_file": str(self.source),
-                **self.spec.model_dump(mode="json")}
+                **self.spec.model_dump(mode="json", exclude_none=True)}
 
 
 def _read(path: Path) -> dict[str, dict[str, _Spec]]:

@@ -115,8 +115,10 @@ def _synthesise(store: str | Path, regime: str | Regime, trajectories, seed: int
     field_std = float(field.std().compute())
     clean = _clean(field, operator, steps, progress)
     clim_std = field_std if operator.is_linear else float(clean.std())
-    scale = regime.noise * clim_std
-    values = clean + scale * np.random.default_rng(seed).standard_normal(clean.shape)
+    scale = regime.noise_in(clim_std) * clim_std
+    withheld = getattr(regime.spec, "observe", "assimilated") == "withheld"
+    noise = np.random.default_rng([seed, 1] if withheld else seed)  # not the assimilated draws
+    values = clean + scale * noise.standard_normal(clean.shape)
     times = truth["time"].values[steps]
     ds = _dataset(values, scale, operator, times, truth["trajectory"].values[chosen])
     ds.attrs = {**regime.attrs(), "pde": pde,
@@ -161,7 +163,7 @@ def summary(ds: xr.Dataset) -> str:
     per = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     noise = np.unique(ds["error_std"].values)
     std = f"{noise[0]:.4g}" if len(noise) == 1 else f"{noise.min():.4g}-{noise.max():.4g}"
-    if "clim_std" in ds.attrs:
+    if "clim_std" in ds.attrs and "noise" in ds.attrs:
         std += f" ({ds.attrs['noise']:g} x climatological std {ds.attrs['clim_std']:.4g})"
     n_traj = ds.sizes.get("trajectory", 1)
     return (f"regime {ds.attrs.get('regime', 'user')}: {len(times)} observation times "

@@ -157,7 +157,7 @@ def test_the_shipped_regimes_build_on_the_shipped_grids(pde, grid, counts) -> No
     regimes = [load_regime(name, pde) for name in names]
     assert [r.operator(*grid).n_obs for r in regimes] == counts
     assert [r.every for r in regimes] == [1, 1, 1, 5, 10, 1]
-    assert [r.noise for r in regimes] == [0.1] * 5 + [0.5]
+    assert [r.noise_in(2.0) for r in regimes] == [0.1] * 5 + [0.5]
     np.testing.assert_array_equal(regimes[3].steps(12), [1, 6, 11])
 
 
@@ -171,7 +171,7 @@ def test_the_shipped_regimes_build_on_the_shipped_grids(pde, grid, counts) -> No
     ("{operator: strided, stride: 8, noise: 0.1, every: 0}", "kuramoto_sivashinsky.r.every"),
     ("{operator: lidar, noise: 0.1}",
      ("key 'kuramoto_sivashinsky.r.operator': unknown operator 'lidar'; allowed: blocks, "
-     "stations, strided")),
+     "sites, stations, strided")),
     ("{operator: strided, stride: 8, noise: 0.1, transform: log}",
      "kuramoto_sivashinsky.r.transform"),
 ])
