@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,37 @@ TINY_FORECASTER = {
                  "checkpoint_every": 30, "log_every": 10, "validate_every": 10},
     "sampling": {"sampler": "euler", "steps": 4},
 }
+
+
+ERA5_NETCDF = Path(__file__).resolve().parents[1] / "examples" / "era5" / "era5-t2m-uk-2019-03.nc"
+
+
+@pytest.fixture(scope="session")
+def pilot(tmp_path_factory) -> dict[str, Path]:
+    """A cut of the shipped ERA5 file (9 x 13 points, 6 days) imported as days 1-4 (train,
+    daily segments; day 4 validates) and days 5-6 (test, one segment), and a tiny
+    forecaster trained on it: imported data end to end, in seconds."""
+    import xarray as xr
+
+    from assimilate.config import load_config
+    from assimilate.models.forecaster import train_forecaster
+    from pde.ingest import import_data
+    from pde.io.store import open_trajectories
+
+    root = tmp_path_factory.mktemp("imported")
+    with xr.open_dataset(ERA5_NETCDF) as ds:
+        cut = ds.isel(time=slice(0, 6 * 24), latitude=slice(0, 9), longitude=slice(0, 13)).load()
+    cut.to_netcdf(root / "cut.nc")
+    import_data([root / "cut.nc"], root / "train.zarr", period="2019-03-01/2019-03-05",
+                segment="1D", progress=False)
+    import_data([root / "cut.nc"], root / "test.zarr", period="2019-03-05/2019-03-07",
+                progress=False)
+    section = json.loads(open_trajectories(root / "train.zarr").attrs["config"])
+    forecaster = TINY_FORECASTER | {
+        "history": 2, "increment_scale": "point",
+        "training": TINY_FORECASTER["training"] | {"steps": 20, "validation_trajectories": 1}}
+    config = write_config(root, section | {"forecaster": forecaster})
+    train_forecaster(load_config(config), root / "train.zarr", root / "forecaster.pt",
+                     progress=False)
+    return {"root": root, "train": root / "train.zarr", "test": root / "test.zarr",
+            "checkpoint": root / "forecaster.pt"}

@@ -179,12 +179,14 @@ class Diverged(FloatingPointError):
         self.analysis = analysis
 
 
-def _model(method: Method, simulator, forecaster: Forecaster | None,
+def _model(method: Method, section, forecaster: Forecaster | None,
            seed: int) -> Model | None:
+    """The model ``method`` runs on: the simulator of the config's ``section`` (imported
+    data have none, and say so), or the forecaster."""
     if method.model == "none":
         return None
     if method.model == "simulator":
-        return SimulatorModel(simulator)
+        return SimulatorModel(section.build())
     method.check_needs(forecaster=forecaster is not None)
     from assimilate.models.forecaster import ForecasterModel
 
@@ -277,10 +279,13 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
     defaults to the last observed step. A non-finite state raises :class:`Diverged` (a
     ``FloatingPointError``) holding the analysis up to that step, NaN after it.
     """
-    simulator = config.simulator.build()
-    grid = Grid.of(simulator)
+    grid = Grid.of_config(config.simulator)
     if climatology is None:
-        climatology = Climatology.simulate(simulator, seed=seed + 1)
+        if getattr(config.simulator, "pde", "") == "imported":
+            raise ConfigError("imported data have no simulator to draw a climatology from: "
+                              "give a climatology store (--climatology, e.g. the training "
+                              "store) for the first background and OI's covariance")
+        climatology = Climatology.simulate(config.simulator.build(), seed=seed + 1)
     n_steps = int(max(observations.steps, default=0)) if n_steps is None else n_steps
     if n_steps < 1:
         raise ValueError("the observations end at step 0: nothing to assimilate; give the "
@@ -290,7 +295,7 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
                       observations=observations)
     background = _background(initial, climatology, observations.n_trajectories, n_members, rng)
     with ExitStack() as stack:
-        problem.model = _model(method, simulator, forecaster, seed)
+        problem.model = _model(method, config.simulator, forecaster, seed)
         counter = None
         if method.model == "forecaster":
             from assimilate.diffusion import EvaluationCounter

@@ -18,14 +18,27 @@ __all__ = ["Grid"]
 
 @dataclass(frozen=True, eq=False)
 class Grid:
-    """A uniform periodic grid: ``dims`` in grid order, one coordinate array per dim, the
-    model's time step ``interval`` and the field ``variable`` the simulator writes."""
+    """A uniform grid, periodic (a simulator's) or bounded (imported regional data):
+    ``dims`` in grid order, one coordinate array per dim, the model's time step
+    ``interval`` and the field ``variable`` the data hold."""
 
     dims: tuple[str, ...]
     coordinates: tuple[np.ndarray, ...]
     interval: float = 1.0
     variable: str = "u"
     time0: float = 0.0
+    periodic: bool = True
+
+    @classmethod
+    def of_config(cls, section: Any) -> Grid:
+        """The grid of a configuration's simulator section: the simulator's, or for
+        imported data the latitude-longitude grid the section records."""
+        if getattr(section, "pde", None) != "imported":
+            return cls.of(section.build())
+        latitude = np.linspace(*section.latitude, section.grid[0])
+        longitude = np.linspace(*section.longitude, section.grid[1])
+        return cls(("y", "x"), (latitude, longitude), float(section.interval),
+                   section.variable, periodic=section.periodic)
 
     @classmethod
     def of(cls, simulator: Any) -> Grid:
@@ -52,7 +65,10 @@ class Grid:
 
     @property
     def lengths(self) -> tuple[float, ...]:
-        """Periodic domain length along each dim: ``n * spacing``."""
+        """Periodic domain length along each dim: ``n * spacing``; infinite on a bounded
+        grid (distances never wrap)."""
+        if not self.periodic:
+            return tuple(float("inf") for _ in self.coordinates)
         return tuple(float(len(values) * (values[1] - values[0]))
                      for values in self.coordinates)
 

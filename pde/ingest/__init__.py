@@ -331,7 +331,7 @@ def _dataset(fields: list[Field], data: np.ndarray, grid: _Grid, units: str,
         coords={
             "trajectory": ("trajectory", np.arange(n_traj), {"long_name": "segment index"}),
             "time": ("time", np.arange(n_steps) * grid.hours,
-                     {"units": "hours", "long_name": "time since the segment's start"}),
+                     {"units": "1", "long_name": "hours since the segment's start"}),
             "y": ("y", lat, {"standard_name": "latitude", "units": "degrees_north"}),
             "x": ("x", lon, {"standard_name": "longitude", "units": "degrees_east"}),
             "valid_time": (("trajectory", "time"), grid.times[:used].reshape(n_traj, n_steps),

@@ -3,43 +3,13 @@ diurnal climatology of the training days stands beside persistence and climatolo
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
-import xarray as xr
 
-from assimilate.config import load_config
 from assimilate.evaluation.forecast_skill import SkillSettings, evaluate_forecast, format_table
-from assimilate.models.forecaster import load_forecaster, train_forecaster
-from pde.ingest import import_data
+from assimilate.models.forecaster import load_forecaster
 from pde.io.errors import StoreError
 from pde.io.store import open_trajectories
-from tests.conftest import TINY_FORECASTER, write_config
-
-NETCDF = Path(__file__).resolve().parents[2] / "examples" / "era5" / "era5-t2m-uk-2019-03.nc"
-
-
-@pytest.fixture(scope="module")
-def pilot(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("imported")
-    with xr.open_dataset(NETCDF) as ds:
-        cut = ds.isel(time=slice(0, 6 * 24), latitude=slice(0, 9), longitude=slice(0, 13)).load()
-    cut.to_netcdf(root / "cut.nc")
-    import_data([root / "cut.nc"], root / "train.zarr", period="2019-03-01/2019-03-05",
-                segment="1D", progress=False)
-    import_data([root / "cut.nc"], root / "test.zarr", period="2019-03-05/2019-03-07",
-                progress=False)
-    section = json.loads(open_trajectories(root / "train.zarr").attrs["config"])
-    forecaster = TINY_FORECASTER | {
-        "history": 2, "increment_scale": "point",
-        "training": TINY_FORECASTER["training"] | {"steps": 20, "validation_trajectories": 1}}
-    config = write_config(root, section | {"forecaster": forecaster})
-    train_forecaster(load_config(config), root / "train.zarr", root / "forecaster.pt",
-                     progress=False)
-    return {"root": root, "train": root / "train.zarr", "test": root / "test.zarr",
-            "checkpoint": root / "forecaster.pt"}
 
 
 def test_a_forecaster_trains_on_a_bounded_imported_grid(pilot) -> None:

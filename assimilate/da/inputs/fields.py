@@ -29,8 +29,8 @@ GRID_TOLERANCE = 1e-4  # of a grid spacing
 
 
 def grid_of(config: ExperimentConfig) -> Grid:
-    """The model grid of ``config``'s simulator (:class:`assimilate.da.grid.Grid`)."""
-    return Grid.of(config.simulator.build())
+    """The model grid of ``config``'s simulator section (:class:`assimilate.da.grid.Grid`)."""
+    return Grid.of_config(config.simulator)
 
 
 def config_grid(config: ExperimentConfig) -> dict[str, Any]:

@@ -1,0 +1,73 @@
+"""Data assimilation on imported data (a cut of the shipped ERA5 file): every method that
+needs no simulator runs on the learned forecaster over a bounded grid; those that need the
+simulator say so in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assimilate.config import load_config
+from assimilate.da.inputs.fields import grid_of
+from assimilate.observe import observe
+from pde.io.store import open_store
+
+COMMAND = str(Path(sys.executable).with_name("assimilate"))
+
+
+@pytest.fixture(scope="module")
+def stations(pilot) -> Path:
+    (pilot["root"] / "regimes.yaml").write_text(
+        "imported:\n"
+        "  ten: {operator: sites, count: 10, withheld: 4, seed: 2, every: 1, error_std: 0.3}\n")
+    out = pilot["root"] / "ten.zarr"
+    observe(pilot["test"], "ten", out, regimes_path=pilot["root"] / "regimes.yaml",
+            progress=False)
+    return out
+
+
+def _run(pilot, stations, tmp_path, method: str, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [COMMAND, "run", str(pilot["root"] / "config.yaml"), "--method", method,
+         "--forecaster", str(pilot["checkpoint"]), "--obs", str(stations), "--members", "4",
+         "--steps", "12", "--climatology", str(pilot["train"]), "--truth", str(pilot["test"]),
+         "--out", str(tmp_path / f"{method}.zarr"), *extra],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=os.environ | {"OMP_NUM_THREADS": "1"})
+
+
+def test_the_grid_of_imported_data_is_bounded_latitude_by_longitude(pilot) -> None:
+    grid = grid_of(load_config(pilot["root"] / "config.yaml"))
+    assert grid.dims == ("y", "x") and grid.space == (9, 13) and not grid.periodic
+    np.testing.assert_allclose(grid.coordinates[0], np.linspace(56, 58, 9))
+    assert grid.lengths == (float("inf"), float("inf"))  # localisation never wraps
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("method", ["free", "letkf", "oi", "nudging"])
+def test_each_method_runs_on_the_forecaster_over_imported_data(pilot, stations, tmp_path,
+                                                               method) -> None:
+    run = _run(pilot, stations, tmp_path, method, "--set", "model=forecaster")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "100%" in run.stderr, "no progress bar"
+    analysis = open_store(tmp_path / f"{method}.zarr")
+    assert analysis["t2m"].dims == ("trajectory", "member", "time", "y", "x")
+    assert np.isfinite(analysis["t2m"].values).all()
+    scores = json.loads(analysis.attrs["scores"])
+    assert 0 < scores["rmse.a"] < 10  # kelvin
+
+
+@pytest.mark.e2e
+def test_the_true_simulator_is_refused_naming_the_forecaster(pilot, stations, tmp_path) -> None:
+    run = _run(pilot, stations, tmp_path, "letkf")  # its default model is the simulator
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        "error: the data ('t2m') were imported, not simulated: there is no true model to run; "
+        "use the learned one (model=forecaster)")
+    assert not (tmp_path / "letkf.zarr").exists()
