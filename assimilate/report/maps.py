@@ -1,10 +1,10 @@
 """Maps of a field over the space dims: a line (1-D), an image (y, x) or a map (lat, lon).
 
-Latitude/longitude fields are drawn with cartopy (PlateCarree) when it imports. Cartopy never
-downloads here: coastlines are drawn only from a Natural Earth 110m shapefile already on disk,
-else the raster bundled with cartopy (``stock_img``) stands in, else gridlines alone; its
-downloaders are emptied while a map is drawn. Any failure on the cartopy path falls back to a
-plain lon/lat image with a warning that says why.
+Latitude/longitude fields are drawn with cartopy (PlateCarree) when it imports, with the
+Natural Earth coastlines that ship with this package (``coastlines/``, public domain: 1:50
+million for regional maps, 1:110 million for maps wider than 60°). Nothing is downloaded:
+cartopy's downloaders are emptied while a map is drawn. Any failure on the cartopy path
+falls back to a plain lon/lat image with a warning that says why.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from matplotlib.figure import Figure
 __all__ = ["FIGURE_SIZE", "coastline_file", "field_figure", "is_geographic"]
 
 FIGURE_SIZE = (7.0, 4.0)
-COASTLINE = Path("shapefiles", "natural_earth", "physical", "ne_110m_coastline.shp")
+COASTLINES = Path(__file__).with_name("coastlines")
+REGIONAL = 60.0  # degrees of longitude: narrower maps get the finer coastline
 LATITUDE_NAMES, LONGITUDE_NAMES = {"lat", "latitude"}, {"lon", "longitude"}
 NORTH = {"degrees_north", "degree_north", "degrees_n", "degree_n"}
 EAST = {"degrees_east", "degree_east", "degrees_e", "degree_e"}
@@ -47,20 +48,10 @@ def is_geographic(field: xr.DataArray) -> bool:
     return _geographic_dims(field) is not None
 
 
-def coastline_file() -> Path | None:
-    """The Natural Earth 110m coastline shapefile if it is on disk; never downloads."""
-    import cartopy
-
-    for key in ("data_dir", "pre_existing_data_dir"):
-        root = Path(str(cartopy.config.get(key) or ""))
-        if str(root) in ("", ".") or not root.is_dir():
-            continue  # "." is cartopy's default pre_existing_data_dir: do not search the cwd
-        if (root / COASTLINE).is_file():
-            return root / COASTLINE
-        found = next(iter(sorted(root.glob("**/ne_110m_coastline.shp"))), None)
-        if found is not None:
-            return found
-    return None
+def coastline_file(width: float = 360.0) -> Path:
+    """The packaged Natural Earth coastline for a map ``width`` degrees of longitude wide:
+    1:50 million below ``REGIONAL``, 1:110 million above."""
+    return COASTLINES / f"ne_{'50m' if width < REGIONAL else '110m'}_coastline.shp"
 
 
 def _geographic_dims(field: xr.DataArray) -> tuple[str, str] | None:
@@ -116,7 +107,7 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
     figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
     with _no_downloads():
         ax = figure.add_subplot(projection=plate)
-        _background(ax, plate)
+        _coastlines(ax, plate, float(np.ptp(x)) if x.size else 360.0)
         mesh = ax.pcolormesh(x, y, field.values, transform=plate, cmap=cmap,
                              vmin=limits[0], vmax=limits[1], shading="auto")
         _set_extent(ax, x, y, plate)
@@ -128,17 +119,12 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
     return figure
 
 
-def _background(ax, plate) -> None:
-    """Coastlines from disk, else the raster bundled with cartopy, else nothing."""
-    path = coastline_file()
-    if path is not None:
-        from cartopy.io.shapereader import Reader
+def _coastlines(ax, plate, width: float) -> None:
+    """The packaged coastlines, over the data."""
+    from cartopy.io.shapereader import Reader
 
-        ax.add_geometries(Reader(str(path)).geometries(), plate, facecolor="none",
-                          edgecolor="black", linewidth=0.6, zorder=3)
-        return
-    with contextlib.suppress(Exception):
-        ax.stock_img(zorder=0)
+    ax.add_geometries(Reader(str(coastline_file(width))).geometries(), plate,
+                      facecolor="none", edgecolor="black", linewidth=0.6, zorder=3)
 
 
 def _set_extent(ax, x: np.ndarray, y: np.ndarray, plate) -> None:
