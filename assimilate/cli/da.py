@@ -103,6 +103,9 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         option("--truth", help="truth: a trajectory store, or NetCDF/Zarr with a variable "
                "(time, x) or (trajectory, time, x) on the model's time axis (a state at every "
                "step; picked by time); print rmse.a / rmse.f after the spin-up"),
+        option("--verify", metavar="OBS",
+               help="observations never assimilated (withheld stations): print the "
+                    "analysis' and background's RMSE against them after the spin-up"),
         option("--calendar", metavar="ORIGIN,STEP",
                help="read datetimes in --obs/--truth: the datetime of model time 0 and the "
                     "length of one model step, e.g. 2020-01-01T00:00,6h (without it, "

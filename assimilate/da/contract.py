@@ -329,7 +329,8 @@ def _dataset(method: Method, observations: Observations,
         coords={"trajectory": observations.trajectory_labels,
                 "member": np.arange(analysis.shape[1]),
                 "time": ("time", times, {"units": "1"}),
-                **{name: (name, values, {"units": "1"}) for name, values in grid.named.items()}},
+                **{name: (name, values, grid.coordinate_attrs(name))
+                   for name, values in grid.named.items()}},
     )
     ds.attrs = {
         "schema": ANALYSIS_SCHEMA,

@@ -78,6 +78,15 @@ class Grid:
         x = self.coordinates[-1]
         return float(x[1] - x[0])
 
+    def coordinate_attrs(self, dim: str) -> dict[str, str]:
+        """CF attributes of a dim's coordinate: latitude and longitude on a bounded
+        (imported) grid, so maps draw them on the globe; model units otherwise."""
+        if self.periodic:
+            return {"units": "1"}
+        return {"y": {"standard_name": "latitude", "units": "degrees_north"},
+                "x": {"standard_name": "longitude", "units": "degrees_east"}}.get(
+            dim, {"units": "1"})
+
     def locations(self) -> np.ndarray:
         """``(n_grid, d)`` physical positions of the flattened grid, dims in grid order."""
         mesh = np.meshgrid(*self.coordinates, indexing="ij")

@@ -54,10 +54,17 @@ def run(config: str | Path | ExperimentConfig, inputs: RunInputs, *, out: str | 
         if inputs.calendar is not None:
             analysis.attrs["calendar"] = str(inputs.calendar)
         scores: dict[str, float] = {}
+        spin_up = checked.n_steps // 4 if inputs.spin_up is None else inputs.spin_up
         if checked.truth is not None:
-            spin_up = checked.n_steps // 4 if inputs.spin_up is None else inputs.spin_up
             scores = score(analysis, checked.truth, spin_up=spin_up)
-            analysis.attrs.update(scores=json.dumps(scores),
-                                  truth=str(Path(inputs.truth).resolve()), spin_up=spin_up)
+            analysis.attrs.update(truth=str(Path(inputs.truth).resolve()))
+        if checked.verify is not None:
+            from assimilate.da.withheld import withheld_scores
+
+            scores |= withheld_scores(analysis, checked.verify, spin_up=spin_up,
+                                      source=f"withheld observations '{inputs.verify}'")
+            analysis.attrs.update(verified_against=str(Path(inputs.verify).resolve()))
+        if scores:
+            analysis.attrs.update(scores=json.dumps(scores), spin_up=spin_up)
         write_zarr(analysis, output)
     return analysis, scores

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from assimilate.config import load_config
 from assimilate.da.inputs.fields import grid_of
@@ -21,15 +22,26 @@ from pde.io.store import open_store
 COMMAND = str(Path(sys.executable).with_name("assimilate"))
 
 
+def withheld_values(observations) -> np.ndarray:
+    """Observed minus true value at every withheld station and step (the noise drawn)."""
+    from pde.io.store import open_trajectories
+
+    truth = open_trajectories(observations.dataset.attrs["source"])["t2m"].values[0]
+    return np.concatenate([(at.values - at.operator.apply(truth[s].astype(np.float64)))[0]
+                           for s in observations.steps for at in [observations.at(s)]])
+
+
 @pytest.fixture(scope="module")
 def stations(pilot) -> Path:
     (pilot["root"] / "regimes.yaml").write_text(
         "imported:\n"
-        "  ten: {operator: sites, count: 10, withheld: 4, seed: 2, every: 1, error_std: 0.3}\n")
-    out = pilot["root"] / "ten.zarr"
-    observe(pilot["test"], "ten", out, regimes_path=pilot["root"] / "regimes.yaml",
-            progress=False)
-    return out
+        "  ten: {operator: sites, count: 10, withheld: 4, seed: 2, every: 1, error_std: 0.3}\n"
+        "  ten-withheld: {operator: sites, count: 10, withheld: 4, seed: 2, every: 1,"
+        " error_std: 0.3, observe: withheld}\n")
+    for name in ("ten", "ten-withheld"):
+        observe(pilot["test"], name, pilot["root"] / f"{name}.zarr",
+                regimes_path=pilot["root"] / "regimes.yaml", progress=False)
+    return pilot["root"] / "ten.zarr"
 
 
 def _run(pilot, stations, tmp_path, method: str, *extra: str) -> subprocess.CompletedProcess:
@@ -37,6 +49,7 @@ def _run(pilot, stations, tmp_path, method: str, *extra: str) -> subprocess.Comp
         [COMMAND, "run", str(pilot["root"] / "config.yaml"), "--method", method,
          "--forecaster", str(pilot["checkpoint"]), "--obs", str(stations), "--members", "4",
          "--steps", "12", "--climatology", str(pilot["train"]), "--truth", str(pilot["test"]),
+         "--verify", str(stations.with_name("ten-withheld.zarr")),
          "--out", str(tmp_path / f"{method}.zarr"), *extra],
         capture_output=True, text=True, timeout=600, check=False,
         env=os.environ | {"OMP_NUM_THREADS": "1"})
@@ -59,8 +72,12 @@ def test_each_method_runs_on_the_forecaster_over_imported_data(pilot, stations, 
     analysis = open_store(tmp_path / f"{method}.zarr")
     assert analysis["t2m"].dims == ("trajectory", "member", "time", "y", "x")
     assert np.isfinite(analysis["t2m"].values).all()
+    assert analysis["y"].attrs["units"] == "degrees_north"  # maps draw it on the globe
     scores = json.loads(analysis.attrs["scores"])
     assert 0 < scores["rmse.a"] < 10  # kelvin
+    assert scores["withheld_count"] == 4 * (12 - 3 + 1)  # 4 stations, steps 3..12
+    assert 0 < scores["withheld_rmse.a"] < 10
+    assert "withheld_rmse.a" in run.stdout
 
 
 @pytest.mark.e2e
@@ -71,3 +88,23 @@ def test_the_true_simulator_is_refused_naming_the_forecaster(pilot, stations, tm
         "error: the data ('t2m') were imported, not simulated: there is no true model to run; "
         "use the learned one (model=forecaster)")
     assert not (tmp_path / "letkf.zarr").exists()
+
+
+def test_withheld_scores_are_observation_minus_analysis(pilot, stations) -> None:
+    """Against an analysis that is the truth, the withheld RMSE is the noise (0.3 K)."""
+    from assimilate.da.inputs.checked import read_observations
+    from assimilate.da.withheld import withheld_scores
+    from pde.io.store import open_trajectories
+
+    config = load_config(pilot["root"] / "config.yaml")
+    withheld = read_observations(stations.with_name("ten-withheld.zarr"), config)
+    truth = open_trajectories(pilot["test"])["t2m"].values[:, None]  # (1, 1, 48, 9, 13)
+    analysis = xr.Dataset({"t2m": (("trajectory", "member", "time", "y", "x"), truth),
+                           "t2m_background": (("trajectory", "member", "time", "y", "x"),
+                                              truth + 1.0)},
+                          coords={"trajectory": [0]})
+    found = withheld_scores(analysis, withheld)
+    assert found["withheld_count"] == 4 * 47
+    assert 0.2 < found["withheld_rmse.a"] < 0.4
+    np.testing.assert_allclose(found["withheld_rmse.f"] ** 2,
+                               np.mean((withheld_values(withheld) - 1.0) ** 2), rtol=1e-6)

@@ -60,6 +60,8 @@ class RunInputs:
     background: str | Path | None = None
     climatology: str | Path | None = None
     truth: str | Path | None = None
+    verify: str | Path | None = None
+    """Observations never assimilated (withheld stations) to score the analysis against."""
     n_members: int = 16
     n_steps: int | None = None
     spin_up: int | None = None
@@ -74,7 +76,8 @@ class RunInputs:
     def files(self) -> list[str | Path]:
         """Every input file given (the guarded output refuses to overwrite one)."""
         return [path for path in (self.observations, self.forecaster, self.background,
-                                  self.climatology, self.truth, self.controller) if path]
+                                  self.climatology, self.truth, self.controller, self.verify)
+                if path]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +89,7 @@ class CheckedInputs:
     n_steps: int
     start: Start
     truth: np.ndarray | None
+    verify: Observations | None = None
 
 
 def check_start(config: ExperimentConfig, method, *, n_members: int,
@@ -164,4 +168,6 @@ def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> Che
         raise ConfigError(f"background file '{inputs.background}' holds {initial.shape[0]} "
                           f"trajectories, the observations {observed.n_trajectories}; give "
                           "one per observed trajectory, or one state or ensemble for all")
-    return CheckedInputs(observed, steps, start, reference)
+    withheld = None if inputs.verify is None else read_observations(
+        inputs.verify, config, calendar=inputs.calendar, grid=grid)
+    return CheckedInputs(observed, steps, start, reference, withheld)
