@@ -24,17 +24,19 @@ __all__ = ["comparison", "threshold_weighted_crps"]
 
 def comparison(field: xr.DataArray, others: Mapping[str, xr.DataArray],
                tail_quantile: float, tail_threshold: float,
-               edges: np.ndarray) -> xr.Dataset:
-    """Tail scores of each compared field against ``field`` (the truth), dim ``compared``."""
+               edges: np.ndarray, shift: float = 0.0) -> xr.Dataset:
+    """Tail scores of each compared field against ``field`` (the truth), dim ``compared``;
+    its histogram binned less ``shift`` (near the values, as the diagnosed field's)."""
     rows = []
     for label, other in others.items():
         other = other if isinstance(other.data, da.Array) else other.chunk()
         scores, counts, lo, hi = dask.compute(  # one graph: the compared store read together
             tails.tail_scores(other, field, quantile=tail_quantile),
-            sketch.sketch_counts(other.data), other.min(), other.max())
+            sketch.sketch_counts(other.data - shift), other.min(), other.max())
         for score in scores.data_vars.values():
             score.attrs = {}  # ratios and distances: not in the field's units
-        density, _ = sketch.display_histogram(np.asarray(counts), float(lo), float(hi), edges)
+        density, _ = sketch.display_histogram(np.asarray(counts), float(lo) - shift,
+                                              float(hi) - shift, edges - shift)
         scores["compared_histogram_density"] = ("bin", density)
         scores["twcrps"] = threshold_weighted_crps(other, field, tail_threshold)
         rows.append(scores.expand_dims(compared=[label]))

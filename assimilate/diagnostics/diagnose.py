@@ -119,7 +119,7 @@ def _diagnosed(data: Data, settings: DiagnoseSettings, compare: Mapping[str, Dat
                       for name, other in others.items()}
             edges = np.append(out["bin_left"].values, out["bin_right"].values[-1])
             out = out.merge(comparison(field, others, settings.tail_quantile,
-                                       passed.map_threshold, edges))
+                                       passed.map_threshold, edges, shift=passed.shift))
         point_attrs: dict = {}
         if settings.per_point:
             out, point_attrs = _per_point(out, field, lay, settings, source, bar)
@@ -220,17 +220,19 @@ def _distribution(c: xr.Dataset, field: xr.DataArray, passed: PassSettings,
         warnings.warn(f"{non_finite} of {field.size} values of '{field.name}' in {source} "
                       "are NaN or infinite; the diagnostics leave them out", stacklevel=4)
     moments = _moments(c, passed.shift)
-    lo, hi = float(c["minimum"]), float(c["maximum"])
-    counts = np.asarray(c["sketch"].values)
+    lo, hi, shift = float(c["minimum"]), float(c["maximum"]), passed.shift
+    counts = np.asarray(c["sketch"].values)  # of the values less the shift (onepass)
     exact = {a: int(n) for a, n in zip(passed.atoms, np.asarray(c["atom_count"]), strict=True)
              if n > 0}
-    density, edges = sketch.display_histogram(sketch.without_atoms(counts, exact), lo, hi,
-                                              total=counts.sum())
+    shifted = {a - shift: n for a, n in exact.items()}
+    density, edges = sketch.display_histogram(sketch.without_atoms(counts, shifted),
+                                              lo - shift, hi - shift, total=counts.sum())
+    edges = edges + shift
     levels = [*THRESHOLD_QUANTILES, *[np.nan] * len(settings.thresholds)]
     out = xr.Dataset(
         {**moments, "non_finite_count": non_finite, "minimum": lo, "maximum": hi,
-         "quantile": ("probability", sketch.sketch_quantiles(counts, settings.probabilities,
-                                                             lo, hi, exact)),
+         "quantile": ("probability", shift + sketch.sketch_quantiles(
+             counts, settings.probabilities, lo - shift, hi - shift, shifted)),
          "exceedance_probability": ("threshold",
                                     np.asarray(c["exceedance_count"]) / moments["count"]),
          "threshold_quantile": ("threshold", np.asarray(levels, dtype=np.float64)),

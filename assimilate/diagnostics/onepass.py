@@ -131,6 +131,10 @@ def _scalars(values: np.ndarray, settings: PassSettings
     # products in the data's precision (float32 stores stay float32), sums in float64
     d = np.subtract(values, values.dtype.type(settings.shift),
                     out=_buffer("d", values.shape, values.dtype))
+    # The sketch bins values relative to their size (2^-7): binned raw, a temperature near
+    # 280 K would fall in 2 K bins; shifted near the median, its anomalies keep 2^-7 of
+    # their own size.
+    counts = sketch.key_counts(d)  # NaN stays NaN: left out
     if finite is not None:
         d[~finite] = 0
     d2 = np.multiply(d, d, out=_buffer("d2", values.shape, values.dtype))
@@ -143,7 +147,7 @@ def _scalars(values: np.ndarray, settings: PassSettings
                            np.multiply(d2, d2, out=scratch).sum(dtype=np.float64)]),
         "minimum": float(minimum),
         "maximum": float(maximum),
-        "sketch": sketch.key_counts(values),  # ordered like the values once, at the end
+        "sketch": counts,  # of values - shift; ordered like the values once, at the end
         "exceedance": np.array([np.count_nonzero(np.greater(values, t, out=mask))
                                 for t in settings.thresholds], dtype=np.int64),
         "atoms": np.array([np.count_nonzero(np.equal(values, a, out=mask))

@@ -42,6 +42,22 @@ def test_sketch_quantiles_within_one_bin_of_numpy() -> None:
     assert (left <= right).all() and (right[:-1] <= left[1:]).all(), "bins ordered"
 
 
+def test_quantiles_of_a_field_far_from_zero_resolve_its_spread() -> None:
+    """A temperature in kelvin (280 +- 2): binned raw, the sketch's relative bins would be
+    2 K wide; binned less a shift near the median, the quantiles keep 2^-7 of the spread,
+    and the histogram has no empty bins between filled ones."""
+    rng = np.random.default_rng(3)
+    values = (280.0 + 2.0 * rng.standard_normal((4, 50, 8, 8))).astype(np.float32)
+    field = xr.DataArray(values, dims=("trajectory", "time", "y", "x"), name="t2m",
+                         coords={"time": np.arange(50.0)}).chunk({"trajectory": 1})
+    diag = diagnose(field.to_dataset(), DiagnoseSettings())
+    p = diag["probability"].values
+    np.testing.assert_allclose(diag["quantile"].values, np.quantile(values, p), atol=0.05)
+    density = diag["histogram_density"].values
+    inside = density[np.argmax(density > 0): len(density) - np.argmax(density[::-1] > 0)]
+    assert (inside > 0).mean() > 0.9, "a dense histogram, not spikes every 2 K"
+
+
 def test_one_pass_statistics_equal_numpy_and_read_each_chunk_once() -> None:
     reference = field_2d().values
     reads: list[tuple] = []
@@ -67,7 +83,7 @@ def test_one_pass_statistics_equal_numpy_and_read_each_chunk_once() -> None:
     np.testing.assert_array_equal(c["temporal_maximum"], reference.max(axis=(0, 1)))
     np.testing.assert_allclose(c["exceedance_map"], (reference > 2.0).mean(axis=(0, 1)))
     np.testing.assert_array_equal(c["spatial_maximum"], reference.max(axis=(2, 3)))
-    np.testing.assert_array_equal(c["sketch"], chunk_counts(flat))
+    np.testing.assert_array_equal(c["sketch"], chunk_counts(flat - 1.0))  # less the shift
 
 
 def test_diagnose_matches_scipy_and_numpy_on_the_same_data() -> None:
