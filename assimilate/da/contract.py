@@ -322,10 +322,11 @@ def _dataset(method: Method, observations: Observations,
     variable = grid.variable
     n_steps = analysis.shape[2] - 1
     dims = ("trajectory", "member", "time", *grid.dims)
+    units = {"units": config.simulator.units} if hasattr(config.simulator, "units") else {}
     times = observations.time0 + np.arange(n_steps + 1) * grid.interval
     ds = xr.Dataset(
-        {variable: (dims, analysis, {"long_name": "analysis"}),
-         f"{variable}_background": (dims, prior, {"long_name": "background (prior)"})},
+        {variable: (dims, analysis, {"long_name": "analysis", **units}),
+         f"{variable}_background": (dims, prior, {"long_name": "background (prior)", **units})},
         coords={"trajectory": observations.trajectory_labels,
                 "member": np.arange(analysis.shape[1]),
                 "time": ("time", times, {"units": "1"}),

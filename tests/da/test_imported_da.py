@@ -73,6 +73,7 @@ def test_each_method_runs_on_the_forecaster_over_imported_data(pilot, stations, 
     assert analysis["t2m"].dims == ("trajectory", "member", "time", "y", "x")
     assert np.isfinite(analysis["t2m"].values).all()
     assert analysis["y"].attrs["units"] == "degrees_north"  # maps draw it on the globe
+    assert analysis["t2m"].attrs["units"] == "K"
     scores = json.loads(analysis.attrs["scores"])
     assert 0 < scores["rmse.a"] < 10  # kelvin
     assert scores["withheld_count"] == 4 * (12 - 3 + 1)  # 4 stations, steps 3..12
