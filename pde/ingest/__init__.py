@@ -70,8 +70,9 @@ class ImportSummary:
     def __str__(self) -> str:
         dropped = (f"; the last {self.dropped} states fill no whole segment and were left out"
                    if self.dropped else "")
+        plural = "trajectory" if self.trajectories == 1 else "trajectories"
         return (f"{self.path}: {self.variable} [{self.units}], {self.trajectories} "
-                f"trajectories x {self.steps} states every {self.interval_hours:g} h from "
+                f"{plural} x {self.steps} states every {self.interval_hours:g} h from "
                 f"{self.start}, on {self.grid[0]} x {self.grid[1]} points, in "
                 f"{self.seconds:.1f} s{dropped}")
 
