@@ -66,12 +66,31 @@ def _kolmogorov(summary: dict, out: Path) -> None:
     assert (out / "kolmogorov-assimilation.png").stat().st_size > 0
 
 
+def _era5(summary: dict, out: Path) -> None:
+    forecast, rmse, withheld = summary["forecast_rmse"], summary["rmse"], summary["withheld_rmse"]
+    # the text: it beats persistence over the first hours and loses to the diurnal
+    # climatology by 12 hours (it does not know the hour of the day)
+    assert forecast["ardm"]["1h"] < forecast["persistence"]["1h"], forecast
+    assert forecast["ardm"]["3h"] < forecast["persistence"]["3h"], forecast
+    assert forecast["diurnal"]["12h"] < forecast["ardm"]["12h"], forecast
+    # the text: OI and the LETKF within 0.7-0.8 K of the reanalysis, the free run 1.8 K;
+    # right between the stations too; OI the better of the two here
+    assert max(rmse["oi"], rmse["letkf"]) < 0.6 * rmse["free"], rmse
+    assert max(withheld["oi"], withheld["letkf"]) < 0.6 * withheld["free"], withheld
+    assert withheld["oi"] < withheld["letkf"], withheld
+    assert summary["stations"] == 40 and summary["withheld_stations"] == 20, summary
+    assert summary["attribution"], "the Copernicus attribution travels with the data"
+    assert (out / "era5-assimilation.png").stat().st_size > 0
+    assert "<img" in (out / "era5-report.html").read_text(encoding="utf-8")
+
+
 EXPECTATIONS: dict[str, Callable[[dict, Path], None]] = {
     "quickstart": _quickstart,
     "extremes": _extremes,
     "kolmogorov-assimilation": _kolmogorov,
+    "era5-pilot": _era5,
 }
-WRITES_REPORT = {"extremes"}  # notebooks that render an HTML tail report
+WRITES_REPORT = {"extremes", "era5-pilot"}  # notebooks that render an HTML tail report
 
 
 def test_there_are_notebooks() -> None:

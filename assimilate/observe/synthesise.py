@@ -168,4 +168,4 @@ def summary(ds: xr.Dataset) -> str:
     n_traj = ds.sizes.get("trajectory", 1)
     return (f"regime {ds.attrs.get('regime', 'user')}: {len(times)} observation times "
             f"({times[0]:g} to {times[-1]:g}), {per} observations per time, noise std {std}, "
-            f"{n_traj} trajectories")
+            f"{n_traj} {'trajectory' if n_traj == 1 else 'trajectories'}")

@@ -233,8 +233,7 @@ def import_data(sources: Sequence[str | Path], out: str | Path, *, variable: str
     the module doc); every check comes before anything is written."""
     import time as clock
 
-    from tqdm.auto import tqdm
-
+    from pde.io.progress import tqdm
     from pde.io.store import write_zarr
 
     started = clock.perf_counter()
