@@ -444,3 +444,29 @@ def test_browser_renders_the_report(report: Path, tmp_path: Path) -> None:
     assert distinct_colours(image) > 500  # text, tables and figures, not a blank page
     # The figures are laid out below the tables and reach the lower half of the page.
     assert distinct_colours(image.crop((0, 1500, 1200, 3000))) > 200
+
+
+def test_browser_renders_a_report_of_imported_data_with_coastlines(pilot, tmp_path: Path) -> None:
+    """The ERA5 cut (imported, latitude x longitude): the report's maps are drawn on the
+    globe with the packaged coastlines, and a real browser renders the page."""
+    from assimilate.diagnostics import DiagnoseSettings, diagnose, open_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # two days of hours: too short a record for a fit
+        diagnose(open_data(pilot["test"]), DiagnoseSettings(variable="t2m"), label="ERA5",
+                 out=tmp_path / "era5.diag")
+    page = render([tmp_path / "era5.diag"], tmp_path / "era5.html")
+    found = figures(page.read_text())
+    assert "temporal-maximum-map" in found
+    browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
+    if browser is None:
+        if os.environ.get("ASSIMILATE_REQUIRE_BROWSER"):
+            pytest.fail("ASSIMILATE_REQUIRE_BROWSER is set but no headless browser is on PATH")
+        pytest.skip("no headless browser on PATH")
+    screenshot = tmp_path / "screenshot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", f"--screenshot={screenshot}", "--window-size=1200,3000",
+                    page.resolve().as_uri()], check=True, capture_output=True, timeout=60)
+    image = Image.open(screenshot).convert("RGB")
+    assert distinct_colours(image) > 500
+    assert distinct_colours(image.crop((0, 1500, 1200, 3000))) > 200
