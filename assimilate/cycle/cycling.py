@@ -226,6 +226,7 @@ class _Cycling:
         load the models and the climatology."""
         from assimilate.da.climatology import Climatology
         from assimilate.da.inputs import check_start
+        from assimilate.da.inputs.fields import grid_of
 
         flow = self.flow
         self.method = flow.build_method()
@@ -234,10 +235,9 @@ class _Cycling:
                             climatology=flow.climatology, seed=flow.seed,
                             background_option=f"key 'background' of '{flow.file}'")
         self.forecaster, self.background = start.forecaster, start.background
-        simulator = self.config.simulator.build()
-        self.variable = simulator.variable
+        self.variable = grid_of(self.config).variable  # imported data have no simulator
         self.climatology = start.climatology if start.climatology is not None else \
-            Climatology.simulate(simulator, seed=flow.seed + 1)
+            Climatology.simulate(self.config.simulator.build(), seed=flow.seed + 1)
         self.checkpoints = {key: {"path": str(path.resolve()), "sha256": inbox.sha256(path)}
                             for key in ("forecaster", "controller")
                             if (path := getattr(flow, key)) is not None}

@@ -109,3 +109,26 @@ def test_withheld_scores_are_observation_minus_analysis(pilot, stations) -> None
     assert 0.2 < found["withheld_rmse.a"] < 0.4
     np.testing.assert_allclose(found["withheld_rmse.f"] ** 2,
                                np.mean((withheld_values(withheld) - 1.0) ** 2), rtol=1e-6)
+
+
+@pytest.mark.e2e
+def test_hourly_cycles_run_on_imported_data(pilot, stations, tmp_path) -> None:
+    """`assimilate cycle` on imported data: OI on the learned forecaster, 6-hour cycles with
+    the calendar of the test days, a climatology store in place of a simulator."""
+    (tmp_path / "inbox").mkdir()
+    import shutil
+
+    shutil.copytree(stations, tmp_path / "inbox" / "obs.zarr")
+    (tmp_path / "workflow.yaml").write_text(
+        f"config: {pilot['root'] / 'config.yaml'}\nmethod: oi\nsettings: {{model: forecaster}}\n"
+        f"forecaster: {pilot['checkpoint']}\nclimatology: {pilot['train']}\nmembers: 4\n"
+        "cycle_length: 6\nlead: 2\ninbox: inbox\nanalysis: analysis.zarr\n"
+        "calendar: 2019-03-05T00:00,1h\n")
+    run = subprocess.run([COMMAND, "cycle", str(tmp_path / "workflow.yaml"), "--until", "6"],
+                         capture_output=True, text=True, timeout=600, check=False,
+                         env=os.environ | {"OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "cycle 6 (steps 7..12)" in run.stdout
+    analysis = open_store(tmp_path / "analysis.zarr")
+    assert analysis["t2m"].shape == (1, 4, 12, 9, 13)
+    assert np.isfinite(analysis["t2m"].values).all()
