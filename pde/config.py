@@ -25,6 +25,7 @@ import reprlib
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -75,6 +76,11 @@ class _SimulatorSection(_Section):
     def _physical(self) -> _SimulatorSection:
         self.build()  # the constructor owns the physical rules (stability, grids)
         return self
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the data come from a simulator (imported data do not)."""
+        return descriptor(self.pde).simulator is not None
 
     def build(self) -> Simulator:
         """The simulator of these parameters: the class the PDE's descriptor names.
@@ -150,6 +156,14 @@ class ImportedConfig(_SimulatorSection):
         if min(self.grid) < 2:
             raise ValueError(f"imported: grid={list(self.grid)} needs 2 or more points a side")
         return self
+
+    def coordinates(self) -> list[tuple[str, np.ndarray, dict[str, str]]]:
+        """The grid as a simulator gives it, ``[(dim, values, CF attributes)]``: latitude
+        as ``y``, longitude as ``x``, each rising from its first to its last value."""
+        return [("y", np.linspace(*self.latitude, self.grid[0]),
+                 {"standard_name": "latitude", "units": "degrees_north"}),
+                ("x", np.linspace(*self.longitude, self.grid[1]),
+                 {"standard_name": "longitude", "units": "degrees_east"})]
 
     def build(self) -> Simulator:
         raise ConfigError(f"the data ('{self.variable}') were imported, not simulated: there is "

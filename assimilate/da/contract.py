@@ -281,7 +281,7 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
     """
     grid = Grid.of_config(config.simulator)
     if climatology is None:
-        if getattr(config.simulator, "pde", "") == "imported":
+        if not config.simulator.simulated:
             raise ConfigError("imported data have no simulator to draw a climatology from: "
                               "give a climatology store (--climatology, e.g. the training "
                               "store) for the first background and OI's covariance")
@@ -322,7 +322,7 @@ def _dataset(method: Method, observations: Observations,
     variable = grid.variable
     n_steps = analysis.shape[2] - 1
     dims = ("trajectory", "member", "time", *grid.dims)
-    units = {"units": config.simulator.units} if hasattr(config.simulator, "units") else {}
+    units = {"units": config.simulator.units} if not config.simulator.simulated else {}
     times = observations.time0 + np.arange(n_steps + 1) * grid.interval
     ds = xr.Dataset(
         {variable: (dims, analysis, {"long_name": "analysis", **units}),

@@ -28,17 +28,21 @@ class Grid:
     variable: str = "u"
     time0: float = 0.0
     periodic: bool = True
+    cf: tuple[dict[str, str], ...] = ()
+    """CF attributes of each dim's coordinate, where the data give them (imported data:
+    latitude and longitude); none for a simulator's model coordinates."""
 
     @classmethod
     def of_config(cls, section: Any) -> Grid:
         """The grid of a configuration's simulator section: the simulator's, or for
-        imported data the latitude-longitude grid the section records."""
-        if getattr(section, "pde", None) != "imported":
+        imported data the latitude-longitude grid the section records (it gives
+        coordinates, interval and variable as a simulator does)."""
+        if section.simulated:
             return cls.of(section.build())
-        latitude = np.linspace(*section.latitude, section.grid[0])
-        longitude = np.linspace(*section.longitude, section.grid[1])
-        return cls(("y", "x"), (latitude, longitude), float(section.interval),
-                   section.variable, periodic=section.periodic)
+        grid = cls.of(section)
+        return cls(grid.dims, grid.coordinates, grid.interval, grid.variable,
+                   periodic=section.periodic,
+                   cf=tuple(attrs for _, _, attrs in section.coordinates()))
 
     @classmethod
     def of(cls, simulator: Any) -> Grid:
@@ -79,13 +83,9 @@ class Grid:
         return float(x[1] - x[0])
 
     def coordinate_attrs(self, dim: str) -> dict[str, str]:
-        """CF attributes of a dim's coordinate: latitude and longitude on a bounded
-        (imported) grid, so maps draw them on the globe; model units otherwise."""
-        if self.periodic:
-            return {"units": "1"}
-        return {"y": {"standard_name": "latitude", "units": "degrees_north"},
-                "x": {"standard_name": "longitude", "units": "degrees_east"}}.get(
-            dim, {"units": "1"})
+        """Attributes of a dim's coordinate: its CF attributes where the data give them
+        (latitude and longitude: maps draw them on the globe), model units otherwise."""
+        return dict(self.cf[self.dims.index(dim)]) if self.cf else {"units": "1"}
 
     def locations(self) -> np.ndarray:
         """``(n_grid, d)`` physical positions of the flattened grid, dims in grid order."""

@@ -138,7 +138,8 @@ def _increment_std(field: xr.DataArray, normalisation: Normalisation,
 
 
 def training_pair(window: torch.Tensor, settings: ForecasterConfig,
-                  increment_std: float | torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  increment_std: float | torch.Tensor, generator: torch.Generator | None = None,
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(target, history)`` of normalised windows ``(batch, k + 1, *space)``.
 
     With a ``generator`` the history may be perturbed (``settings.conditioning_noise``); the

@@ -179,6 +179,11 @@ class Regime:
     def start(self) -> int:
         return self.spec.start
 
+    @property
+    def withheld(self) -> bool:
+        """Whether the regime observes withheld stations (never to be assimilated)."""
+        return getattr(self.spec, "observe", "assimilated") == "withheld"
+
     def noise_in(self, std: float) -> float:
         """The noise std in units of ``std`` (a climatological std of the field)."""
         return self.spec.noise if self.spec.noise is not None else self.spec.error_std / std

@@ -116,8 +116,8 @@ def _synthesise(store: str | Path, regime: str | Regime, trajectories, seed: int
     clean = _clean(field, operator, steps, progress)
     clim_std = field_std if operator.is_linear else float(clean.std())
     scale = regime.noise_in(clim_std) * clim_std
-    withheld = getattr(regime.spec, "observe", "assimilated") == "withheld"
-    noise = np.random.default_rng([seed, 1] if withheld else seed)  # not the assimilated draws
+    # withheld stations draw their own noise, not the assimilated stations' draws
+    noise = np.random.default_rng([seed, 1] if regime.withheld else seed)
     values = clean + scale * noise.standard_normal(clean.shape)
     times = truth["time"].values[steps]
     ds = _dataset(values, scale, operator, times, truth["trajectory"].values[chosen])

@@ -259,13 +259,13 @@ def import_data(sources: Sequence[str | Path], out: str | Path, *, variable: str
         for label, values in (("latitude", lat), ("longitude", lon)):
             _regular(values, label, fields[0].source)
         n_steps = _segment_length(segment, interval, len(times))
-        grid = _Grid(times, lat, lon, hours(interval), n_steps)
+        grid = _Grid(str(fields[0].values.name), times, lat, lon, hours(interval), n_steps)
         ds = _dataset(fields, data, grid, _units(fields, units),
                       attribution or next((f.attribution for f in fields if f.attribution),
                                           None), paths)
-        output.require(int(ds[grid.name(fields)].nbytes * 1.1) + (1 << 20))
+        output.require(int(ds[grid.name].nbytes * 1.1) + (1 << 20))
         write_zarr(ds, output)
-    return ImportSummary(Path(out), grid.name(fields), ds.attrs["units"], grid.n_traj, n_steps,
+    return ImportSummary(Path(out), grid.name, ds.attrs["units"], grid.n_traj, n_steps,
                          grid.hours, (len(lat), len(lon)), iso(times[0]),
                          len(times) - grid.n_traj * n_steps, clock.perf_counter() - started)
 
@@ -283,8 +283,10 @@ def _units(fields: list[Field], units: str | None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _Grid:
-    """Times, latitudes and longitudes of the imported field, and its cut into segments."""
+    """The imported field's name, times, latitudes and longitudes, and its cut into
+    segments."""
 
+    name: str
     times: np.ndarray
     latitude: np.ndarray
     longitude: np.ndarray
@@ -294,10 +296,6 @@ class _Grid:
     @property
     def n_traj(self) -> int:
         return len(self.times) // self.n_steps
-
-    @staticmethod
-    def name(fields: list[Field]) -> str:
-        return str(fields[0].values.name)
 
 
 def _dataset(fields: list[Field], data: np.ndarray, grid: _Grid, units: str,
@@ -309,7 +307,7 @@ def _dataset(fields: list[Field], data: np.ndarray, grid: _Grid, units: str,
     from pde.io.store import SCHEMA, provenance, time_chunk
 
     lat, lon, n_traj, n_steps = grid.latitude, grid.longitude, grid.n_traj, grid.n_steps
-    name, used = grid.name(fields), grid.n_traj * grid.n_steps
+    name, used = grid.name, grid.n_traj * grid.n_steps
     section = ImportedConfig(pde="imported", variable=name, units=units,
                              latitude=(float(lat[0]), float(lat[-1])),
                              longitude=(float(lon[0]), float(lon[-1])),
@@ -319,6 +317,7 @@ def _dataset(fields: list[Field], data: np.ndarray, grid: _Grid, units: str,
             trajectories=n_traj, steps=n_steps))
     except Exception as error:  # noqa: BLE001 - a count beyond the configured bounds
         raise ConfigError(f"cannot describe the import: {error}") from None
+    (_, _, lat_attrs), (_, _, lon_attrs) = section.coordinates()  # the one CF description
     described = fields[0].values.attrs
     standard = described.get("standard_name", "unknown")
     ds = xr.Dataset(
@@ -332,8 +331,8 @@ def _dataset(fields: list[Field], data: np.ndarray, grid: _Grid, units: str,
             "trajectory": ("trajectory", np.arange(n_traj), {"long_name": "segment index"}),
             "time": ("time", np.arange(n_steps) * grid.hours,
                      {"units": "1", "long_name": "hours since the segment's start"}),
-            "y": ("y", lat, {"standard_name": "latitude", "units": "degrees_north"}),
-            "x": ("x", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+            "y": ("y", lat, lat_attrs),
+            "x": ("x", lon, lon_attrs),
             "valid_time": (("trajectory", "time"), grid.times[:used].reshape(n_traj, n_steps),
                            {"long_name": "calendar time"}),
         })
