@@ -16,7 +16,22 @@ import xarray as xr
 from assimilate.observe import Observations
 from pde.io.errors import ConfigError
 
-__all__ = ["withheld_scores"]
+__all__ = ["check_withheld", "withheld_scores"]
+
+
+def check_withheld(withheld: Observations, assimilated: Observations, source: str) -> None:
+    """Refuse withheld observations that were also assimilated (the same step and place): a
+    score against them would flatter the analysis and still look like verification."""
+    shared = sorted(set(map(int, withheld.steps)) & set(map(int, assimilated.steps)))
+    overlap = 0
+    for step in shared:
+        given = {tuple(np.round(place, 9)) for place in assimilated.at(step).operator.locations}
+        overlap += sum(tuple(np.round(place, 9)) in given
+                       for place in withheld.at(step).operator.locations)
+    if overlap:
+        raise ConfigError(f"{source} include {overlap} observations that were assimilated (the "
+                          "same step and place); verification needs stations never assimilated "
+                          "(a regime's `observe: withheld`)")
 
 
 def withheld_scores(analysis: xr.Dataset, withheld: Observations, *, spin_up: int = 0,

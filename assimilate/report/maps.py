@@ -10,6 +10,7 @@ falls back to a plain lon/lat image with a warning that says why.
 from __future__ import annotations
 
 import contextlib
+import functools
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -121,10 +122,16 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
 
 def _coastlines(ax, plate, width: float) -> None:
     """The packaged coastlines, over the data."""
+    ax.add_geometries(_geometries(coastline_file(width)), plate, facecolor="none",
+                      edgecolor="black", linewidth=0.6, zorder=3)
+
+
+@functools.lru_cache(maxsize=2)
+def _geometries(path: Path) -> tuple:
+    """A coastline file's lines, read once per process (a report draws several maps)."""
     from cartopy.io.shapereader import Reader
 
-    ax.add_geometries(Reader(str(coastline_file(width))).geometries(), plate,
-                      facecolor="none", edgecolor="black", linewidth=0.6, zorder=3)
+    return tuple(Reader(str(path)).geometries())
 
 
 def _set_extent(ax, x: np.ndarray, y: np.ndarray, plate) -> None:

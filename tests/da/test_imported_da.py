@@ -132,3 +132,16 @@ def test_hourly_cycles_run_on_imported_data(pilot, stations, tmp_path) -> None:
     analysis = open_store(tmp_path / "analysis.zarr")
     assert analysis["t2m"].shape == (1, 4, 12, 9, 13)
     assert np.isfinite(analysis["t2m"].values).all()
+
+
+def test_withheld_observations_that_were_assimilated_are_refused(pilot, stations) -> None:
+    from assimilate.da.inputs.checked import read_observations
+    from assimilate.da.withheld import check_withheld
+    from pde.io.errors import ConfigError
+
+    config = load_config(pilot["root"] / "config.yaml")
+    assimilated = read_observations(stations, config)
+    withheld = read_observations(stations.with_name("ten-withheld.zarr"), config)
+    check_withheld(withheld, assimilated, "withheld")  # disjoint networks: accepted
+    with pytest.raises(ConfigError, match=r"include 470 observations that were assimilated"):
+        check_withheld(assimilated, assimilated, "the same file")

@@ -168,6 +168,10 @@ def check_run_inputs(config: ExperimentConfig, method, inputs: RunInputs) -> Che
         raise ConfigError(f"background file '{inputs.background}' holds {initial.shape[0]} "
                           f"trajectories, the observations {observed.n_trajectories}; give "
                           "one per observed trajectory, or one state or ensemble for all")
-    withheld = None if inputs.verify is None else read_observations(
-        inputs.verify, config, calendar=inputs.calendar, grid=grid)
+    withheld = None
+    if inputs.verify is not None:
+        from assimilate.da.withheld import check_withheld
+
+        withheld = read_observations(inputs.verify, config, calendar=inputs.calendar, grid=grid)
+        check_withheld(withheld, observed, f"withheld observations '{inputs.verify}' (--verify)")
     return CheckedInputs(observed, steps, start, reference, withheld)
