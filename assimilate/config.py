@@ -136,7 +136,24 @@ class ForecasterConfig(_DiffusionModelConfig):
         "field", description="the increment target's std: one for the field, or one per "
                              "grid point (data whose variability differs across the domain, "
                              "land and sea)")
+    calendar: list[Literal["hour_of_day", "day_of_year"]] = Field(
+        default_factory=list,
+        description="calendar features of the forecast state's valid time the model also "
+                    "conditions on (two channels each, sine and cosine); data with calendar "
+                    "times only (imported stores)")
     sampling: SamplingConfig = SamplingConfig(sampler="euler", steps=16)
+
+    @field_validator("calendar")
+    @classmethod
+    def _distinct_calendar(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"calendar features repeat: {value}")
+        return value
+
+    @property
+    def cond_channels(self) -> int:
+        """The denoiser's conditioning channels: the history, two per calendar feature."""
+        return self.history + 2 * len(self.calendar)
 
 
 class ControllerConfig(_Section):

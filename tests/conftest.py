@@ -95,7 +95,8 @@ ERA5_NETCDF = Path(__file__).resolve().parents[1] / "examples" / "era5" / "era5-
 def pilot(tmp_path_factory) -> dict[str, Path]:
     """A cut of the shipped ERA5 file (9 x 13 points, 6 days) imported as days 1-4 (train,
     daily segments; day 4 validates) and days 5-6 (test, one segment), and a tiny
-    forecaster trained on it: imported data end to end, in seconds."""
+    forecaster conditioned on the hour of day trained on it: imported data end to end, in
+    seconds."""
     import xarray as xr
 
     from assimilate.config import load_config
@@ -113,7 +114,7 @@ def pilot(tmp_path_factory) -> dict[str, Path]:
                 progress=False)
     section = json.loads(open_trajectories(root / "train.zarr").attrs["config"])
     forecaster = TINY_FORECASTER | {
-        "history": 2, "increment_scale": "point",
+        "history": 2, "increment_scale": "point", "calendar": ["hour_of_day"],
         "training": TINY_FORECASTER["training"] | {"steps": 20, "validation_trajectories": 1}}
     config = write_config(root, section | {"forecaster": forecaster})
     train_forecaster(load_config(config), root / "train.zarr", root / "forecaster.pt",

@@ -222,9 +222,11 @@ def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: in
 
 
 def _loop(method: Method, observations: Observations, background: np.ndarray,
-          problem: Problem, n_steps: int, progress: bool) -> tuple[np.ndarray, np.ndarray, int]:
+          problem: Problem, n_steps: int, progress: bool,
+          calendar: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """``(analysis, background)`` states ``(trajectory, member, n_steps + 1, *space)`` and the
     step at which the method diverged (0: it did not; the states are NaN from there on).
+    ``calendar`` ``(trajectory, n_steps + 1)``: the valid time of every step, or None.
 
     A top-to-bottom loop over the model's time axis (module doc)."""
     n_traj, n_members, space = background.shape[0], background.shape[1], background.shape[2:]
@@ -247,7 +249,8 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
         if model is None:
             prior = problem.climatology.draw(problem.rng, (n_traj, n_members))
         else:
-            prior = model.advance(history, control).reshape(n_traj, n_members, *space)
+            valid = None if calendar is None else np.repeat(calendar[:, step], n_members)
+            prior = model.advance(history, control, valid).reshape(n_traj, n_members, *space)
         analysis = prior if observed is None else method.analyse(prior, observed, problem,
                                                                  state)
         if not np.isfinite(analysis).all():
@@ -261,6 +264,22 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
     return np.stack(analyses, axis=2), np.stack(priors, axis=2), 0
 
 
+def _calendar(observations: Observations, grid: Grid, n_steps: int,
+              start_times: np.ndarray | None, step_length: np.timedelta64 | None
+              ) -> np.ndarray | None:
+    """The valid time of every step ``(trajectory, n_steps + 1)``, or None without a calendar."""
+    start = observations.start_times if start_times is None else np.asarray(start_times)
+    if start is None:
+        return None
+    start = np.broadcast_to(start.astype("datetime64[ns]").reshape(-1),
+                            (observations.n_trajectories,))
+    steps = observations.time0 / grid.interval + np.arange(n_steps + 1)
+    if step_length is None:
+        step_length = np.timedelta64(round(grid.interval * 3600e9), "ns")
+    offsets = (steps * step_length.astype("timedelta64[ns]").astype(np.int64)).round()
+    return start[:, None] + offsets.astype("timedelta64[ns]")[None]
+
+
 def _observed(observations: Observations, step: int) -> Observed:
     operator, values, error_std, mask = observations.at(step)
     return Observed(step, operator, values, error_std, mask)
@@ -269,15 +288,22 @@ def _observed(observations: Observations, step: int) -> Observed:
 def assimilate(method: Method, observations: Observations, *, initial: np.ndarray | None,
                config, forecaster: Forecaster | None = None,
                climatology: Climatology | None = None, n_members: int = 16,
-               n_steps: int | None = None, seed: int = 0, progress: bool = True) -> xr.Dataset:
+               n_steps: int | None = None, seed: int = 0, progress: bool = True,
+               start_times: np.ndarray | None = None,
+               step_length: np.timedelta64 | None = None) -> xr.Dataset:
     """Run ``method`` over the observations' time span; the analysis dataset (module doc).
 
     ``initial``: the first background, a state ``(*space)``, an ensemble ``(member,
     *space)`` or one per trajectory ``(trajectory, member, *space)``; None draws members
     from ``climatology`` (simulated from ``config`` when not given). ``config``: the
     experiment configuration whose simulator defines the grid and time step. ``n_steps``
-    defaults to the last observed step. A non-finite state raises :class:`Diverged` (a
-    ``FloatingPointError``) holding the analysis up to that step, NaN after it.
+    defaults to the last observed step. ``start_times`` ``(trajectory,)``: the calendar time
+    of model time 0 (default: the observations', which imported data carry), which a
+    forecaster conditioned on the calendar needs and the analysis then carries
+    (``valid_time``); ``step_length``: one model step in real time (default: ``interval``
+    hours, as imported data count it). A
+    non-finite state raises :class:`Diverged` (a ``FloatingPointError``) holding the
+    analysis up to that step, NaN after it.
     """
     grid = Grid.of_config(config.simulator)
     if climatology is None:
@@ -294,6 +320,7 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
     problem = Problem(None, climatology, grid, n_members, rng, jax.random.PRNGKey(seed),
                       observations=observations)
     background = _background(initial, climatology, observations.n_trajectories, n_members, rng)
+    calendar = _calendar(observations, grid, n_steps, start_times, step_length)
     with ExitStack() as stack:
         problem.model = _model(method, config.simulator, forecaster, seed)
         counter = None
@@ -303,10 +330,13 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
             counter = stack.enter_context(EvaluationCounter(forecaster.model))
         started = time.perf_counter()
         analysis, prior, diverged = _loop(method, observations, background, problem, n_steps,
-                                          progress)
+                                          progress, calendar)
         seconds = time.perf_counter() - started
     ds = _dataset(method, observations, (analysis, prior), config, grid, climatology,
                   (seconds, 0 if counter is None else counter.calls), seed)
+    if calendar is not None:
+        ds = ds.assign_coords(valid_time=(("trajectory", "time"), calendar,
+                                          {"long_name": "calendar time"}))
     if diverged:
         raise Diverged(f"method '{method.name}' produced non-finite states at step "
                        f"{diverged}", ds)

@@ -1,8 +1,10 @@
 """The models a data-assimilation method can advance its states with, on physical fields.
 
-Two kinds, one interface: ``advance(history, control=None) -> next``, with ``history``
-``(batch, k, *space)`` physical states (the last ``k`` states of every member of every
-problem, batched together) and ``next`` ``(batch, *space)``.
+Two kinds, one interface: ``advance(history, control=None, valid_times=None) -> next``,
+with ``history`` ``(batch, k, *space)`` physical states (the last ``k`` states of every
+member of every problem, batched together), ``next`` ``(batch, *space)`` and
+``valid_times`` ``(batch,)`` the calendar time of ``next`` (imported data; a forecaster
+conditioned on the hour of the day needs it, the others ignore it).
 
 - :class:`SimulatorModel`: the true PDE, restarted from each member's last state. On a CPU
   it is about a hundred times cheaper per step than the learned forecaster, which is why
@@ -33,7 +35,8 @@ class Model:
     name: str
     history: int
 
-    def advance(self, history: np.ndarray, control: Control | None = None) -> np.ndarray:
+    def advance(self, history: np.ndarray, control: Control | None = None,
+                valid_times: np.ndarray | None = None) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -45,7 +48,8 @@ class SimulatorModel(Model):
     name: str = "simulator"
     history: int = 1
 
-    def advance(self, history: np.ndarray, control: Control | None = None) -> np.ndarray:
+    def advance(self, history: np.ndarray, control: Control | None = None,
+                valid_times: np.ndarray | None = None) -> np.ndarray:
         if control is not None:
             raise ValueError("the true simulator takes no sampler guidance: use "
                              "model=forecaster for guided methods")

@@ -50,7 +50,11 @@ def run(config: str | Path | ExperimentConfig, inputs: RunInputs, *, out: str | 
         analysis = assimilate(chosen, checked.observations, initial=start.background,
                               config=config, forecaster=start.forecaster,
                               climatology=clim, n_members=inputs.n_members,
-                              n_steps=checked.n_steps, seed=seed, progress=progress)
+                              n_steps=checked.n_steps, seed=seed, progress=progress,
+                              start_times=None if inputs.calendar is None
+                              else inputs.calendar.origin,
+                              step_length=None if inputs.calendar is None
+                              else inputs.calendar.step)
         if inputs.calendar is not None:
             analysis.attrs["calendar"] = str(inputs.calendar)
         scores: dict[str, float] = {}

@@ -48,6 +48,7 @@ from assimilate.evaluation.baselines import (
     simulator_models,
 )
 from assimilate.evaluation.defaults import ForecastDefaults, evaluation_defaults
+from assimilate.models.calendar import require_calendar
 from assimilate.models.forecaster import (
     Forecaster,
     ForecasterModel,
@@ -86,8 +87,10 @@ def _initial_conditions(field: xr.DataArray, history: int, n_steps: int,
 
 
 def _ardm(forecaster: Forecaster, histories: np.ndarray, n_steps: int, n_members: int,
-          sub_steps: int | None, seed: int, progress: bool) -> tuple[np.ndarray, float]:
-    """Forecasts ``(I, M, n_steps + 1, *space)`` and the wall time per forecast step."""
+          sub_steps: int | None, seed: int, progress: bool,
+          valid_times: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Forecasts ``(I, M, n_steps + 1, *space)`` and the wall time per forecast step;
+    ``valid_times`` ``(I,)``: the calendar time of each history's last state."""
     device = next(forecaster.model.parameters()).device
     norm = forecaster.normalisation
     history = norm.normalise(torch.from_numpy(histories).double()).float().to(device)
@@ -95,8 +98,9 @@ def _ardm(forecaster: Forecaster, histories: np.ndarray, n_steps: int, n_members
     generator = torch.Generator(device=device).manual_seed(seed)
     started = time.perf_counter()
     with torch.no_grad():
-        states = rollout_tensor(forecaster, history, n_steps, generator, sub_steps=sub_steps,
-                                progress=progress)
+        states = rollout_tensor(
+            forecaster, history, n_steps, generator, sub_steps=sub_steps, progress=progress,
+            valid_times=None if valid_times is None else np.repeat(valid_times, n_members))
     seconds = (time.perf_counter() - started) / n_steps
     states = norm.denormalise(states.double()).float().cpu().numpy()
     states = states.reshape(len(histories), n_members, *states.shape[1:])
@@ -157,8 +161,12 @@ def _evaluate(checkpoint, data, settings: SkillSettings, progress: bool) -> xr.D
     histories, truth, starts = _initial_conditions(field, forecaster.history, n_steps,
                                                    settings.n_initial, settings.every)
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
+    valid_times = None
+    if forecaster.calendar:
+        calendar = require_calendar(ds, data, forecaster.calendar)
+        valid_times = np.array([calendar[t, o + forecaster.history - 1] for t, o in starts])
     ardm, ardm_seconds = _ardm(forecaster, histories, n_steps, n_members, sub_steps, seed,
-                               progress)
+                               progress, valid_times)
     forecasts, seconds = {"ardm": ardm}, [ardm_seconds]
     if physics.simulator is not None:
         forecasts["simulator"], sim_seconds = simulator_forecast(ds.attrs["config"], truth,

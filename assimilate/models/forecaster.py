@@ -33,6 +33,7 @@ from assimilate.config import ConditioningNoise, ExperimentConfig, ForecasterCon
 from assimilate.da.dynamics import Model
 from assimilate.diffusion import Correction, EvaluationCounter
 from assimilate.models.augment import perturb_history
+from assimilate.models.calendar import calendar_features, require_calendar
 from assimilate.models.core import (
     StoreTrainer,
     build_model,
@@ -86,6 +87,30 @@ class Forecaster:
     def history(self) -> int:
         return self.config.forecaster.history
 
+    @property
+    def calendar(self) -> list[str]:
+        """The calendar features it conditions on (``forecaster.calendar``); none: []."""
+        return list(self.config.forecaster.calendar)
+
+    def clock(self, valid_times: np.ndarray | None, device: torch.device | None = None
+              ) -> torch.Tensor | None:
+        """Calendar features ``(batch, F)`` of the forecast states' ``valid_times``
+        ``(batch,)``, or None for a forecaster without a calendar; refused in one line
+        where it has one and no valid times are given."""
+        if not self.calendar:
+            return None
+        if valid_times is None:
+            raise ValueError(f"the forecaster '{self.checkpoint}' conditions on "
+                             f"{', '.join(self.calendar)}: give the valid times of the states "
+                             "it forecasts (a store with calendar times, or run --calendar)")
+        features = calendar_features(np.asarray(valid_times).reshape(-1), self.calendar)
+        device = device or next(self.model.parameters()).device
+        return torch.from_numpy(features).to(device)
+
+    def step_duration(self) -> np.timedelta64:
+        """One forecast step in real time (imported data: ``interval`` hours)."""
+        return np.timedelta64(round(self.interval * 3600e9), "ns")
+
     def state_of(self, history: torch.Tensor, drawn: torch.Tensor) -> torch.Tensor:
         """Physical next state ``(batch, *space)`` for the sampler's variable ``drawn``
         ``(batch, 1, *space)`` (the scaled increment or the state), normalised ``history``."""
@@ -94,10 +119,12 @@ class Forecaster:
         return self.normalisation.denormalise(drawn[:, 0])
 
     def step(self, history: torch.Tensor, generator: torch.Generator, *,
-             correction: Correction | None = None, sub_steps: int | None = None) -> torch.Tensor:
-        """Next normalised state ``(batch, 1, *space)`` from a normalised history ``(batch, k, *space)``."""
+             correction: Correction | None = None, sub_steps: int | None = None,
+             clock: torch.Tensor | None = None) -> torch.Tensor:
+        """Next normalised state ``(batch, 1, *space)`` from a normalised history ``(batch, k,
+        *space)``; ``clock``: the calendar features of the next state (:meth:`clock`)."""
         return self.step_from(self.prior(history, generator), history, correction=correction,
-                              sub_steps=sub_steps, generator=generator)
+                              sub_steps=sub_steps, generator=generator, clock=clock)
 
     def prior(self, history: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The sampler's starting draw ``(batch, 1, *space)`` for one forecast step."""
@@ -106,12 +133,17 @@ class Forecaster:
 
     def step_from(self, noise: torch.Tensor, history: torch.Tensor, *,
                   correction: Correction | None = None, sub_steps: int | None = None,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+                  generator: torch.Generator | None = None,
+                  clock: torch.Tensor | None = None) -> torch.Tensor:
         """:meth:`step` from a given prior draw: with a deterministic sampler a pure
         function of ``(noise, history)``, so it can be recomputed (gradient checkpointing)."""
         settings = self.config.forecaster
-        drawn = sample_from(self.model, settings, noise, cond=history, correction=correction,
-                            sub_steps=sub_steps, generator=generator)
+        if settings.calendar and clock is None:
+            raise ValueError(f"the forecaster '{self.checkpoint}' conditions on "
+                             f"{', '.join(settings.calendar)}: this use of it gives no valid "
+                             "times (not supported yet with a calendar)")
+        drawn = sample_from(self.model, settings, noise, cond=conditioning(history, clock),
+                            correction=correction, sub_steps=sub_steps, generator=generator)
         if settings.target == "increment":
             return history[:, -1:] + self.increment_std * drawn
         return drawn
@@ -135,6 +167,15 @@ def _increment_std(field: xr.DataArray, normalisation: Normalisation,
                          f"{float(std.min())}); use forecaster.increment_scale: field")
     total = np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3)
     return total if std.ndim else float(total)
+
+
+def conditioning(history: torch.Tensor, clock: torch.Tensor | None) -> torch.Tensor:
+    """The denoiser's conditioning channels: the history ``(batch, k, *space)`` and, with a
+    ``clock`` ``(batch, F)``, each calendar feature as a constant plane."""
+    if clock is None:
+        return history
+    planes = clock.to(history).reshape(*clock.shape, *(1,) * (history.ndim - 2))
+    return torch.cat([history, planes.expand(-1, -1, *history.shape[2:])], dim=1)
 
 
 def training_pair(window: torch.Tensor, settings: ForecasterConfig,
@@ -187,13 +228,20 @@ class ForecasterTrainer(StoreTrainer):
                                            settings.increment_scale)
         scale = torch.as_tensor(increment_std, dtype=torch.float32)
         loss = loss_function(settings.family)
+        features = None
+        if settings.calendar:
+            valid_times = require_calendar(data.store.ds, data.store.path, settings.calendar)
+            features = calendar_features(valid_times, settings.calendar)
 
-        def pair(windows: torch.Tensor, step: int, generator: torch.Generator | None = None):
-            return training_pair(windows, settings, scale, generator)
+        def pair(drawn, step: int, generator: torch.Generator | None = None):
+            windows, clock = drawn if isinstance(drawn, tuple) else (drawn, None)
+            target, history = training_pair(windows, settings, scale, generator)
+            return target, conditioning(history, clock)
 
         return Recipe(
-            "forecaster", self.config, window=settings.history + 1,
-            build=lambda: build_model(settings, dims=data.dims, cond_channels=settings.history,
+            "forecaster", self.config, window=settings.history + 1, features=features,
+            build=lambda: build_model(settings, dims=data.dims,
+                                      cond_channels=settings.cond_channels,
                                       periodic=periodic(self.config)),
             loss=loss, batch=pair,
             validation=lambda windows: mean_loss(loss, pair(windows, 0), data.device),
@@ -209,7 +257,7 @@ def load_forecaster(checkpoint: str | Path) -> Forecaster:
     config = ExperimentConfig.model_validate_json(payload["config"])
     coordinates = {name: values.numpy() for name, values in payload["coordinates"].items()}
     model = build_model(config.forecaster, dims=len(coordinates),
-                        cond_channels=config.forecaster.history, periodic=periodic(config))
+                        cond_channels=config.forecaster.cond_channels, periodic=periodic(config))
     model.load_state_dict(payload["ema"])
     model.eval().requires_grad_(False).to(select_device())
     scale = payload["increment_std"]
@@ -230,13 +278,21 @@ def open_matching(forecaster: Forecaster, path: str | Path) -> xr.Dataset:
 
 def rollout_tensor(forecaster: Forecaster, history: torch.Tensor, n_steps: int,
                    generator: torch.Generator, *, control: Control | None = None,
-                   sub_steps: int | None = None, progress: bool = False) -> torch.Tensor:
-    """Normalised forecast ``(batch, n_steps, *space)`` from a normalised history ``(batch, k, *space)``."""
+                   sub_steps: int | None = None, progress: bool = False,
+                   valid_times: np.ndarray | None = None) -> torch.Tensor:
+    """Normalised forecast ``(batch, n_steps, *space)`` from a normalised history ``(batch, k,
+    *space)``; ``valid_times`` ``(batch,)``: the calendar time of the last history state
+    (needed by a forecaster with a calendar)."""
     states = []
     for step in tqdm(range(n_steps), disable=not progress, unit="step", desc="forecast"):
         correction = None if control is None else control(step, history)
+        clock = None
+        if forecaster.calendar:
+            ahead = None if valid_times is None else \
+                np.asarray(valid_times) + (step + 1) * forecaster.step_duration()
+            clock = forecaster.clock(ahead, history.device)
         following = forecaster.step(history, generator, correction=correction,
-                                    sub_steps=sub_steps)
+                                    sub_steps=sub_steps, clock=clock)
         states.append(following[:, 0])
         history = torch.cat([history[:, 1:], following], dim=1)
     return torch.stack(states, dim=1)
@@ -244,8 +300,10 @@ def rollout_tensor(forecaster: Forecaster, history: torch.Tensor, n_steps: int,
 
 def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
             n_members: int = 1, sub_steps: int | None = None, *, seed: int = 0,
-            control: Control | None = None, progress: bool = False) -> xr.Dataset:
-    """An ensemble forecast from physical ``initial_states`` ``(k, *space)``.
+            control: Control | None = None, progress: bool = False,
+            valid_time: np.datetime64 | None = None) -> xr.Dataset:
+    """An ensemble forecast from physical ``initial_states`` ``(k, *space)``; ``valid_time``:
+    the calendar time of the last of them (a forecaster with a calendar needs it).
 
     Returns a Dataset with ``variable`` of dims ``(member, time, *space)``; ``time`` runs
     over lead times ``0, interval, ..., n_steps * interval`` (lead 0 is the last initial
@@ -266,8 +324,10 @@ def rollout(forecaster: Forecaster, initial_states: np.ndarray, n_steps: int,
     generator = torch.Generator(device=device).manual_seed(seed)
     started = time.perf_counter()
     with torch.no_grad(), EvaluationCounter(forecaster.model) as counter:
-        states = rollout_tensor(forecaster, history, n_steps, generator, control=control,
-                                sub_steps=sub_steps, progress=progress)
+        states = rollout_tensor(
+            forecaster, history, n_steps, generator, control=control, sub_steps=sub_steps,
+            progress=progress,
+            valid_times=None if valid_time is None else np.full(n_members, valid_time))
     seconds = time.perf_counter() - started
     states = forecaster.normalisation.denormalise(states.double()).float().cpu().numpy()
     states = np.concatenate([np.broadcast_to(initial[-1], (n_members, 1, *space)), states], 1)
@@ -341,8 +401,12 @@ def forecast(checkpoint: str | Path, init: str | Path, settings: ForecastSetting
                              f"needs {k} stored states up to it")
         states = field.isel(trajectory=trajectory)
         initial = states.isel(time=slice(time - k + 1, time + 1)).values
+        valid_time = None
+        if forecaster.calendar:
+            valid_time = require_calendar(field.to_dataset(), init, forecaster.calendar)[
+                trajectory, time]
         ds = rollout(forecaster, initial, steps, settings.members, settings.sub_steps,
-                     seed=settings.seed, progress=progress)
+                     seed=settings.seed, progress=progress, valid_time=valid_time)
         truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
         available = states.isel(time=slice(time, time + steps + 1)).values
         truth[: len(available)] = available
@@ -380,10 +444,12 @@ class ForecasterModel(Model):
         """See :meth:`assimilate.models.forecaster.Forecaster.state_of`."""
         return self.forecaster.state_of(history, drawn)
 
-    def advance(self, history: np.ndarray, control: Control | None = None) -> np.ndarray:
+    def advance(self, history: np.ndarray, control: Control | None = None,
+                valid_times: np.ndarray | None = None) -> np.ndarray:
         normalised = self.normalise(history)
         correction = None if control is None else control(0, normalised)
+        clock = self.forecaster.clock(valid_times, self.device)
         with torch.no_grad():
             following = self.forecaster.step(normalised, self.generator, correction=correction,
-                                             sub_steps=self.sub_steps)
+                                             sub_steps=self.sub_steps, clock=clock)
         return self.denormalise(following[:, 0])

@@ -131,6 +131,14 @@ class Observations:
         return np.arange(self.n_trajectories)
 
     @property
+    def start_times(self) -> np.ndarray | None:
+        """The calendar time of model time 0 of each trajectory ``(trajectory,)`` (the
+        ``start_time`` coordinate `assimilate observe` writes for imported data), or None."""
+        if "start_time" not in self.dataset.coords:
+            return None
+        return np.asarray(self.dataset["start_time"].values).reshape(-1)
+
+    @property
     def transform(self) -> str:
         return str(self.dataset.attrs.get("transform", "identity"))
 

@@ -121,6 +121,9 @@ def _synthesise(store: str | Path, regime: str | Regime, trajectories, seed: int
     values = clean + scale * noise.standard_normal(clean.shape)
     times = truth["time"].values[steps]
     ds = _dataset(values, scale, operator, times, truth["trajectory"].values[chosen])
+    if "valid_time" in truth.coords:  # imported data: the calendar time of model time 0
+        ds = ds.assign_coords(start_time=("trajectory", truth["valid_time"].values[chosen, 0],
+                                          {"long_name": "calendar time of model time 0"}))
     ds.attrs = {**regime.attrs(), "pde": pde,
                 "simulator": json.dumps(simulator_section(truth), sort_keys=True),
                 "variable": variable, "source": str(store),

@@ -87,12 +87,15 @@ class WindowSampler:
 
     ``window = 1`` gives single states (the emulator); ``window = k + 1`` gives a history of
     ``k`` states and the state that follows (the forecaster). Windows never cross from one
-    trajectory into the next.
+    trajectory into the next. With ``features`` ``(trajectory, time, F)`` (the calendar of
+    every stored state) a draw is the pair ``(windows, features of each window's last
+    state (batch, F))``.
     """
 
     def __init__(self, field: xr.DataArray, trajectories: np.ndarray,
                  normalisation: Normalisation, window: int = 1,
-                 memory_limit: int = DEFAULT_MEMORY_LIMIT):
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT,
+                 features: np.ndarray | None = None):
         if len(trajectories) == 0:
             raise ValueError("no trajectories to sample windows from")
         if not 1 <= window <= field.sizes["time"]:
@@ -102,6 +105,13 @@ class WindowSampler:
         self.normalisation = normalisation
         self.window = window
         self.in_memory: torch.Tensor | None = None
+        self.features = None
+        if features is not None:
+            if features.shape[:2] != field.shape[:2]:
+                raise ValueError(f"features {features.shape[:2]} must cover the field's "
+                                 f"(trajectory, time) {field.shape[:2]}")
+            selected = np.asarray(features, dtype=np.float32)[np.asarray(trajectories)]
+            self.features = torch.from_numpy(selected)
         if self.field.size * 4 <= memory_limit:
             self.in_memory = torch.from_numpy(np.asarray(self.field.values, dtype=np.float32))
 
@@ -110,7 +120,8 @@ class WindowSampler:
         n_traj, n_time = self.field.shape[:2]
         return n_traj * (n_time - self.window + 1)
 
-    def __call__(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    def __call__(self, batch_size: int, generator: torch.Generator
+                 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         flat = torch.randint(0, self.n_windows, (batch_size,), generator=generator,
                              device=generator.device).cpu()
         starts_per_trajectory = self.field.shape[1] - self.window + 1
@@ -124,7 +135,10 @@ class WindowSampler:
                                         dims=("batch", "window")),
                 time=xr.DataArray(time, dims=("batch", "window")))
             windows = torch.from_numpy(np.asarray(picked.values, dtype=np.float32))
-        return self.normalisation.normalise(windows).float()
+        windows = self.normalisation.normalise(windows).float()
+        if self.features is None:
+            return windows
+        return windows, self.features[trajectory, time[:, -1]]
 
     @contextlib.contextmanager
     def loader(self, batch_size: int, seed: int, *, stop: int | None = None,

@@ -105,6 +105,9 @@ class Recipe:
     """Draw each step's windows with the step's generator, which the loss then goes on
     drawing from (the controller), instead of the prefetching loader, whose windows depend
     on ``(seed, step, rank)`` alone."""
+    features: np.ndarray | None = None
+    """Per stored state ``(trajectory, time, F)``, drawn with each window's last state: the
+    batch function then takes the pair ``(windows, features (batch, F))``."""
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Stored beside :func:`checkpoint_metadata`'s entries."""
     identity: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -149,13 +152,14 @@ def train(trainer: Trainer, out: str | Path, *, inputs: Sequence[str | Path],
         data = _split(trainer.open())
         recipe = trainer.recipe(data)
         windows = WindowSampler(data.field, data.train, data.normalisation,
-                                window=recipe.window, memory_limit=options.memory_limit)
+                                window=recipe.window, memory_limit=options.memory_limit,
+                                features=recipe.features)
         validation_fn = None
         if len(data.validation):
             held_out = WindowSampler(data.field, data.validation, data.normalisation,
-                                     window=recipe.window)
+                                     window=recipe.window, features=recipe.features)
             fixed = held_out(recipe.validation_windows, torch.Generator().manual_seed(0))
-            validation_fn = recipe.validation(fixed.to(data.device))
+            validation_fn = recipe.validation(_to(fixed, data.device))
         torch.manual_seed(recipe.training.seed)  # initial weights depend on the seed alone
         model = recipe.build()
         with _batches(recipe, windows, data.device) as batch_fn:
@@ -180,10 +184,17 @@ def _batches(recipe: Recipe, windows: WindowSampler, device: torch.device
     training = recipe.training
     if recipe.windows_from_step_generator:
         yield lambda step, generator: recipe.batch(
-            windows(training.batch_size, generator).to(device), step, generator)
+            _to(windows(training.batch_size, generator), device), step, generator)
         return
     with windows.loader(training.batch_size, training.seed, stop=training.steps) as loaded:
-        yield lambda step, generator: recipe.batch(loaded(step).to(device), step, generator)
+        yield lambda step, generator: recipe.batch(_to(loaded(step), device), step, generator)
+
+
+def _to(drawn: torch.Tensor | tuple[torch.Tensor, ...], device: torch.device):
+    """A draw of :class:`WindowSampler` (windows, or windows and features) on ``device``."""
+    if isinstance(drawn, tuple):
+        return tuple(part.to(device) for part in drawn)
+    return drawn.to(device)
 
 
 def mean_loss(loss: LossFn, batch: Any, device: torch.device) -> Callable[[nn.Module], float]:

@@ -271,3 +271,12 @@ def test_a_per_point_increment_scale_is_each_points_std_and_drives_the_rollout(t
     difference = (shifted["u"] - plain["u"]).isel(time=1).values
     np.testing.assert_allclose(difference, np.broadcast_to(
         0.5 * expected * forecaster.normalisation.std, difference.shape), rtol=1e-4)
+
+
+def test_a_calendar_on_simulated_data_is_refused_in_one_line(trained) -> None:
+    config = load_config(trained["root"] / "config.yaml").with_changes(
+        "forecaster", calendar=["hour_of_day"])
+    out = trained["root"] / "calendar.pt"
+    with pytest.raises(ValueError, match=r"no calendar times \(valid_time\).*hour_of_day"):
+        train_forecaster(config, trained["store"], out, steps=2, progress=False)
+    assert not out.exists()
