@@ -81,11 +81,11 @@ def test_a_forecaster_with_a_calendar_forecasts_by_the_hour(pilot) -> None:
 def test_observations_of_imported_data_carry_the_calendar_into_the_analysis(pilot,
                                                                           tmp_path) -> None:
     from assimilate.config import load_config
-    from assimilate.da.contract import assimilate
     from assimilate.da.climatology import Climatology
+    from assimilate.da.contract import assimilate
+    from assimilate.da.inputs.fields import grid_of
     from assimilate.da.methods import build_method
     from assimilate.observe import Observations, observe
-    from assimilate.da.inputs.fields import grid_of
 
     test = open_trajectories(pilot["test"])
     (tmp_path / "regimes.yaml").write_text(
