@@ -87,6 +87,11 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
         FORECASTER(help="forecaster checkpoint (model=forecaster)"),
         CONTROLLER(help="controller checkpoint: adds the controller method (or fills its "
                         "checkpoint)"),
+        option("--truth", metavar="STORE",
+               help="imported data: the test store (its first --trajectories)"),
+        option("--climatology", metavar="STORE",
+               help="imported data: the training store (climatology; its last --validation "
+                    "trajectories tune)"),
         option("--trajectories", dest="n_test", type=positive,
                help="held-out test trajectories (default: evaluation.trajectories)"),
         option("--validation", dest="n_validation", type=positive,

@@ -184,6 +184,20 @@ class Regime:
         """Whether the regime observes withheld stations (never to be assimilated)."""
         return getattr(self.spec, "observe", "assimilated") == "withheld"
 
+    @property
+    def verified(self) -> bool:
+        """Whether the regime holds stations back for verification (``withheld: N`` and it
+        observes the assimilated ones)."""
+        return bool(getattr(self.spec, "withheld", 0)) and not self.withheld
+
+    def observing_withheld(self) -> Regime:
+        """The same draw of stations observing the withheld ones instead (``observe:
+        withheld``): what verifies an analysis of this regime."""
+        if not self.verified:
+            raise ConfigError(f"regime '{self.name}' holds no stations back (withheld: N)")
+        return dataclasses.replace(self, name=f"{self.name}-withheld",
+                                   spec=self.spec.model_copy(update={"observe": "withheld"}))
+
     def noise_in(self, std: float) -> float:
         """The noise std in units of ``std`` (a climatological std of the field)."""
         return self.spec.noise if self.spec.noise is not None else self.spec.error_std / std

@@ -18,11 +18,11 @@ from assimilate.config import ExperimentConfig
 from assimilate.evaluation.defaults import evaluation_defaults
 from assimilate.evaluation.harness.specs import MethodSpec
 from pde.descriptor import descriptor
-from pde.io.errors import OutputError
+from pde.io.errors import ConfigError, OutputError
 from pde.io.output import claim
 from pde.io.progress import tqdm
 
-__all__ = ["Cell", "Workspace", "checkpoint_hashes", "prepare_workspace", "run_cell",
+__all__ = ["Cell", "ImportedSources", "Workspace", "checkpoint_hashes", "prepare_workspace", "run_cell",
            "run_cells"]
 
 
@@ -72,6 +72,10 @@ class Workspace:
     def observations(self, split: str, regime: str) -> Path:
         return self.root / f"obs-{split}-{regime}.zarr"
 
+    def withheld(self, split: str, regime: str) -> Path:
+        """Observations of the regime's withheld stations (regimes with ``withheld: N``)."""
+        return self.root / f"obs-{split}-{regime}-withheld.zarr"
+
     def cell(self, cell: Cell) -> Path:
         return self.root / "cells" / f"{cell.key}.nc"
 
@@ -81,10 +85,12 @@ class Workspace:
 
 
 def prepare_workspace(workspace: Workspace, config: ExperimentConfig, regimes: Sequence[str],
-                      sizes: dict[str, tuple[int, int]], progress: bool) -> None:
-    """Simulate the truth and climatology stores and synthesise observations, once;
-    ``sizes``: ``{split: (trajectories, steps)}`` of ``test``, ``validation``."""
-    from assimilate.observe import observe
+                      sizes: dict[str, tuple[int, int]], progress: bool,
+                      sources: ImportedSources | None = None) -> None:
+    """Simulate the truth and climatology stores (imported data: cut them from the user's
+    ``sources``) and synthesise observations, once; ``sizes``: ``{split: (trajectories,
+    steps)}`` of ``test``, ``validation``."""
+    from assimilate.observe import load_regime, observe
     from pde.generate import simulate
 
     training_seed = config.dataset.seed
@@ -92,15 +98,56 @@ def prepare_workspace(workspace: Workspace, config: ExperimentConfig, regimes: S
              "climatology": training_seed + 3}
     for split, (trajectories, steps) in {**sizes, "climatology": (8, 200)}.items():
         path = workspace.store(split)
-        if not path.exists() or not _complete(path):
+        if path.exists() and _complete(path):
+            continue
+        if sources is None:
             simulate(config, path, trajectories=trajectories, steps=steps, seed=seeds[split],
                      overwrite=path.exists(), progress=progress)
+        else:
+            sources.cut(split, trajectories, steps, path)
     for split in ("test", "validation"):
-        for regime in regimes:
-            path = workspace.observations(split, regime)
+        for name in regimes:
+            path = workspace.observations(split, name)
             if not path.exists():
-                observe(workspace.store(split), regime, path, seed=seeds[split],
+                observe(workspace.store(split), name, path, seed=seeds[split],
                         progress=False)
+            regime = load_regime(name, config.simulator.pde)
+            path = workspace.withheld(split, name)
+            if regime.verified and not path.exists():
+                observe(workspace.store(split), regime.observing_withheld(), path,
+                        seed=seeds[split], progress=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedSources:
+    """Imported data have no simulator: the harness cuts its stores from the user's, the
+    test trajectories from the first of ``truth`` (held out from training), the validation
+    ones from the last ``n_validation`` of ``climatology`` (the training store, whose last
+    trajectories validated the forecaster), the climatology from its others."""
+
+    truth: Path
+    climatology: Path
+    n_validation: int
+
+    def cut(self, split: str, trajectories: int, steps: int, out: Path) -> None:
+        from pde.io.store import open_trajectories, write_zarr
+
+        source = self.truth if split == "test" else self.climatology
+        ds = open_trajectories(source)
+        n_traj, n_time = ds.sizes["trajectory"], ds.sizes["time"]
+        if split == "climatology":
+            ds = ds.isel(trajectory=slice(0, max(1, n_traj - self.n_validation)))
+        else:
+            if n_time < steps:
+                raise ConfigError(f"{split} store '{source}' holds {n_time} states; the "
+                                  f"evaluation needs {steps} (fewer --steps, or longer "
+                                  "segments)")
+            chosen = slice(0, trajectories) if split == "test" else \
+                slice(max(0, n_traj - trajectories), n_traj)
+            ds = ds.isel(trajectory=chosen, time=slice(0, steps))
+        for name in ds.variables:
+            ds[name].encoding = {}
+        write_zarr(ds, out, overwrite=out.exists())
 
 
 def _complete(path: Path) -> bool:
@@ -185,6 +232,14 @@ def _run_cell(workspace: Workspace, cell: Cell) -> Path:
         observed_points=observed, horizons=horizons, spin_up=spin_up,
         series=lambda field: found.series(field, attrs)[series_name])
     scores = scores.assign(analysis_tail_scores(analysis[variable].values, truth, spin_up))
+    withheld = workspace.withheld(cell.split, cell.regime)
+    if withheld.exists():  # stations never assimilated: observation minus analysis
+        from assimilate.da.withheld import withheld_scores
+
+        found = withheld_scores(analysis, load_observations(withheld, **model_grid(truth_ds)),
+                                spin_up=spin_up, source=f"withheld observations '{withheld}'")
+        scores["withheld_rmse"] = ((), found["withheld_rmse.a"])
+        scores["withheld_rmse_background"] = ((), found["withheld_rmse.f"])
     scores.attrs = {**{k: analysis.attrs[k] for k in ("method", "parameters", "model", "nfe",
                                                       "nfe_per_step", "wall_time_s",
                                                       "seconds_per_step")},

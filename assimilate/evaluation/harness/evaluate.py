@@ -14,6 +14,7 @@ from assimilate.config import ExperimentConfig, load_config
 from assimilate.evaluation.defaults import evaluation_defaults
 from assimilate.evaluation.harness.cells import (
     Cell,
+    ImportedSources,
     Workspace,
     checkpoint_hashes,
     prepare_workspace,
@@ -40,12 +41,18 @@ class HarnessSettings:
     ``regimes`` to the PDE's six, ``n_steps`` to its long horizon. ``controller``: a
     controller checkpoint for the methods that need one, ``controller`` added if none is
     named. ``workers`` (a LocalCluster) or ``scheduler`` (an existing cluster) fan the cells
-    out over Dask; neither: in this process."""
+    out over Dask; neither: in this process. Imported data have no simulator to make the
+    truth: ``truth`` is the test store (its first ``n_test`` trajectories) and
+    ``climatology`` the training store (its last ``n_validation`` trajectories tune the
+    methods, the others are the climatology); regimes that hold stations back are also
+    scored at them."""
 
     methods: Sequence[str] | None = None
     regimes: Sequence[str] | None = None
     forecaster: str | Path | None = None
     controller: str | Path | None = None
+    truth: str | Path | None = None
+    climatology: str | Path | None = None
     n_test: int | None = None
     n_validation: int | None = None
     n_members: int | None = None
@@ -69,6 +76,28 @@ class _Plan:
     horizon, for tuning)."""
     validation: Cell
     horizons: tuple[int, int]
+    sources: ImportedSources | None = None
+
+
+def _sources(config: ExperimentConfig, settings: HarnessSettings,
+             n_validation: int) -> ImportedSources | None:
+    """The user's stores the harness cuts imported data from; None for simulated data."""
+    given = {"--truth": settings.truth, "--climatology": settings.climatology}
+    if config.simulator.simulated:
+        named = [option for option, path in given.items() if path is not None]
+        if named:
+            raise ConfigError(f"{' and '.join(named)}: only for imported data; the simulator "
+                              f"of '{config.simulator.pde}' makes the truth and climatology")
+        return None
+    from pde.io.store import open_trajectories
+
+    for option, path in given.items():
+        if path is None:
+            raise ConfigError(f"imported data ('{config.simulator.variable}') have no "
+                              f"simulator to make the truth: give {option} STORE (--truth: "
+                              "the test store; --climatology: the training store)")
+        open_trajectories(path, pde=config.simulator.pde)  # refused in one line if not one
+    return ImportedSources(Path(settings.truth), Path(settings.climatology), n_validation)
 
 
 def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
@@ -80,13 +109,21 @@ def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
         if path and not Path(path).is_file():
             raise ConfigError(f"{option} '{path}': no such checkpoint file")
     sizes = config.evaluation
+    n_test, n_validation = settings.n_test or sizes.trajectories, \
+        settings.n_validation or sizes.validation
+    sources = _sources(config, settings, n_validation)  # the truth comes first
     methods = list(settings.methods or sizes.methods)
     if settings.controller is not None:
         methods = fill_controller(methods, settings.controller)
     specs = [parse_method(text) for text in methods]
-    regimes = list(settings.regimes or regime_names(config.simulator.pde))
+    regimes = list(settings.regimes or
+                   [name for name in regime_names(config.simulator.pde)
+                    if not load_regime(name, config.simulator.pde).withheld])
     for regime in regimes:
-        load_regime(regime, config.simulator.pde)  # an unknown regime fails now
+        if load_regime(regime, config.simulator.pde).withheld:  # an unknown one fails too
+            raise ConfigError(f"regime '{regime}' observes withheld stations, which are never "
+                              "assimilated: name the regime that holds them back; its "
+                              "withheld stations are scored with it")
     built = [spec.build() for spec in specs]
     for method in built:
         method.check_needs(forecaster=settings.forecaster is not None)
@@ -98,8 +135,12 @@ def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
     test = Cell("", (), "", "test", n_steps, n_members, settings.seed)
     validation = dataclasses.replace(test, split="validation",
                                      n_steps=min(n_steps, horizons[0] // 2))
-    return _Plan(specs, regimes, settings.n_test or sizes.trajectories,
-                 settings.n_validation or sizes.validation, test, validation, horizons)
+    if sources is not None:
+        from pde.io.store import open_trajectories
+
+        stored = open_trajectories(sources.truth).sizes["trajectory"]
+        n_test = min(n_test, stored)  # a test store may hold a single long trajectory
+    return _Plan(specs, regimes, n_test, n_validation, test, validation, horizons, sources)
 
 
 def evaluate_da(config: str | Path | ExperimentConfig, settings: HarnessSettings, *,
@@ -112,7 +153,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, settings: HarnessSettings
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
     plan = _plan(config, settings)
     out, forecaster = Path(out), settings.forecaster
-    inputs = [path for path in (forecaster, settings.controller) if path]
+    inputs = [path for path in (forecaster, settings.controller, settings.truth,
+                                settings.climatology) if path]
     work = out.with_name(out.name + ".work")
     with claim(out, kind="directory", inputs=inputs, overwrite=overwrite) as output, \
             claim(Path(f"{out}.md"), kind="file", inputs=inputs, overwrite=overwrite) as table, \
@@ -125,7 +167,8 @@ def evaluate_da(config: str | Path | ExperimentConfig, settings: HarnessSettings
         started = time.perf_counter()
         prepare_workspace(workspace, config, plan.regimes, {
             "test": (plan.n_test, plan.test.n_steps + 1),
-            "validation": (plan.n_validation, plan.validation.n_steps + 1)}, progress)
+            "validation": (plan.n_validation, plan.validation.n_steps + 1)}, progress,
+            plan.sources)
         with dask_client(settings.workers, settings.scheduler) as client:
             chosen = tune(workspace, plan.specs, plan.regimes, plan.validation,
                           grid_of(config).spacing, client, progress) if settings.tune else \

@@ -41,6 +41,18 @@ TABLE_COLUMNS = (("nrmse_short", "nRMSE short"), ("nrmse_long", "nRMSE long"),
                  ("stable", "stable"))
 
 
+WITHHELD_COLUMNS = (("withheld_rmse", "withheld RMSE"),
+                    ("withheld_rmse_background", "withheld, background"))
+
+
+def table_columns(result: xr.Dataset) -> tuple[tuple[str, str], ...]:
+    """The table's score columns: :data:`TABLE_COLUMNS`, and the RMSE at withheld stations
+    where a regime holds stations back (imported data)."""
+    if "withheld_rmse" not in result:
+        return TABLE_COLUMNS
+    return TABLE_COLUMNS[:1] + WITHHELD_COLUMNS + TABLE_COLUMNS[1:]
+
+
 def _mean_and_error(values: np.ndarray) -> tuple[float, float]:
     """Mean over test trajectories and its standard error (NaN for one trajectory)."""
     data = values.astype(float)
@@ -55,13 +67,13 @@ def format_da_table(result: xr.Dataset) -> str:
     header = ["regime", "method", "settings",
               *[label + (f" ({horizons[0]})" if name == "nrmse_short" else
                          f" ({horizons[1]})" if name == "nrmse_long" else "")
-                for name, label in TABLE_COLUMNS], "s / step", "NFE / step"]
+                for name, label in table_columns(result)], "s / step", "NFE / step"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for regime in result["regime"].values:
         for method in result["da_method"].values:
             cell = result.sel(da_method=method, regime=regime)
             values = []
-            for name, _ in TABLE_COLUMNS:
+            for name, _ in table_columns(result):
                 mean, error = _mean_and_error(cell[name].values)
                 values.append(f"{mean:.3g}" if name == "stable" or not np.isfinite(error)
                               else f"{mean:.3g} ± {error:.2g}")
