@@ -105,18 +105,20 @@ def _stochastic(x_next: torch.Tensor, sub: SubStep, outputs, inputs: ControlInpu
 
 def controlled_step(forecaster: Forecaster, controller: ControllerNet, history: torch.Tensor,
                     noise: torch.Tensor, inputs: ControlInputs, *, sub_steps: int | None = None,
-                    checkpointed: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                    checkpointed: bool = False, clock: torch.Tensor | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(next, energy)``: the next normalised state ``(batch, 1, *space)`` from the prior
     draw ``noise`` and the normalised ``history``, and each sample's control energy, the
     sum over sub-steps of the mean squared correction ``(batch,)``.
 
     ``checkpointed``: keep no activations of the sub-steps; recompute them in the backward
-    pass (the sampler must be deterministic, so the recomputation is exact).
+    pass (the sampler must be deterministic, so the recomputation is exact). ``clock``: the
+    next state's calendar features, for a forecaster conditioned on them.
     """
     def run(noise: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         energies: list[torch.Tensor] = []
         following = forecaster.step_from(
-            noise, history, sub_steps=sub_steps,
+            noise, history, sub_steps=sub_steps, clock=clock,
             correction=correction_for(forecaster, controller, history, inputs, energies))
         return following, torch.stack(energies).sum(0)
 

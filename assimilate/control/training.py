@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -75,6 +76,7 @@ from assimilate.control.network import ControllerNet
 from assimilate.control.objectives import fair_crps, fair_energy_score
 from assimilate.control.steer import controlled_step, policy_noise
 from assimilate.models.augment import perturb_history
+from assimilate.models.calendar import calendar_features, require_calendar
 from assimilate.models.forecaster import Forecaster, load_forecaster, open_matching
 from assimilate.observe import Operator, Regime, load_regime, regime_names
 from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
@@ -113,9 +115,12 @@ def _window_length(config: ExperimentConfig, history: int) -> int:
 
 def window_loss(forecaster: Forecaster, controller: ControllerNet, config: ExperimentConfig,
                 window: torch.Tensor, regime: TrainingRegime, generator: torch.Generator,
-                *, with_gradients: bool = True, truth_error: bool = False) -> torch.Tensor:
+                *, with_gradients: bool = True, truth_error: bool = False,
+                clocks: torch.Tensor | None = None) -> torch.Tensor:
     """The per-window loss ``(batch,)`` (module doc) of normalised ``window``
-    ``(batch, history + spin_up + 2Λ − 1, *space)``; with ``truth_error`` instead the error
+    ``(batch, history + spin_up + 2Λ − 1, *space)`` (``clocks``: the calendar features of
+    its states ``(batch, window, F)``, for a forecaster conditioned on them); with
+    ``truth_error`` instead the error
     of the trained steps' states against the true ones, in climatological stds (what
     validation watches: a controller that fits the noise scores well on the misfit
     only)."""
@@ -124,17 +129,21 @@ def window_loss(forecaster: Forecaster, controller: ControllerNet, config: Exper
     observations = _WindowObservations.synthesise(window, k, regime, forecaster.normalisation,
                                                   lookahead, generator).repeated(members)
     history = _imperfect_start(window[:, :k], settings.perturbation, generator, members)
+
+    def clock(j: int) -> torch.Tensor | None:  # the features of step j's state, per member
+        return None if clocks is None else clocks[:, k - 1 + j].repeat_interleave(members, 0)
+
     with torch.no_grad():  # 2. spin-up
         for j in range(1, settings.spin_up + 1):
             inputs = observations.inputs(j, history, policy_noise(
                 forecaster, controller, history, settings.sub_steps, generator))
             following, _ = controlled_step(forecaster, controller, history,
                                            forecaster.prior(history, generator), inputs,
-                                           sub_steps=settings.sub_steps)
+                                           sub_steps=settings.sub_steps, clock=clock(j))
             history = torch.cat([history[:, 1:], following], dim=1)
     with torch.set_grad_enabled(with_gradients):  # 3. the trained steps
         costs = _trained_steps(forecaster, controller, settings, window, history, observations,
-                               generator, checkpointed=with_gradients)
+                               generator, checkpointed=with_gradients, clock=clock)
     if truth_error:
         if members > 1:
             return costs.score / lookahead
@@ -241,7 +250,7 @@ class _Costs(NamedTuple):
 def _trained_steps(forecaster: Forecaster, controller: ControllerNet,
                    settings: ControllerConfig, window: torch.Tensor, history: torch.Tensor,
                    observations: _WindowObservations, generator: torch.Generator, *,
-                   checkpointed: bool) -> _Costs:
+                   checkpointed: bool, clock: Callable[[int], torch.Tensor | None]) -> _Costs:
     """Λ controlled steps from ``history`` (after the spin-up), scored against ``window``;
     ``history`` holds ``controller.members`` members per window, adjacent."""
     k, members = forecaster.history, settings.members
@@ -254,7 +263,7 @@ def _trained_steps(forecaster: Forecaster, controller: ControllerNet,
             forecaster, controller, history, settings.sub_steps, generator))
         following, step_energy = controlled_step(
             forecaster, controller, history, forecaster.prior(history, generator), inputs,
-            sub_steps=settings.sub_steps, checkpointed=checkpointed)
+            sub_steps=settings.sub_steps, checkpointed=checkpointed, clock=clock(j))
         energy = energy + step_energy.reshape(n_windows, members).mean(1)
         states = following[:, 0].reshape(n_windows, members, *following.shape[2:])
         truth = window[:, k - 1 + j]
@@ -293,7 +302,8 @@ def training_regimes(config: ExperimentConfig, names: list[str] | None, space, c
     """The regimes ``names`` (default: the config's, else every regime of its PDE) on the
     grid; ``std``: the field's climatological std, for a noise given in its units."""
     pde = config.simulator.pde
-    names = names or config.controller.regimes or list(regime_names(pde))
+    names = names or config.controller.regimes or [  # withheld stations verify, never train
+        name for name in regime_names(pde) if not load_regime(name, pde).withheld]
     regimes: list[TrainingRegime] = []
     for name in names:
         regime: Regime = load_regime(name, pde)
@@ -343,15 +353,27 @@ class ControllerTrainer:
                                   [ds[name].values for name in field.dims[2:]],
                                   model.normalisation.std)
 
-        def loss(controller, batch, generator: torch.Generator) -> torch.Tensor:
-            window, regime = batch
-            return window_loss(model, controller, config, window, regime, generator)
+        features = None
+        if model.calendar:
+            valid_times = require_calendar(ds, data.store.path, model.calendar)
+            features = calendar_features(valid_times, model.calendar)
 
-        def validation(windows: torch.Tensor):
+        def split(drawn) -> tuple[torch.Tensor, torch.Tensor | None]:
+            return drawn if isinstance(drawn, tuple) else (drawn, None)
+
+        def loss(controller, batch, generator: torch.Generator) -> torch.Tensor:
+            (window, clocks), regime = split(batch[0]), batch[1]
+            return window_loss(model, controller, config, window, regime, generator,
+                               clocks=clocks)
+
+        def validation(drawn):
+            windows, clocks = split(drawn)
+
             def validate(ema) -> float:
                 losses = [float(window_loss(model, ema, config, windows, regime,
                                             torch.Generator(device=data.device).manual_seed(1),
-                                            with_gradients=False, truth_error=True).mean())
+                                            with_gradients=False, truth_error=True,
+                                            clocks=clocks).mean())
                           for regime in chosen]
                 return sum(losses) / len(losses)
 
@@ -360,6 +382,7 @@ class ControllerTrainer:
         names = [regime.name for regime in chosen]
         return Recipe(
             "controller", config, window=_window_length(config, model.history),
+            features=features,
             build=lambda: build_controller(config, dims=data.dims),
             loss=loss,
             batch=lambda windows, step, generator: (windows, chosen[step % len(chosen)]),

@@ -234,9 +234,9 @@ class ForecasterTrainer(StoreTrainer):
             features = calendar_features(valid_times, settings.calendar)
 
         def pair(drawn, step: int, generator: torch.Generator | None = None):
-            windows, clock = drawn if isinstance(drawn, tuple) else (drawn, None)
+            windows, clocks = drawn if isinstance(drawn, tuple) else (drawn, None)
             target, history = training_pair(windows, settings, scale, generator)
-            return target, conditioning(history, clock)
+            return target, conditioning(history, None if clocks is None else clocks[:, -1])
 
         return Recipe(
             "forecaster", self.config, window=settings.history + 1, features=features,

@@ -88,8 +88,7 @@ class WindowSampler:
     ``window = 1`` gives single states (the emulator); ``window = k + 1`` gives a history of
     ``k`` states and the state that follows (the forecaster). Windows never cross from one
     trajectory into the next. With ``features`` ``(trajectory, time, F)`` (the calendar of
-    every stored state) a draw is the pair ``(windows, features of each window's last
-    state (batch, F))``.
+    every stored state) a draw is the pair ``(windows, their features (batch, window, F))``.
     """
 
     def __init__(self, field: xr.DataArray, trajectories: np.ndarray,
@@ -138,7 +137,7 @@ class WindowSampler:
         windows = self.normalisation.normalise(windows).float()
         if self.features is None:
             return windows
-        return windows, self.features[trajectory, time[:, -1]]
+        return windows, self.features[trajectory[:, None], time]
 
     @contextlib.contextmanager
     def loader(self, batch_size: int, seed: int, *, stop: int | None = None,

@@ -106,8 +106,8 @@ class Recipe:
     drawing from (the controller), instead of the prefetching loader, whose windows depend
     on ``(seed, step, rank)`` alone."""
     features: np.ndarray | None = None
-    """Per stored state ``(trajectory, time, F)``, drawn with each window's last state: the
-    batch function then takes the pair ``(windows, features (batch, F))``."""
+    """Per stored state ``(trajectory, time, F)``, drawn with the windows: the batch function
+    then takes the pair ``(windows, features (batch, window, F))``."""
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Stored beside :func:`checkpoint_metadata`'s entries."""
     identity: Mapping[str, Any] = dataclasses.field(default_factory=dict)

@@ -132,6 +132,37 @@ def test_hourly_cycles_run_on_imported_data(pilot, stations, tmp_path) -> None:
     analysis = open_store(tmp_path / "analysis.zarr")
     assert analysis["t2m"].shape == (1, 4, 12, 9, 13)
     assert np.isfinite(analysis["t2m"].values).all()
+    hours = (analysis["valid_time"].values[0] - np.datetime64("2019-03-05T00:00")) \
+        / np.timedelta64(1, "h")
+    np.testing.assert_array_equal(hours, analysis["time"].values)  # the calendar carried
+
+
+@pytest.mark.e2e
+def test_a_controller_trains_and_assimilates_on_imported_data(pilot, stations, tmp_path) -> None:
+    """The controller of a forecaster conditioned on the hour of the day: trained on the
+    training days' windows with their hours, then run as a user runs it."""
+    import yaml
+
+    config = yaml.safe_load((pilot["root"] / "config.yaml").read_text())
+    config["controller"] = {"lookahead": 2, "width": 8, "blocks": 1, "spin_up": 1,
+                            "sub_steps": 2, "regimes": ["stations-15-3h"],
+                            "training": {"steps": 4, "batch_size": 4, "warmup_steps": 1,
+                                         "checkpoint_every": 2, "validate_every": 2}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    train = subprocess.run(
+        [COMMAND, "train", "controller", str(tmp_path / "config.yaml"), "--forecaster",
+         str(pilot["checkpoint"]), "--data", str(pilot["train"]), "--out",
+         str(tmp_path / "controller.pt")],
+        capture_output=True, text=True, timeout=600, check=False, env=environment)
+    assert train.returncode == 0, train.stderr[-2000:]
+    assert "100%" in train.stderr
+    run = _run(pilot, stations, tmp_path, "controller", "--controller",
+               str(tmp_path / "controller.pt"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    analysis = open_store(tmp_path / "controller.zarr")
+    assert np.isfinite(analysis["t2m"].values).all()
+    assert np.isfinite(json.loads(analysis.attrs["scores"])["withheld_rmse.a"])
 
 
 def test_withheld_observations_that_were_assimilated_are_refused(pilot, stations) -> None:

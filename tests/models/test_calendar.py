@@ -40,7 +40,7 @@ def test_calendar_features_refuse_plain_numbers() -> None:
         calendar_features(np.arange(3.0), ["hour_of_day"])
 
 
-def test_windows_carry_the_features_of_their_last_state() -> None:
+def test_windows_carry_the_features_of_their_states() -> None:
     n_traj, n_time = 3, 10
     values = np.arange(n_traj * n_time, dtype=np.float32).reshape(n_traj, n_time, 1, 1)
     field = xr.DataArray(np.broadcast_to(values, (n_traj, n_time, 4, 4)).copy(),
@@ -49,9 +49,9 @@ def test_windows_carry_the_features_of_their_last_state() -> None:
     sampler = WindowSampler(field, np.array([0, 2]), Normalisation(0.0, 1.0), window=3,
                             features=features)
     windows, drawn = sampler(64, torch.Generator().manual_seed(0))
-    assert windows.shape == (64, 3, 4, 4) and drawn.shape == (64, 2)
-    np.testing.assert_array_equal(drawn[:, 0].numpy(), windows[:, -1, 0, 0].numpy())
-    np.testing.assert_array_equal(drawn[:, 1].numpy(), -windows[:, -1, 0, 0].numpy())
+    assert windows.shape == (64, 3, 4, 4) and drawn.shape == (64, 3, 2)
+    np.testing.assert_array_equal(drawn[..., 0].numpy(), windows[:, :, 0, 0].numpy())
+    np.testing.assert_array_equal(drawn[..., 1].numpy(), -windows[:, :, 0, 0].numpy())
     assert not np.isin(windows[:, :, 0, 0].numpy(), values[1]).any()  # trajectory 1 left out
 
 
