@@ -359,7 +359,8 @@ def _dataset(method: Method, observations: Observations,
          f"{variable}_background": (dims, prior, {"long_name": "background (prior)", **units})},
         coords={"trajectory": observations.trajectory_labels,
                 "member": np.arange(analysis.shape[1]),
-                "time": ("time", times, {"units": "1"}),
+                "time": ("time", times, {"units": "1"} if config.simulator.simulated else
+                         {"units": "h", "long_name": "hours since model time 0"}),
                 **{name: (name, values, grid.coordinate_attrs(name))
                    for name, values in grid.named.items()}},
     )

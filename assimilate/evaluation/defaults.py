@@ -69,11 +69,11 @@ DEFAULTS: Mapping[str, EvaluationDefaults] = types.MappingProxyType({
         assimilation=AssimilationDefaults(horizons=(60, 180), series="dissipation")),
     "imported": EvaluationDefaults(
         # Imported data are hourly or coarser, cut into segments of a day or more: the
-        # horizons are a quarter day and a day of hourly states.
+        # horizons are half a day and two days of hourly states (the harness tunes on 6).
         forecast=ForecastDefaults(steps=24, nudging_stride=2, nudging_noise=0.1,
                                   nudging_window=(6, 24),
                                   climatology_errors=(("mean_error", "area_mean"),)),
-        assimilation=AssimilationDefaults(horizons=(6, 24), series="area_mean")),
+        assimilation=AssimilationDefaults(horizons=(12, 48), series="area_mean")),
 })
 
 

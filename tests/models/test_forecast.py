@@ -187,7 +187,8 @@ def test_the_shipped_era5_forecaster_forecasts_the_last_day_of_march() -> None:
     with xr.open_dataset(REPO / "examples" / "era5" / "era5-t2m-uk-2019-03.nc") as ds:
         month = ds["t2m"].isel(latitude=slice(None, None, -1)).values  # rising latitude
     start = 30 * 24 + 6  # 31 March, 06:00: the morning warming
-    ds = rollout(forecaster, month[start - 1: start + 1], n_steps=10, n_members=2, seed=0)
+    ds = rollout(forecaster, month[start - 1: start + 1], n_steps=10, n_members=2, seed=0,
+                 valid_time=np.datetime64("2019-03-31T06:00"))  # the hour it forecasts from
     field = ds["t2m"].values
     assert field.shape == (2, 11, 33, 49) and np.isfinite(field).all()
     assert month.min() - 5 < field.min() and field.max() < month.max() + 5
