@@ -45,13 +45,13 @@ def _evaluate_da(args: argparse.Namespace) -> None:
     from assimilate.evaluation.harness import (
         HarnessSettings,
         evaluate_da,
-        format_da_summary,
         format_da_table,
+        summaries,
     )
 
     settings, rest = with_settings(given, HarnessSettings)
     result = evaluate_da(config, settings, **rest)
-    print(format_da_summary(result), format_da_table(result), sep="\n\n")
+    print(summaries(result), format_da_table(result), sep="\n\n")
     print(f"wrote {args.out}, {args.out}.md and {args.out}.png")
 
 

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from assimilate.evaluation.harness.evaluate import HarnessSettings, evaluate_da
 from assimilate.evaluation.harness.specs import MethodSpec, fill_controller, parse_method
-from assimilate.evaluation.harness.tables import format_da_summary, format_da_table
+from assimilate.evaluation.harness.tables import format_da_summary, format_da_table, summaries
 
 __all__ = [
            "HarnessSettings",
@@ -49,4 +49,5 @@ __all__ = [
            "format_da_summary",
            "format_da_table",
            "parse_method",
+           "summaries",
 ]

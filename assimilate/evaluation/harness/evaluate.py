@@ -23,9 +23,9 @@ from assimilate.evaluation.harness.cells import (
 from assimilate.evaluation.harness.specs import MethodSpec, fill_controller, parse_method
 from assimilate.evaluation.harness.tables import (
     collect,
-    format_da_summary,
     format_da_table,
     plot_da,
+    summaries,
 )
 from assimilate.evaluation.harness.tuning import tune
 from pde.io.errors import ConfigError
@@ -186,7 +186,7 @@ def evaluate_da(config: str | Path | ExperimentConfig, settings: HarnessSettings
                                                  for h in plan.horizons]),
                             wall_time_s=round(time.perf_counter() - started, 1))
         # everything computed before anything lands
-        text = f"{format_da_summary(result)}\n\n{format_da_table(result)}\n"
+        text = f"{summaries(result)}\n\n{format_da_table(result)}\n"
         with figure.atomic() as scratch:
             plot_da(result, scratch)
         with table.atomic() as scratch:

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import xarray as xr
 
-__all__ = ["TABLE_COLUMNS", "collect", "format_da_summary", "format_da_table", "plot_da"]
+__all__ = ["TABLE_COLUMNS", "collect", "format_da_summary", "format_da_table", "plot_da",
+           "summaries"]
 
 
 def collect(workspace, cells, specs, regimes) -> xr.Dataset:
@@ -111,6 +112,16 @@ def format_da_summary(result: xr.Dataset, score: str = "nrmse_long") -> str:
             (f"**{text}**" if i == best else text) + tuned
             for i, (text, tuned) in enumerate(cells)) + " |")
     return "\n".join(lines)
+
+
+def summaries(result: xr.Dataset) -> str:
+    """The summary of the long-horizon nRMSE, and where stations were held back the one of
+    the RMSE at them (in the field's units)."""
+    text = format_da_summary(result)
+    if "withheld_rmse" in result:
+        text += ("\n\nRMSE at the withheld stations (observation minus ensemble-mean analysis, "
+                 "the stations' noise included):\n\n" + format_da_summary(result, "withheld_rmse"))
+    return text
 
 
 def plot_da(result: xr.Dataset, path) -> None:
