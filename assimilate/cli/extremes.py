@@ -84,6 +84,9 @@ ANALYSIS = (
     option("--return-periods", type=periods, metavar="T,T,...",
            help="return periods: years for datetime data (default 2,5,10,20,50,100), else "
                 "the time coordinate's units"),
+    option("--units", metavar="UNITS",
+           help="convert the field to these units first (pint, CF strings), e.g. degC for a "
+                "temperature in K; thresholds and --floor are then in them"),
     option("--floor", type=float, help="leave out values below this (e.g. 1 for wet days of "
                                        "precipitation in mm) and count them"),
     option("--per-point", action="store_true",

@@ -46,6 +46,7 @@ from assimilate.diagnostics.onepass import PassSettings, statistics
 from assimilate.diagnostics.series import extreme_values
 from assimilate.diagnostics.settings import SERIES, ComputeSettings, DiagnoseSettings
 from assimilate.diagnostics.trend import MIN_TREND_BLOCKS
+from assimilate.diagnostics.units import convert
 from pde.descriptor import find
 from pde.io.cluster import dask_client
 from pde.io.output import claim
@@ -101,6 +102,7 @@ def _diagnosed(data: Data, settings: DiagnoseSettings, compare: Mapping[str, Dat
               for name, other in (compare or {}).items()}
     data = open_data(data) if isinstance(data, str | os.PathLike) else data
     field, lay = layout(data, settings.variable, settings.dims, source=source)
+    field = convert(field, settings.units, source)
     _check(field, lay, settings, source)
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
@@ -114,8 +116,9 @@ def _diagnosed(data: Data, settings: DiagnoseSettings, compare: Mapping[str, Dat
         out = _distribution(counted, field, passed, settings, source)
         out, extreme_attrs = _extremes(out, field, lay, settings, covariate, source)
         if others:
-            others = {name: layout(other, settings.variable or str(field.name), None,
-                                   source=f"compared data '{name}'")[0]
+            others = {name: convert(layout(other, settings.variable or str(field.name), None,
+                                           source=f"compared data '{name}'")[0],
+                                    settings.units, f"compared data '{name}'")
                       for name, other in others.items()}
             edges = np.append(out["bin_left"].values, out["bin_right"].values[-1])
             out = out.merge(comparison(field, others, settings.tail_quantile,

@@ -80,6 +80,9 @@ class DiagnoseSettings:
 
     variable: str | None = None
     """The field (default: the only numeric non-boolean data variable)."""
+    units: str | None = None
+    """Convert the field (and any compared field) to these units first, e.g. ``degC``
+    (pint; CF unit strings); thresholds and floor are then in them."""
     dims: Sequence[str] | None = None
     """The time dim, then the space dims (``""`` first: no time); others are realisations."""
     thresholds: Sequence[float] = ()
