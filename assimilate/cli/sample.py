@@ -24,7 +24,7 @@ __all__ = ["add_verbs"]
 
 
 def _forecast(args: argparse.Namespace) -> None:
-    from assimilate.models.forecaster import ForecastSettings, forecast
+    from assimilate.models.forecast import ForecastSettings, forecast
 
     settings, rest = with_settings(keywords(args), ForecastSettings)
     out = forecast(settings=settings, **rest)

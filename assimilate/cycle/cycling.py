@@ -112,14 +112,6 @@ def _check_points(flow: Workflow, until: int | None, redo: int | None) -> None:
                           f"{flow.cycle_length} (keys 'start', 'cycle_length' of '{flow.file}')")
 
 
-def _calendar_of(calendar) -> dict[str, Any]:
-    """The contract's calendar arguments from the workflow's ``calendar`` (model time 0 and
-    one step in real time), so a forecaster conditioned on the hour sees it."""
-    if calendar is None:
-        return {}
-    return {"start_times": calendar.origin, "step_length": calendar.step}
-
-
 def _versions() -> dict[str, str]:
     found = {}
     for package in VERSIONS:
@@ -275,11 +267,11 @@ class _Cycling:
         read = time.perf_counter() - clock
         seed = int(np.random.SeedSequence([self.flow.seed, point]).generate_state(1)[0])
         try:
-            result = assimilate(self.method, observations, initial=initial, config=self.config,
+            result = assimilate(self.method, observations.on_calendar(self.flow.time_calendar),
+                                initial=initial, config=self.config,
                                 forecaster=self.forecaster, climatology=self.climatology,
                                 n_members=self.flow.members, seed=seed, progress=self.progress,
-                                n_steps=self.L + self.flow.forecast_steps,
-                                **_calendar_of(self.flow.time_calendar))
+                                n_steps=self.L + self.flow.forecast_steps)
         except FloatingPointError as error:
             raise CycleFailed(f"cycle {point}: {error}; nothing of it was kept") from None
         ds = self.dataset(result, point, observations)

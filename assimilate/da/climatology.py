@@ -90,3 +90,31 @@ class Climatology:
         fields = np.asarray(fields, dtype=np.float32)[:, ::spacing]
         return cls(fields.reshape(-1, *fields.shape[2:]),
                    f"simulated: {n_trajectories} x {n_states} states, seed {seed}")
+
+    def first_background(self, initial: np.ndarray | None, n_traj: int, n_members: int,
+                         rng: np.random.Generator) -> np.ndarray:
+        """First background ``(trajectory, member, *space)`` of a run: ``initial`` (a state, an
+        ensemble or one per trajectory; members repeated or subsampled), or drawn from here."""
+        space = self.space
+        if initial is None:
+            return self.draw(rng, (n_traj, n_members))
+        initial = np.asarray(initial, dtype=np.float32)
+        if initial.shape == space:
+            initial = initial[None]
+        if initial.shape[-len(space):] != space or initial.ndim not in (len(space) + 1,
+                                                                        len(space) + 2):
+            raise ValueError(f"the first background must be a state {space}, an ensemble "
+                             f"(member, *{space}) or (trajectory, member, *{space}); got "
+                             f"{initial.shape}")
+        if initial.ndim == len(space) + 1:
+            initial = np.broadcast_to(initial[None], (n_traj, *initial.shape))
+        if initial.shape[0] != n_traj:
+            raise ValueError(f"the first background holds {initial.shape[0]} trajectories, the "
+                             f"observations {n_traj}")
+        if not np.isfinite(initial).all():
+            raise ValueError("the first background holds non-finite values")
+        if initial.shape[1] > n_members:  # a larger ensemble: a subset of distinct members
+            initial = initial[:, np.sort(rng.choice(initial.shape[1], n_members, replace=False))]
+        elif initial.shape[1] < n_members:  # one state (or too few): members repeat them
+            initial = initial[:, rng.integers(0, initial.shape[1], n_members)]
+        return np.ascontiguousarray(initial)

@@ -193,34 +193,6 @@ def _model(method: Method, section, forecaster: Forecaster | None,
     return ForecasterModel(forecaster, sub_steps=method.sampler_steps(), seed=seed)
 
 
-def _background(initial: np.ndarray | None, climatology: Climatology, n_traj: int,
-                n_members: int, rng: np.random.Generator) -> np.ndarray:
-    """First background ``(trajectory, member, *space)``: given, or drawn from climatology."""
-    space = climatology.space
-    if initial is None:
-        return climatology.draw(rng, (n_traj, n_members))
-    initial = np.asarray(initial, dtype=np.float32)
-    if initial.shape == space:
-        initial = initial[None]
-    if initial.shape[-len(space):] != space or initial.ndim not in (len(space) + 1,
-                                                                    len(space) + 2):
-        raise ValueError(f"the first background must be a state {space}, an ensemble "
-                         f"(member, *{space}) or (trajectory, member, *{space}); got "
-                         f"{initial.shape}")
-    if initial.ndim == len(space) + 1:
-        initial = np.broadcast_to(initial[None], (n_traj, *initial.shape))
-    if initial.shape[0] != n_traj:
-        raise ValueError(f"the first background holds {initial.shape[0]} trajectories, the "
-                         f"observations {n_traj}")
-    if not np.isfinite(initial).all():
-        raise ValueError("the first background holds non-finite values")
-    if initial.shape[1] > n_members:  # a larger ensemble: a subset of distinct members
-        initial = initial[:, np.sort(rng.choice(initial.shape[1], n_members, replace=False))]
-    elif initial.shape[1] < n_members:  # one state (or too few): members repeat them
-        initial = initial[:, rng.integers(0, initial.shape[1], n_members)]
-    return np.ascontiguousarray(initial)
-
-
 def _loop(method: Method, observations: Observations, background: np.ndarray,
           problem: Problem, n_steps: int, progress: bool,
           calendar: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
@@ -264,15 +236,12 @@ def _loop(method: Method, observations: Observations, background: np.ndarray,
     return np.stack(analyses, axis=2), np.stack(priors, axis=2), 0
 
 
-def _calendar(observations: Observations, grid: Grid, n_steps: int,
-              start_times: np.ndarray | None, step_length: np.timedelta64 | None
-              ) -> np.ndarray | None:
+def _calendar(observations: Observations, grid: Grid, n_steps: int) -> np.ndarray | None:
     """The valid time of every step ``(trajectory, n_steps + 1)``, or None without a calendar."""
-    start = observations.start_times if start_times is None else np.asarray(start_times)
+    start, step_length = observations.start_times, observations.step_length
     if start is None:
         return None
-    start = np.broadcast_to(start.astype("datetime64[ns]").reshape(-1),
-                            (observations.n_trajectories,))
+    start = start.astype("datetime64[ns]")
     steps = observations.time0 / grid.interval + np.arange(n_steps + 1)
     if step_length is None:
         step_length = np.timedelta64(round(grid.interval * 3600e9), "ns")
@@ -288,20 +257,16 @@ def _observed(observations: Observations, step: int) -> Observed:
 def assimilate(method: Method, observations: Observations, *, initial: np.ndarray | None,
                config, forecaster: Forecaster | None = None,
                climatology: Climatology | None = None, n_members: int = 16,
-               n_steps: int | None = None, seed: int = 0, progress: bool = True,
-               start_times: np.ndarray | None = None,
-               step_length: np.timedelta64 | None = None) -> xr.Dataset:
+               n_steps: int | None = None, seed: int = 0, progress: bool = True) -> xr.Dataset:
     """Run ``method`` over the observations' time span; the analysis dataset (module doc).
 
     ``initial``: the first background, a state ``(*space)``, an ensemble ``(member,
     *space)`` or one per trajectory ``(trajectory, member, *space)``; None draws members
     from ``climatology`` (simulated from ``config`` when not given). ``config``: the
     experiment configuration whose simulator defines the grid and time step. ``n_steps``
-    defaults to the last observed step. ``start_times`` ``(trajectory,)``: the calendar time
-    of model time 0 (default: the observations', which imported data carry), which a
-    forecaster conditioned on the calendar needs and the analysis then carries
-    (``valid_time``); ``step_length``: one model step in real time (default: ``interval``
-    hours, as imported data count it). A
+    defaults to the last observed step. Observations with calendar times (imported data;
+    :meth:`~assimilate.observe.Observations.on_calendar`) give a forecaster conditioned on
+    the calendar its hours, and the analysis its ``valid_time``. A
     non-finite state raises :class:`Diverged` (a ``FloatingPointError``) holding the
     analysis up to that step, NaN after it.
     """
@@ -319,8 +284,9 @@ def assimilate(method: Method, observations: Observations, *, initial: np.ndarra
     rng = np.random.default_rng(seed)
     problem = Problem(None, climatology, grid, n_members, rng, jax.random.PRNGKey(seed),
                       observations=observations)
-    background = _background(initial, climatology, observations.n_trajectories, n_members, rng)
-    calendar = _calendar(observations, grid, n_steps, start_times, step_length)
+    background = climatology.first_background(initial, observations.n_trajectories,
+                                              n_members, rng)
+    calendar = _calendar(observations, grid, n_steps)
     with ExitStack() as stack:
         problem.model = _model(method, config.simulator, forecaster, seed)
         counter = None

@@ -47,14 +47,11 @@ def run(config: str | Path | ExperimentConfig, inputs: RunInputs, *, out: str | 
         if clim is None and checked.truth is not None:
             clim = Climatology.of_states(checked.truth,
                                          f"truth '{Path(inputs.truth).resolve()}'", seed=seed)
-        analysis = assimilate(chosen, checked.observations, initial=start.background,
+        observations = checked.observations.on_calendar(inputs.calendar)
+        analysis = assimilate(chosen, observations, initial=start.background,
                               config=config, forecaster=start.forecaster,
                               climatology=clim, n_members=inputs.n_members,
-                              n_steps=checked.n_steps, seed=seed, progress=progress,
-                              start_times=None if inputs.calendar is None
-                              else inputs.calendar.origin,
-                              step_length=None if inputs.calendar is None
-                              else inputs.calendar.step)
+                              n_steps=checked.n_steps, seed=seed, progress=progress)
         if inputs.calendar is not None:
             analysis.attrs["calendar"] = str(inputs.calendar)
         scores: dict[str, float] = {}

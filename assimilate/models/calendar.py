@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
-__all__ = ["calendar_features", "require_calendar"]
+__all__ = ["calendar_features", "conditioning", "require_calendar"]
 
 _DAY = np.timedelta64(86_400_000_000_000, "ns")
 _YEAR_DAYS = 365.2425
@@ -54,3 +55,12 @@ def require_calendar(ds, path, names: Sequence[str]) -> np.ndarray:
                          f"conditions on {', '.join(names)}: use a store from `assimilate "
                          "import`, or a forecaster with calendar: []")
     return np.asarray(ds["valid_time"].values)
+
+
+def conditioning(history: torch.Tensor, clock: torch.Tensor | None) -> torch.Tensor:
+    """The denoiser's conditioning channels: the history ``(batch, k, *space)`` and, with a
+    ``clock`` ``(batch, F)``, each calendar feature as a constant plane."""
+    if clock is None:
+        return history
+    planes = clock.to(history).reshape(*clock.shape, *(1,) * (history.ndim - 2))
+    return torch.cat([history, planes.expand(-1, -1, *history.shape[2:])], dim=1)

@@ -2,7 +2,8 @@
 
 Q(x_{0:T}) = p(x_0) Π_t q_θ(x_{t+1} | x_{t-k+1..t}): each forecast step runs S denoising
 sub-steps of one conditional diffusion model, whose conditioning channels are the last
-``k`` states ("Control-Augmented Autoregressive Diffusion for Data Assimilation",
+``k`` states (and, for real weather, the forecast state's calendar features:
+:mod:`assimilate.models.calendar`) ("Control-Augmented Autoregressive Diffusion for Data Assimilation",
 Srivastava et al., arXiv 2510.06637). By default the model denoises the increment
 x_{t+1} − x_t, rescaled to unit variance, which keeps small time steps well resolved.
 
@@ -11,7 +12,8 @@ history, it returns the samplers' per-sub-step ``correction`` — the one place 
 guidance and the data-assimilation controller enter, without a second sampling loop.
 
     train_forecaster(config, data, out)   # = assimilate train forecaster CONFIG --data --out
-    forecast(checkpoint, init, settings, out)  # = assimilate forecast CKPT --init STORE ...
+    rollout(forecaster, initial_states, n_steps, n_members)  # an ensemble forecast
+    # assimilate forecast CKPT --init STORE ...: assimilate.models.forecast
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from assimilate.config import ConditioningNoise, ExperimentConfig, ForecasterCon
 from assimilate.da.dynamics import Model
 from assimilate.diffusion import Correction, EvaluationCounter
 from assimilate.models.augment import perturb_history
-from assimilate.models.calendar import calendar_features, require_calendar
+from assimilate.models.calendar import calendar_features, conditioning, require_calendar
 from assimilate.models.core import (
     StoreTrainer,
     build_model,
@@ -53,13 +55,12 @@ from assimilate.training.recipe import (
     train,
 )
 from pde.io import threads
-from pde.io.output import claim
 from pde.io.progress import tqdm
-from pde.io.store import open_trajectories, require_physics, write_zarr
+from pde.io.store import open_trajectories, require_physics
 
-__all__ = ["Control", "ForecastSettings", "Forecaster", "ForecasterModel", "ForecasterTrainer",
-           "forecast", "load_forecaster", "open_matching", "rollout", "rollout_tensor",
-           "train_forecaster", "training_pair"]
+__all__ = ["Control", "Forecaster", "ForecasterModel", "ForecasterTrainer", "conditioning",
+           "load_forecaster", "open_matching", "rollout", "rollout_tensor", "train_forecaster",
+           "training_pair"]
 
 FORECAST_SCHEMA = "assimilate.forecast/1"
 # (forecast step, normalised history (batch, k, *space)) -> correction for that step, or None
@@ -167,15 +168,6 @@ def _increment_std(field: xr.DataArray, normalisation: Normalisation,
                          f"{float(std.min())}); use forecaster.increment_scale: field")
     total = np.sqrt(std**2 + noise.probability * noise.amplitude**2 / 3)
     return total if std.ndim else float(total)
-
-
-def conditioning(history: torch.Tensor, clock: torch.Tensor | None) -> torch.Tensor:
-    """The denoiser's conditioning channels: the history ``(batch, k, *space)`` and, with a
-    ``clock`` ``(batch, F)``, each calendar feature as a constant plane."""
-    if clock is None:
-        return history
-    planes = clock.to(history).reshape(*clock.shape, *(1,) * (history.ndim - 2))
-    return torch.cat([history, planes.expand(-1, -1, *history.shape[2:])], dim=1)
 
 
 def training_pair(window: torch.Tensor, settings: ForecasterConfig,
@@ -365,55 +357,6 @@ def _forecast_dataset(forecaster: Forecaster, states: np.ndarray, sub_steps: int
         "package_version": metadata.version("assimilate"),
     }
     return ds
-
-
-@dataclasses.dataclass(frozen=True)
-class ForecastSettings:
-    """What ``assimilate forecast`` runs: from state ``time`` of ``trajectory`` of the
-    initial store, ``steps`` forecast steps for ``members`` members (``sub_steps``
-    overrides the sampler's steps)."""
-
-    trajectory: int
-    time: int
-    steps: int
-    members: int
-    seed: int = 0
-    sub_steps: int | None = None
-
-
-def forecast(checkpoint: str | Path, init: str | Path, settings: ForecastSettings,
-             out: str | Path, *, overwrite: bool = False, progress: bool = True) -> Path:
-    """Forecast from the store ``init`` as ``settings`` say; write ``out``.
-
-    The stored continuation, where the store has it, is saved beside the forecast as
-    ``truth`` (NaN past the end of the trajectory).
-    """
-    trajectory, time, steps = settings.trajectory, settings.time, settings.steps
-    with claim(out, kind="directory", inputs=[init, checkpoint], overwrite=overwrite) as output:
-        forecaster = load_forecaster(checkpoint)
-        field = open_matching(forecaster, init)[forecaster.variable]
-        n_traj, n_time = field.shape[:2]
-        k = forecaster.history
-        if not 0 <= trajectory < n_traj:
-            raise ValueError(f"--trajectory {trajectory} outside 0..{n_traj - 1} of '{init}'")
-        if not k - 1 <= time < n_time:
-            raise ValueError(f"--time {time} must lie in {k - 1}..{n_time - 1}: the forecaster "
-                             f"needs {k} stored states up to it")
-        states = field.isel(trajectory=trajectory)
-        initial = states.isel(time=slice(time - k + 1, time + 1)).values
-        valid_time = None
-        if forecaster.calendar:
-            valid_time = require_calendar(field.to_dataset(), init, forecaster.calendar)[
-                trajectory, time]
-        ds = rollout(forecaster, initial, steps, settings.members, settings.sub_steps,
-                     seed=settings.seed, progress=progress, valid_time=valid_time)
-        truth = np.full(ds[forecaster.variable].shape[1:], np.nan, dtype=np.float32)
-        available = states.isel(time=slice(time, time + steps + 1)).values
-        truth[: len(available)] = available
-        ds["truth"] = (ds[forecaster.variable].dims[1:], truth, {"units": "1"})
-        ds.attrs.update(init_store=str(Path(init).resolve()), init_trajectory=trajectory,
-                        init_time=time)
-        return write_zarr(ds, output)
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ import numpy as np
 import xarray as xr
 
 from assimilate.observe.operator import TRANSFORMS, Operator, check_grid
-from assimilate.observe.times import Calendar, model_times
+from assimilate.observe.times import Calendar, CalendarTimes, model_times
 from pde.config import MAX_COUNT
 from pde.io.errors import ConfigError
 
@@ -65,7 +65,7 @@ class ObservationsAt(NamedTuple):
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Observations:
+class Observations(CalendarTimes):
     """A checked observation dataset on a model grid and time axis.
 
     Build one with :meth:`from_dataset` or :func:`load_observations`; the dataset then
@@ -129,14 +129,6 @@ class Observations:
         if "trajectory" in self.dataset.coords:
             return np.asarray(self.dataset["trajectory"].values)
         return np.arange(self.n_trajectories)
-
-    @property
-    def start_times(self) -> np.ndarray | None:
-        """The calendar time of model time 0 of each trajectory ``(trajectory,)`` (the
-        ``start_time`` coordinate `assimilate observe` writes for imported data), or None."""
-        if "start_time" not in self.dataset.coords:
-            return None
-        return np.asarray(self.dataset["start_time"].values).reshape(-1)
 
     @property
     def transform(self) -> str:

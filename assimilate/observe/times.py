@@ -26,7 +26,7 @@ import xarray as xr
 
 from pde.io.errors import ConfigError
 
-__all__ = ["CALENDAR_HINT", "Calendar", "model_times"]
+__all__ = ["CALENDAR_HINT", "Calendar", "CalendarTimes", "model_times"]
 
 TOLERANCE = 1e-6  # of a step: how far a datetime may be off the model time axis
 DURATIONS = {unit: seconds for seconds, units in (
@@ -170,3 +170,38 @@ def _on_axis(steps: np.ndarray, shown, calendar: Calendar, source: str,
 def _first(bad: np.ndarray) -> int | None:
     where = np.flatnonzero(bad)
     return int(where[0]) if len(where) else None
+
+
+class CalendarTimes:
+    """The calendar of a set of observations (mixed into
+    :class:`~assimilate.observe.files.Observations`): the datetime of each trajectory's model
+    time 0 and the real length of a step, for a forecaster conditioned on the hour of day."""
+
+    dataset: xr.Dataset
+    n_trajectories: int
+
+    @property
+    def start_times(self) -> np.ndarray | None:
+        """The calendar time of model time 0 of each trajectory ``(trajectory,)`` (the
+        ``start_time`` coordinate `assimilate observe` writes for imported data), or None."""
+        if "start_time" not in self.dataset.coords:
+            return None
+        return np.asarray(self.dataset["start_time"].values).reshape(-1)
+
+    @property
+    def step_length(self) -> np.timedelta64 | None:
+        """One model step in real time where a run's calendar set it (:meth:`on_calendar`);
+        None: ``interval`` hours, as imported data count time."""
+        seconds = self.dataset.attrs.get("step_seconds")
+        return None if seconds is None else np.timedelta64(round(float(seconds) * 1e9), "ns")
+
+    def on_calendar(self, calendar: Calendar | None):
+        """These observations with model time 0 of every trajectory at ``calendar.origin``
+        and one step lasting ``calendar.step`` (None: unchanged): a new set."""
+        if calendar is None:
+            return self
+        origin = np.asarray(calendar.origin).astype("datetime64[ns]")
+        ds = self.dataset.assign_coords(
+            start_time=("trajectory", np.full(self.n_trajectories, origin)))
+        ds.attrs["step_seconds"] = float(calendar.step / np.timedelta64(1, "s"))
+        return dataclasses.replace(self, dataset=ds)

@@ -273,7 +273,8 @@ def test_a_controller_is_shipped() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("checkpoint", SHIPPED, ids=lambda path: path.name)
+@pytest.mark.parametrize("checkpoint", [path for path in SHIPPED if "era5" not in path.name],
+                         ids=lambda path: path.name)
 def test_shipped_controllers_beat_the_free_run_on_a_dense_window(checkpoint, tmp_path) -> None:
     """Regime 1 (dense), a trajectory the controller never saw (another seed), 2 members
     from climatology: after 8 steps of spin-up the controlled ensemble mean is closer to
@@ -295,6 +296,36 @@ def test_shipped_controllers_beat_the_free_run_on_a_dense_window(checkpoint, tmp
                               seed=0, progress=False)
         errors[name] = score(analysis, truth[forecaster.variable].values, spin_up=8)["nrmse.a"]
     assert errors["controller"] < share * errors["free"], errors
+
+
+@pytest.mark.e2e
+def test_the_shipped_era5_controller_beats_the_free_run_on_the_test_week(tmp_path) -> None:
+    """40 stations hourly over the first 12 hours of the ERA5 test week (imported from the
+    shipped file), 2 members from the test week's own states: after 6 hours the controlled
+    mean is far closer to the reanalysis than the free run's (the harness, 48 hours and 8
+    members: nRMSE 0.263 against 0.732)."""
+    from pde.ingest import import_data
+
+    repo = CHECKPOINTS.parent
+    import_data([repo / "examples" / "era5" / "era5-t2m-uk-2019-03.nc"], tmp_path / "test.zarr",
+                period="2019-03-25/2019-03-26", progress=False)
+    forecaster = load_forecaster(CHECKPOINTS / "era5-t2m-forecaster.pt")
+    observe(tmp_path / "test.zarr", "stations-40", tmp_path / "obs.zarr", progress=False)
+    truth = open_trajectories(tmp_path / "test.zarr")
+    observations = load_observations(tmp_path / "obs.zarr", **model_grid(truth))
+    states = truth["t2m"].values
+    from assimilate.da.climatology import Climatology
+
+    climatology = Climatology.of_states(states[:, 12:], "the test day's afternoon")
+    errors = {}
+    for name, settings in (("free", {}), ("controller", {
+            "checkpoint": str(CHECKPOINTS / "era5-t2m-controller.pt")})):
+        analysis = assimilate(build_method(name, settings), observations, initial=None,
+                              config=forecaster.config, forecaster=forecaster,
+                              climatology=climatology, n_members=2, n_steps=12, seed=0,
+                              progress=False)
+        errors[name] = score(analysis, states, spin_up=6)["nrmse.a"]
+    assert errors["controller"] < 0.6 * errors["free"], errors
 
 
 @pytest.mark.e2e
