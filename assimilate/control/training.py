@@ -79,7 +79,7 @@ from assimilate.models.augment import perturb_history
 from assimilate.models.calendar import calendar_features, require_calendar
 from assimilate.models.forecaster import Forecaster, load_forecaster, open_matching
 from assimilate.observe import Operator, Regime, load_regime, regime_names
-from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
+from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation, windows_and_features
 from assimilate.training.loop import file_identity
 from assimilate.training.recipe import Recipe, RunOptions, Store, TrainingData, train
 
@@ -358,16 +358,13 @@ class ControllerTrainer:
             valid_times = require_calendar(ds, data.store.path, model.calendar)
             features = calendar_features(valid_times, model.calendar)
 
-        def split(drawn) -> tuple[torch.Tensor, torch.Tensor | None]:
-            return drawn if isinstance(drawn, tuple) else (drawn, None)
-
         def loss(controller, batch, generator: torch.Generator) -> torch.Tensor:
-            (window, clocks), regime = split(batch[0]), batch[1]
+            (window, clocks), regime = windows_and_features(batch[0]), batch[1]
             return window_loss(model, controller, config, window, regime, generator,
                                clocks=clocks)
 
         def validation(drawn):
-            windows, clocks = split(drawn)
+            windows, clocks = windows_and_features(drawn)
 
             def validate(ema) -> float:
                 losses = [float(window_loss(model, ema, config, windows, regime,

@@ -161,21 +161,23 @@ def _evaluate(checkpoint, data, settings: SkillSettings, progress: bool) -> xr.D
     histories, truth, starts = _initial_conditions(field, forecaster.history, n_steps,
                                                    settings.n_initial, settings.every)
     std, mean = forecaster.normalisation.std, forecaster.normalisation.mean
-    valid_times = None
-    if forecaster.calendar:
+    times = None  # the valid time of each start's leads (I, n_steps + 1), read once
+    if forecaster.calendar or "valid_time" in ds.coords:
         calendar = require_calendar(ds, data, forecaster.calendar)
-        valid_times = np.array([calendar[t, o + forecaster.history - 1] for t, o in starts])
+        k = forecaster.history
+        times = np.stack([calendar[t, o + k - 1: o + k + n_steps] for t, o in starts])
     ardm, ardm_seconds = _ardm(forecaster, histories, n_steps, n_members, sub_steps, seed,
-                               progress, valid_times)
+                               progress, None if times is None or not forecaster.calendar
+                               else times[:, 0])
     forecasts, seconds = {"ardm": ardm}, [ardm_seconds]
     if physics.simulator is not None:
         forecasts["simulator"], sim_seconds = simulator_forecast(ds.attrs["config"], truth,
                                                                  n_members, std, seed)
         seconds.append(sim_seconds)
     elif settings.climatology is not None:
-        times = np.stack([ds["valid_time"].values[t, o + forecaster.history - 1:
-                                                  o + forecaster.history + n_steps]
-                          for t, o in starts])
+        if times is None:
+            raise ValueError(f"store '{data}' has no calendar times (valid_time): the diurnal "
+                             "baseline needs imported data (`assimilate import`)")
         forecasts["diurnal"] = diurnal_forecast(forecaster, settings.climatology, times)
         seconds.append(0.0)
     forecasts |= {

@@ -11,9 +11,12 @@ year, each a point on the unit circle (sine, cosine): 23:00 sits next to 00:00.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["calendar_features", "conditioning", "require_calendar"]
 
@@ -62,5 +65,7 @@ def conditioning(history: torch.Tensor, clock: torch.Tensor | None) -> torch.Ten
     ``clock`` ``(batch, F)``, each calendar feature as a constant plane."""
     if clock is None:
         return history
+    import torch
+
     planes = clock.to(history).reshape(*clock.shape, *(1,) * (history.ndim - 2))
     return torch.cat([history, planes.expand(-1, -1, *history.shape[2:])], dim=1)

@@ -45,7 +45,11 @@ from assimilate.models.core import (
     prior_draw,
     sample_from,
 )
-from assimilate.training.batches import DEFAULT_MEMORY_LIMIT, Normalisation
+from assimilate.training.batches import (
+    DEFAULT_MEMORY_LIMIT,
+    Normalisation,
+    windows_and_features,
+)
 from assimilate.training.loop import load_checkpoint, select_device
 from assimilate.training.recipe import (
     Recipe,
@@ -226,7 +230,7 @@ class ForecasterTrainer(StoreTrainer):
             features = calendar_features(valid_times, settings.calendar)
 
         def pair(drawn, step: int, generator: torch.Generator | None = None):
-            windows, clocks = drawn if isinstance(drawn, tuple) else (drawn, None)
+            windows, clocks = windows_and_features(drawn)
             target, history = training_pair(windows, settings, scale, generator)
             return target, conditioning(history, None if clocks is None else clocks[:, -1])
 
@@ -278,11 +282,9 @@ def rollout_tensor(forecaster: Forecaster, history: torch.Tensor, n_steps: int,
     states = []
     for step in tqdm(range(n_steps), disable=not progress, unit="step", desc="forecast"):
         correction = None if control is None else control(step, history)
-        clock = None
-        if forecaster.calendar:
-            ahead = None if valid_times is None else \
-                np.asarray(valid_times) + (step + 1) * forecaster.step_duration()
-            clock = forecaster.clock(ahead, history.device)
+        ahead = None if valid_times is None else \
+            np.asarray(valid_times) + (step + 1) * forecaster.step_duration()
+        clock = forecaster.clock(ahead, history.device)  # None without a calendar
         following = forecaster.step(history, generator, correction=correction,
                                     sub_steps=sub_steps, clock=clock)
         states.append(following[:, 0])

@@ -31,6 +31,7 @@ __all__ = [
     "Prefetcher",
     "WindowSampler",
     "split_trajectories",
+    "windows_and_features",
 ]
 
 DEFAULT_MEMORY_LIMIT = 2 * 2**30
@@ -80,6 +81,11 @@ def split_trajectories(n_trajectories: int, validation_fraction: float = 0.1,
     indices = np.arange(n_trajectories)
     cut = n_trajectories - n_validation
     return indices[:cut], indices[cut:]
+
+
+def windows_and_features(drawn) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(windows, features or None)`` of a :class:`WindowSampler` draw."""
+    return drawn if isinstance(drawn, tuple) else (drawn, None)
 
 
 class WindowSampler:

@@ -63,6 +63,16 @@ def test_imported_data_need_a_truth_and_a_climatology_store(pilot, tmp_path) -> 
                                truth=pilot["test"], climatology=pilot["train"])
     with pytest.raises(ConfigError, match="observes withheld stations"):
         evaluate_da(config, withheld, out=tmp_path / "x.zarr", progress=False)
+    from pde.ingest import import_data
+
+    import_data([pilot["root"] / "cut.nc"], tmp_path / "elsewhere.zarr", region="56,57,-10,-9",
+                progress=False)  # the same variable over another region
+    elsewhere = HarnessSettings(methods=["free:model=forecaster"], regimes=["stations-40"],
+                                forecaster=pilot["checkpoint"], truth=tmp_path / "elsewhere.zarr",
+                                climatology=pilot["train"])
+    with pytest.raises(Exception, match="elsewhere.zarr"):
+        evaluate_da(config, elsewhere, out=tmp_path / "x.zarr", progress=False)
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_simulated_data_refuse_a_truth_store(tmp_path) -> None:

@@ -80,24 +80,27 @@ class _Plan:
 
 
 def _sources(config: ExperimentConfig, settings: HarnessSettings,
-             n_validation: int) -> ImportedSources | None:
-    """The user's stores the harness cuts imported data from; None for simulated data."""
+             n_validation: int) -> tuple[ImportedSources | None, int | None]:
+    """The user's stores the harness cuts imported data from, each refused unless its data
+    are the config's, and the truth's number of trajectories; None for simulated data."""
     given = {"--truth": settings.truth, "--climatology": settings.climatology}
     if config.simulator.simulated:
         named = [option for option, path in given.items() if path is not None]
         if named:
             raise ConfigError(f"{' and '.join(named)}: only for imported data; the simulator "
                               f"of '{config.simulator.pde}' makes the truth and climatology")
-        return None
-    from pde.io.store import open_trajectories
+        return None, None
+    from assimilate.models.core import training_field
 
+    sizes = {}
     for option, path in given.items():
         if path is None:
             raise ConfigError(f"imported data ('{config.simulator.variable}') have no "
                               f"simulator to make the truth: give {option} STORE (--truth: "
                               "the test store; --climatology: the training store)")
-        open_trajectories(path, pde=config.simulator.pde)  # refused in one line if not one
-    return ImportedSources(Path(settings.truth), Path(settings.climatology), n_validation)
+        sizes[option] = training_field(config, path)[1].sizes["trajectory"]  # same data?
+    sources = ImportedSources(Path(settings.truth), Path(settings.climatology), n_validation)
+    return sources, sizes["--truth"]
 
 
 def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
@@ -111,7 +114,7 @@ def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
     sizes = config.evaluation
     n_test, n_validation = settings.n_test or sizes.trajectories, \
         settings.n_validation or sizes.validation
-    sources = _sources(config, settings, n_validation)  # the truth comes first
+    sources, n_truth = _sources(config, settings, n_validation)  # the truth comes first
     methods = list(settings.methods or sizes.methods)
     if settings.controller is not None:
         methods = fill_controller(methods, settings.controller)
@@ -135,11 +138,8 @@ def _plan(config: ExperimentConfig, settings: HarnessSettings) -> _Plan:
     test = Cell("", (), "", "test", n_steps, n_members, settings.seed)
     validation = dataclasses.replace(test, split="validation",
                                      n_steps=min(n_steps, horizons[0] // 2))
-    if sources is not None:
-        from pde.io.store import open_trajectories
-
-        stored = open_trajectories(sources.truth).sizes["trajectory"]
-        n_test = min(n_test, stored)  # a test store may hold a single long trajectory
+    if n_truth is not None:
+        n_test = min(n_test, n_truth)  # a test store may hold a single long trajectory
     return _Plan(specs, regimes, n_test, n_validation, test, validation, horizons, sources)
 
 
