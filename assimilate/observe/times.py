@@ -201,6 +201,12 @@ class CalendarTimes:
         if calendar is None:
             return self
         origin = np.asarray(calendar.origin).astype("datetime64[ns]")
+        own = self.start_times
+        if own is not None and not (own.astype("datetime64[ns]") == origin).all():
+            raise ConfigError(f"the calendar puts model time 0 at {calendar.origin}, the "
+                              f"observations at {np.datetime_as_string(own[0], unit='m')}: "
+                              "leave the calendar out (they carry their own) or make them "
+                              "agree")
         ds = self.dataset.assign_coords(
             start_time=("trajectory", np.full(self.n_trajectories, origin)))
         ds.attrs["step_seconds"] = float(calendar.step / np.timedelta64(1, "s"))

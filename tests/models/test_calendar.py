@@ -103,3 +103,19 @@ def test_observations_of_imported_data_carry_the_calendar_into_the_analysis(pilo
                           n_members=2, n_steps=4, progress=False)
     np.testing.assert_array_equal(analysis["valid_time"].values,
                                   test["valid_time"].values[:, :5])
+
+
+def test_a_calendar_that_contradicts_the_observations_is_refused(pilot) -> None:
+    from assimilate.config import load_config
+    from assimilate.da.inputs.fields import grid_of
+    from assimilate.observe import Observations, observe
+    from assimilate.observe.times import Calendar
+    from pde.io.errors import ConfigError
+
+    ds = observe(pilot["test"], "stations-15-3h", progress=False)
+    grid = grid_of(load_config(pilot["root"] / "config.yaml"))
+    observations = Observations.from_dataset(ds, **grid.observation_grid())
+    agreeing = observations.on_calendar(Calendar.parse("2019-03-05T00:00,1h"))
+    np.testing.assert_array_equal(agreeing.start_times, observations.start_times)
+    with pytest.raises(ConfigError, match="the calendar puts model time 0 at 2019-03-05T06:00"):
+        observations.on_calendar(Calendar.parse("2019-03-05T06:00,1h"))
