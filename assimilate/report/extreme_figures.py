@@ -6,6 +6,7 @@ series with its peaks; a function returns None when its data is absent.
 from __future__ import annotations
 
 import numpy as np
+import scipy.stats
 import xarray as xr
 from matplotlib import colormaps
 from matplotlib.axes import Axes
@@ -17,11 +18,15 @@ from assimilate.report.schema import (
     dims_attr,
     in_units,
     interval,
+    per,
+    physical,
+    period_units,
     readable,
     scalar,
     series_name,
     series_units,
     significant,
+    with_interval,
 )
 
 __all__ = ["return_levels", "series", "threshold_stability"]
@@ -65,27 +70,25 @@ def threshold_stability(d: xr.Dataset) -> Panel | None:
 
 
 def return_levels(d: xr.Dataset, reference: xr.Dataset) -> Panel | None:
-    """GPD and GEV return levels with confidence bands and the empirical points."""
+    """GPD and GEV return levels on one axes: each fit's curve, recomputed from its stored
+    parameters from the shortest empirical return period to at least the longest stored
+    one, its confidence band at the stored periods, and the empirical points."""
     gpd, gev = interval(d, "return_level"), interval(d, "gev_return_level")
-    parts: list[str] = []
     if gpd is None and gev is None:
         return None
     figure, ax = new_axes()
-    label = d.attrs["label"]
-    confidence = f"{float(d.attrs.get('confidence', 0.95)):.0%}"
+    label, name = d.attrs["label"], series_name(d) or "series"
+    confidence = f"{float(d.attrs.get('confidence', 0.95)):.0%}".replace("%", " %")
+    parts = [_gpd_points(ax, d) if gpd is not None else "",
+             _gev_points(ax, d) if gev is not None else ""]
+    span = _span(ax, d)
     if gpd is not None:
-        _band(ax, _period(d, "return_level"), gpd, colour(d), "GPD (peaks over threshold)", "-")
-        parts.append(_gpd_points(ax, d))
+        _band(ax, _period(d, "return_level"), gpd, colour(d), "-", f"GPD (peaks over "
+              f"threshold), {confidence} CI", curve=(span, _gpd_curve(d, span)))
     if gev is not None:
-        _band(ax, _period(d, "gev_return_level"), gev, GEV_COLOUR, "GEV (block maxima)", "--")
-        parts.append(_gev_points(ax, d))
-    effective = interval(d, "effective_return_level")
-    if effective is not None:
-        at = significant(float(d.attrs.get("trend_at", np.nan)))
-        _band(ax, _period(d, "effective_return_level"), effective, "tab:red",
-              f"GEV with trend, at {d.attrs.get('trend_covariate', 'covariate')} {at}", "-.")
-        parts.append(f"Red dash-dotted: the effective return levels of the GEV whose location "
-                     f"follows {d.attrs.get('trend_covariate', 'the covariate')}, at {at}.")
+        _band(ax, _period(d, "gev_return_level"), gev, GEV_COLOUR, "--", f"GEV (block maxima), "
+              f"{confidence} CI", curve=(span, _gev_curve(d, span)))
+    parts.append(_effective(ax, d))
     ref = interval(reference, "return_level")
     if reference is not d and ref is not None:
         ax.plot(_period(reference, "return_level"), ref[0], ":", color=colour(reference),
@@ -95,16 +98,64 @@ def return_levels(d: xr.Dataset, reference: xr.Dataset) -> Panel | None:
     if np.isfinite(top):  # a band that explodes at long periods must not flatten the rest
         bottom = ax.get_ylim()[0]
         ax.set_ylim(bottom, min(ax.get_ylim()[1], bottom + 2.0 * (top - bottom)))
-    name = series_name(d) or "series"
     ax.set_xscale("log")
-    ax.set(xlabel=f"return period{in_units(d.attrs.get('time_units', ''))}",
+    ax.set(xlabel=f"return period ({period_units(d)})",
            ylabel=f"{readable(name)}{in_units(series_units(d, name))}",
            title=f"return levels of the {readable(name)}: {label}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize="small")
-    caption = (f"Return levels of the {readable(name)} of {label} with {confidence} confidence "
-               f"bands (cut at twice the highest estimate). {' '.join(p for p in parts if p)}")
+    caption = (f"Return levels of the {readable(name)} of {label}: lines from the fitted "
+               f"parameters, {confidence} confidence bands at the stored return periods "
+               f"(cut at twice the highest estimate). {' '.join(p for p in parts if p)}")
     return Panel("return-levels", caption, figure)
+
+
+def _effective(ax: Axes, d: xr.Dataset) -> str:
+    """The effective return levels of the GEV with a trend, when ``d`` holds them."""
+    effective = interval(d, "effective_return_level")
+    if effective is None:
+        return ""
+    at = significant(float(d.attrs.get("trend_at", np.nan)))
+    covariate = d.attrs.get("trend_covariate", "the covariate")
+    _band(ax, _period(d, "effective_return_level"), effective, "tab:red", "-.",
+          f"GEV with trend, at {covariate} {at}")
+    return (f"Red dash-dotted: the effective return levels of the GEV whose location follows "
+            f"{covariate}, at {at}.")
+
+
+def _span(ax: Axes, d: xr.Dataset) -> np.ndarray:
+    """Return periods from the shortest empirical one drawn on ``ax`` to the longest of the
+    stored and empirical ones, evenly on a log scale."""
+    stored = np.concatenate([_period(d, name) for name in ("return_level", "gev_return_level")
+                             if name in d])
+    empirical = np.concatenate([np.asarray(line.get_xdata(), dtype=float)
+                                for line in ax.get_lines()] or [np.empty(0)])
+    periods = np.concatenate([stored, empirical])
+    periods = periods[np.isfinite(periods) & (periods > 0)]
+    return np.geomspace(periods.min(), periods.max(), 200)
+
+
+def _gpd_curve(d: xr.Dataset, period: np.ndarray) -> np.ndarray | None:
+    """u + σ/ξ ((λT)^ξ − 1) for λT > 1 (u + σ log λT as ξ → 0), NaN elsewhere."""
+    shape, scale = interval(d, "gpd_shape"), interval(d, "gpd_scale")
+    rate, threshold = scalar(d, "cluster_rate"), scalar(d, "pot_threshold")
+    if shape is None or scale is None or not rate or threshold is None:
+        return None
+    xi, sigma = float(shape[0]), float(scale[0])
+    m = np.where(rate * period > 1, rate * period, np.nan)
+    excess = sigma * np.log(m) if abs(xi) < 1e-6 else sigma / xi * np.expm1(xi * np.log(m))
+    return threshold + excess
+
+
+def _gev_curve(d: xr.Dataset, period: np.ndarray) -> np.ndarray | None:
+    """The GEV quantile exceeded with probability block_length / T per block (T > block)."""
+    fitted = [interval(d, f"gev_{part}") for part in ("shape", "location", "scale")]
+    block = float(d.attrs.get("block_length") or np.nan)
+    if any(part is None for part in fitted) or not np.isfinite(block):
+        return None
+    xi, mu, sigma = (float(part[0]) for part in fitted)
+    p = np.where(period > block, block / period, np.nan)
+    return scipy.stats.genextreme.isf(p, -xi, mu, sigma)
 
 
 def series(d: xr.Dataset) -> Panel | None:
@@ -127,7 +178,7 @@ def series(d: xr.Dataset) -> Panel | None:
     threshold = scalar(d, "pot_threshold")
     if threshold is not None:
         ax.axhline(threshold, color="0.3", linestyle="--", linewidth=1,
-                   label=f"threshold u = {significant(threshold)}")
+                   label=f"threshold u = {physical(threshold, series_units(d, name))}")
     units = _time_axis(ax, times, d.attrs.get("time_units", ""))
     ax.set(xlabel=f"{time_dim}{in_units(units)}", ylabel=f"{readable(name)}{in_units(series_units(d, name))}",
            title=f"{readable(name)}: {d.attrs['label']}")
@@ -171,11 +222,14 @@ def _period(d: xr.Dataset, name: str) -> np.ndarray:
     return np.asarray(d[name]["return_period"].values, dtype=float)
 
 
-def _band(ax: Axes, period: np.ndarray, levels: tuple, colour_: str, label: str,
-          style: str) -> None:
+def _band(ax: Axes, period: np.ndarray, levels: tuple, colour_: str, style: str,
+          label: str, curve: tuple | None = None) -> None:
+    """The band between the stored bounds and the estimate: ``curve`` (periods, levels)
+    from the fitted parameters where given, else the stored estimates joined."""
     estimate, lower, upper = levels
     ax.fill_between(period, lower, upper, color=colour_, alpha=0.18, linewidth=0)
-    ax.plot(period, estimate, style, color=colour_, linewidth=1.6, label=label)
+    x, y = curve if curve is not None and curve[1] is not None else (period, estimate)
+    ax.plot(x, y, style, color=colour_, linewidth=1.6, label=label)
 
 
 def _peaks(d: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,16 +248,17 @@ def _gpd_points(ax: Axes, d: xr.Dataset) -> str:
     rate, threshold = scalar(d, "cluster_rate"), scalar(d, "pot_threshold")
     peaks = np.sort(_peaks(d)[0])[::-1]
     shape = interval(d, "gpd_shape")
-    fit = (f"GPD fitted above u = {significant(threshold)} (ξ = {significant(shape[0])} "
-           f"[{significant(shape[1])}, {significant(shape[2])}])." if shape else "")
+    units = series_units(d, series_name(d))
+    fit = (f"GPD fitted above u = {physical(threshold, units)} (ξ = "
+           f"{with_interval(shape, '', float(d.attrs.get('confidence', 0.95)))})."
+           if shape else "")
     if not rate or not peaks.size:
         return fit
     n = peaks.size
     ax.plot((n + 1) / (np.arange(1, n + 1) * rate), peaks, "o", color=colour(d),
             markerfacecolor="none", markersize=5, label=f"{n} cluster peaks")
     return (f"{fit} Circles: the {n} cluster peaks at empirical return period (n + 1) / "
-            f"(rank · λ), λ = {significant(rate)} clusters per "
-            f"{'year' if d.attrs.get('time_units') == 'years' else 'time unit'}.")
+            f"(rank · λ), λ = {significant(rate)} clusters per {per(period_units(d))}.")
 
 
 def _gev_points(ax: Axes, d: xr.Dataset) -> str:
@@ -216,7 +271,7 @@ def _gev_points(ax: Axes, d: xr.Dataset) -> str:
     m = maxima.size
     ax.plot(block * (m + 1) / np.arange(1, m + 1), maxima, "s", color=GEV_COLOUR,
             markerfacecolor="none", markersize=4, label=f"{m} block maxima")
-    units = d.attrs.get("time_units") or "time units"
+    units = period_units(d)
     blocks = (f"{d.attrs['block']} maxima" if units == "years" and "block" in d.attrs
               else f"maxima of blocks of {significant(block)} {units}")
     return (f"Grey: GEV fitted to the {m} {blocks}, squares at return period block length · "

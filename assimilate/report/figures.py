@@ -23,6 +23,7 @@ from assimilate.report.schema import (
     dims_attr,
     in_units,
     interval,
+    physical,
     quantity,
     scalar,
     series_name,
@@ -131,7 +132,8 @@ def qq(diagnostics: list[xr.Dataset]) -> Panel | None:
         model = scipy.stats.genpareto.ppf(probability, c=float(shape), scale=float(scale))
         ax.plot(model, excess, "o", markersize=4, color=colour(d), alpha=0.8,
                 label=f"{d.attrs['label']}: ξ = {significant(shape)}, σ = "
-                      f"{significant(scale)}, {excess.size} peaks")
+                      f"{physical(scale, series_units(d, series_name(d)))}, "
+                      f"{excess.size} peaks")
         extent += [np.nanmin(model), np.nanmax(model), excess[0], excess[-1]]
     line = [min(extent), max(extent)]
     ax.plot(line, line, "-", color="0.4", linewidth=1, label="1:1")
@@ -160,11 +162,17 @@ def field_maps(diagnostics: list[xr.Dataset], name: str) -> list[Panel]:
         same = [f for other, f in fields if quantity(other) == quantity(d)]
         low = 0.0 if name == "exceedance_map" else min(float(f.min()) for f in same)
         limits = (low, max(float(f.max()) for f in same))
-        label = "fraction of time above the threshold" if name == "exceedance_map" else quantity(d)
+        label = (f"fraction of time above the {_level_name(d)}" if name == "exceedance_map"
+                 else quantity(d))
         figure = field_figure(field, title=f"{title}: {d.attrs['label']}", label=label,
                               cmap=cmap, limits=limits)
         found.append(Panel(key, _map_caption(d, name), figure))
     return found
+
+
+def _level_name(d: xr.Dataset) -> str:
+    level = float(d["exceedance_map"].attrs.get("threshold_quantile", np.nan))
+    return f"{significant(level)} quantile" if np.isfinite(level) else "threshold"
 
 
 def spectrum(diagnostics: list[xr.Dataset]) -> Panel | None:
@@ -225,10 +233,22 @@ def _map_caption(d: xr.Dataset, name: str) -> str:
     variable = d.attrs.get("variable", "the field")
     if name == "temporal_maximum":
         return f"Maximum of {variable} over time (and realisations) at each point: {d.attrs['label']}."
-    attrs = d[name].attrs
-    level = attrs.get("threshold_quantile")
-    quantile = (f", its {significant(level)} quantile" if level is not None
-                and np.isfinite(float(level)) else "")
-    return (f"Fraction of times {variable} exceeds {significant(attrs.get('threshold'))}"
-            f"{quantile}, at each point: {d.attrs['label']}. The colour scale is shared by "
-            "maps of the same variable.")
+    return (f"Fraction of times {variable} exceeds {_map_level(d)}, at each point: "
+            f"{d.attrs['label']}. The colour scale is shared by maps of the same variable; "
+            "grey points have no data.")
+
+
+def _map_level(d: xr.Dataset) -> str:
+    """The exceedance map's level named by its quantile, with the record's value of that
+    quantile (the summary's); the map's own threshold was fixed from a sample before the
+    pass, so a second, slightly different number would only confuse."""
+    attrs = d["exceedance_map"].attrs
+    level = float(attrs.get("threshold_quantile", np.nan))
+    if not np.isfinite(level):
+        return physical(attrs.get("threshold"), d.attrs.get("units", ""))
+    value = None
+    if "quantile" in d and "probability" in d["quantile"].dims:
+        match = np.isclose(d["probability"].values.astype(float), level)
+        value = float(d["quantile"].values[np.argmax(match)]) if match.any() else None
+    text = f"its {significant(level)} quantile"
+    return text if value is None else f"{text} ({physical(value, d.attrs.get('units', ''))})"

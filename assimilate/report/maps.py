@@ -5,6 +5,10 @@ Natural Earth coastlines that ship with this package (``coastlines/``, public do
 million for regional maps, 1:110 million for maps wider than 60°). Nothing is downloaded:
 cartopy's downloaders are emptied while a map is drawn. Any failure on the cartopy path
 falls back to a plain lon/lat image with a warning that says why.
+
+Points without a value (NaN: no data, or no fit at that point) are drawn in ``MISSING``
+light grey with a legend entry "no data / no fit", on a white background: no image lies
+under the data, so a gap never reads as a value of the colour scale.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Colormap
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-__all__ = ["FIGURE_SIZE", "coastline_file", "field_figure", "is_geographic"]
+__all__ = ["FIGURE_SIZE", "MISSING", "coastline_file", "field_figure", "is_geographic"]
 
 FIGURE_SIZE = (7.0, 4.0)
 COASTLINES = Path(__file__).with_name("coastlines")
@@ -28,6 +35,7 @@ REGIONAL = 60.0  # degrees of longitude: narrower maps get the finer coastline
 LATITUDE_NAMES, LONGITUDE_NAMES = {"lat", "latitude"}, {"lon", "longitude"}
 NORTH = {"degrees_north", "degree_north", "degrees_n", "degree_n"}
 EAST = {"degrees_east", "degree_east", "degrees_e", "degree_e"}
+MISSING = "#c8c8c8"  # light grey, in no colour map the report uses
 
 
 def field_figure(field: xr.DataArray, *, title: str, label: str, cmap: str,
@@ -87,8 +95,10 @@ def _image(field: xr.DataArray, *, title: str, label: str, cmap: str,
     field = field.transpose(row, column)
     figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
     ax = figure.add_subplot()
-    mesh = ax.pcolormesh(_coordinate(field, column), _coordinate(field, row), field.values,
-                         cmap=cmap, vmin=limits[0], vmax=limits[1], shading="auto")
+    mesh = ax.pcolormesh(_coordinate(field, column), _coordinate(field, row),
+                         np.ma.masked_invalid(field.values), cmap=_with_missing(cmap),
+                         vmin=limits[0], vmax=limits[1], shading="auto")
+    _missing_legend(ax, field)
     ax.set(title=title, xlabel="longitude" if geographic else column,
            ylabel="latitude" if geographic else row)
     if not geographic:
@@ -109,8 +119,11 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
     with _no_downloads():
         ax = figure.add_subplot(projection=plate)
         _coastlines(ax, plate, float(np.ptp(x)) if x.size else 360.0)
-        mesh = ax.pcolormesh(x, y, field.values, transform=plate, cmap=cmap,
-                             vmin=limits[0], vmax=limits[1], shading="auto")
+        ax.set_facecolor("white")
+        mesh = ax.pcolormesh(x, y, np.ma.masked_invalid(field.values), transform=plate,
+                             cmap=_with_missing(cmap), vmin=limits[0], vmax=limits[1],
+                             shading="auto")
+        _missing_legend(ax, field)
         _set_extent(ax, x, y, plate)
         ax.gridlines(draw_labels=["bottom", "left"], linewidth=0.3, color="0.4", alpha=0.6)
         ax.set_title(title)
@@ -118,6 +131,20 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
         figure.colorbar(mesh, ax=ax, label=label, orientation="horizontal", shrink=0.6)
         FigureCanvasAgg(figure).draw()  # render now, inside the guard, so failures fall back
     return figure
+
+
+def _with_missing(cmap: str) -> Colormap:
+    """``cmap`` drawing masked (NaN) cells in ``MISSING`` rather than leaving them clear."""
+    return colormaps[cmap].with_extremes(bad=MISSING)
+
+
+def _missing_legend(ax, field: xr.DataArray) -> None:
+    """A legend entry for the grey cells, when there are any."""
+    missing = int(np.isnan(np.asarray(field.values, dtype=float)).sum())
+    if missing:
+        ax.legend(handles=[Patch(facecolor=MISSING, edgecolor="0.4", linewidth=0.5,
+                                 label=f"no data / no fit ({missing} of {field.size} points)")],
+                  loc="lower left", fontsize="x-small", framealpha=0.9).set_zorder(5)
 
 
 def _coastlines(ax, plate, width: float) -> None:

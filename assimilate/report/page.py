@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 
 from assimilate.report import extreme_figures, figures, tables
 from assimilate.report.figures import Panel
+from assimilate.report.inputs import bound_warnings, check_compatible
 from assimilate.report.point_maps import point_maps
 from assimilate.report.schema import Source, load
 from pde.io.output import Output, OutputError, claim
@@ -41,6 +42,7 @@ body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccd3dc;
        padding-bottom: 0.2em; margin-top: 1.8em; }
 .meta { color: #5b6675; margin-top: 0; }
+.warning { background: #fff4e0; border-left: 4px solid #d9822b; padding: 0.4em 0.8em; }
 nav a { margin-right: 1.2em; }
 table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.9em; }
 caption { text-align: left; color: #5b6675; padding-bottom: 0.3em; }
@@ -59,11 +61,13 @@ figcaption { font-size: 0.88em; color: #3c4654; margin-top: 0.4em; }
 
 def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
            title: str | None = None, pdf: str | os.PathLike | None = None,
-           overwrite: bool = False) -> Path:
+           overwrite: bool = False, separate: bool = False) -> Path:
     """Write the tail-analysis report of ``diagnostics`` to the HTML file ``out``.
 
     ``diagnostics``: "assimilate.diagnostics/1" Datasets or paths to Zarr stores holding
     them (a truth first reads best: later return-level figures also show its GPD estimate).
+    Inputs of different variables or units are refused (``ValueError``) unless
+    ``separate``, which draws every input on its own axes instead of overlaying them.
     ``pdf``: also write the figures, after a summary page, to this PDF. An existing ``out``
     or ``pdf`` is refused before any work unless ``overwrite``. Returns ``out``.
     """
@@ -77,10 +81,10 @@ def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
                                                 overwrite=overwrite))
         pdf_output = None if pdf is None else stack.enter_context(
             claim(pdf, kind="file", inputs=sources, overwrite=overwrite, option="--pdf"))
-        datasets = load(diagnostics)
+        datasets = _checked(load(diagnostics), separate)
         title = title or "Tail analysis: " + ", ".join(d.attrs["label"] for d in datasets)
         created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        found = _ordered(panels(datasets) + point_maps(datasets))
+        found = _ordered(panels(datasets, separate=separate) + point_maps(datasets))
         page = _page(datasets, found, title=title, created=created)
         with page_output.atomic() as scratch:
             scratch.write_text(page, encoding="utf-8")
@@ -89,19 +93,31 @@ def render(diagnostics: Source | Sequence[Source], out: str | os.PathLike, *,
     return Path(out)
 
 
-def panels(diagnostics: list[xr.Dataset]) -> list[Panel]:
-    """Every figure the data allows besides the per-point maps, in report order."""
-    found = [figures.histogram(diagnostics), figures.qq(diagnostics)]
+def panels(diagnostics: list[xr.Dataset], *, separate: bool = False) -> list[Panel]:
+    """Every figure the data allows besides the per-point maps, in report order.
+
+    Distributions overlay every input on one axes, unless ``separate``: then each input
+    gets its own, and return-level figures leave out the first input's curve."""
+    groups = [[d] for d in diagnostics] if separate else [diagnostics]
+    found = [figure(group) for figure in (figures.histogram, figures.qq) for group in groups]
     found += [extreme_figures.threshold_stability(d) for d in diagnostics]
-    found += [extreme_figures.return_levels(d, diagnostics[0]) for d in diagnostics]
+    found += [extreme_figures.return_levels(d, d if separate else diagnostics[0])
+              for d in diagnostics]
     found += [extreme_figures.series(d) for d in diagnostics]
     found += figures.field_maps(diagnostics, "exceedance_map")
     found += figures.field_maps(diagnostics, "temporal_maximum")
-    found.append(figures.spectrum(diagnostics))
+    found += [figures.spectrum(group) for group in groups]
     return [panel for panel in found if panel is not None]
 
 
-def plot(diagnostics: Source | Sequence[Source]) -> dict[str, Figure]:
+def _checked(datasets: list[xr.Dataset], separate: bool) -> list[xr.Dataset]:
+    if not separate:
+        check_compatible(datasets)
+    return datasets
+
+
+def plot(diagnostics: Source | Sequence[Source], *, separate: bool = False
+         ) -> dict[str, Figure]:
     """The report's figures without the page, keyed by their HTML ids, in report order.
 
     For notebooks: ``plot(diag)["return-levels"]`` displays one figure. Keys are the figure
@@ -109,8 +125,8 @@ def plot(diagnostics: Source | Sequence[Source]) -> dict[str, Figure]:
     ``exceedance-map``, ``temporal-maximum-map``, ``spectrum``), with ``-1``, ``-2`` ...
     for the second and later diagnostics' own figures of a kind.
     """
-    datasets = load(diagnostics)
-    found = _ordered(panels(datasets) + point_maps(datasets))
+    datasets = _checked(load(diagnostics), separate)
+    found = _ordered(panels(datasets, separate=separate) + point_maps(datasets))
     return {figure_id: panel.figure for figure_id, panel in zip(_ids(found), found)}
 
 
@@ -136,7 +152,9 @@ def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created
     header = (f"<h1>{html.escape(title)}</h1><p class='meta'>Created {created} by "
               f"assimilate.report from {len(datasets)} diagnostics (schema "
               f"assimilate.diagnostics/1).</p>{_nav(found, comparison, trend, points)}")
-    parts = [f"<header>{header}</header>",
+    notes = "".join(f"<p class='warning'>Warning: {html.escape(line)}</p>"
+                       for line in bound_warnings(datasets))
+    parts = [f"<header>{header}{notes}</header>",
              _section("Inputs", _table(tables.inputs(datasets), "inputs-table", None)),
              _section("Summary", _table(tables.summary(datasets), "summary-table",
                                         _SUMMARY_CAPTION))]
@@ -160,17 +178,21 @@ def _page(datasets: list[xr.Dataset], found: list[Panel], *, title: str, created
             f"<body>\n{body}\n</body></html>\n")
 
 
-_SUMMARY_CAPTION = ("4 significant digits; confidence intervals in brackets; return periods "
-                    "in years for calendar (datetime) data, else in the diagnostics' time "
-                    "units; — where a diagnostic holds no value.")
+_SUMMARY_CAPTION = ("4 significant digits, each with its units; an estimate's confidence "
+                    "interval as (95 % CI [lower, upper]) at the diagnostics' confidence "
+                    "level; quantiles are those of the whole record; return periods are "
+                    "those the diagnostics store, in years for calendar (datetime) data, else "
+                    "in the diagnostics' time units; — where a diagnostic holds no value.")
 _TREND_CAPTION = ("A GEV whose location moves linearly with the covariate (time in years "
                   "for calendar data), fitted to the same block maxima as the stationary "
                   "GEV; D = 2 (log-likelihood with trend − without), its p-value from χ² "
                   "with one degree of freedom; effective return levels are those of the "
                   "GEV at the covariate value 'at' (delta-method intervals).")
 _POINT_CAPTION = ("Fits at every spatial point (maps below): how many points have one, and "
-                  "the spread of each quantity over the points as its median [5 %, 95 % of "
-                  "points]; intervals at a point come from the delta method.")
+                  "the spread of each quantity over the points, its median and the range "
+                  "from its 5th to its 95th percentile over points (a spread, not a "
+                  "confidence interval); the last row names how intervals at a point are "
+                  "computed.")
 _COMPARISON_CAPTION = ("Ratios are relative errors |compared − reference| / |reference| "
                        "(0 is perfect); an exceedance ratio of 1 is perfect, below 1 means "
                        "too few extremes; NaN where a score does not apply.")

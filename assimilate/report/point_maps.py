@@ -40,7 +40,8 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
         shape = d["point_gev_shape"].sel(interval="estimate")
         missing = int(estimate.isnull().sum())
         gaps = (f" {missing} of {estimate.size} points have no fit (too few maxima or no "
-                "data) and are left blank." if missing else "")
+                "data) and are drawn light grey, marked \"no data / no fit\"." if missing
+                else "")
         title = (f"{significant(period)}-year return level" if units == "years"
                  else f"return level over {significant(period)} {units or 'time units'}")
         found.append(Panel("return-level-map", (
@@ -49,15 +50,15 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
             f"separately.{gaps}"),
             field_figure(estimate, title=f"{title}: {label}", label=value_label, cmap="viridis",
                          limits=_limits(estimate))))
+        method = d.attrs.get("point_interval_method", "not recorded")
         found.append(Panel("interval-width-map", (
-            f"Width of the {confidence} confidence interval of that return level (delta "
-            "method with the observed information at each point): where it is wide the map "
-            "above is uncertain."),
+            f"Width of the {confidence} confidence interval of that return level (interval "
+            f"method: {method}): where it is wide the map above is uncertain.{gaps}"),
             field_figure(width, title=f"{confidence} interval width: {label}", label=value_label,
                          cmap="magma", limits=_limits(width, zero=True))))
         scale = d["point_gev_scale"].sel(interval="estimate")
         found.append(Panel("scale-map", (
-            f"GEV scale σ at each point: {label}, the spread of the {block} maxima."),
+            f"GEV scale σ at each point: {label}, the spread of the {block} maxima.{gaps}"),
             field_figure(scale, title=f"GEV scale σ: {label}", label=value_label,
                          cmap="cividis", limits=_limits(scale, zero=True))))
         if "point_gev_trend" in d:
@@ -65,7 +66,7 @@ def point_maps(diagnostics: list[xr.Dataset]) -> list[Panel]:
         bound = max(float(np.nanmax(np.abs(shape.values), initial=0.0)), 0.1)
         found.append(Panel("shape-map", (
             f"GEV shape ξ at each point: {label}. ξ > 0 (red) is a heavy tail whose return "
-            "levels grow without bound; ξ < 0 (blue) a tail with an upper end."),
+            f"levels grow without bound; ξ < 0 (blue) a tail with an upper end.{gaps}"),
             field_figure(shape, title=f"GEV shape ξ: {label}", label="ξ", cmap="RdBu_r",
                          limits=(-bound, bound))))
     return found

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from assimilate.report.inputs import labelled, once_per_source
 from pde.io.store import open_store
 
 __all__ = [
@@ -23,12 +24,17 @@ __all__ = [
     "in_units",
     "interval",
     "load",
+    "per",
+    "period_units",
+    "physical",
     "quantity",
     "readable",
     "scalar",
     "series_name",
     "series_units",
     "significant",
+    "spread",
+    "with_interval",
 ]
 
 SCHEMA = "assimilate.diagnostics/1"
@@ -38,25 +44,22 @@ READABLE = {"dissipation": "dissipation rate", "spatial_maximum": "spatial maxim
             "total_variation": "total variation"}
 # Variables that may hold the peaks-over-threshold series when attrs["extremes_series"] is unset.
 SERIES_FALLBACK = ("dissipation", "total_variation", "spatial_maximum")
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 Source = xr.Dataset | str | os.PathLike
 
 
 def load(diagnostics: Source | Sequence[Source]) -> list[xr.Dataset]:
-    """Datasets in memory with attrs["label"] set and unique; paths are opened as Zarr."""
+    """Datasets in memory, each with attrs["label"] (see ``inputs.labelled``) and
+    attrs["store"] (the path or ``diagnostics[i]``); paths are opened as Zarr. An input
+    diagnosing the same source as a comparison input is left out: the comparison holds it."""
     if isinstance(diagnostics, xr.Dataset | str | os.PathLike):
         diagnostics = [diagnostics]
     items = list(diagnostics)
     if not items:
         raise ValueError("the report needs at least one diagnostics Dataset or Zarr path, got none")
-    loaded = [_load_one(item, index) for index, item in enumerate(items)]
-    seen: dict[str, int] = {}
-    for dataset in loaded:
-        label = dataset.attrs["label"]
-        seen[label] = seen.get(label, 0) + 1
-        if seen[label] > 1:  # two runs both called "emulator" must stay apart in legends
-            dataset.attrs["label"] = f"{label} ({seen[label]})"
-    return loaded
+    return labelled(once_per_source([_load_one(item, index)
+                                     for index, item in enumerate(items)]))
 
 
 def _load_one(item: Source, index: int) -> xr.Dataset:
@@ -73,7 +76,8 @@ def _load_one(item: Source, index: int) -> xr.Dataset:
                          "Datasets written by the diagnostics (attrs['schema'])")
     fallback = Path(item).stem if isinstance(item, str | os.PathLike) else f"diagnostic {index + 1}"
     dataset.attrs["label"] = str(dataset.attrs.get("label") or fallback)
-    dataset.attrs["index"] = index
+    dataset.attrs["store"] = str(item) if isinstance(item, str | os.PathLike) else \
+        f"diagnostics[{index}]"
     return dataset
 
 
@@ -131,13 +135,67 @@ def readable(name: str) -> str:
 
 
 def significant(value: float | None, digits: int = 4) -> str:
-    """``value`` to ``digits`` significant digits; "—" when absent, "NaN" when not a number."""
+    """``value`` to ``digits`` significant digits: plain decimals from 10⁻⁴ up to 10⁶
+    (whole numbers from 10^digits on), "7.754 × 10⁻⁵" beyond; "—" when absent, "NaN"
+    when not a number."""
     if value is None:
         return "—"
     value = float(value)
     if np.isnan(value):
         return "NaN"
-    return f"{value:.{digits}g}"
+    if value == 0 or np.isinf(value):
+        return f"{value:g}".replace("inf", "∞")
+    exponent = int(np.floor(np.log10(abs(value))))
+    if -4 <= exponent < digits:
+        return f"{value:.{digits}g}"
+    if digits <= exponent < 6:
+        return f"{value:.0f}"
+    mantissa = float(f"{value / 10.0 ** exponent:.{digits}g}")
+    if abs(mantissa) >= 10:  # rounding carried into the next power of ten
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:.{digits}g} × 10{str(exponent).translate(SUPERSCRIPT)}"
+
+
+def physical(value: float | None, units: str, digits: int = 4) -> str:
+    """``value`` with its units, "12.3 mm/day"; units only on a finite number."""
+    text = significant(value, digits)
+    return f"{text} {units}" if units and value is not None and np.isfinite(value) else text
+
+
+def with_interval(values: tuple | None, units: str = "", confidence: float = 0.95) -> str:
+    """"12.3 (95 % CI [10.1, 14.5]) mm/day": an estimate and its confidence interval."""
+    if values is None:
+        return "—"
+    estimate, lower, upper = (float(np.asarray(v)) for v in values)
+    if np.isnan(lower) and np.isnan(upper):
+        return physical(estimate, units)
+    unit = f" {units}" if units and np.isfinite(estimate) else ""
+    return (f"{significant(estimate)} ({confidence:.0%} CI [{significant(lower)}, "
+            f"{significant(upper)}]){unit}").replace("%", " %", 1)
+
+
+def spread(values: np.ndarray, units: str = "") -> str:
+    """The median of ``values`` over points and their 5th–95th percentile range, marked so
+    that it is never read as a confidence interval."""
+    finite = np.asarray(values, dtype=float).ravel()
+    finite = finite[np.isfinite(finite)]
+    if not finite.size:
+        return "—"
+    low, middle, high = np.quantile(finite, [0.05, 0.5, 0.95])
+    unit = f" {units}" if units else ""
+    return (f"median {significant(middle)}{unit}; {significant(low)} – {significant(high)}"
+            f"{unit} (5th–95th percentile over points)")
+
+
+def period_units(d: xr.Dataset, name: str = "return_period") -> str:
+    """Units of the return periods: the coordinate's own, else the diagnostics' time units."""
+    attrs = d[name].attrs if name in d.coords else {}
+    return str(attrs.get("units") or d.attrs.get("time_units") or "time units")
+
+
+def per(units: str) -> str:
+    """"year" for "years", as in "clusters per year"; other units as they are."""
+    return "year" if units == "years" else units
 
 
 def in_units(units: str) -> str:

@@ -206,7 +206,8 @@ def table(page: str, table_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def pair() -> tuple[xr.Dataset, xr.Dataset]:
-    emulator = kolmogorov("emulator", seed=2, tail=3.0, shape=0.35)
+    emulator = kolmogorov("emulator", seed=2, tail=3.0, shape=0.35).assign_attrs(
+        source="emulator.zarr")
     return with_comparison(kolmogorov("truth", seed=1), vorticity(2, 3.0)), emulator
 
 
@@ -248,12 +249,13 @@ def test_summary_table_holds_fitted_numbers(report: Path, pair) -> None:
     summary = table(report.read_text(), "summary-table")
     for dataset in pair:
         xi, lower, upper = dataset["gpd_shape"].values
-        assert f"{xi:.4g} [{lower:.4g}, {upper:.4g}]" in summary
+        assert f"{xi:.4g} (95 % CI [{lower:.4g}, {upper:.4g}])<" in summary
         assert f"{float(dataset['kurtosis']):.4g}" in summary
         assert f"<td>{int(dataset['n_clusters'])}</td>" in summary
         q999 = float(dataset["quantile"].sel(probability=0.999))
         assert f"{q999:.4g}" in summary
-    assert "<th>truth</th>" in summary and "<th>emulator</th>" in summary
+    assert "<th>truth (synthetic.zarr)</th>" in summary
+    assert "<th>emulator (emulator.zarr)</th>" in summary
     level = pair[0]["return_level"].sel(return_period=2.0, interval="estimate")
     assert "return level, T = 2 time units" in summary and f"{float(level):.4g}" in summary
 
@@ -316,12 +318,13 @@ def test_figures_are_skipped_without_their_data(tmp_path: Path) -> None:
 
 
 def test_first_figure_of_a_kind_keeps_the_plain_id(tmp_path: Path) -> None:
-    no_peaks = one_dimensional().drop_vars(["temporal_maximum", "exceedance_map"])
+    no_peaks = one_dimensional().drop_vars(["temporal_maximum", "exceedance_map"]).assign_attrs(
+        variable="vorticity", units="1/s")
     peaks = kolmogorov("with peaks", seed=5).drop_vars(
         ["temporal_maximum", "exceedance_map", "energy_spectrum"])
     page = render([no_peaks, peaks], tmp_path / "mixed.html").read_text()
     assert sorted(figures(page)) == ["histogram", "qq", "return-levels", "series"]
-    assert re.search(r"The dissipation rate of with peaks over time for 3 of 4 realisations "
+    assert re.search(r"The dissipation rate of with peaks \(synthetic\.zarr\) over time for 3 of 4 realisations "
                      r"\(those holding the largest peaks\), with \d+ of 48 detected", page)
 
 
@@ -330,7 +333,7 @@ def test_zarr_paths_are_read_and_bad_schemas_named(tmp_path: Path) -> None:
     one_dimensional().to_zarr(good)
     one_dimensional().assign_attrs(schema="other/2").to_zarr(bad)
     out = render([good], tmp_path / "from-zarr.html")
-    assert "<th>ks</th>" in table(out.read_text(), "summary-table")
+    assert "<th>ks (synthetic.zarr)</th>" in table(out.read_text(), "summary-table")
     with pytest.raises(ValueError, match=r"bad\.zarr: schema 'other/2'"):
         render([good, bad], tmp_path / "never.html")
     with pytest.raises(ValueError, match=r"schema None"):

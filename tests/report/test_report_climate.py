@@ -42,7 +42,7 @@ def test_the_readme_commands_render_maps_and_tables(precipitation: Path) -> None
         assert f"id='{figure}'" in html, figure
     for table in ("trend-table", "point-table"):
         assert f"id='{table}'" in html, table
-    assert "T = 2 years (GEV)" in html and "clusters per year" in html
+    assert "GEV return level, T = 2 years" in html and "clusters per year" in html
     assert re.search(r"20-year return level", html)
 
 
