@@ -164,7 +164,7 @@ def _truth_of(truth: Path, analysis: xr.Dataset) -> xr.DataArray:
 
 def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     """Diagnostics of the truth with the cycled analysis compared; report and figure."""
-    from assimilate.diagnostics import DiagnoseSettings, diagnose, summary
+    from assimilate.diagnostics import summary
     from assimilate.report import render
     from pde.io.store import open_store
 
@@ -174,19 +174,33 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
     window = f"steps 1..{analysis.sizes['time']} of held-out trajectory {CYCLED_TRAJECTORY}"
     print(f"\nExtreme-event diagnostics (Dask) of the truth over the cycled window ({window}), "
           "the controller's analysis compared; every point x is a realisation of the series:")
-    diagnostics = []
-    for label, field, compare in (("truth", true, {"analysis (controller)": analysis[variable]}),
-                                  ("analysis (controller)", analysis[variable], None)):
-        store = out / f"{NAME}-{label.split()[0]}.diag.zarr"
-        diagnostics.append(diagnose(field, DiagnoseSettings(dims=("time",)), label=label,
-                                    compare=compare, source=str(project / "analysis.zarr"),
-                                    out=store, overwrite=True))
+    diagnostics = truth_and_analysis(true, analysis[variable], str(truth),
+                                     str(project / "analysis.zarr"), out)
     print(summary(diagnostics[0]))
     print(_cycled_tails(analysis[variable], true))
     report = render(diagnostics, out / f"{NAME}-report.html",
                     title=f"Cycled assimilation of {NAME}: analysis against the truth",
                     overwrite=True)
     return report, plot_cycles(true, analysis[variable], out / f"{NAME}-cycling.png")
+
+
+def truth_and_analysis(truth: xr.DataArray, analysis: xr.DataArray, truth_source: str,
+                       analysis_source: str, out: Path) -> list[xr.Dataset]:
+    """Diagnostics of the truth (the analysis compared) and of the analysis, written to
+    ``out``: the truth first, then the analysis above the truth's threshold and at its
+    return periods, so that the report's two columns answer the same questions."""
+    from assimilate.diagnostics import DiagnoseSettings, diagnose
+
+    truth_diagnostics = diagnose(
+        truth, DiagnoseSettings(dims=("time",)), label="truth (simulated, held out)",
+        compare={"analysis (controller)": analysis}, source=truth_source,
+        out=out / f"{NAME}-truth.diag.zarr", overwrite=True)
+    same = DiagnoseSettings(dims=("time",),
+                            pot_threshold=float(truth_diagnostics["pot_threshold"]),
+                            return_periods=tuple(truth_diagnostics["return_period"].values))
+    return [truth_diagnostics, diagnose(
+        analysis, same, label="analysis (controller)", source=analysis_source,
+        out=out / f"{NAME}-analysis.diag.zarr", overwrite=True)]
 
 
 def _cycled_tails(analysis: xr.DataArray, truth: xr.DataArray) -> str:
