@@ -122,4 +122,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
              OUT(help="output HTML file"),
              option("--pdf", help="also write the figures to this PDF"),
              option("--title", help="report title"),
+             option("--separate", action="store_true",
+                    help="draw each input on its own axes: needed for inputs of different "
+                         "variables or units, which are otherwise refused"),
              OVERWRITE(help="replace an existing --out or --pdf file"))

@@ -19,7 +19,7 @@ __all__ = ["BOUNDED", "bound_warnings", "check_compatible", "labelled", "once_pe
 UNNAMED_SOURCES = {"", "the data"}  # what diagnose records when it was given no path
 # Variables with an interval dim in the variable's units: their lower bounds meet the floor.
 BOUNDED = ("return_level", "gev_return_level", "effective_return_level",
-           "point_gev_return_level", "point_gpd_return_level", "gev_location",
+           "point_gev_return_level", "point_return_level", "gev_location",
            "point_gev_location")
 
 

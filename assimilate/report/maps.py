@@ -21,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Colormap
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -95,10 +94,10 @@ def _image(field: xr.DataArray, *, title: str, label: str, cmap: str,
     field = field.transpose(row, column)
     figure = Figure(figsize=FIGURE_SIZE, layout="constrained")
     ax = figure.add_subplot()
-    mesh = ax.pcolormesh(_coordinate(field, column), _coordinate(field, row),
-                         np.ma.masked_invalid(field.values), cmap=_with_missing(cmap),
+    x, y = _coordinate(field, column), _coordinate(field, row)
+    _missing(ax, x, y, field)
+    mesh = ax.pcolormesh(x, y, np.ma.masked_invalid(field.values), cmap=cmap,
                          vmin=limits[0], vmax=limits[1], shading="auto")
-    _missing_legend(ax, field)
     ax.set(title=title, xlabel="longitude" if geographic else column,
            ylabel="latitude" if geographic else row)
     if not geographic:
@@ -120,10 +119,9 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
         ax = figure.add_subplot(projection=plate)
         _coastlines(ax, plate, float(np.ptp(x)) if x.size else 360.0)
         ax.set_facecolor("white")
+        _missing(ax, x, y, field, transform=plate)
         mesh = ax.pcolormesh(x, y, np.ma.masked_invalid(field.values), transform=plate,
-                             cmap=_with_missing(cmap), vmin=limits[0], vmax=limits[1],
-                             shading="auto")
-        _missing_legend(ax, field)
+                             cmap=cmap, vmin=limits[0], vmax=limits[1], shading="auto")
         _set_extent(ax, x, y, plate)
         ax.gridlines(draw_labels=["bottom", "left"], linewidth=0.3, color="0.4", alpha=0.6)
         ax.set_title(title)
@@ -133,15 +131,15 @@ def _cartopy_map(field: xr.DataArray, *, title: str, label: str, cmap: str,
     return figure
 
 
-def _with_missing(cmap: str) -> Colormap:
-    """``cmap`` drawing masked (NaN) cells in ``MISSING`` rather than leaving them clear."""
-    return colormaps[cmap].with_extremes(bad=MISSING)
-
-
-def _missing_legend(ax, field: xr.DataArray) -> None:
-    """A legend entry for the grey cells, when there are any."""
-    missing = int(np.isnan(np.asarray(field.values, dtype=float)).sum())
+def _missing(ax, x: np.ndarray, y: np.ndarray, field: xr.DataArray, **transform) -> None:
+    """The NaN cells of ``field`` in ``MISSING``, under the data, and a legend entry for
+    them when there are any. A layer of its own rather than the colour map's "bad" colour,
+    which cartopy needs transparent to wrap a global map."""
+    values = np.asarray(field.values, dtype=float)
+    missing = int(np.isnan(values).sum())
     if missing:
+        ax.pcolormesh(x, y, np.ma.masked_array(np.zeros_like(values), ~np.isnan(values)),
+                      cmap=ListedColormap([MISSING]), shading="auto", **transform)
         ax.legend(handles=[Patch(facecolor=MISSING, edgecolor="0.4", linewidth=0.5,
                                  label=f"no data / no fit ({missing} of {field.size} points)")],
                   loc="lower left", fontsize="x-small", framealpha=0.9).set_zorder(5)

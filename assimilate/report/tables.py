@@ -22,6 +22,7 @@ from assimilate.report.schema import (
     per,
     period_units,
     physical,
+    readable,
     scalar,
     series_name,
     series_units,
@@ -94,7 +95,10 @@ def summary(diagnostics: list[xr.Dataset]) -> Table:
 
 def _extremes_rows(diagnostics: list[xr.Dataset]) -> list[list[str]]:
     """Peaks over threshold, the GPD and the GEV with their return levels."""
-    rows = []
+    rows = [["series of the GPD and GEV fits",
+             *(readable(series_name(d)) if series_name(d) and ("gpd_shape" in d
+                                                           or "gev_shape" in d) else "—"
+               for d in diagnostics)]]
     for name, title in PEAKS:
         rows.append([title, *(_peak_cell(d, name) for d in diagnostics)])
     rows += _fit_rows(diagnostics, GPD_FITS)
