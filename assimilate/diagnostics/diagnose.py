@@ -133,6 +133,7 @@ def _diagnosed(data: Data, settings: DiagnoseSettings, compare: Mapping[str, Dat
         "tail_quantile": settings.tail_quantile, "confidence": settings.confidence,
         **extreme_attrs, **({} if settings.floor is None else {"floor": float(settings.floor)}),
         **point_attrs,
+        **({} if (bound := _lower_bound(out, settings)) is None else {"lower_bound": bound}),
     }
     return out
 
@@ -285,7 +286,14 @@ def _per_point(out: xr.Dataset, field: xr.DataArray, lay: Layout, settings: Diag
     extremes = dataclasses.replace(settings.extremes(), return_periods=periods)
     maps = gridded.fit_per_point(
         field if settings.floor is None else field.where(field >= settings.floor), extremes,
-        time=lay.time, space=lay.space, source=source)
+        time=lay.time, space=lay.space, source=source, lower_bound=_lower_bound(out, settings))
     with bar:
         maps = maps.compute()
     return out.merge(maps, compat="override"), dict(maps.attrs)
+
+
+def _lower_bound(out: xr.Dataset, settings: DiagnoseSettings) -> float | None:
+    """0 where no analysed value is negative (rain, wind speed), the bound that per-point
+    GEV levels' intervals respect; None where the data reach below 0."""
+    floor = settings.floor
+    return 0.0 if float(out["minimum"]) >= 0 or (floor is not None and floor >= 0) else None

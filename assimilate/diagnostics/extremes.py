@@ -39,6 +39,7 @@ from assimilate.diagnostics.fitting import (
     SMALL_SHAPE,
     check_sample,
     covariance,
+    delta_bounds,
     delta_variance,
     gev_negative_log_likelihood,
     gpd_excess,
@@ -280,8 +281,8 @@ def fit_gev(maxima: np.ndarray, confidence: float = 0.95, *,
                            float(result.fun) + len(x) * np.log(unit), confidence)
 
 
-def gev_return_levels(fit: ExtremeValueFit, block_length: float,
-                      periods: Sequence[float]) -> np.ndarray:
+def gev_return_levels(fit: ExtremeValueFit, block_length: float, periods: Sequence[float],
+                      *, lower_bound: float | None = None) -> np.ndarray:
     """``(len(periods), 3)``: estimate, lower, upper of the GEV return level per period.
 
     A period T (time units) is the upper quantile with probability ``block_length / T``;
@@ -289,6 +290,8 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
     the observed information (Coles 2001, sec. 3.3.3): a profile over the return level
     with two nuisance parameters and a moving support is not reliably optimised, and the
     peaks-over-threshold levels, which carry profile intervals, are the primary estimate.
+    With the variable's physical ``lower_bound`` L (0 for rain) the delta method is taken
+    on log(z_T - L), so that no bound falls below L (``fitting.delta_bounds``).
     """
     out = np.full((len(periods), 3), np.nan)
     centre, unit = fit.data.mean(), fit.data.std()
@@ -298,6 +301,7 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
     parameter_covariance = covariance(hessian(lambda q: gev_negative_log_likelihood(z, *q),
                                               theta))
     width = stats.norm.isf(0.5 * (1.0 - fit.confidence))
+    floor = None if lower_bound is None else (lower_bound - centre) / unit  # standardised
     for i, period in enumerate(periods):
         p = block_length / float(period)
         if not 0 < p < 1:
@@ -307,7 +311,5 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float,
             return float(stats.genextreme.isf(p, -q[2], q[0], q[1]))
 
         spread = float(np.sqrt(max(delta_variance(level, theta, parameter_covariance), 0.0)))
-        estimate = level(theta)
-        out[i] = centre + unit * np.array([estimate, estimate - width * spread,
-                                           estimate + width * spread])
+        out[i] = centre + unit * delta_bounds(level(theta), spread, width, floor)
     return out

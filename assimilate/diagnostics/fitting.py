@@ -20,7 +20,8 @@ per-point fits of maps (:mod:`assimilate.diagnostics.pointwise`) and the GEV wit
   ``gpd_start``; Hosking, Wallis & Wood, Technometrics 27, 1985);
 - intervals: ``profile_bounds`` (profile likelihood, Coles 2001, ch. 2.6 and 4.3), and the
   delta method with the observed information (Coles 2001, sec. 3.3.3): ``hessian``,
-  ``covariance``, ``delta_variance``, ``delta_intervals``;
+  ``covariance``, ``delta_variance``, ``delta_intervals``, ``delta_bounds`` (on
+  the log scale of a positive quantity);
 - quantiles: ``gev_quantile`` and ``gpd_excess``.
 """
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import optimize, special, stats
@@ -39,6 +40,7 @@ __all__ = [
     "best_minimum",
     "check_sample",
     "covariance",
+    "delta_bounds",
     "delta_intervals",
     "delta_variance",
     "gev_negative_log_likelihood",
@@ -285,11 +287,16 @@ def _gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5) 
 
 def delta_intervals(nll: NegativeLogLikelihood, theta: np.ndarray,
                     level: Callable[[np.ndarray], np.ndarray], width: float,
-                    extra_spread: np.ndarray | float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                    extra_spread: np.ndarray | float = 0.0, *, positive: Sequence[int] = (),
+                    level_floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Delta-method intervals of the parameters and of ``level(theta)`` ``(period,)``:
     ``(parameter, 3)`` and ``(period, 3)`` of estimate, lower, upper, ``width`` standard
     errors apart (``extra_spread`` adds independent spread to the levels); NaN bounds where
-    the observed information is not finite or not positive."""
+    the observed information is not finite or not positive.
+
+    The parameters indexed by ``positive`` (scales) and, with ``level_floor``, the levels'
+    distances above it are treated on the log scale (``delta_bounds``), so that their
+    intervals never cross zero or the floor."""
     estimate = level(theta)
     information = hessian(nll, theta)
     found = covariance(information) if np.isfinite(information).all() else None
@@ -299,9 +306,32 @@ def delta_intervals(nll: NegativeLogLikelihood, theta: np.ndarray,
         variance = delta_variance(level, theta, found)  # (period,)
         spread = np.sqrt(np.where(np.diag(found) >= 0, np.diag(found), np.nan))
         level_spread = np.sqrt(np.where(variance >= 0, variance, np.nan) + extra_spread**2)
-    return (np.stack([theta, theta - width * spread, theta + width * spread], axis=-1),
-            np.stack([estimate, estimate - width * level_spread,
-                      estimate + width * level_spread], axis=-1))
+    floors = np.full(len(theta), np.nan)
+    floors[list(positive)] = 0.0
+    return (delta_bounds(theta, spread, width, floors),
+            delta_bounds(estimate, level_spread, width, level_floor))
+
+
+def delta_bounds(estimate: np.ndarray, spread: np.ndarray, width: float,
+                 floor: float | np.ndarray | None = None) -> np.ndarray:
+    """``(*shape, 3)``: estimate, lower, upper of normal intervals ``width`` standard
+    errors ``spread`` wide; where ``floor`` is a number (not None or NaN), the delta method
+    on log(estimate - floor): se(log d) = se / d for d = estimate - floor, and the interval
+    floor + d exp(-+ width se / d), which stays above the floor (NaN bounds where d <= 0).
+
+    Why: the plain interval is symmetric, and for a long return level of a heavy tail its
+    lower bound can fall below a physical bound (negative rain); on the log scale the
+    interval is asymmetric like the likelihood's, at no extra cost."""
+    estimate, spread = np.asarray(estimate, dtype=np.float64), np.asarray(spread, np.float64)
+    plain = np.stack([estimate, estimate - width * spread, estimate + width * spread], -1)
+    if floor is None:
+        return plain
+    floor = np.broadcast_to(np.asarray(floor, dtype=np.float64), estimate.shape)
+    above = estimate - floor
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.exp(width * spread / np.where(above > 0, above, np.nan))
+        logged = np.stack([estimate, floor + above / factor, floor + above * factor], -1)
+    return np.where(np.isnan(floor)[..., None], plain, logged)
 
 
 # --- quantiles -----------------------------------------------------------------------------

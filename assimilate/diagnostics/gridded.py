@@ -33,8 +33,22 @@ of a return level gives its interval. POT return levels add the Poisson variance
 cluster rate, var(lambda) = lambda / duration (Coles' binomial zeta_u). Profile-likelihood
 intervals, which ``fit_gev``/``fit_gpd`` give one series, cost a constrained optimisation
 per bound and parameter (some twenty fits per point): too slow for thousands of points,
-and the delta method is the usual choice for maps. Its intervals are symmetric, so they
-understate the upper uncertainty of long return levels of heavy tails. Points whose fit
+and the delta method is the usual choice for maps. Plain delta intervals are symmetric
+and cross the support (negative 100-year rain at 33 of the example's 512 points), so
+positive quantities are taken on the log scale (``fitting.delta_bounds``): the scales
+(log sigma), the POT level's excess over the threshold, e_T = x_T - u, and, with
+``lower_bound`` L (0 for rain; ``diagnose`` passes 0 when no analysed value is
+negative), the GEV level's height z_T - L, each as d exp(-+w se(d) / d), at no extra
+cost; without L the GEV levels keep the plain interval (``point_interval_method``).
+Measured on 300 points of 30 years of iid daily rain with known levels (65 % dry, wet
+days 1 mm plus a GPD excess, shape 0.1; three seeds; ``tests/diagnostics/
+test_point_intervals.py``), 90 % intervals cover the truth at: GPD 0.87-0.89 (20 years)
+and 0.86-0.89 (100 years), as the plain delta (0.87-0.89); GEV of 30 annual maxima
+0.82-0.84 at 20 and 100 years, against 0.80-0.83 for the plain delta: still short of
+0.9, by misses above the upper bound. The GEV profile-likelihood interval reaches 0.87-0.90
+but costs ~200 ms per point and return period (a point's two fits: 20-25 ms), a
+parametric bootstrap a hundred fits per point; both are out of a map's budget, and the
+GPD levels, the better-covered, are the maps' primary estimate. Points whose fit
 is unsupported (fewer than ``fitting.MIN_PEAKS`` maxima or clusters, all-NaN points such
 as ocean in a land field, equal values, an optimiser that fails) are NaN, never an error;
 ``count_unfitted`` counts them by cause. A point whose likelihood is not smooth at the
@@ -49,6 +63,7 @@ fields larger than memory (``benchmarks/diagnostics.py --sections gridded``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -81,7 +96,8 @@ SIGNIFICANCE = 0.05  # the level at which per-point trend tests are counted
 
 def fit_per_point(field: xr.DataArray, settings: ExtremeSettings | None = None, *,
                   time: str = "time", space: Sequence[str], source: str = "the data",
-                  chunk_bytes: int = CHUNK_BYTES) -> xr.Dataset:
+                  chunk_bytes: int = CHUNK_BYTES,
+                  lower_bound: float | None = None) -> xr.Dataset:
     """GEV and GPD fits at every point of ``field`` (dims ``time``, ``space`` and any
     realisation dims, in any order), lazy.
 
@@ -96,11 +112,14 @@ def fit_per_point(field: xr.DataArray, settings: ExtremeSettings | None = None, 
     test's p-value (about 0.03 s more per point). Returns the variables of
     ``pointwise.OUTPUTS`` with dims ``(*space, interval)``, ``(return_period, *space,
     interval)`` or ``space``, backed by Dask; see the module docstring for the method.
-    ``settings`` default to ``MapSettings()``.
+    ``settings`` default to ``MapSettings()``. ``lower_bound``: the variable's physical
+    lower bound (0 for precipitation), which the GEV levels' intervals then respect.
     """
     settings = settings or MapSettings()
     realisation = _check(field, time, space, settings, source)
     plan, units, label, block_length = _plan(field, time, space, realisation, settings, source)
+    plan = dataclasses.replace(plan, lower_bound=None if lower_bound is None
+                               else float(lower_bound))
     data = _rechunked(field.transpose(*space, *realisation, time), len(space), chunk_bytes)
     core = [*realisation, time]
     results = xr.apply_ufunc(
@@ -117,9 +136,18 @@ def fit_per_point(field: xr.DataArray, settings: ExtremeSettings | None = None, 
                  "point_pot_quantile": settings.pot_quantile,
                  "point_run_length": settings.run_length or f"decorrelation, at most "
                                                             f"{plan.max_run_length} steps",
-                 "point_interval_method": "delta", "point_time_units": units,
-                 "point_realisation_dims": ", ".join(map(str, realisation))}
+                 "point_interval_method": _interval_method(lower_bound),
+                 "point_time_units": units,
+                 "point_realisation_dims": ", ".join(map(str, realisation)),
+                 **({} if lower_bound is None else {"point_lower_bound": float(lower_bound)})}
     return out
+
+
+def _interval_method(lower_bound: float | None) -> str:
+    """The ``point_interval_method`` attribute: what was taken on the log scale."""
+    if lower_bound is None:
+        return "delta method on log scale (scales; GPD excess); GEV level plain"
+    return f"delta method on log scale (scales; GPD excess; GEV level above {lower_bound:g})"
 
 
 def _plan(field: xr.DataArray, time: str, space: Sequence[str], realisation: tuple[str, ...],

@@ -6,7 +6,9 @@ it takes the block maxima of all the chunk's points at once (``np.fmax.reduceat`
 the runs of steps sharing a block), then fits each point on its own, with the fitter of
 :mod:`assimilate.diagnostics.fitting`: a GEV of the block maxima and a GPD of the peaks
 over the point's own threshold, both started from L-moments and given delta-method
-intervals, and with a ``PointPlan.trend_covariate`` the GEV with a trend in location.
+intervals (on the log scale for scales and for return levels above their bound: the
+GPD's threshold, the GEV's ``PointPlan.lower_bound``), and with a
+``PointPlan.trend_covariate`` the GEV with a trend in location.
 Points whose fit is unsupported are NaN, never an error.
 """
 
@@ -62,6 +64,7 @@ class PointPlan:
     max_run_length: int
     width: float  # standard normal quantile of the two-sided interval
     trend_covariate: np.ndarray | None = None  # per kept block: its start in years (trend)
+    lower_bound: float | None = None  # the variable's physical lower bound (0: rain), if any
 
     @property
     def outputs(self) -> dict[str, tuple[str, ...]]:
@@ -137,7 +140,9 @@ def _decorrelation(x: np.ndarray, cap: int) -> int:
 
 
 def _gev(maxima: np.ndarray, plan: PointPlan) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(location, scale, shape) x (estimate, lower, upper)`` and ``(period, 3)`` levels."""
+    """``(location, scale, shape) x (estimate, lower, upper)`` and ``(period, 3)`` levels;
+    delta-method intervals, the scale's on the log scale, the levels' on the log scale of
+    their height above ``plan.lower_bound`` where one is known."""
     if len(maxima) < MIN_PEAKS or np.ptp(maxima) == 0:
         return None
     centre, unit = maxima.mean(), maxima.std()
@@ -149,9 +154,11 @@ def _gev(maxima: np.ndarray, plan: PointPlan) -> tuple[np.ndarray, np.ndarray] |
     theta = best_minimum(nll, gev_start(z), np.array([-0.45, 0.78, 0.0]))  # Gumbel moments
     if theta is None:
         return None
+    # log(z_T - L) above a known lower bound L, in standardised units
+    floor = None if plan.lower_bound is None else (plan.lower_bound - centre) / unit
     parameters, levels = delta_intervals(nll, theta,
                                          lambda p: gev_quantile(p, plan.block_probability),
-                                         plan.width)
+                                         plan.width, positive=(1,), level_floor=floor)
     parameters[:2] *= unit
     parameters[0] += centre
     return parameters, centre + unit * levels
@@ -160,7 +167,8 @@ def _gev(maxima: np.ndarray, plan: PointPlan) -> tuple[np.ndarray, np.ndarray] |
 def _gpd(excesses: np.ndarray, rate: float, duration: float,
          plan: PointPlan) -> tuple[np.ndarray, np.ndarray] | None:
     """``(shape, scale) x (estimate, lower, upper)`` and ``(period, 3)`` return levels
-    above the threshold (x_T - u)."""
+    above the threshold (x_T - u); delta-method intervals of the scale and of the excess
+    x_T - u on the log scale, the cluster rate's Poisson spread included."""
     if len(excesses) < MIN_PEAKS or np.ptp(excesses) == 0:
         return None
     unit = excesses.mean()
@@ -176,7 +184,9 @@ def _gpd(excesses: np.ndarray, rate: float, duration: float,
     m = np.where(m > 1.0, m, np.nan)  # fewer than one cluster expected: no level above u
     # the cluster rate is estimated too: d x_T / d lambda = sigma T m^(xi - 1)
     rate_spread = theta[1] * plan.periods * m ** (theta[0] - 1.0) * math.sqrt(rate / duration)
+    # the excess x_T - u > 0 on the log scale: never below the threshold
     parameters, levels = delta_intervals(nll, theta, lambda p: gpd_excess(p[0], p[1], m),
-                                         plan.width, rate_spread)
+                                         plan.width, rate_spread, positive=(1,),
+                                         level_floor=0.0)
     parameters[1] *= unit
     return parameters, unit * levels

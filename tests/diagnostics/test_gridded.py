@@ -106,7 +106,9 @@ def test_return_levels_are_the_model_quantiles_at_the_fit(daily) -> None:
             e, lo, hi = (values.sel(interval=k).values for k in ("estimate", "lower", "upper"))
             assert (np.isfinite(lo) & (lo < e) & (e < hi)).all(), name
     assert result.attrs["point_block"] == "year"
-    assert result.attrs["point_interval_method"] == "delta"
+    assert result.attrs["point_interval_method"] == \
+        "delta method on log scale (scales; GPD excess); GEV level plain"
+    assert "point_lower_bound" not in result.attrs
 
 
 def test_building_the_result_computes_nothing() -> None:
