@@ -76,11 +76,19 @@ ANALYSIS = (
                             "(default: dissipation or the spatial maximum)"),
     option("--pot-quantile", type=float, default=0.9,
            help="peaks-over-threshold threshold as a quantile of the series"),
-    option("--run-length", type=positive,
-           help="declustering run length in steps (default: decorrelation time)"),
+    option("--run-length", metavar="DURATION",
+           help="declustering run length: a duration (2D, 36h, 1W) for datetime data, a "
+                "number in the time coordinate's units otherwise, or none (0) to keep every "
+                "exceedance (default: chosen from the data by the intervals estimator of the "
+                "extremal index, Ferro & Segers 2003)"),
+    option("--season", choices=("DJF", "MAM", "JJA", "SON"),
+           help="analyse one season of datetime data: the GEV of each year's maximum within "
+                "it (December with the next January), peaks within it; rates stay per year"),
     option("--block-steps", type=positive, help="block length in steps (GEV)"),
     option("--block", choices=("year", "season", "month"),
-           help="calendar block of the block maxima for datetime data (default: year)"),
+           help="calendar block of the block maxima for datetime data (default: year); "
+                "season pools the maxima of all four seasons into one GEV (one season alone: "
+                "--season)"),
     option("--return-periods", type=periods, metavar="T,T,...",
            help="return periods: years for datetime data (default 2,5,10,20,50,100), else "
                 "the time coordinate's units"),

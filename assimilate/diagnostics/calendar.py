@@ -6,12 +6,20 @@ block maxima are taken over calendar blocks (``year``, ``season`` or ``month``) 
 than over a fixed number of steps. Seasons are meteorological: DJF, MAM, JJA, SON, with
 December counted in the DJF of the following January. A block is kept only when it holds
 at least ``MIN_COVERAGE`` of the steps a full block of its kind holds, so a record that
-starts in July gives no maximum for its first, half-observed year.
+starts in July gives no maximum for its first, half-observed year. A ``season`` restricts
+an analysis to one of the four: its blocks are that season of each year.
+
+Declustering run lengths are durations here (``run_length_steps``): ``2D``, ``36h``, ``1W``
+(``pandas.to_timedelta``) on a calendar axis, a number in the coordinate's units on a
+numeric one, ``none`` or 0 for no declustering.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 __all__ = [
@@ -23,10 +31,17 @@ __all__ = [
     "CalendarBlocks",
     "blocks",
     "check_block",
+    "check_season",
     "check_time",
     "date",
     "decimal_years",
+    "describe_steps",
+    "exceedance_years",
+    "in_season",
     "is_calendar",
+    "month_count",
+    "parse_run_length",
+    "run_length_steps",
     "step_years",
     "time_step",
 ]
@@ -122,7 +137,8 @@ class CalendarBlocks:
     block's steps, and ``start`` their first dates.
     """
 
-    def __init__(self, time: xr.DataArray, block: str, source: str = "the data") -> None:
+    def __init__(self, time: xr.DataArray, block: str, source: str = "the data",
+                 season: str | None = None) -> None:
         if block not in BLOCKS:
             raise ValueError(f"block must be one of {', '.join(BLOCKS)} for calendar time, "
                              f"got '{block}'")
@@ -139,6 +155,9 @@ class CalendarBlocks:
         labels, counts = np.unique(self.label, return_counts=True)
         span_days = float(_days(time)[-1]) if time.size > 1 else 0.0
         self.kept = labels[counts >= MIN_COVERAGE * np.floor(full)]
+        if season is not None:  # one block a year: that season's (label % 4 numbers seasons)
+            self.kept = self.kept[self.kept % 4 == SEASONS.index(season)]
+            self.block, self.per_year, block = season, 1, season
         if len(self.kept) == 0:
             raise ValueError(f"a {block} block is longer than the record of {source} "
                              f"({time.size} steps over {span_days:.0f} days from "
@@ -152,7 +171,7 @@ class CalendarBlocks:
 
     @property
     def period(self) -> float:
-        """One block, in years."""
+        """One block, in years (a season of each year: one year)."""
         return 1.0 / self.per_year
 
     def maxima(self, series: np.ndarray) -> np.ndarray:
@@ -169,6 +188,113 @@ class CalendarBlocks:
         return out
 
 
-def blocks(time: xr.DataArray, block: str, source: str = "the data") -> CalendarBlocks:
-    """The complete ``block`` blocks (``year``, ``season``, ``month``) of ``time``."""
-    return CalendarBlocks(time, block, source)
+def blocks(time: xr.DataArray, block: str, source: str = "the data",
+           season: str | None = None) -> CalendarBlocks:
+    """The complete ``block`` blocks (``year``, ``season``, ``month``) of ``time``; with a
+    ``season`` (``block`` then ``season``), only that season of each year."""
+    return CalendarBlocks(time, block, source, season)
+
+
+# --- seasons ---------------------------------------------------------------------------------
+
+
+def check_season(time: xr.DataArray | None, season: str | None, source: str) -> None:
+    """Refuse a ``season`` on a time axis that holds no dates."""
+    if season is not None and (time is None or not is_calendar(time)):
+        name = "none" if time is None else time.name
+        raise ValueError(f"season '{season}' needs a calendar (datetime) time axis, but "
+                         f"'{name}' of {source} is not one")
+
+
+def in_season(time: xr.DataArray, season: str) -> np.ndarray:
+    """Per step of a calendar ``time``, whether it falls in ``season`` (DJF, MAM, JJA, SON)."""
+    return (time.dt.month.values.astype(np.int64) % 12) // 3 == SEASONS.index(season)
+
+
+def month_count(time: xr.DataArray) -> np.ndarray:
+    """Per step of a calendar ``time``, its month as 12 * year + month - 1."""
+    return 12 * time.dt.year.values.astype(np.int64) + time.dt.month.values.astype(np.int64) - 1
+
+
+def exceedance_years(months: np.ndarray, above: np.ndarray) -> np.ndarray:
+    """Per step, a year label, years beginning on the first of the calendar month in which
+    ``above`` ``(realisation, time)`` is least often true.
+
+    Inter-exceedance times are counted within these years only (``extremes.
+    inter_exceedance_times``): the gap from one summer's heat to the next is the off-season,
+    not a wait between independent clusters (the ``blocks`` of extRemes' intervals
+    estimator, chosen here from the data so that summer and winter extremes both work).
+    ``months``: ``month_count`` of the time axis.
+    """
+    per_step = np.atleast_2d(above).sum(axis=0)
+    quiet = int(np.argmin(np.bincount(months % 12, weights=per_step, minlength=12)))
+    return (months - quiet) // 12
+
+
+# --- run lengths -----------------------------------------------------------------------------
+
+
+def parse_run_length(value: str | float | None) -> float | pd.Timedelta | None:
+    """A declustering run length: None (choose it from the data), 0.0 (``none``: no
+    declustering), a number of time units >= 0, or a duration (``2D``, ``36h``, ``1W``)."""
+    allowed = "a duration such as 2D, 36h or 1W, a number >= 0 in the time units of the axis, " \
+              "or none (0)"
+    if value is None:
+        return None
+    text = value.strip() if isinstance(value, str) else None
+    if text is not None and text.lower() == "none":
+        return 0.0
+    try:
+        number = float(value)  # a bare number, given as one or as text
+    except (TypeError, ValueError):
+        number = None
+    if number is not None and not isinstance(value, bool):
+        if np.isfinite(number) and number >= 0:
+            return number
+        raise ValueError(f"run_length must be {allowed}; got {value!r}")
+    try:
+        with warnings.catch_warnings():  # pandas deprecates some spellings ("2d")
+            warnings.simplefilter("ignore")
+            duration = pd.to_timedelta(text) if text else None
+    except (ValueError, OverflowError):
+        duration = None
+    if duration is None or pd.isna(duration) or duration < pd.Timedelta(0):
+        raise ValueError(f"run_length must be {allowed}; got {value!r}")
+    return duration
+
+
+def run_length_steps(value: str | float | None, time: xr.DataArray | None,
+                     source: str = "the data") -> int | None:
+    """``value`` (see ``parse_run_length``) in steps of ``time``, rounded to the nearest
+    step; None stays None. A duration needs a calendar axis, a positive number a plain one
+    (its units; steps without a coordinate)."""
+    parsed = parse_run_length(value)
+    if parsed is None:
+        return None
+    name, dated = ("none" if time is None else time.name), time is not None and is_calendar(time)
+    if isinstance(parsed, pd.Timedelta):
+        if not dated:
+            raise ValueError(f"run length {value!r} is a duration, but time '{name}' of "
+                             f"{source} holds no dates: give a number in its units, or none")
+        steps = parsed / pd.Timedelta(days=1) / (step_years(time) * DAYS_PER_YEAR)
+    elif parsed > 0 and dated:
+        raise ValueError(f"time '{name}' of {source} holds dates: give the run length as a "
+                         f"duration (2D, 36h, 1W) or none, got {value!r}")
+    else:
+        steps = parsed / time_step(time)[0]
+    rounded = int(np.floor(steps + 0.5))
+    if rounded == 0 and steps > 0:
+        raise ValueError(f"run length {value!r} is shorter than half a time step of "
+                         f"'{name}' in {source}; give at least one step, or none")
+    return rounded
+
+
+def describe_steps(steps: int, time: xr.DataArray | None) -> str:
+    """``steps`` of ``time`` as a duration in words: "2 days", "6 hours", "0.5 time units"."""
+    if time is None or not is_calendar(time):
+        step, units = time_step(time)
+        return f"{steps * step:g} {units}"
+    days = steps * step_years(time) * DAYS_PER_YEAR
+    if 0 < days < 1:
+        return f"{days * 24:.4g} hours"
+    return f"{days:.4g} day" + ("" if days == 1 else "s")

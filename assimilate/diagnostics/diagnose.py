@@ -146,14 +146,20 @@ def _check(field: xr.DataArray, lay: Layout, settings: DiagnoseSettings, source:
                          "(name them with --dims TIME,SPACE...)")
     coordinate = field[lay.time] if lay.time in field.coords else None
     calendar.check_block(coordinate, settings.block, source)
+    calendar.check_season(coordinate, settings.season, source)
+    if coordinate is not None:
+        calendar.check_time(coordinate, source)
+    if lay.time:  # a run length this time axis cannot read is refused before the pass
+        calendar.run_length_steps(settings.run_length, coordinate, source)
     if coordinate is None:
         return
-    calendar.check_time(coordinate, source)
     if settings.trend and calendar.is_calendar(coordinate) and settings.block_steps is None:
-        years = len(calendar.blocks(coordinate, settings.block or "year", source).kept)
+        block = settings.season or settings.block or "year"
+        years = len(calendar.blocks(coordinate, "season" if settings.season else block, source,
+                                    settings.season).kept)
         if years < MIN_TREND_BLOCKS:
-            raise ValueError(f"{source} holds {years} complete {settings.block or 'year'} "
-                             f"blocks; a trend needs at least {MIN_TREND_BLOCKS}")
+            raise ValueError(f"{source} holds {years} complete {block} blocks; a trend needs "
+                             f"at least {MIN_TREND_BLOCKS}")
 
 
 # --- before the pass -----------------------------------------------------------------------

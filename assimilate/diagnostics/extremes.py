@@ -1,8 +1,9 @@
 """Extreme-value statistics of time series: peaks over threshold and block maxima.
 
 Peaks over threshold (POT): exceedances of a high threshold u are declustered by the runs
-method (a run of ``run_length`` or more values at or below u ends a cluster) and the cluster
-maxima are modelled by a generalised Pareto distribution (GPD) of the excess y = x - u,
+method (a run of ``run_length`` or more values at or below u ends a cluster; 0: every
+exceedance its own cluster) and the cluster maxima are modelled by a generalised Pareto
+distribution (GPD) of the excess y = x - u,
 
     P(Y > y) = (1 + xi y / sigma)^(-1/xi)     (exp(-y / sigma) when xi = 0),
 
@@ -21,6 +22,11 @@ the delta method (see ``gev_return_levels``).
 The T-return level is the level exceeded on average once every T time units: for POT with
 cluster rate lambda (clusters per time unit), x_T = u + sigma / xi ((lambda T)^xi - 1);
 for blocks of length B, the GEV quantile with exceedance probability B / T.
+
+The default run length is chosen from the data by the intervals estimator of the extremal
+index (Ferro & Segers, "Inference for clusters of extreme values", J. R. Statist. Soc. B
+65, 2003; ``intervals_declustering``) rather than from the autocorrelation, which a
+seasonal cycle stretches to months.
 
 The likelihoods, the optimiser and the interval machinery are those of
 :mod:`assimilate.diagnostics.fitting`, which the per-point fits of maps share.
@@ -59,6 +65,9 @@ __all__ = [
     "fit_gpd",
     "gev_return_levels",
     "gpd_return_levels",
+    "inter_exceedance_times",
+    "intervals_declustering",
+    "intervals_estimate",
     "peaks_over_threshold",
 ]
 
@@ -133,10 +142,11 @@ def peaks_over_threshold(series: np.ndarray, threshold: float, run_length: int,
     """Cluster maxima of ``series`` ``(realisation, time)`` above ``threshold`` (runs method).
 
     Clusters never span two realisations. ``time_step`` converts steps to time units.
+    ``run_length`` 0 makes every exceedance its own cluster; NaN never exceeds.
     """
     x = np.atleast_2d(np.asarray(series, dtype=np.float64))
-    if run_length < 1:
-        raise ValueError(f"run_length must be >= 1 step, got {run_length}")
+    if run_length < 0:
+        raise ValueError(f"run_length must be >= 0 steps, got {run_length}")
     finite = x[np.isfinite(x)]
     if finite.size == 0:
         raise ValueError(f"{name} holds no finite values")
@@ -160,6 +170,64 @@ def peaks_over_threshold(series: np.ndarray, threshold: float, run_length: int,
     duration = x.shape[0] * x.shape[1] * time_step
     return Peaks(np.array(values), np.array(times, dtype=np.int64),
                  np.array(rows, dtype=np.int64), float(threshold), n_exceedances, duration)
+
+
+def inter_exceedance_times(series: np.ndarray, threshold: float,
+                           segments: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
+    """Steps between consecutive exceedances of ``threshold`` in ``series`` ``(realisation,
+    time)``: ``(times, n_exceedances, n_stretches)``.
+
+    A gap is counted only between exceedances of one realisation and one segment
+    (``segments``: a label per time step, e.g. the years of a seasonal record, so that the
+    months with no extremes between two summers are not one long gap); ``n_stretches``
+    counts the (realisation, segment) pairs holding an exceedance.
+    """
+    x = np.atleast_2d(np.asarray(series, dtype=np.float64))
+    labels = np.zeros(x.shape[1], dtype=np.int64) if segments is None else np.asarray(segments)
+    times, n_exceedances, n_stretches = [], 0, 0
+    with np.errstate(invalid="ignore"):
+        for line in x:
+            above = np.flatnonzero(line > threshold)
+            same = labels[above[1:]] == labels[above[:-1]]
+            times.append(np.diff(above)[same])
+            n_exceedances += len(above)
+            n_stretches += len(above) - int(same.sum())
+    return np.concatenate(times), n_exceedances, n_stretches
+
+
+def intervals_estimate(times: np.ndarray) -> float:
+    """The intervals estimator of the extremal index from inter-exceedance ``times`` (steps).
+
+    Ferro & Segers (2003, eq. 4), with T_i the m times:
+    theta = min(1, 2 (sum T_i)^2 / (m sum T_i^2)) when every T_i <= 2, else
+    theta = min(1, 2 (sum (T_i - 1))^2 / (m sum (T_i - 1)(T_i - 2))), which is unbiased for
+    the limiting cluster law; NaN without a time.
+    """
+    t = np.asarray(times, dtype=np.float64)
+    if t.size == 0:
+        return float("nan")
+    if t.max() <= 2:
+        return float(min(1.0, 2.0 * t.sum() ** 2 / (t.size * (t**2).sum())))
+    return float(min(1.0, 2.0 * (t - 1).sum() ** 2 / (t.size * ((t - 1) * (t - 2)).sum())))
+
+
+def intervals_declustering(series: np.ndarray, threshold: float,
+                           segments: np.ndarray | None = None) -> tuple[int, float]:
+    """``(run_length, theta)``: the estimated extremal index and the run length (steps) that
+    declusters ``series`` ``(realisation, time)`` into about theta N clusters.
+
+    Ferro & Segers (2003, sec. 5): of N exceedances, the C - 1 largest inter-exceedance
+    times separate clusters, C = floor(theta N) + 1; the runs method does that with the run
+    length T_(C), the C-th largest time (ties merge, giving fewer clusters). Each
+    (realisation, segment) stretch opens its own cluster, so C less their number of the
+    times are taken. 0 (no declustering) where theta N clusters need every gap.
+    """
+    times, n, n_stretches = inter_exceedance_times(series, threshold, segments)
+    theta = intervals_estimate(times)
+    splits = int(np.floor((1.0 if np.isnan(theta) else theta) * n)) + 1 - n_stretches
+    if splits >= len(times):
+        return 0, theta
+    return int(np.sort(times)[::-1][max(splits, 0)]), theta
 
 
 def default_block_steps(decorrelation: int, n_time: int, n_copies: int) -> int:

@@ -75,7 +75,7 @@ from assimilate.diagnostics import calendar
 from assimilate.diagnostics.extremes import decorrelation_steps, default_block_steps
 from assimilate.diagnostics.fitting import MIN_PEAKS
 from assimilate.diagnostics.pointwise import PointPlan, fit_chunk
-from assimilate.diagnostics.series import INTERVAL
+from assimilate.diagnostics.series import INTERVAL, INTERVALS
 from assimilate.diagnostics.settings import ExtremeSettings, MapSettings
 
 __all__ = [
@@ -106,8 +106,12 @@ def fit_per_point(field: xr.DataArray, settings: ExtremeSettings | None = None, 
     of points, the same for all points).
     Return periods are in years for calendar time, else in the time coordinate's units;
     a block's exceedance probability is its length over the period. ``run_length``
-    declusters the peaks (default: each point's decorrelation steps, at most a quarter
-    block). ``trend`` adds ``pointwise.TREND_OUTPUTS``: a GEV whose location moves linearly
+    declusters the peaks (a duration such as ``"2D"`` for calendar time, time units
+    otherwise, ``"none"``; default: each point's own, chosen as the series' is by the
+    intervals estimator of its extremal index, Ferro & Segers 2003, at most a quarter
+    block: it costs O(time steps) a point). ``season`` (calendar time) fits each year's
+    maximum within that season and the peaks within it, rates still per year. ``trend``
+    adds ``pointwise.TREND_OUTPUTS``: a GEV whose location moves linearly
     with time (years for calendar time) at each point, its trend and the likelihood-ratio
     test's p-value (about 0.03 s more per point). Returns the variables of
     ``pointwise.OUTPUTS`` with dims ``(*space, interval)``, ``(return_period, *space,
@@ -117,6 +121,11 @@ def fit_per_point(field: xr.DataArray, settings: ExtremeSettings | None = None, 
     """
     settings = settings or MapSettings()
     realisation = _check(field, time, space, settings, source)
+    if settings.season is not None:  # out of season: NaN, as in the series analysis
+        calendar.check_season(field[time] if time in field.coords else None, settings.season,
+                              source)
+        field = field.where(xr.DataArray(calendar.in_season(field[time], settings.season),
+                                         dims=time))
     plan, units, label, block_length = _plan(field, time, space, realisation, settings, source)
     plan = dataclasses.replace(plan, lower_bound=None if lower_bound is None
                                else float(lower_bound))
@@ -134,8 +143,8 @@ def fit_per_point(field: xr.DataArray, settings: ExtremeSettings | None = None, 
     out.attrs = {"point_block": label, "point_block_length": block_length,
                  "point_confidence": settings.confidence,
                  "point_pot_quantile": settings.pot_quantile,
-                 "point_run_length": settings.run_length or f"decorrelation, at most "
-                                                            f"{plan.max_run_length} steps",
+                 **_declustering_attrs(plan, field[time] if time in field.coords else None),
+                 "point_season": settings.season or "all",
                  "point_interval_method": _interval_method(lower_bound),
                  "point_time_units": units,
                  "point_realisation_dims": ", ".join(map(str, realisation)),
@@ -150,6 +159,20 @@ def _interval_method(lower_bound: float | None) -> str:
     return f"delta method on log scale (scales; GPD excess; GEV level above {lower_bound:g})"
 
 
+def _declustering_attrs(plan: PointPlan, coordinate: xr.DataArray | None) -> dict:
+    """How the peaks were declustered: the run length in steps and in time, and how it was
+    chosen (each point's own, under a cap, by default)."""
+    steps = plan.run_length
+    if steps is None:
+        return {"point_run_length": f"each point's own, at most {plan.max_run_length} steps",
+                "point_run_length_time": "at most " + calendar.describe_steps(
+                    plan.max_run_length, coordinate),
+                "point_run_length_method": INTERVALS}
+    return {"point_run_length": steps,
+            "point_run_length_time": calendar.describe_steps(steps, coordinate),
+            "point_run_length_method": "none" if steps == 0 else "given"}
+
+
 def _plan(field: xr.DataArray, time: str, space: Sequence[str], realisation: tuple[str, ...],
           settings: ExtremeSettings, source: str) -> tuple[PointPlan, str, str, float]:
     """The kernel's plan, the time units, the block's name and its length in those units."""
@@ -159,7 +182,7 @@ def _plan(field: xr.DataArray, time: str, space: Sequence[str], realisation: tup
     dated = coordinate is not None and calendar.is_calendar(coordinate)
     if dated:
         runs, kept, block_length, label, step = _calendar_blocks(coordinate, settings.block,
-                                                                 source)
+                                                                 source, settings.season)
         steps_per_block, units = block_length / step, "years"
         starts = calendar.decimal_years(coordinate.isel({time: runs[kept]}))
     else:
@@ -174,10 +197,13 @@ def _plan(field: xr.DataArray, time: str, space: Sequence[str], realisation: tup
     probability = block_length / periods
     plan = PointPlan(runs, kept, np.where(probability < 1.0, probability, np.nan), periods,
                      step, settings.pot_quantile,
-                     None if settings.run_length is None else int(settings.run_length),
+                     calendar.run_length_steps(settings.run_length, coordinate, source),
                      max(1, min(n_time // (4 * MIN_PEAKS), int(steps_per_block) // 4)),
                      float(stats.norm.isf(0.5 * (1.0 - settings.confidence))),
-                     np.asarray(starts, dtype=np.float64) if settings.trend else None)
+                     np.asarray(starts, dtype=np.float64) if settings.trend else None,
+                     month_index=calendar.month_count(coordinate) if dated else None,
+                     season_fraction=float(calendar.in_season(coordinate, settings.season).mean())
+                     if settings.season else 1.0)
     return plan, units, label, block_length
 
 
@@ -222,13 +248,16 @@ def _check(field: xr.DataArray, time: str, space: Sequence[str], settings: Extre
     return tuple(d for d in field.dims if d not in wanted)
 
 
-def _calendar_blocks(coordinate: xr.DataArray, block: str | int | None,
-                     source: str) -> tuple[np.ndarray, np.ndarray, float, str, float]:
-    """Run starts, kept runs, block length (years), name, and the time step (years)."""
+def _calendar_blocks(coordinate: xr.DataArray, block: str | int | None, source: str,
+                     season: str | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, float, str, float]:
+    """Run starts, kept runs, block length (years), name, and the time step (years); with a
+    ``season``, one block a year: that season."""
     if block is not None and not isinstance(block, str):
         raise ValueError(f"time '{coordinate.name}' of {source} holds dates: block must be "
                          f"one of {', '.join(calendar.BLOCKS)}, got {block!r}")
-    blocks = calendar.blocks(coordinate, block or "year", source)
+    blocks = calendar.blocks(coordinate, "season" if season else block or "year", source,
+                             season)
     runs = np.flatnonzero(np.r_[True, blocks.label[1:] != blocks.label[:-1]])
     kept = np.flatnonzero(np.isin(blocks.label[runs], blocks.kept))
     return runs, kept, blocks.period, blocks.block, calendar.step_years(coordinate)

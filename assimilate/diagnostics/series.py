@@ -5,6 +5,21 @@ the field itself; small, in memory) and returns the GPD fit of its declustered p
 threshold, the threshold-stability fits, the GEV of its block maxima (calendar blocks for
 dated data, with return periods in years) and, on request, the GEV with a trend in
 location (:mod:`assimilate.diagnostics.trend`) with its test and effective return levels.
+
+Declustering. The runs method's run length is given (a duration such as ``2D``, a number of
+time units, or none) or, by default, chosen from the data by the intervals estimator of the
+extremal index (Ferro & Segers, "Inference for clusters of extreme values", J. R. Statist.
+Soc. B 65, 2003): so that about theta N of the N exceedances head a cluster. For dated data
+the inter-exceedance times are counted within years that begin in the month of fewest
+exceedances (``calendar.exceedance_years``), so that the wait from one summer's heat to
+the next is not taken for a gap between clusters. The attrs record the run length in
+steps and in time, how it was chosen and the estimated extremal index; fewer than
+``MIN_CLUSTERS_PER_YEAR`` clusters a year (dated data) warn and leave a ``pot_note``.
+
+Seasons. With ``settings.season`` only that season's values are analysed (the others are
+NaN: they neither exceed nor set the threshold); the GEV is fitted to each year's maximum
+within the season (December with the next January and February); cluster rates stay per
+calendar year, so return periods are in years.
 """
 
 from __future__ import annotations
@@ -25,10 +40,13 @@ from assimilate.diagnostics.settings import ExtremeSettings
 if TYPE_CHECKING:
     from assimilate.diagnostics.layout import Layout
 
-__all__ = ["INTERVAL", "STABILITY_QUANTILES", "extreme_values"]
+__all__ = ["INTERVAL", "INTERVALS", "MIN_CLUSTERS_PER_YEAR", "STABILITY_QUANTILES",
+           "extreme_values"]
 
 # object dtype: Zarr v3 stores variable-length strings by its spec, fixed-width ones not
 INTERVAL = np.array(["estimate", "lower", "upper"], dtype=object)
+MIN_CLUSTERS_PER_YEAR = 2  # fewer, for dated data, and the declustering is suspect
+INTERVALS = "intervals estimator (Ferro & Segers 2003)"  # the default run length's method
 
 
 def _series_matrix(series: xr.DataArray, lay: Layout) -> np.ndarray:
@@ -48,23 +66,19 @@ def extreme_values(series: xr.DataArray, lay: Layout, settings: ExtremeSettings,
     plain time axis, a block longer than the record) raise.
     """
     name = str(series.name)
-    x = _series_matrix(series, lay)
     coordinate = series[lay.time] if lay.time in series.coords else None
+    x = _analysed(series, lay, settings, coordinate, source)
     step, units = calendar.time_step(coordinate)
-    calendar_block = settings.block if isinstance(settings.block, str) else None
-    calendar.check_block(coordinate, calendar_block, source)
     finite = x[np.isfinite(x)]
-    if finite.size == 0:
-        raise ValueError(f"series '{name}' holds no finite values")
-    run_length = settings.run_length or extremes.decorrelation_steps(x)
-    attrs = {"extremes_series": name, "pot_run_length": int(run_length),
-             "pot_quantile": settings.pot_quantile, "confidence": settings.confidence,
-             "time_units": units}
+    attrs = {"extremes_series": name, "pot_quantile": settings.pot_quantile,
+             "confidence": settings.confidence, "time_units": units,
+             "season": settings.season or "all"}
     threshold = float(np.quantile(finite, settings.pot_quantile))
+    run_length = _run_length(x, threshold, settings.run_length, coordinate, source, attrs)
     out, fit, rate = _peaks_over_threshold(series, lay, x, threshold, run_length, settings,
                                            attrs)
     out = out.merge(_threshold_stability(x, run_length, step, settings.confidence, name))
-    blocks = _Blocks.of(series, lay, x, settings.block, run_length, source)
+    blocks = _Blocks.of(series, lay, x, settings.block, settings.season, source)
     attrs["block_length"], attrs["block"] = blocks.length, blocks.name
     maxima = blocks.maxima[blocks.kept]
     out["block_maximum"] = ("block", maxima)
@@ -89,13 +103,59 @@ def extreme_values(series: xr.DataArray, lay: Layout, settings: ExtremeSettings,
     return out, attrs
 
 
+def _analysed(series: xr.DataArray, lay: Layout, settings: ExtremeSettings,
+              coordinate: xr.DataArray | None, source: str) -> np.ndarray:
+    """The ``(realisation, time)`` values analysed: NaN outside ``settings.season``."""
+    calendar.check_block(coordinate, settings.block if isinstance(settings.block, str)
+                         else None, source)
+    calendar.check_season(coordinate, settings.season, source)
+    x = _series_matrix(series, lay)
+    if settings.season is not None:  # out of season: neither exceeds nor sets the threshold
+        x = np.where(calendar.in_season(coordinate, settings.season), x, np.nan)
+    if not np.isfinite(x).any():
+        raise ValueError(f"series '{series.name}' holds no finite values"
+                         + (f" in {settings.season}" if settings.season else ""))
+    return x
+
+
+def _run_length(x: np.ndarray, threshold: float, given: str | float | None,
+                coordinate: xr.DataArray | None, source: str, attrs: dict) -> int:
+    """The declustering run length in steps: ``given`` (a duration, a number of time
+    units, none) or chosen by ``extremes.intervals_declustering``; recorded in ``attrs``
+    with the extremal index estimated from the inter-exceedance times."""
+    segments = None
+    if coordinate is not None and calendar.is_calendar(coordinate):  # off-seasons apart
+        segments = calendar.exceedance_years(calendar.month_count(coordinate), x > threshold)
+    chosen, theta = extremes.intervals_declustering(x, threshold, segments)
+    steps = calendar.run_length_steps(given, coordinate, source)
+    method = INTERVALS if steps is None else "none" if steps == 0 else "given"
+    steps = chosen if steps is None else steps
+    attrs.update(pot_run_length=steps,
+                 pot_run_length_time=calendar.describe_steps(steps, coordinate),
+                 pot_run_length_method=method, extremal_index_estimate=theta)
+    return steps
+
+
+def _few_clusters(peaks: extremes.Peaks, units: str, attrs: dict) -> None:
+    """Warn, and note in ``attrs``, where fewer than two clusters a year remain: the peaks
+    are then a season's largest event, not independent extremes."""
+    if units != "years" or peaks.rate >= MIN_CLUSTERS_PER_YEAR:
+        return
+    note = (f"{peaks.n_clusters} clusters in {peaks.duration:.4g} years ({peaks.rate:.2g} a "
+            f"year) after declustering with a run length of {attrs['pot_run_length_time']} "
+            f"({attrs['pot_run_length_method']}): fewer than {MIN_CLUSTERS_PER_YEAR} a year; "
+            "give a shorter --run-length (e.g. 2D) or a --season")
+    attrs["pot_note"] = note
+    warnings.warn(note, stacklevel=4)
+
+
 def _peaks_over_threshold(series: xr.DataArray, lay: Layout, x: np.ndarray, threshold: float,
                           run_length: int, settings: ExtremeSettings, attrs: dict
                           ) -> tuple[xr.Dataset, extremes.ExtremeValueFit | None, float | None]:
     """The declustered peaks above ``threshold`` and their GPD, with the cluster rate; a
     note in ``attrs`` where there is no fit."""
     name = str(series.name)
-    step, _ = calendar.time_step(series[lay.time] if lay.time in series.coords else None)
+    step, units = calendar.time_step(series[lay.time] if lay.time in series.coords else None)
     out, rate = xr.Dataset(), None
     try:
         peaks = extremes.peaks_over_threshold(x, threshold, run_length, step, name=name)
@@ -107,11 +167,12 @@ def _peaks_over_threshold(series: xr.DataArray, lay: Layout, x: np.ndarray, thre
                          n_clusters=peaks.n_clusters, cluster_rate=peaks.rate,
                          extremal_index=peaks.extremal_index)
         rate = peaks.rate
+        _few_clusters(peaks, units, attrs)
         fit = extremes.fit_gpd(peaks.values - threshold, settings.confidence,
                                name=f"the cluster maxima of '{name}' above its "
                                     f"{settings.pot_quantile} quantile")
     except ValueError as error:
-        attrs["pot_note"] = str(error)
+        attrs["pot_note"] = "; ".join(filter(None, (attrs.get("pot_note"), str(error))))
         warnings.warn(f"no GPD fit: {error}", stacklevel=3)
         return out, None, rate
     out["gpd_shape"] = ("interval", list(fit.parameters["shape"]))
@@ -157,18 +218,20 @@ class _Blocks:
 
     @classmethod
     def of(cls, series: xr.DataArray, lay: Layout, x: np.ndarray, block: str | int | None,
-           run_length: int, source: str) -> _Blocks:
+           season: str | None, source: str) -> _Blocks:
+        """The block maxima; with a ``season``, that season's maximum of each year."""
         name = str(series.name)
         coordinate = series[lay.time] if lay.time in series.coords else None
         step, units = calendar.time_step(coordinate)
         if units == "years" and (block is None or isinstance(block, str)):
-            blocks = calendar.blocks(series[lay.time], block or "year", source)
+            blocks = calendar.blocks(series[lay.time], "season" if season else block or "year",
+                                     source, season)
             per_block = blocks.maxima(x)  # (realisation, block)
             covariate = calendar.decimal_years(xr.DataArray(blocks.start, dims="block"))
             return cls(per_block, np.isfinite(per_block), blocks.period, blocks.block,
                        f"'{name}' ({blocks.block} maxima)", covariate, blocks, None)
         steps = int(block) if block is not None else \
-            extremes.default_block_steps(run_length, x.shape[1], x.shape[0])
+            extremes.default_block_steps(extremes.decorrelation_steps(x), x.shape[1], x.shape[0])
         if steps > x.shape[1]:
             raise ValueError(f"a block of {steps} steps is longer than the record of "
                              f"{source} ({x.shape[1]} steps); choose --block-steps <= "

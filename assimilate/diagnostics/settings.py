@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from assimilate.diagnostics.calendar import BLOCKS, SEASONS, parse_run_length
 from pde.descriptor import series_names
 from pde.io.cluster import DEFAULT_SCHEDULER_TIMEOUT
 
@@ -42,8 +43,11 @@ class ExtremeSettings:
 
     pot_quantile: float = 0.9
     """The peaks-over-threshold threshold, as a quantile of the series (or of each point)."""
-    run_length: int | None = None
-    """Declustering run length in steps (default: the decorrelation steps)."""
+    run_length: str | float | None = None
+    """Declustering run length: a duration (``"2D"``, ``"36h"``, ``"1W"``) for a calendar
+    time axis, a number in the time coordinate's units for a plain one, ``"none"`` or 0 for
+    no declustering; default: chosen from the data by the intervals estimator of the
+    extremal index (Ferro & Segers 2003; ``extremes.intervals_declustering``)."""
     block: str | int | None = None
     """GEV blocks: ``"year"``, ``"season"`` or ``"month"`` for a calendar time axis (default
     ``"year"``), or a number of steps (default ``extremes.default_block_steps``)."""
@@ -55,15 +59,29 @@ class ExtremeSettings:
     trend_at: float | None = None
     """The year (or covariate value) of the effective return levels (default: the last
     block; a series only)."""
+    season: str | None = None
+    """Analyse one season only (DJF, MAM, JJA or SON; calendar time axes): the GEV of each
+    year's maximum within it, peaks over threshold within it, rates still per year."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.pot_quantile <= 1.0:
             raise ValueError(f"pot_quantile must lie in (0, 1], got {self.pot_quantile}")
         _check_fraction("confidence", self.confidence)
-        run_length = self.run_length
-        if run_length is not None and not (float(run_length).is_integer() and run_length >= 1):
-            raise ValueError(f"run_length must be a whole number of steps >= 1, got "
-                             f"{run_length!r}")
+        parse_run_length(self.run_length)
+        _check_season(self.season, self.block)
+
+
+def _check_season(season: str | None, block: str | int | None) -> None:
+    """A season is one of ``SEASONS``; its blocks are that season of each year, so the only
+    block it goes with is ``year``."""
+    if season is None:
+        return
+    if season not in SEASONS:
+        raise ValueError(f"season must be one of {', '.join(SEASONS)}, got {season!r}")
+    if block is not None and block != "year":
+        what = f"--block {block}" if block in BLOCKS else f"a block of {block} steps"
+        raise ValueError(f"season {season} takes the maximum of each year's {season}; "
+                         f"{what} cannot go with it (leave the block out, or drop the season)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +114,10 @@ class DiagnoseSettings:
     floor: float | None = None
     """Values below it are left out (the dry days of a precipitation record) and counted."""
     pot_quantile: float = 0.9
-    run_length: int | None = None
+    run_length: str | float | None = None
+    """A duration (``"2D"``), a number in time units, ``"none"``; see ``ExtremeSettings``."""
+    season: str | None = None
+    """One season only (DJF, MAM, JJA, SON; calendar time); see ``ExtremeSettings``."""
     block_steps: int | None = None
     """GEV blocks of this many steps (not with ``block``)."""
     block: str | None = None
@@ -118,13 +139,14 @@ class DiagnoseSettings:
             raise ValueError(f"floor must be a finite number, got {self.floor}")
         if self.block is not None and self.block_steps is not None:
             raise ValueError("give a calendar block or a block length in steps, not both")
-        self.extremes()  # checks pot_quantile, run_length and confidence
+        self.extremes()  # checks pot_quantile, run_length, season and confidence
 
     def extremes(self) -> ExtremeSettings:
         """The settings of the extreme-value analysis of the chosen series."""
         return ExtremeSettings(self.pot_quantile, self.run_length,
                                self.block if self.block is not None else self.block_steps,
-                               self.return_periods, self.confidence, self.trend, self.trend_at)
+                               self.return_periods, self.confidence, self.trend, self.trend_at,
+                               season=self.season)
 
 
 @dataclasses.dataclass(frozen=True)

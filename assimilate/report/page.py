@@ -251,6 +251,9 @@ def _summary_page(datasets: list[xr.Dataset], *, title: str, created: str) -> Fi
     page = Figure(figsize=(8.27, 11.69))  # A4 portrait
     page.text(0.06, 0.96, title, fontsize=14, weight="bold", va="top")
     page.text(0.06, 0.935, f"Created {created} by assimilate.report", fontsize=9, va="top")
+    for row, line in enumerate(bound_warnings(datasets)):
+        page.text(0.06, 0.915 - 0.03 * row, textwrap.fill(f"Warning: {line}", 120),
+                  fontsize=7, va="top", color="#a34a00")
     shown = [(tables.summary(datasets), 0.52, 0.39, "Summary")]
     comparison = tables.comparison(datasets)
     if comparison is not None:

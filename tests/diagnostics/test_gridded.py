@@ -57,7 +57,7 @@ def gev_draws(n_years: int, n_points: int, seed: int, members: int = 0) -> xr.Da
 @pytest.fixture(scope="module")
 def daily() -> tuple[xr.DataArray, xr.Dataset]:
     field = daily_field()
-    return field, fit_per_point(field, MapSettings(run_length=2), space=("lat", "lon")).compute()
+    return field, fit_per_point(field, MapSettings(run_length="2D"), space=("lat", "lon")).compute()
 
 
 def test_fits_equal_scipy_maximum_likelihood_on_the_same_data(daily) -> None:
@@ -222,7 +222,7 @@ def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
     field = daily_field(years=30, ny=2, nx=3, seed=5)
     years = field["time"].dt.year - 1981
     field[{"lat": 1, "lon": 2}] = field.isel(lat=1, lon=2) + 0.3 * years  # 9 K over the record
-    result = fit_per_point(field, MapSettings(run_length=2, trend=True),
+    result = fit_per_point(field, MapSettings(run_length="2D", trend=True),
                            space=("lat", "lon")).compute()
     blocks = calendar.blocks(field["time"], "year")
     for lat, lon in [(0, 0), (1, 2)]:
@@ -235,5 +235,5 @@ def test_per_point_trends_equal_the_trend_fit_of_each_point() -> None:
                                                                     abs=1e-12)
     assert float(result["point_trend_p_value"].isel(lat=1, lon=2)) < 1e-3
     assert result["point_gev_trend"].attrs["units"] == "K per year"
-    plain = fit_per_point(field, MapSettings(run_length=2), space=("lat", "lon"))
+    plain = fit_per_point(field, MapSettings(run_length="2D"), space=("lat", "lon"))
     assert "point_gev_trend" not in plain and "point_trend_p_value" not in plain
