@@ -76,6 +76,9 @@ ANALYSIS = (
                             "(default: dissipation or the spatial maximum)"),
     option("--pot-quantile", type=float, default=0.9,
            help="peaks-over-threshold threshold as a quantile of the series"),
+    option("--pot-threshold", metavar="X",
+           help="the series' threshold as a value instead of --pot-quantile (a number in the "
+                "field's units or a quantity): two records compared above one threshold"),
     option("--run-length", metavar="DURATION",
            help="declustering run length: a duration (2D, 36h, 1W) for datetime data, a "
                 "number in the time coordinate's units otherwise, or none (0) to keep every "
@@ -94,9 +97,11 @@ ANALYSIS = (
                 "the time coordinate's units"),
     option("--units", metavar="UNITS",
            help="convert the field to these units first (pint, CF strings), e.g. degC for a "
-                "temperature in K; thresholds and --floor are then in them"),
-    option("--floor", type=float, help="leave out values below this (e.g. 1 for wet days of "
-                                       "precipitation in mm) and count them"),
+                "temperature in K, mm/day for precipitation in kg m-2 s-1 (as liquid water); "
+                "plain-number thresholds and --floor are then in them"),
+    option("--floor", metavar="X", help="leave out values below this and count them: a number "
+                                        "in the field's units or a quantity, e.g. '1 mm/day' "
+                                        "for the wet days of precipitation"),
     option("--per-point", action="store_true",
            help="also fit GPD and GEV at every spatial point (maps)"),
     option("--trend", action="store_true",
@@ -121,8 +126,9 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
                               "dims are pooled realisations"),
         option("--compare", action="append", default=[], metavar="[LABEL=]STORE",
                help="a store to score against this one (repeatable)"),
-        option("--threshold", dest="thresholds", type=float, action="append", default=[],
-               help="a threshold whose exceedance probability is counted (repeatable)"),
+        option("--threshold", dest="thresholds", action="append", default=[], metavar="X",
+               help="a threshold whose exceedance probability is counted (repeatable): a "
+                    "number in the field's units or a quantity, e.g. '30 mm/day'"),
         ANALYSIS, option("--label", help="name shown in reports (default: the store's name)"),
         WORKERS, DASK, OVERWRITE, QUIET)
     add_verb(verbs, "report", "HTML tail-analysis report from diagnostics", _report,

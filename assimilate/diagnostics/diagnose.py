@@ -39,14 +39,14 @@ import dask.diagnostics
 import numpy as np
 import xarray as xr
 
-from assimilate.diagnostics import calendar, sketch
+from assimilate.diagnostics import calendar, choice, sketch
 from assimilate.diagnostics.comparison import comparison
 from assimilate.diagnostics.layout import Layout, layout, open_data
 from assimilate.diagnostics.onepass import PassSettings, statistics
 from assimilate.diagnostics.series import extreme_values
 from assimilate.diagnostics.settings import SERIES, ComputeSettings, DiagnoseSettings
 from assimilate.diagnostics.trend import MIN_TREND_BLOCKS
-from assimilate.diagnostics.units import convert
+from assimilate.diagnostics.units import convert, magnitude
 from pde.descriptor import find
 from pde.io.cluster import dask_client
 from pde.io.output import claim
@@ -103,6 +103,7 @@ def _diagnosed(data: Data, settings: DiagnoseSettings, compare: Mapping[str, Dat
     data = open_data(data) if isinstance(data, str | os.PathLike) else data
     field, lay = layout(data, settings.variable, settings.dims, source=source)
     field = convert(field, settings.units, source)
+    settings = _in_field_units(settings, field, source)
     _check(field, lay, settings, source)
     attrs = data.attrs if isinstance(data, xr.Dataset) else field.attrs
     pde = str(attrs.get("pde", ""))
@@ -165,6 +166,17 @@ def _check(field: xr.DataArray, lay: Layout, settings: DiagnoseSettings, source:
 # --- before the pass -----------------------------------------------------------------------
 
 
+def _in_field_units(settings: DiagnoseSettings, field: xr.DataArray,
+                    source: str) -> DiagnoseSettings:
+    """The floor and thresholds as numbers in the field's units (quantities converted)."""
+    floor = None if settings.floor is None else \
+        magnitude(settings.floor, field, "--floor", source)
+    threshold = None if settings.pot_threshold is None else \
+        magnitude(settings.pot_threshold, field, "--pot-threshold", source)
+    return dataclasses.replace(settings, floor=floor, pot_threshold=threshold, thresholds=tuple(
+        magnitude(t, field, "--threshold", source) for t in settings.thresholds))
+
+
 def _pre_pass(field: xr.DataArray) -> np.ndarray:
     """Finite values from up to ``PRE_PASS_CHUNKS`` chunks spread evenly over the store."""
     data = field.data if isinstance(field.data, da.Array) else da.from_array(field.values)
@@ -222,9 +234,14 @@ def _moments(c: xr.Dataset, shift: float) -> dict[str, float]:
 def _distribution(c: xr.Dataset, field: xr.DataArray, passed: PassSettings,
                   settings: DiagnoseSettings, source: str) -> xr.Dataset:
     """Moments, quantiles, exceedances, the histogram, exact values, maps and series."""
+    below_floor = int(c["below_floor_count"])
+    if float(c["count"]) == 0 and below_floor:
+        units = field.attrs.get("units", "")
+        raise ValueError(f"every value of '{field.name}' in {source} lies below the floor "
+                         f"{passed.floor:g} {units}".rstrip() + "; give the floor in the "
+                         "field's units or as a quantity, e.g. --floor '1 mm/day'")
     if float(c["count"]) == 0:
         raise ValueError(f"variable '{field.name}' of {source} holds only NaN values")
-    below_floor = int(c["below_floor_count"])
     non_finite = int(field.size - float(c["count"])) - below_floor
     if non_finite:
         warnings.warn(f"{non_finite} of {field.size} values of '{field.name}' in {source} "
@@ -279,7 +296,7 @@ def _extremes(out: xr.Dataset, field: xr.DataArray, lay: Layout, settings: Diagn
     target.name = chosen or str(field.name)
     extreme, attrs = extreme_values(target, lay, settings.extremes(), covariate=covariate,
                                     source=source)
-    return out.merge(extreme), attrs
+    return out.merge(extreme), {**attrs, **choice.advice(extreme, settings.pot_quantile)}
 
 
 def _per_point(out: xr.Dataset, field: xr.DataArray, lay: Layout, settings: DiagnoseSettings,

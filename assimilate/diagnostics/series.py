@@ -73,7 +73,8 @@ def extreme_values(series: xr.DataArray, lay: Layout, settings: ExtremeSettings,
     attrs = {"extremes_series": name, "pot_quantile": settings.pot_quantile,
              "confidence": settings.confidence, "time_units": units,
              "season": settings.season or "all"}
-    threshold = float(np.quantile(finite, settings.pot_quantile))
+    threshold = float(np.quantile(finite, settings.pot_quantile)) \
+        if settings.pot_threshold is None else float(settings.pot_threshold)
     run_length = _run_length(x, threshold, settings.run_length, coordinate, source, attrs)
     out, fit, rate = _peaks_over_threshold(series, lay, x, threshold, run_length, settings,
                                            attrs)

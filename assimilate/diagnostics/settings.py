@@ -37,6 +37,17 @@ def _check_fraction(name: str, value: float) -> None:
         raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}")
 
 
+def _finite_or_quantity(value: float | str) -> bool:
+    """A finite number, or a string that is not one (a quantity, read against the field's
+    units when it is known: :func:`assimilate.diagnostics.units.magnitude`)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return bool(value.strip())
+    return bool(np.isfinite(value))
+
+
 @dataclasses.dataclass(frozen=True)
 class ExtremeSettings:
     """How the extremes of a series, or of every point of a map, are modelled."""
@@ -59,6 +70,9 @@ class ExtremeSettings:
     trend_at: float | None = None
     """The year (or covariate value) of the effective return levels (default: the last
     block; a series only)."""
+    pot_threshold: float | None = None
+    """The series' peaks-over-threshold threshold as a value, instead of ``pot_quantile``
+    (to compare two records above one threshold; a series only)."""
     season: str | None = None
     """Analyse one season only (DJF, MAM, JJA or SON; calendar time axes): the GEV of each
     year's maximum within it, peaks over threshold within it, rates still per year."""
@@ -103,16 +117,18 @@ class DiagnoseSettings:
     (pint; CF unit strings); thresholds and floor are then in them."""
     dims: Sequence[str] | None = None
     """The time dim, then the space dims (``""`` first: no time); others are realisations."""
-    thresholds: Sequence[float] = ()
-    """Thresholds counted exactly, besides the levels at the 0.9, 0.99 and 0.999 quantiles."""
+    thresholds: Sequence[float | str] = ()
+    """Thresholds counted exactly, besides the levels at the 0.9, 0.99 and 0.999 quantiles:
+    numbers in the field's units or quantities such as ``"30 mm/day"``."""
     probabilities: Sequence[float] = DEFAULT_PROBABILITIES
     tail_quantile: float = 0.99
     """The quantile of the exceedance map and of the comparison's tail scores."""
     series: str | None = None
     """The series of the extreme-value analysis (default: ``dissipation`` for Kolmogorov
     flow, else the spatial maximum, else the field itself)."""
-    floor: float | None = None
-    """Values below it are left out (the dry days of a precipitation record) and counted."""
+    floor: float | str | None = None
+    """Values below it are left out (the dry days of a precipitation record) and counted: a
+    number in the field's units or a quantity such as ``"1 mm/day"``."""
     pot_quantile: float = 0.9
     run_length: str | float | None = None
     """A duration (``"2D"``), a number in time units, ``"none"``; see ``ExtremeSettings``."""
@@ -128,25 +144,35 @@ class DiagnoseSettings:
     trend_at: float | None = None
     per_point: bool = False
     """Also fit GPD and GEV at every spatial point."""
+    pot_threshold: float | str | None = None
+    """The series' threshold as a value (a number in the field's units or a quantity)
+    instead of ``pot_quantile``: two records compared above one threshold."""
 
     def __post_init__(self) -> None:
         _check_fraction("tail_quantile", self.tail_quantile)
-        if not np.isfinite(np.asarray(self.thresholds, dtype=np.float64)).all():
-            raise ValueError(f"thresholds must be finite numbers, got {list(self.thresholds)}")
+        if not all(_finite_or_quantity(t) for t in self.thresholds):
+            raise ValueError(f"thresholds must be finite numbers or quantities such as "
+                             f"'30 mm/day', got {list(self.thresholds)}")
         if self.series is not None and self.series not in SERIES:
             raise ValueError(f"series must be one of {', '.join(SERIES)}, got '{self.series}'")
-        if self.floor is not None and not np.isfinite(self.floor):
-            raise ValueError(f"floor must be a finite number, got {self.floor}")
+        if self.floor is not None and not _finite_or_quantity(self.floor):
+            raise ValueError(f"floor must be a finite number or a quantity such as "
+                             f"'1 mm/day', got {self.floor!r}")
+        if self.pot_threshold is not None and not _finite_or_quantity(self.pot_threshold):
+            raise ValueError(f"pot_threshold must be a finite number or a quantity, got "
+                             f"{self.pot_threshold!r}")
         if self.block is not None and self.block_steps is not None:
             raise ValueError("give a calendar block or a block length in steps, not both")
         self.extremes()  # checks pot_quantile, run_length, season and confidence
 
     def extremes(self) -> ExtremeSettings:
         """The settings of the extreme-value analysis of the chosen series."""
+        threshold = self.pot_threshold  # a quantity is a number once diagnose reads it
         return ExtremeSettings(self.pot_quantile, self.run_length,
                                self.block if self.block is not None else self.block_steps,
                                self.return_periods, self.confidence, self.trend, self.trend_at,
-                               season=self.season)
+                               pot_threshold=threshold if isinstance(threshold, float | int)
+                               else None, season=self.season)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,9 @@ Each day is wet with probability ``WET_FRACTION`` (else exactly 0 mm); wet-day a
 north (heavier downpours) and whose scale is largest in the middle of the domain. The
 wet-day amounts of the northern half grow by 0.5 % a year, a trend to find. The layout is
 that of a CMIP or E-OBS extract: ``pr (time, lat, lon)`` in mm/day with a daily datetime
-axis and CF units on the coordinates.
+axis and CF units on the coordinates. ``cf=True`` writes it as CF model output does: a mass
+flux in kg m-2 s-1 (liquid water, 1 mm/day = 1/86400 kg m-2 s-1) over land only, the sea
+west of a coastline NaN, as in a land-only observational product.
 """
 
 from __future__ import annotations
@@ -19,9 +21,13 @@ __all__ = ["WET_FRACTION", "precipitation"]
 WET_FRACTION = 0.35
 
 
-def precipitation(years: int = 30, seed: int = 0, n_lat: int = 16,
-                  n_lon: int = 32) -> xr.Dataset:
-    """``years`` of daily ``pr`` on ``n_lat`` x ``n_lon`` points from 1991 on."""
+SECONDS_PER_DAY = 86400.0
+
+
+def precipitation(years: int = 30, seed: int = 0, n_lat: int = 16, n_lon: int = 32, *,
+                  cf: bool = False) -> xr.Dataset:
+    """``years`` of daily ``pr`` on ``n_lat`` x ``n_lon`` points from 1991 on (``cf``: in
+    kg m-2 s-1, NaN at sea)."""
     rng = np.random.default_rng(seed)
     time = pd.date_range("1991-01-01", f"{1990 + years}-12-31", freq="D")
     lat = np.linspace(35.0, 65.0, n_lat)
@@ -37,10 +43,14 @@ def precipitation(years: int = 30, seed: int = 0, n_lat: int = 16,
     amount = np.where(shape > 0, scale / tail * np.expm1(-tail * np.log(uniform)),
                       -scale * np.log(uniform))  # the inverse GPD distribution function
     amount = amount * drift[:, :, None]
-    pr = np.where(wet, 1.0 + amount, 0.0).astype(np.float32)
+    pr = np.where(wet, 1.0 + amount, 0.0)
+    units = "mm/day"
+    if cf:
+        sea = lon[None, :] < -4.0 + 0.2 * (lat[:, None] - lat[0])  # a coast to the west
+        pr, units = np.where(sea, np.nan, pr / SECONDS_PER_DAY), "kg m-2 s-1"
     return xr.Dataset(
-        {"pr": (("time", "lat", "lon"), pr, {"units": "mm/day",
-                                             "long_name": "daily precipitation"})},
+        {"pr": (("time", "lat", "lon"), pr.astype(np.float32),
+                {"units": units, "long_name": "daily precipitation"})},
         coords={"time": time,
                 "lat": ("lat", lat, {"units": "degrees_north"}),
                 "lon": ("lon", lon, {"units": "degrees_east"})},

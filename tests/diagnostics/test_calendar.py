@@ -77,7 +77,7 @@ def test_return_periods_in_years_equal_the_analytic_quantiles() -> None:
                                rtol=1e-6)
     # the clusters per year: the POT return level for T years uses lambda T clusters
     assert 0 < float(diag["cluster_rate"]) < 366
-    assert "return level over 2 years" in summary(diag)
+    assert "  2-year: GPD " in summary(diag) and "; GEV " in summary(diag)
 
 
 def test_season_and_month_blocks_count_blocks_per_year() -> None:
@@ -173,7 +173,7 @@ def test_the_cli_speaks_years_and_wet_days(tmp_path) -> None:
          "--return-periods", "2,10,50"],
         capture_output=True, text=True, timeout=300, check=False)
     assert run.returncode == 0, run.stderr
-    assert "return level over 2 years" in run.stdout
+    assert "  2-year: GPD " in run.stdout
     diag = xr.open_zarr(tmp_path / "station.diag.zarr")
     assert list(diag["return_period"].values) == [2, 10, 50]
     assert "trend_gev_trend" in diag and diag.attrs["floor"] == 1.0
