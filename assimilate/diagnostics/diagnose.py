@@ -130,6 +130,7 @@ def _diagnosed(data: Data, settings: DiagnoseSettings, compare: Mapping[str, Dat
     out.attrs = {
         "schema": SCHEMA, "label": label or str(field.name), "source": source,
         "variable": str(field.name), "units": str(field.attrs.get("units", "")), "pde": pde,
+        **({"long_name": str(field.attrs["long_name"])} if "long_name" in field.attrs else {}),
         **lay.attrs(), "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "tail_quantile": settings.tail_quantile, "confidence": settings.confidence,
         **extreme_attrs, **({} if settings.floor is None else {"floor": float(settings.floor)}),
@@ -294,8 +295,10 @@ def _extremes(out: xr.Dataset, field: xr.DataArray, lay: Layout, settings: Diagn
     if settings.floor is not None and not chosen:
         target = target.where(target >= settings.floor)  # the wet days' series
     target.name = chosen or str(field.name)
-    extreme, attrs = extreme_values(target, lay, settings.extremes(), covariate=covariate,
-                                    source=source)
+    bound = 0.0 if float(target.min()) >= 0 else None  # a non-negative series: rain, energy
+    extreme, attrs = extreme_values(target, lay,
+                                    dataclasses.replace(settings.extremes(), lower_bound=bound),
+                                    covariate=covariate, source=source)
     return out.merge(extreme), {**attrs, **choice.advice(extreme, settings.pot_quantile)}
 
 

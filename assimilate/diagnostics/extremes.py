@@ -17,7 +17,7 @@ parameter whose profile log-likelihood lies within chi2_1(level) / 2 of the maxi
 are asymmetric where the likelihood is, which matters for return levels of heavy tails.
 Peaks-over-threshold return levels use the same device, with the likelihood
 re-parametrised so that the return level is itself a parameter; GEV return levels use
-the delta method (see ``gev_return_levels``).
+the likelihood profiled over the shape (see ``gev_return_levels``).
 
 The T-return level is the level exceeded on average once every T time units: for POT with
 cluster rate lambda (clusters per time unit), x_T = u + sigma / xi ((lambda T)^xi - 1);
@@ -44,16 +44,13 @@ from assimilate.diagnostics.fitting import (
     MIN_PEAKS,
     SMALL_SHAPE,
     check_sample,
-    covariance,
-    delta_bounds,
-    delta_variance,
     gev_negative_log_likelihood,
     gpd_excess,
     gpd_negative_log_likelihood,
-    hessian,
     minimise,
     profile_bounds,
 )
+from assimilate.diagnostics.shape_profile import level_intervals
 
 __all__ = [
     "ExtremeValueFit",
@@ -354,30 +351,21 @@ def gev_return_levels(fit: ExtremeValueFit, block_length: float, periods: Sequen
     """``(len(periods), 3)``: estimate, lower, upper of the GEV return level per period.
 
     A period T (time units) is the upper quantile with probability ``block_length / T``;
-    periods no longer than one block are NaN. Intervals come from the delta method with
-    the observed information (Coles 2001, sec. 3.3.3): a profile over the return level
-    with two nuisance parameters and a moving support is not reliably optimised, and the
-    peaks-over-threshold levels, which carry profile intervals, are the primary estimate.
-    With the variable's physical ``lower_bound`` L (0 for rain) the delta method is taken
-    on log(z_T - L), so that no bound falls below L (``fitting.delta_bounds``).
+    periods no longer than one block are NaN. Intervals come from the likelihood profiled
+    over the shape, quadratic in location and scale at each shape
+    (:mod:`assimilate.diagnostics.shape_profile`: the delta method's intervals fall short
+    of their level with a few tens of maxima). With the variable's physical
+    ``lower_bound`` L (0 for rain) the quadratic part is taken on log(z_T - L), so that no
+    bound falls below L.
     """
-    out = np.full((len(periods), 3), np.nan)
     centre, unit = fit.data.mean(), fit.data.std()
     z = (fit.data - centre) / unit
     location, scale, shape = (fit.estimate(k) for k in ("location", "scale", "shape"))
     theta = np.array([(location - centre) / unit, scale / unit, shape])
-    parameter_covariance = covariance(hessian(lambda q: gev_negative_log_likelihood(z, *q),
-                                              theta))
     width = stats.norm.isf(0.5 * (1.0 - fit.confidence))
+    _, low, high = fit.parameters["shape"]
+    spread = (high - low) / (2 * width) if np.isfinite(high - low) else np.nan
+    p = block_length / np.asarray(periods, dtype=np.float64)
+    p = np.where((p > 0) & (p < 1), p, np.nan)
     floor = None if lower_bound is None else (lower_bound - centre) / unit  # standardised
-    for i, period in enumerate(periods):
-        p = block_length / float(period)
-        if not 0 < p < 1:
-            continue
-
-        def level(q: np.ndarray, p: float = p) -> float:
-            return float(stats.genextreme.isf(p, -q[2], q[0], q[1]))
-
-        spread = float(np.sqrt(max(delta_variance(level, theta, parameter_covariance), 0.0)))
-        out[i] = centre + unit * delta_bounds(level(theta), spread, width, floor)
-    return out
+    return centre + unit * level_intervals(z, theta, spread, p, fit.confidence, floor)

@@ -6,8 +6,10 @@ it takes the block maxima of all the chunk's points at once (``np.fmax.reduceat`
 the runs of steps sharing a block), then fits each point on its own, with the fitter of
 :mod:`assimilate.diagnostics.fitting`: a GEV of the block maxima and a GPD of the peaks
 over the point's own threshold, both started from L-moments and given delta-method
-intervals (on the log scale for scales and for return levels above their bound: the
-GPD's threshold, the GEV's ``PointPlan.lower_bound``), and with a
+intervals (on the log scale for scales and the GPD level's excess over the threshold),
+the GEV levels' intervals from the likelihood profiled over the shape
+(:mod:`assimilate.diagnostics.shape_profile`, above ``PointPlan.lower_bound`` on the log
+scale), and with a
 ``PointPlan.trend_covariate`` the GEV with a trend in location.
 Points whose fit is unsupported are NaN, never an error.
 """
@@ -19,6 +21,7 @@ import dataclasses
 import math
 
 import numpy as np
+from scipy import stats
 
 from assimilate.diagnostics.calendar import exceedance_years
 from assimilate.diagnostics.extremes import intervals_declustering, peaks_over_threshold
@@ -33,6 +36,7 @@ from assimilate.diagnostics.fitting import (
     gpd_negative_log_likelihood,
     gpd_start,
 )
+from assimilate.diagnostics.shape_profile import level_intervals
 from assimilate.diagnostics.trend import MIN_TREND_BLOCKS, fit_gev_trend
 
 __all__ = ["OUTPUTS", "TREND_OUTPUTS", "PointPlan", "fit_chunk"]
@@ -163,11 +167,15 @@ def _gev(maxima: np.ndarray, plan: PointPlan) -> tuple[np.ndarray, np.ndarray] |
     theta = best_minimum(nll, gev_start(z), np.array([-0.45, 0.78, 0.0]))  # Gumbel moments
     if theta is None:
         return None
-    # log(z_T - L) above a known lower bound L, in standardised units
+    parameters, _ = delta_intervals(nll, theta,
+                                    lambda p: gev_quantile(p, plan.block_probability),
+                                    plan.width, positive=(1,))
+    # the levels' intervals from the likelihood profiled over the shape, above a known
+    # lower bound L on log(z_T - L) (standardised units)
     floor = None if plan.lower_bound is None else (plan.lower_bound - centre) / unit
-    parameters, levels = delta_intervals(nll, theta,
-                                         lambda p: gev_quantile(p, plan.block_probability),
-                                         plan.width, positive=(1,), level_floor=floor)
+    levels = level_intervals(z, theta, (parameters[2, 2] - theta[2]) / plan.width,
+                             plan.block_probability, 1.0 - 2.0 * stats.norm.sf(plan.width),
+                             floor)
     parameters[:2] *= unit
     parameters[0] += centre
     return parameters, centre + unit * levels

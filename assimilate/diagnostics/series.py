@@ -100,7 +100,8 @@ def extreme_values(series: xr.DataArray, lay: Layout, settings: ExtremeSettings,
                                extremes.gpd_return_levels(fit, threshold, rate, periods))
     if gev is not None:
         out["gev_return_level"] = (("return_period", "interval"),
-                                   extremes.gev_return_levels(gev, blocks.length, periods))
+                                   extremes.gev_return_levels(gev, blocks.length, periods,
+                                                              lower_bound=settings.lower_bound))
     return out, attrs
 
 

@@ -73,6 +73,9 @@ class ExtremeSettings:
     pot_threshold: float | None = None
     """The series' peaks-over-threshold threshold as a value, instead of ``pot_quantile``
     (to compare two records above one threshold; a series only)."""
+    lower_bound: float | None = None
+    """The variable's physical lower bound (0 for rain): intervals of GEV levels stay above
+    it (the delta method on log(z_T - L)); None: symmetric intervals."""
     season: str | None = None
     """Analyse one season only (DJF, MAM, JJA or SON; calendar time axes): the GEV of each
     year's maximum within it, peaks over threshold within it, rates still per year."""

@@ -107,7 +107,7 @@ def test_return_levels_are_the_model_quantiles_at_the_fit(daily) -> None:
             assert (np.isfinite(lo) & (lo < e) & (e < hi)).all(), name
     assert result.attrs["point_block"] == "year"
     assert result.attrs["point_interval_method"] == \
-        "delta method on log scale (scales; GPD excess); GEV level plain"
+        "delta method on log scale (scales, GPD excess); GEV levels profiled over the shape"
     assert "point_lower_bound" not in result.attrs
 
 

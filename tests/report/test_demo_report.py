@@ -38,6 +38,6 @@ def test_truth_and_analysis_share_threshold_and_return_periods(tmp_path) -> None
         assert np.isfinite(diag["return_level"].sel(interval="estimate").values).all()
     page = render([first, second], tmp_path / "report.html").read_text()
     assert "truth (simulated, held out)" in page
-    for row in re.findall(r"<tr>(.*?)</tr>", page, flags=re.S):
+    for row in re.findall(r"<tr>(.*?)</tr>", page, flags=re.DOTALL):
         if "return level" in row.lower():
             assert "—" not in row, row
