@@ -113,19 +113,24 @@ def advice(diag: xr.Dataset, pot_quantile: float) -> dict[str, object]:
     return out
 
 
+def _p(value: float) -> str:
+    """A Monte Carlo p-value as text: ``p > 0.99`` where no simulated statistic was lower."""
+    return "p > 0.99" if value > 0.99 else f"p = {value:.2g}"
+
+
 def _verdict(gpd, gev, stable, gpd_holds: bool, gev_holds: bool,
              agree: bool | None) -> tuple[str, str]:
     agreement = "" if agree is None else \
         ("; the two agree within their intervals" if agree else
          "; the two disagree beyond their intervals")
     if gpd_holds:
-        return "gpd", ("trust the GPD: it fits its peaks (Anderson-Darling p = "
-                       f"{gpd[1]:.2g}) and its shape is stable above the threshold"
+        return "gpd", (f"trust the GPD: it fits its peaks (Anderson-Darling {_p(gpd[1])}) "
+                       "and its shape is stable above the threshold"
                        f"{agreement}")
     why = "no GPD fit" if gpd is None else \
-        (f"the GPD misfits its peaks (p = {gpd[1]:.2g})" if gpd[1] < SIGNIFICANCE else
+        (f"the GPD misfits its peaks ({_p(gpd[1])})" if gpd[1] < SIGNIFICANCE else
          "the GPD shape changes with the threshold" if stable is False else "")
     if gev_holds:
-        return "gev", f"trust the GEV (p = {gev[1]:.2g}): {why}{agreement}"
-    gev_why = "no GEV fit" if gev is None else f"the GEV misfits its maxima (p = {gev[1]:.2g})"
+        return "gev", f"trust the GEV ({_p(gev[1])}): {why}{agreement}"
+    gev_why = "no GEV fit" if gev is None else f"the GEV misfits its maxima ({_p(gev[1])})"
     return "none", f"trust neither: {why}; {gev_why}; read the QQ plots"

@@ -41,7 +41,11 @@ MOMENTS = (("count", "count", ""), ("mean", "mean", "field"),
 QUANTILES = (0.5, 0.99, 0.999)
 PEAKS = (("pot_threshold", "POT threshold u"), ("n_exceedances", "exceedances of u"),
          ("n_clusters", "clusters (peaks)"), ("cluster_rate", "cluster rate"),
-         ("extremal_index", "extremal index"))
+         ("extremal_index", "clusters per exceedance"))
+# (attribute, title): how the peaks were declustered, and which fit to trust
+DECLUSTERING = (("pot_run_length_time", "declustering run length"),
+                ("pot_run_length_method", "run length chosen by"),
+                ("extremal_index_estimate", "extremal index (intervals estimator)"))
 # (variable, title, whether it is in the extremes series' units)
 GPD_FITS = (("gpd_shape", "GPD shape ξ", False), ("gpd_scale", "GPD scale σ", True))
 GEV_FITS = (("gev_shape", "GEV shape ξ", False), ("gev_location", "GEV location μ", True),
@@ -101,12 +105,22 @@ def _extremes_rows(diagnostics: list[xr.Dataset]) -> list[list[str]]:
                for d in diagnostics)]]
     for name, title in PEAKS:
         rows.append([title, *(_peak_cell(d, name) for d in diagnostics)])
+    rows += [[title, *(_attribute(d, key) for d in diagnostics)] for key, title in DECLUSTERING]
     rows += _fit_rows(diagnostics, GPD_FITS)
     rows += _level_rows(diagnostics, "return_level", "GPD")
     rows.append(["blocks of the maxima", *(str(d.attrs.get("block", "—")) for d in diagnostics)])
     rows += _fit_rows(diagnostics, GEV_FITS)
     rows += _level_rows(diagnostics, "gev_return_level", "GEV")
+    rows.append(["GPD or GEV", *(_attribute(d, "fit_advice") for d in diagnostics)])
     return rows
+
+
+def _attribute(d: xr.Dataset, key: str) -> str:
+    """An attribute as a cell: numbers to 4 significant digits, '—' where absent."""
+    value = d.attrs.get(key)
+    if value is None:
+        return "—"
+    return significant(value) if isinstance(value, float | int) else str(value)
 
 
 def _fit_rows(diagnostics: list[xr.Dataset], fits: tuple) -> list[list[str]]:
