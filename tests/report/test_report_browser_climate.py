@@ -81,7 +81,7 @@ def test_sea_points_are_drawn_as_missing_and_both_fits_on_one_figure(example) ->
     found = figures(example["page"].read_text())
     grey = tuple(int(report_maps.MISSING[i:i + 2], 16) for i in (1, 3, 5))
     for name in ("return-level-map", "shape-map"):
-        colours = dict((rgb, n) for n, rgb in found[name].getcolors(maxcolors=1 << 20))
+        colours = {rgb: n for n, rgb in found[name].getcolors(maxcolors=1 << 20)}
         assert colours.get(grey, 0) > 500, f"{name}: no missing-data grey"
     figure = plot(example["diag"])["return-levels"]
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
@@ -106,5 +106,5 @@ def test_a_browser_renders_the_climate_report(example) -> None:
     image = Image.open(screenshot).convert("RGB")
     assert distinct_colours(image) > 500
     grey = tuple(int(report_maps.MISSING[i:i + 2], 16) for i in (1, 3, 5))
-    drawn = dict((rgb, n) for n, rgb in image.getcolors(maxcolors=1 << 22))
+    drawn = {rgb: n for n, rgb in image.getcolors(maxcolors=1 << 22)}
     assert drawn.get(grey, 0) > 2000, "the browser shows no missing-data grey on the maps"
