@@ -13,6 +13,7 @@ from assimilate.cli.options import (
     WORKERS,
     add_verb,
     keywords,
+    names,
     option,
     periods,
     positive,
@@ -60,6 +61,16 @@ def _diagnose(args: argparse.Namespace) -> None:
     compute, rest = with_settings(rest, ComputeSettings)
     result = diagnose(rest.pop("store"), settings, compute=compute, **rest)
     print(summary(result))
+    print(f"wrote {args.out}")
+
+
+def _indices(args: argparse.Namespace) -> None:
+    from assimilate.diagnostics.indices import write_indices
+
+    found = write_indices(**keywords(args))
+    for name, values in found.data_vars.items():
+        print(f"{name}: {values.attrs.get('long_name', name)} ({values.attrs.get('units', '')})"
+              f", {values.sizes['time']} periods from {str(values['time'].values[0])[:10]}")
     print(f"wrote {args.out}")
 
 
@@ -131,6 +142,16 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
                     "number in the field's units or a quantity, e.g. '30 mm/day'"),
         ANALYSIS, option("--label", help="name shown in reports (default: the store's name)"),
         WORKERS, DASK, OVERWRITE, QUIET)
+    add_verb(verbs, "indices", "climate-extremes indices of a daily record (xclim)", _indices,
+             option("store", help="Zarr store or NetCDF file of daily data"),
+             OUT(help="output NetCDF file of the indices"),
+             option("--index", type=names, required=True, metavar="NAME,NAME",
+                    help="rx1day, rx5day, r95ptot, cdd (precipitation), txx, tnn (daily "
+                         "maximum and minimum temperature)"),
+             option("--var", dest="variable", help="variable (default: the only numeric one)"),
+             option("--freq", default="YS", help="resampling frequency: YS years (default), "
+                                                 "QS-DEC seasons, MS months"),
+             OVERWRITE(help="replace an existing --out file"))
     add_verb(verbs, "report", "HTML tail-analysis report from diagnostics", _report,
              option("diagnostics", nargs="+", help="diagnostics stores (assimilate diagnose)"),
              OUT(help="output HTML file"),

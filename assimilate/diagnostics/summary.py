@@ -85,6 +85,8 @@ def _declustering(diag: xr.Dataset) -> str:
         return ""
     steps = int(attrs["pot_run_length"])
     length = attrs.get("pot_run_length_time") or f"{steps} steps"
+    if steps == 0:
+        length = "0 (each exceedance its own cluster)"
     method = attrs.get("pot_run_length_method")
     text = f"; declustered with run length {length}" + (f" ({method})" if method else "")
     if "extremal_index_estimate" in attrs:

@@ -37,6 +37,7 @@ CALLS: dict[str, tuple[str | tuple[str, ...], set[str]]] = {
     "diagnose": (("assimilate.diagnostics:DiagnoseSettings", "assimilate.diagnostics:diagnose"),
                  {"store", "covariate", "workers", "scheduler", "scheduler_timeout",
                   "progress"}),
+    "indices": ("assimilate.diagnostics.indices:write_indices", set()),
     "report": ("assimilate.report:render", set()),
 }
 
@@ -91,7 +92,7 @@ def test_each_option_is_a_keyword_of_the_function(verb: str) -> None:
     ("evaluate forecast f.pt --data d.zarr --out s.zarr --initial 2 --skip-robustness",
      {"n_initial": 2, "robust": False, "n_members": 4, "progress": True}),
     ("diagnose s.zarr --out d.zarr --var u --threshold 1 --threshold 2",
-     {"variable": "u", "thresholds": [1.0, 2.0]}),
+     {"variable": "u", "thresholds": ["1", "2"]}),  # numbers or quantities, read by diagnose
     ("observe s.zarr --regime dense --out o.zarr --regimes r.yaml --trajectories 0,2",
      {"regimes_path": "r.yaml", "trajectories": [0, 2]}),
 ])
