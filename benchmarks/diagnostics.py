@@ -438,11 +438,13 @@ def scipy_loop(field: xr.DataArray, n_points: int) -> dict:
     blocks = calendar.blocks(subset["time"], "year")
     cap = max(1, min(subset.sizes["time"] // (4 * fitting.MIN_PEAKS), 365 // 4))  # as ours
     series = subset.values.reshape(subset.sizes["time"], -1).T[:n_points].astype(np.float64)
+    months = calendar.month_count(subset["time"])
     data = []
-    for x in series:
+    for x in series:  # declustered as ours: the intervals estimator within exceedance years
         threshold = np.quantile(x, 0.95)
-        peaks = extremes.peaks_over_threshold(
-            x, threshold, extremes.decorrelation_steps(x, max_lag=cap))
+        segments = calendar.exceedance_years(months, x[None] > threshold)
+        run_length = min(extremes.intervals_declustering(x[None], threshold, segments)[0], cap)
+        peaks = extremes.peaks_over_threshold(x, threshold, run_length)
         data.append((blocks.maxima(x).ravel(), peaks.values - threshold))
     started, cpu = time.perf_counter(), time.process_time()
     fits = [(stats.genextreme.fit(maxima), stats.genpareto.fit(excesses, floc=0.0))
