@@ -80,16 +80,20 @@ def diagnose(data: Data, settings: DiagnoseSettings | None = None, *,
     default in this process). ``settings`` default to ``DiagnoseSettings()``.
     """
     settings, compute = settings or DiagnoseSettings(), compute or ComputeSettings()
+    given = int(bool(label))  # a label given wins over the long name in reports
     paths = [item for item in (data, *(compare or {}).values())
              if isinstance(item, str | os.PathLike)]
     if isinstance(data, str | os.PathLike):
         label, source = label or Path(data).stem, source or str(data)
     if out is None:
-        return _diagnosed(data, settings, compare, covariate, label, source, compute)
+        result = _diagnosed(data, settings, compare, covariate, label, source, compute)
+        result.attrs["label_given"] = given
+        return result
     from pde.io.store import write_zarr
 
     with claim(out, kind="directory", inputs=paths, overwrite=overwrite) as output:
         result = _diagnosed(data, settings, compare, covariate, label, source, compute)
+        result.attrs["label_given"] = given
         write_zarr(result, output)
     return result
 

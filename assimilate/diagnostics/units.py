@@ -21,7 +21,7 @@ import functools
 
 import xarray as xr
 
-__all__ = ["WATER_DENSITY", "convert", "display", "magnitude", "registry"]
+__all__ = ["WATER_DENSITY", "convert", "display", "magnitude", "registry", "same_units"]
 
 WATER_DENSITY = "1000 kg m-3"
 """Liquid water: a mass flux of 1 kg m-2 s-1 is a depth of 1 mm a second."""
@@ -124,3 +124,19 @@ def display(units: str) -> str:
     except _errors():
         return units
     return text or units
+
+
+def same_units(first: str, second: str) -> bool:
+    """Whether two unit strings name the same unit: ``mm/day`` and ``mm d-1``; ``1`` and
+    none (dimensionless); strings pint cannot read only when they are equal."""
+    first, second = str(first).strip(), str(second).strip()
+    first, second = ("" if u == "1" else u for u in (first, second))
+    if first == second:
+        return True
+    if not (first and second):
+        return False
+    try:
+        one = registry().Quantity(1.0, first)
+        return bool(abs(one.to(second).magnitude - 1.0) < 1e-12)
+    except _errors():
+        return False

@@ -3,9 +3,11 @@
 - ``once_per_source``: a comparison input (variables with dim ``compared``, see
   :mod:`assimilate.diagnostics.comparison`) already holds its reference, so a plain input
   diagnosing the same source is left out rather than drawn a second time;
-- ``labelled``: each input is named by its variable's long name (attrs ``long_name``, else
-  ``label``) and its source, never by a file name with a counter;
-- ``check_compatible``: inputs overlaid on one axes must share variable and units;
+- ``labelled``: each input is named by the label given to ``diagnose``, else its
+  variable's long name (attrs ``long_name``), else the default label, and its source, never
+  by a file name with a counter;
+- ``check_compatible``: inputs overlaid on one axes must share variable and units (units
+  that pint reads as the same, ``mm/day`` and ``mm d-1``, or ``1`` and none, are the same);
 - ``bound_warnings``: stored lower interval bounds below attrs ``lower_bound`` (a physical
   floor, e.g. 0 for a non-negative variable) are named, not hidden.
 """
@@ -13,6 +15,8 @@
 from __future__ import annotations
 
 import xarray as xr
+
+from assimilate.diagnostics.units import same_units
 
 __all__ = ["BOUNDED", "bound_warnings", "check_compatible", "labelled", "once_per_source"]
 
@@ -47,7 +51,7 @@ def check_compatible(datasets: list[xr.Dataset]) -> None:
     for other in datasets[1:]:
         for key in ("units", "variable"):
             a, b = str(first.attrs.get(key, "")), str(other.attrs.get(key, ""))
-            if a != b:
+            if a != b and not (key == "units" and same_units(a, b)):
                 raise ValueError(
                     f"{first.attrs['store']} ('{first.attrs['label']}', {key} '{a}') and "
                     f"{other.attrs['store']} ('{other.attrs['label']}', {key} '{b}') differ in "
@@ -81,7 +85,10 @@ def _source(d: xr.Dataset) -> str:
 
 
 def _name(d: xr.Dataset) -> str:
-    base = str(d.attrs.get("long_name") or d.attrs["label"])
+    """The label given to ``diagnose`` (``--label``), else the long name, else the default
+    label (the store's name), with the source where it is not already in it."""
+    given = bool(d.attrs.get("label_given", 0))
+    base = str(d.attrs["label"] if given else d.attrs.get("long_name") or d.attrs["label"])
     source = _source(d)
     if source in UNNAMED_SOURCES or source in base:
         return base

@@ -41,3 +41,15 @@ def test_truth_and_analysis_share_threshold_and_return_periods(tmp_path) -> None
     for row in re.findall(r"<tr>(.*?)</tr>", page, flags=re.DOTALL):
         if "return level" in row.lower():
             assert "—" not in row, row
+
+
+def test_a_dimensionless_truth_and_an_analysis_without_units_share_axes(tmp_path) -> None:
+    """The simulated truth says units '1' (dimensionless), the analysis store says none:
+    the same units, so the report draws them together, under the labels given to them
+    (not the variable's long name)."""
+    truth, analysis = _fields()
+    truth = truth.assign_attrs(units="1", long_name="u")
+    diagnostics = truth_and_analysis(truth, analysis.assign_attrs(long_name="u"),
+                                     "truth.zarr", "analysis.zarr", tmp_path)
+    page = render(diagnostics, tmp_path / "report.html").read_text()
+    assert "truth (simulated, held out)" in page and "analysis (controller)" in page
