@@ -32,6 +32,7 @@ __all__ = [
     "scalar",
     "series_name",
     "series_units",
+    "shown",
     "significant",
     "spread",
     "with_interval",
@@ -125,8 +126,14 @@ def series_name(dataset: xr.Dataset) -> str | None:
 def series_units(dataset: xr.Dataset, name: str | None) -> str:
     """Units of the extremes series: its own attrs, else those of the field it summarises."""
     if name and "units" in dataset.get(name, xr.DataArray()).attrs:
-        return str(dataset[name].attrs["units"])
-    return str(dataset.attrs.get("units", "")) if name == "spatial_maximum" else ""
+        return shown(dataset[name].attrs["units"])
+    return shown(dataset.attrs.get("units", "")) if name == "spatial_maximum" else ""
+
+
+def shown(units: object) -> str:
+    """Units as a table or label shows them: none for the dimensionless ``1``."""
+    text = str(units or "").strip()
+    return "" if text == "1" else text
 
 
 def readable(name: str) -> str:
@@ -194,13 +201,14 @@ def period_units(d: xr.Dataset, name: str = "return_period") -> str:
 
 
 def per(units: str) -> str:
-    """"year" for "years", as in "clusters per year"; other units as they are."""
-    return "year" if units == "years" else units
+    """The singular, as in "clusters per year": "years" -> "year", "time units" -> "time
+    unit"; a symbol (s, h) as it is."""
+    return units[:-1] if units.endswith("s") and len(units) > 2 else units
 
 
 def in_units(units: str) -> str:
-    """`` (units)`` for an axis label, or nothing without units."""
-    return f" ({units})" if units else ""
+    """`` (units)`` for an axis label, or nothing without units (or dimensionless)."""
+    return f" ({units})" if shown(units) else ""
 
 
 def quantity(dataset: xr.Dataset) -> str:

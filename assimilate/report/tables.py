@@ -26,6 +26,7 @@ from assimilate.report.schema import (
     scalar,
     series_name,
     series_units,
+    shown,
     significant,
     spread,
     with_interval,
@@ -158,7 +159,7 @@ def _peak_cell(d: xr.Dataset, name: str) -> str:
 
 
 def _units(d: xr.Dataset) -> str:
-    return str(d.attrs.get("units", ""))
+    return shown(d.attrs.get("units", ""))
 
 
 def _series_units(d: xr.Dataset) -> str:
