@@ -142,7 +142,7 @@ def add_verbs(verbs: argparse._SubParsersAction) -> None:
                     "number in the field's units or a quantity, e.g. '30 mm/day'"),
         ANALYSIS, option("--label", help="name shown in reports (default: the store's name)"),
         WORKERS, DASK, OVERWRITE, QUIET)
-    add_verb(verbs, "indices", "climate-extremes indices of a daily record (xclim)", _indices,
+    add_verb(verbs, "indices", "ETCCDI climate-extremes indices of a daily record", _indices,
              option("store", help="Zarr store or NetCDF file of daily data"),
              OUT(help="output NetCDF file of the indices"),
              option("--index", type=names, required=True, metavar="NAME,NAME",

@@ -21,7 +21,8 @@ import functools
 
 import xarray as xr
 
-__all__ = ["WATER_DENSITY", "convert", "display", "magnitude", "registry", "same_units"]
+__all__ = ["WATER_DENSITY", "convert", "dimension", "display", "magnitude", "registry",
+           "same_units"]
 
 WATER_DENSITY = "1000 kg m-3"
 """Liquid water: a mass flux of 1 kg m-2 s-1 is a depth of 1 mm a second."""
@@ -140,3 +141,15 @@ def same_units(first: str, second: str) -> bool:
         return bool(abs(one.to(second).magnitude - 1.0) < 1e-12)
     except _errors():
         return False
+
+
+def dimension(units: str) -> str:
+    """The physical dimension of ``units`` as pint writes it (``[temperature]``); ``""`` for
+    no units or a string pint cannot read."""
+    units = str(units).strip()
+    if not units:
+        return ""
+    try:
+        return str(registry().Unit(units).dimensionality)
+    except _errors():
+        return ""

@@ -1,5 +1,6 @@
-"""Climate-extremes indices through xclim: the yearly series equal the ETCCDI definitions
-computed by hand, from a CF flux in kg m-2 s-1, and feed `diagnose` as a user runs it."""
+"""Climate-extremes indices: the yearly series equal the ETCCDI definitions computed
+directly (loops over years), from a CF flux in kg m-2 s-1, and feed `diagnose` as a user
+runs it."""
 
 from __future__ import annotations
 
@@ -35,21 +36,37 @@ def test_indices_equal_their_definitions(rain) -> None:
                                rtol=1e-5)
     five = depth.rolling(time=5).sum().groupby(years).max()
     np.testing.assert_allclose(found["rx5day"].values, five.values, rtol=1e-5)
-    assert found["rx1day"].attrs["units"] in ("mm d-1", "mm/d", "mm/day")
+    assert found["rx1day"].attrs["units"] == "mm/day" and found["rx5day"].attrs["units"] == "mm"
     point = depth.isel(lat=1, lon=2)
     assert np.isfinite(point).all()
     for i, year in enumerate(np.unique(years)):
         dry = (point.sel(time=str(year)) < 1.0).values
         assert found["cdd"].isel(lat=1, lon=2, time=i) == _longest_run(dry)
-    assert ((found["r95ptot"] >= 0) & (found["r95ptot"] <= 1)).sel(lon=slice(0, None)).all()
+    values = point.values
+    wet = values >= 1.0
+    percentile = np.quantile(values[wet], 0.95)
+    for i, year in enumerate(np.unique(years)):
+        here = (years == year).values
+        heavy = values[here & wet & (values > percentile)].sum()
+        assert found["r95ptot"].isel(lat=1, lon=2, time=i) == pytest.approx(
+            heavy / values[here & wet].sum(), rel=1e-5)
+    temperature = (280.0 + 10 * np.sin(np.arange(rain.sizes["time"]) / 58.0))
+    tas = xr.DataArray(temperature, dims="time", coords={"time": rain["time"]}, name="tas",
+                       attrs={"units": "K"})
+    hottest = indices(tas, ["txx", "tnn"])
+    np.testing.assert_array_equal(hottest["txx"].values, tas.groupby(years).max().values)
+    np.testing.assert_array_equal(hottest["tnn"].values, tas.groupby(years).min().values)
     assert found["rx1day"].isel(lon=0).isnull().all(), "the sea stays missing"
 
 
 def test_unknown_index_and_wrong_quantity_are_refused(rain) -> None:
     with pytest.raises(ValueError, match=r"unknown index 'rx7day'; choose from rx1day"):
         indices(rain, ["rx7day"])
-    with pytest.raises(ValueError, match=r"index txx of 'pr'"):
+    with pytest.raises(ValueError, match=r"index txx: 'pr' of the data is in 'kg m-2 s-1', "
+                                         r"not a temperature"):
         indices(rain, ["txx"])
+    with pytest.raises(ValueError, match=r"is not daily"):
+        indices(rain.isel(time=slice(None, None, 2)), ["rx1day"])
 
 
 @pytest.mark.e2e
