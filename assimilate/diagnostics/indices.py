@@ -90,7 +90,10 @@ def _longest_run(dry: xr.DataArray) -> xr.DataArray:
         last_wet = np.maximum.accumulate(np.where(values, -1, position), axis=-1)
         return (position - last_wet).max(axis=-1)
 
-    return xr.apply_ufunc(longest, dry, input_core_dims=[["time"]])
+    if dry.chunks:  # a lazy record: whole along time, chunked over space
+        dry = dry.chunk({"time": -1})
+    return xr.apply_ufunc(longest, dry, input_core_dims=[["time"]], dask="parallelized",
+                          output_dtypes=[np.int64])
 
 
 def _cdd(field: xr.DataArray, freq: str, source: str) -> xr.DataArray:
@@ -167,7 +170,9 @@ def write_indices(store: str | os.PathLike, out: str | os.PathLike, index: Seque
 
     with claim(out, kind="file", inputs=[store], overwrite=overwrite) as output:
         field, _ = layout(open_data(store), variable, ["time"], source=str(store))
-        found = indices(field, index or (), freq, source=str(store)).compute()
+        with warnings.catch_warnings():  # points without data stay NaN
+            warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+            found = indices(field, index or (), freq, source=str(store)).compute()
         with output.atomic() as scratch:
             found.to_netcdf(scratch)
     return found

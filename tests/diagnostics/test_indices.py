@@ -73,13 +73,16 @@ def test_unknown_index_and_wrong_quantity_are_refused(rain) -> None:
 def test_indices_then_diagnose_as_a_user_runs_them(tmp_path) -> None:
     """The annual Rx1day of each point, fitted by a GEV per point."""
     precipitation(years=24, seed=4, n_lat=2, n_lon=3, cf=True).to_netcdf(tmp_path / "pr.nc")
-    for command in (["indices", str(tmp_path / "pr.nc"), "--index", "rx1day,rx5day",
+    for command in (["indices", str(tmp_path / "pr.nc"), "--index", "rx1day,rx5day,cdd,r95ptot",
                      "--out", str(tmp_path / "idx.nc")],
                     ["diagnose", str(tmp_path / "idx.nc"), "--var", "rx5day", "--per-point",
                      "--out", str(tmp_path / "idx.diag")]):
         run = subprocess.run([sys.executable, "-m", "assimilate.cli", *command],
                              capture_output=True, text=True, timeout=600, check=False)
         assert run.returncode == 0, run.stderr[-3000:]
+    written = xr.open_dataset(tmp_path / "idx.nc")
+    assert set(written.data_vars) == {"rx1day", "rx5day", "cdd", "r95ptot"}
+    assert int(written["cdd"].isel(lon=1).min()) >= 1
     diag = xr.open_zarr(tmp_path / "idx.diag")
     fitted = diag["point_gev_shape"].sel(interval="estimate").notnull()
     assert int(fitted.sum()) >= 4 and diag.attrs["variable"] == "rx5day"
