@@ -187,16 +187,21 @@ def tail_report(truth: Path, project: Path, out: Path) -> tuple[Path, Path]:
 def truth_and_analysis(truth: xr.DataArray, analysis: xr.DataArray, truth_source: str,
                        analysis_source: str, out: Path) -> list[xr.Dataset]:
     """Diagnostics of the truth (the analysis compared) and of the analysis, written to
-    ``out``: the truth first, then the analysis above the truth's threshold and at its
-    return periods, so that the report's two columns answer the same questions."""
+    ``out``: the truth first, then the analysis above the truth's threshold, declustered
+    with its run length, in its blocks and at its return periods, so that the report's two
+    columns answer the same questions."""
     from assimilate.diagnostics import DiagnoseSettings, diagnose
 
     truth_diagnostics = diagnose(
         truth, DiagnoseSettings(dims=("time",)), label="truth (simulated, held out)",
         compare={"analysis (controller)": analysis}, source=truth_source,
         out=out / f"{NAME}-truth.diag.zarr", overwrite=True)
-    same = DiagnoseSettings(dims=("time",),
+    attrs = truth_diagnostics.attrs
+    step = float(truth["time"].values[1] - truth["time"].values[0])
+    same = DiagnoseSettings(dims=("time",),  # the truth's threshold, declustering and blocks
                             pot_threshold=float(truth_diagnostics["pot_threshold"]),
+                            run_length=int(attrs["pot_run_length"]) * step or "none",
+                            block_steps=round(float(attrs["block_length"]) / step),
                             return_periods=tuple(truth_diagnostics["return_period"].values))
     return [truth_diagnostics, diagnose(
         analysis, same, label="analysis (controller)", source=analysis_source,

@@ -112,8 +112,20 @@ def _extremes_rows(diagnostics: list[xr.Dataset]) -> list[list[str]]:
     rows.append(["blocks of the maxima", *(str(d.attrs.get("block", "—")) for d in diagnostics)])
     rows += _fit_rows(diagnostics, GEV_FITS)
     rows += _level_rows(diagnostics, "gev_return_level", "GEV")
-    rows.append(["GPD or GEV", *(_attribute(d, "fit_advice") for d in diagnostics)])
+    rows.append(["GPD or GEV to trust (Anderson–Darling p)",
+                 *(_verdict(d) for d in diagnostics)])
     return rows
+
+
+def _verdict(d: xr.Dataset) -> str:
+    """The fit ``choice.advice`` trusts, with both p-values: short enough for one line (the
+    whole advice is printed by ``diagnose``)."""
+    if "preferred_fit" not in d.attrs:
+        return "—"
+    chosen = {"gpd": "GPD", "gev": "GEV", "none": "neither"}.get(str(d.attrs["preferred_fit"]))
+    p = [f"{name} {significant(d.attrs[key])}" for name, key in
+         (("GPD", "gpd_ad_p_value"), ("GEV", "gev_ad_p_value")) if key in d.attrs]
+    return f"{chosen} ({', '.join(p)})" if p else str(chosen)
 
 
 def _attribute(d: xr.Dataset, key: str) -> str:

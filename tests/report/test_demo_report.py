@@ -33,6 +33,8 @@ def test_truth_and_analysis_share_threshold_and_return_periods(tmp_path) -> None
     assert first.attrs["label"].startswith("truth") and first.attrs["source"] == "truth.zarr"
     assert second.attrs["source"] == "analysis.zarr"
     assert float(first["pot_threshold"]) == float(second["pot_threshold"])
+    for key in ("pot_run_length", "block_length"):
+        assert first.attrs[key] == second.attrs[key], key
     np.testing.assert_array_equal(first["return_period"].values, second["return_period"].values)
     for diag in (first, second):
         assert np.isfinite(diag["return_level"].sel(interval="estimate").values).all()
